@@ -1,0 +1,1 @@
+"""envwatch benchmarks (``make bench``)."""

@@ -1,0 +1,96 @@
+"""MQTT payload schemas (pure): one message = one source's sample at one time, all factors.
+
+Wire format (UTF-8 JSON, schema version 1; documented in docs/mqtt.md)::
+
+    {"schema": 1, "kind": "air", "locality": "weifang", "source": "aq-wf-001",
+     "time": "2026-11-22T08:00:00+08:00", "interval": "hour",
+     "values": {"pm25": {"value": 35.0, "flag": "N"}, "o3": {"value": 80}}}
+
+``time`` is the label of the sample as architecture.md §5 defines it: for an hourly air sample
+the *end* of the hour (mean over (t−1h, t]); gateways convert HJ 212 period-start labels.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from rules.factors import BY_KIND, Kind
+
+SCHEMA_VERSION = 1
+
+SourceId = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+]
+LocalityId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+
+
+class Flag(StrEnum):
+    """HJ 212-2017 表8 data flags."""
+
+    N = "N"  # 仪器工作正常 normal
+    F = "F"  # 仪器停运 stopped
+    M = "M"  # 维护期间产生的数据 maintenance
+    S = "S"  # 手工输入的设定值 manual set value
+    D = "D"  # 仪器故障 fault
+    C = "C"  # 校准状态 calibration
+    T = "T"  # 采样数值超过测量上限 over range
+    B = "B"  # 仪器与数采仪通讯异常 communication fault
+
+
+#: Flags whose data are valid for statistics (standards.md §4.6; issue [B]: N and S valid).
+VALID_FLAGS: frozenset[Flag] = frozenset({Flag.N, Flag.S})
+
+
+class Interval(StrEnum):
+    RT = "rt"
+    MIN = "min"
+    HOUR = "hour"
+    DAY = "day"
+
+
+class Value(BaseModel):
+    """One factor's value with its data flag."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    value: float | None
+    flag: Flag = Flag.N
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("value must be a finite number")
+        return v
+
+
+class Sample(BaseModel):
+    """One source's sample at one time (the MQTT payload, schema 1)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    kind: Kind
+    locality: LocalityId
+    source: SourceId
+    time: AwareDatetime
+    interval: Interval = Interval.HOUR
+    values: dict[str, Value] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_factors(self) -> Sample:
+        vocab = BY_KIND[self.kind]
+        unknown = sorted(set(self.values) - set(vocab))
+        if unknown:
+            raise ValueError(
+                f"unknown factor(s) for kind {self.kind.value!r}: {', '.join(unknown)}"
+            )
+        return self
+
+
+def topic_for(sample: Sample) -> str:
+    """The MQTT topic a sample is published on: ``env/{kind}/{locality}/{source}``."""
+    return f"env/{sample.kind.value}/{sample.locality}/{sample.source}"

@@ -1,0 +1,15 @@
+"""``envwatch`` command line. Each sub-module registers its commands on :data:`app`."""
+
+from __future__ import annotations
+
+# Importing a module registers its commands.
+from streams.cli import backtest, catalog, demo, simulate  # noqa: F401
+from streams.cli._app import app
+
+
+def main() -> None:
+    """Entry point of the ``envwatch`` console script."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,3 @@
+"""``envwatch`` commands: catalog (filled in by its issue)."""
+
+from __future__ import annotations

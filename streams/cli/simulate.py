@@ -1,0 +1,3 @@
+"""``envwatch`` commands: simulate (filled in by its issue)."""
+
+from __future__ import annotations
