@@ -86,3 +86,31 @@ class ConfigProblem:
 
     def __repr__(self) -> str:
         return f"ConfigProblem({self.file!r}, {self.field!r}, {self.reason!r}, line={self.line!r})"
+
+
+# ---- appended for rules.water / rules.emission (issue 3, water and emissions) ----
+
+
+class TooFewSections(RulesError):
+    """A river/basin evaluation given fewer sections than its method needs (环办〔2011〕22号)."""
+
+    def __init__(self, sections: int, required: int) -> None:
+        self.sections = sections
+        self.required = required
+        super().__init__(f"{sections} section(s); the method needs at least {required}")
+
+
+class OxygenOutOfRange(InvalidReading):
+    """A measured or reference O2 that makes the oxygen correction meaningless (O2 ≥ 21 % or < 0)."""
+
+    def __init__(self, value: float, reason: str, *, factor: str = "o2") -> None:
+        super().__init__(reason, factor=factor, value=value)
+
+
+class OutsideWindow(InvalidReading):
+    """A reading whose time lies outside the window of the aggregator it was added to."""
+
+    def __init__(self, factor: str | None, at: object, window: str) -> None:
+        self.at = at
+        self.window = window
+        super().__init__(f"time {at!r} outside the window {window}", factor=factor, value=at)
