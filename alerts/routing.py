@@ -1,0 +1,324 @@
+"""Who is told what (pure): a small route tree by label matchers, and notification grouping.
+
+Three kinds of receiver (architecture.md §1):
+
+* a duty officer (值班员) gets everything — alerts and warnings — of their locality;
+* an enterprise (排污单位) gets only alerts whose ``enterprise`` label equals its own id;
+* emergency responders (应急) get the heavy-pollution warning triggers of their locality.
+
+**Isolation is by construction.** A :class:`Route` is a conjunction of matchers: a child route is
+only tried when its parent matched and every matcher must hold, so adding matchers or nesting can
+only *narrow* a route. :class:`RouteTree` refuses any route that delivers to an enterprise receiver
+unless that very route carries the equality matcher ``enterprise == <its id>``; hence no
+configuration — catalogue-generated or hand-written — can let enterprise A's receiver match an
+alert of enterprise B (or one without an ``enterprise`` label). :func:`tree_from_receivers`
+generates the standard tree from the catalogue's receivers.
+
+Grouping (:func:`group_key`, :func:`flush_decision`) follows Alertmanager's timers
+(peers.md §1.1): ``group_wait`` before the first notification of a new group, ``group_interval``
+between notifications about changes, ``repeat_interval`` before re-sending an unchanged firing
+group. Time is passed in; the decision is a named :class:`FlushReason`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from alerts.notification import NotificationKind
+
+ENTERPRISE_LABEL = "enterprise"
+LOCALITY_LABEL = "locality"
+
+
+class RoutingError(ValueError):
+    """An invalid route or receiver; ``field`` names what is wrong and ``reason`` why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class Op(StrEnum):
+    """Alertmanager's matcher operators."""
+
+    EQ = "="
+    NE = "!="
+    RE = "=~"
+    NRE = "!~"
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """``name op value``; a missing label matches as the empty string (as in Alertmanager)."""
+
+    name: str
+    op: Op
+    value: str
+    _pattern: re.Pattern[str] | None = field(default=None, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise RoutingError("matcher.name", "must not be empty")
+        if self.op in (Op.RE, Op.NRE):
+            try:
+                compiled = re.compile(self.value)
+            except re.error as exc:
+                raise RoutingError(f"matcher {self.name}", f"bad regex: {exc}") from exc
+            object.__setattr__(self, "_pattern", compiled)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        actual = labels.get(self.name, "")
+        if self.op is Op.EQ:
+            return actual == self.value
+        if self.op is Op.NE:
+            return actual != self.value
+        assert self._pattern is not None
+        full = self._pattern.fullmatch(actual) is not None  # anchored, as in Alertmanager
+        return full if self.op is Op.RE else not full
+
+
+class Role(StrEnum):
+    """The kinds of receiver."""
+
+    DUTY = "duty"  # 值班员
+    ENTERPRISE = "enterprise"  # 排污单位
+    EMERGENCY = "emergency"  # 应急
+
+
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    """A named receiver from the catalogue. ``enterprise`` is required for, and only for, enterprises."""
+
+    name: str
+    role: Role
+    locality: str
+    enterprise: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise RoutingError("receiver.name", "must not be empty")
+        if not self.locality:
+            raise RoutingError(f"receiver {self.name}.locality", "must not be empty")
+        if self.role is Role.ENTERPRISE and not self.enterprise:
+            raise RoutingError(f"receiver {self.name}.enterprise", "an enterprise needs its id")
+        if self.role is not Role.ENTERPRISE and self.enterprise is not None:
+            raise RoutingError(f"receiver {self.name}.enterprise", "only enterprises have one")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTiming:
+    """Alertmanager's grouping timers; the defaults are Alertmanager's (peers.md §1.1) —
+    configuration defaults an operator can override, not standards."""
+
+    group_wait: timedelta = timedelta(seconds=30)
+    group_interval: timedelta = timedelta(minutes=5)
+    repeat_interval: timedelta = timedelta(hours=4)
+
+    def __post_init__(self) -> None:
+        for name in ("group_wait", "group_interval", "repeat_interval"):
+            if getattr(self, name) < timedelta(0):
+                raise RoutingError(name, "must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A node of the route tree.
+
+    ``kinds``: which notification kinds the route takes. ``cont`` (Alertmanager's ``continue``):
+    after this route matched, keep trying its later siblings.
+    """
+
+    matchers: tuple[Matcher, ...] = ()
+    receiver: Receiver | None = None
+    kinds: frozenset[NotificationKind] = frozenset(NotificationKind)
+    group_by: tuple[str, ...] = ()
+    timing: GroupTiming = GroupTiming()
+    cont: bool = False
+    routes: tuple[Route, ...] = ()
+
+    def matches(self, labels: Mapping[str, str], kind: NotificationKind) -> bool:
+        return kind in self.kinds and all(m.matches(labels) for m in self.matchers)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A receiver selected for a notification, with the route's grouping."""
+
+    receiver: Receiver
+    group_by: tuple[str, ...]
+    timing: GroupTiming
+
+
+def _check_isolation(route: Route, path: str) -> None:
+    receiver = route.receiver
+    if receiver is not None and receiver.role is Role.ENTERPRISE:
+        needed = Matcher(ENTERPRISE_LABEL, Op.EQ, receiver.enterprise or "")
+        if needed not in route.matchers:
+            raise RoutingError(
+                path,
+                f"a route to enterprise receiver {receiver.name!r} must itself match "
+                f"{ENTERPRISE_LABEL}={receiver.enterprise!r}",
+            )
+    for i, child in enumerate(route.routes):
+        _check_isolation(child, f"{path}.routes[{i}]")
+
+
+class RouteTree:
+    """The routing tree; validated on construction (see the module docstring on isolation)."""
+
+    __slots__ = ("root",)
+
+    def __init__(self, root: Route) -> None:
+        _check_isolation(root, "route")
+        self.root = root
+
+    def match(self, labels: Mapping[str, str], kind: NotificationKind) -> list[Match]:
+        """Every receiver the notification goes to, depth-first, without duplicates."""
+        out: list[Match] = []
+        seen: set[str] = set()
+        self._walk(self.root, labels, kind, out, seen)
+        return out
+
+    def _walk(
+        self,
+        route: Route,
+        labels: Mapping[str, str],
+        kind: NotificationKind,
+        out: list[Match],
+        seen: set[str],
+    ) -> bool:
+        if not route.matches(labels, kind):
+            return False
+        if route.receiver is not None and route.receiver.name not in seen:
+            seen.add(route.receiver.name)
+            out.append(Match(route.receiver, route.group_by, route.timing))
+        for child in route.routes:
+            if self._walk(child, labels, kind, out, seen) and not child.cont:
+                break
+        return True
+
+    def receivers(self, labels: Mapping[str, str], kind: NotificationKind) -> list[str]:
+        """Names of the receivers, in match order."""
+        return [m.receiver.name for m in self.match(labels, kind)]
+
+
+def route_for(receiver: Receiver, timing: GroupTiming = GroupTiming()) -> Route:
+    """The standard route of one catalogue receiver (see the module docstring)."""
+    if receiver.role is Role.ENTERPRISE:
+        return Route(
+            matchers=(Matcher(ENTERPRISE_LABEL, Op.EQ, receiver.enterprise or ""),),
+            receiver=receiver,
+            kinds=frozenset({NotificationKind.ALERT}),
+            group_by=(ENTERPRISE_LABEL, "rule"),
+            timing=timing,
+            cont=True,
+        )
+    locality = (Matcher(LOCALITY_LABEL, Op.EQ, receiver.locality),)
+    if receiver.role is Role.EMERGENCY:
+        return Route(
+            matchers=locality,
+            receiver=receiver,
+            kinds=frozenset({NotificationKind.WARNING}),
+            group_by=(LOCALITY_LABEL,),
+            # A warning trigger is not batched: emergency teams must hear at once.
+            timing=replace(timing, group_wait=timedelta(0)),
+            cont=True,
+        )
+    return Route(
+        matchers=locality,
+        receiver=receiver,
+        group_by=(LOCALITY_LABEL, "rule"),
+        timing=timing,
+        cont=True,
+    )
+
+
+def tree_from_receivers(
+    receivers: Iterable[Receiver], timing: GroupTiming = GroupTiming()
+) -> RouteTree:
+    """The route tree generated from the catalogue's receivers (names must be unique)."""
+    routes: list[Route] = []
+    names: set[str] = set()
+    for receiver in receivers:
+        if receiver.name in names:
+            raise RoutingError(f"receiver {receiver.name}", "duplicate receiver name")
+        names.add(receiver.name)
+        routes.append(route_for(receiver, timing))
+    return RouteTree(Route(routes=tuple(routes)))
+
+
+# ---------------------------------------------------------------- grouping
+
+
+def group_key(receiver: str, group_by: Iterable[str], labels: Mapping[str, str]) -> str:
+    """Alertmanager-style group key: ``receiver:{a="x",b="y"}`` over the group_by labels."""
+    inner = ",".join(f'{name}="{labels.get(name, "")}"' for name in sorted(set(group_by)))
+    return f"{receiver}:{{{inner}}}"
+
+
+class FlushReason(StrEnum):
+    """Why a group is or is not notified now."""
+
+    WAIT_GROUP_WAIT = "wait_group_wait"  # new group, group_wait not over
+    FIRST = "first"  # group_wait over: first notification of the group
+    WAIT_GROUP_INTERVAL = "wait_group_interval"  # last notification less than group_interval ago
+    GROUP_CHANGED = "group_changed"  # firing set changed or new resolutions
+    REPEAT_INTERVAL_ELAPSED = "repeat_interval_elapsed"  # unchanged firing group, time to remind
+    NOTHING_NEW = "nothing_new"  # nothing to tell
+
+    @property
+    def send(self) -> bool:
+        return self in {
+            FlushReason.FIRST,
+            FlushReason.GROUP_CHANGED,
+            FlushReason.REPEAT_INTERVAL_ELAPSED,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """What was last notified for one group, and when."""
+
+    created_at: datetime
+    last_flush_at: datetime | None = None
+    notified_firing: frozenset[str] = frozenset()
+    notified_resolved: frozenset[str] = frozenset()
+
+
+def flush_decision(
+    state: GroupState,
+    now: datetime,
+    firing: frozenset[str],
+    resolved: frozenset[str],
+    timing: GroupTiming,
+) -> FlushReason:
+    """Whether the group (fingerprints currently ``firing`` / ``resolved``) is notified at ``now``.
+
+    A group whose alerts all resolved within ``group_wait`` never notifies (as in Alertmanager).
+    """
+    if state.last_flush_at is None:
+        if now - state.created_at < timing.group_wait:
+            return FlushReason.WAIT_GROUP_WAIT
+        return FlushReason.FIRST if firing else FlushReason.NOTHING_NEW
+    since = now - state.last_flush_at
+    if since < timing.group_interval:
+        return FlushReason.WAIT_GROUP_INTERVAL
+    if firing != state.notified_firing or (resolved - state.notified_resolved):
+        return FlushReason.GROUP_CHANGED
+    if firing and since >= timing.repeat_interval:
+        return FlushReason.REPEAT_INTERVAL_ELAPSED
+    return FlushReason.NOTHING_NEW
+
+
+def after_flush(
+    state: GroupState, now: datetime, firing: frozenset[str], resolved: frozenset[str]
+) -> GroupState:
+    """The group state once a notification with these sets was sent at ``now``."""
+    return replace(
+        state, last_flush_at=now, notified_firing=firing, notified_resolved=frozenset(resolved)
+    )
