@@ -1,0 +1,1 @@
+"""Thin Faust agents: decode → load state → pure step (rules/, alerts/) → store → emit."""

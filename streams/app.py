@@ -1,0 +1,81 @@
+"""The Faust application, built from :class:`streams.settings.Settings`.
+
+``build(settings)`` returns a :class:`Pipeline`: the ``faust.App`` with its topics and agents
+registered. Run it as a worker process (``envwatch worker``) or in-process (``envwatch demo``,
+tests) with ``await pipeline.app.start()`` / ``await pipeline.app.stop()`` — see docs/streams.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from streams import topics
+from streams.records import EvaluationRecord
+from streams.settings import Settings
+from streams.sink import InfluxWriter, Sink, Spool
+
+#: Called for every evaluation the worker emits (the demo prints them).
+Observer = Callable[[EvaluationRecord], None]
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    app: faust.App
+    sink: Sink
+    topics: dict[str, Any] = field(default_factory=dict)
+    observers: list[Observer] = field(default_factory=list)
+
+    def topic(self, name: str) -> Any:
+        return self.topics[name]
+
+    def observe(self, evaluation: EvaluationRecord) -> None:
+        for fn in self.observers:
+            fn(evaluation)
+
+
+def create_app(settings: Settings) -> faust.App:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        settings.app_id,
+        broker=settings.kafka,
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_allow_declare=True,
+        broker_session_timeout=settings.session_timeout,
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        # commit often: a restarted worker re-reads little (every consumer is idempotent anyway)
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        producer_linger=0.005,
+    )
+
+
+def make_sink(settings: Settings) -> Sink:
+    writer = None
+    if settings.influx_url:
+        token = settings.influx_token.get_secret_value() if settings.influx_token else None
+        bucket = settings.influx_database or settings.influx_bucket
+        writer = InfluxWriter(settings.influx_url, token=token, org=settings.influx_org, bucket=bucket)
+    return Sink(writer=writer, spool=Spool(settings.spool_dir))
+
+
+def build(settings: Settings, *, sink: Sink | None = None) -> Pipeline:
+    app = create_app(settings)
+    pipeline = Pipeline(settings=settings, app=app, sink=sink or make_sink(settings))
+    raw = {"value_type": bytes, "key_type": bytes, "value_serializer": "raw", "key_serializer": "raw"}
+    for t in topics.EXTERNAL:
+        pipeline.topics[t] = app.topic(topics.name(t, settings.topic_prefix), **raw)
+
+    from streams.agents import evaluate, store
+
+    evaluate.register(pipeline)
+    store.register(pipeline)
+    return pipeline

