@@ -114,3 +114,14 @@ class OutsideWindow(InvalidReading):
         self.at = at
         self.window = window
         super().__init__(f"time {at!r} outside the window {window}", factor=factor, value=at)
+
+
+class NoLimit(RulesError):
+    """An edition of a standard sets no limit for this pollutant, averaging period and grade."""
+
+    def __init__(self, standard: str, pollutant: str, period: str, grade: int) -> None:
+        self.standard = standard
+        self.pollutant = pollutant
+        self.period = period
+        self.grade = grade
+        super().__init__(f"{standard} has no grade-{grade} {period} limit for {pollutant!r}")

@@ -1,0 +1,485 @@
+"""Air-quality statistics with data validity, as small incremental aggregators.
+
+Every aggregator has the same three steps (``initialise / add / result``, style.md §1 habit 3):
+
+* ``initialise()`` returns a *plain* state — lists of floats/None (and ints) only — that a Faust
+  table can hold as JSON and a batch replay can rebuild.
+* ``add(state, …)`` writes one value into its **slot** (minute of the hour, hour of the day, day of
+  the year) and returns the state. A slot is overwritten, never summed, so a duplicate delivery
+  (at-least-once transport) changes nothing.
+* ``result(state, …)`` returns a named :class:`Stat` that says whether the statistic is valid
+  and why, with the value withheld (``value is None``) when it is not.
+
+Validity minima are GB 3095-2012 表4 = GB 3095-2026 表4 (see rules.standards.gb3095); the O3
+daily-maximum 8-h window rule and the percentile interpolation are HJ 663's.
+
+Time labels (architecture.md §5): an hour labelled *t* is the mean over (t−1 h, t]; days are
+Beijing natural days, so the day's hours are labelled 01:00 … 24:00 (= 00:00 of the next day).
+Slot ``i`` of a day holds the hour labelled ``i + 1`` o'clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Final, TypedDict
+
+from rules.errors import InvalidReading
+from rules.standards.gb3095 import (
+    MIN_DAYS_PER_MONTH,
+    MIN_DAYS_PER_MONTH_FEBRUARY,
+    MIN_DAYS_PER_YEAR,
+    MIN_HOURS_PER_8H,
+    MIN_HOURS_PER_DAY,
+    MIN_MINUTES_PER_HOUR,
+)
+from rules.standards.hj633 import BEIJING
+
+__all__ = [
+    "MIN_VALID_8H_WINDOWS",
+    "O3_8H_WINDOW_ENDS",
+    "PERCENTILE_OF",
+    "AnnualMean",
+    "DailyMean",
+    "DailyO3Max8h",
+    "EightHourMean",
+    "GoodDays",
+    "GoodDaysResult",
+    "MonthlyMean",
+    "Stat",
+    "StationDay",
+    "StationDayResult",
+    "SubHourlyMean",
+    "Validity",
+    "day_slot",
+    "epoch_hour",
+    "hj663_percentile",
+    "subhour_slot",
+]
+
+#: HJ 663-2013 (O3 日最大8小时平均): the 8-h means whose windows end 08:00 … 24:00 of the day
+#: (17 windows lying fully inside the natural day) — standards.md §2.3 [2+].
+O3_8H_WINDOW_ENDS: Final[tuple[int, ...]] = tuple(range(8, 25))
+#: HJ 663-2013: at least 14 valid 8-h means for a valid daily maximum, unless the maximum of
+#: fewer already exceeds the limit — standards.md §2.3 [2+].
+MIN_VALID_8H_WINDOWS: Final = 14
+#: HJ 663 表1 (2013 and 2026): percentile of the daily values used in the annual assessment —
+#: 98th for SO2/NO2, 95th for PM10/PM2.5/CO, 90th for the O3 daily maximum 8-h (standards.md §2.4).
+PERCENTILE_OF: Final[Mapping[str, float]] = {
+    "so2": 0.98,
+    "no2": 0.98,
+    "pm10": 0.95,
+    "pm25": 0.95,
+    "co": 0.95,
+    "o3_8h": 0.90,
+}
+#: GB 3095 O3 日最大8小时平均 grade-II limit, 160 µg/m³ in GB 3095-2012 表1 and GB 3095-2026 表1
+#: (transitional and final) — the default limit of the "valid anyway if it exceeds" rule.
+O3_8H_GRADE_II_LIMIT: Final = 160.0
+
+State = list[float | None]
+
+
+class EightHourState(TypedDict):
+    hours: list[int]
+    values: list[float | None]
+
+
+class Validity(StrEnum):
+    VALID = "valid"
+    #: Fewer values than the minimum; ``value`` is None, ``partial`` holds what was computed.
+    INSUFFICIENT = "insufficient"
+    #: HJ 663: fewer valid 8-h windows than required, but the maximum already exceeds the limit.
+    VALID_EXCEEDS_LIMIT = "valid_exceeds_limit"
+    NO_DATA = "no_data"
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    """A statistic with its validity: ``value`` only when valid, ``partial`` always if any data."""
+
+    value: float | None
+    partial: float | None
+    count: int
+    required: int
+    validity: Validity
+    #: For annual means: the months (1–12) short of their minimum.
+    short_months: tuple[int, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return self.validity in (Validity.VALID, Validity.VALID_EXCEEDS_LIMIT)
+
+
+def _stat(total: float, count: int, required: int) -> Stat:
+    if count == 0:
+        return Stat(None, None, 0, required, Validity.NO_DATA)
+    mean = total / count
+    if count >= required:
+        return Stat(mean, mean, count, required, Validity.VALID)
+    return Stat(None, mean, count, required, Validity.INSUFFICIENT)
+
+
+def _mean_of(slots: Iterable[float | None], required: int) -> Stat:
+    total = 0.0
+    count = 0
+    for v in slots:
+        if v is not None:
+            total += v
+            count += 1
+    return _stat(total, count, required)
+
+
+def _check_value(value: float, factor: str | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidReading("value must be a number", factor=factor, value=value)
+    v = float(value)
+    if v != v or v in (float("inf"), float("-inf")):
+        raise InvalidReading("value must be finite", factor=factor, value=value)
+    return v
+
+
+# ------------------------------------------------------------------ time slots
+
+
+def _require_aware(at: datetime) -> None:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidReading("naive datetime; times must be timezone-aware", value=at)
+
+
+def subhour_slot(start: datetime) -> tuple[datetime, int]:
+    """The hour label *t* (Beijing) and the minute slot of a sub-hourly period starting at ``start``.
+
+    HJ 212 minute data are labelled with the *start* of their period (HJ 212-2017 6.6.x, standards.md
+    §4.9): a minute starting 08:00 lies in (08:00, 09:00] → hour 09:00, slot 0; one starting 08:59 →
+    hour 09:00, slot 59.
+    """
+    _require_aware(start)
+    local = start.astimezone(BEIJING)
+    if local.second or local.microsecond:
+        raise InvalidReading("sub-hourly periods start on a whole minute", value=start)
+    hour_start = local.replace(minute=0)
+    return hour_start + timedelta(hours=1), local.minute
+
+
+def day_slot(hour_label: datetime) -> tuple[date, int]:
+    """The Beijing natural day and slot (0…23) of the hour labelled ``hour_label``.
+
+    The hour labelled 01:00 is slot 0 of its day; the one labelled 00:00 is slot 23 of the
+    *previous* day (it is the mean over 23:00–24:00).
+    """
+    _require_aware(hour_label)
+    local = hour_label.astimezone(BEIJING)
+    if local.minute or local.second or local.microsecond:
+        raise InvalidReading("hourly values are labelled with a whole hour", value=hour_label)
+    start = local - timedelta(hours=1)
+    return start.date(), start.hour
+
+
+def epoch_hour(hour_label: datetime) -> int:
+    """Whole hours since the Unix epoch for an hour label (a compact, zone-free slot key)."""
+    _require_aware(hour_label)
+    ts = hour_label.timestamp()
+    if ts % 3600:
+        raise InvalidReading("hourly values are labelled with a whole hour", value=hour_label)
+    return int(ts) // 3600
+
+
+# ------------------------------------------------------------------ hour from sub-hourly
+
+
+class SubHourlyMean:
+    """Hourly mean from sub-hourly (e.g. minute) values: valid with ≥ 45 minutes covered.
+
+    GB 3095 表4: a 1-hour mean needs at least 45 minutes of sampling in the hour. State: 60 minute
+    slots. A value covering ``minutes`` minutes fills that many slots (a 5-min mean fills 5), so
+    the mean is time-weighted and a repeated delivery is harmless.
+    """
+
+    def __init__(self, min_minutes: int = MIN_MINUTES_PER_HOUR) -> None:
+        self.min_minutes = min_minutes
+
+    def initialise(self) -> State:
+        return [None] * 60
+
+    def add(self, state: State, value: float, *, minute: int, minutes: int = 1) -> State:
+        v = _check_value(value)
+        if not 0 <= minute < 60 or minutes < 1 or minute + minutes > 60:
+            raise InvalidReading(
+                f"minute slot {minute}+{minutes} outside the hour", factor="minute", value=minute
+            )
+        for i in range(minute, minute + minutes):
+            state[i] = v
+        return state
+
+    def result(self, state: State) -> Stat:
+        return _mean_of(state, self.min_minutes)
+
+
+# ------------------------------------------------------------------ daily mean, 8-h, daily max
+
+
+class DailyMean:
+    """Daily (24-h, natural day) mean from hourly means: valid with ≥ 20 hours (GB 3095 表4)."""
+
+    def __init__(self, min_hours: int = MIN_HOURS_PER_DAY) -> None:
+        self.min_hours = min_hours
+
+    def initialise(self) -> State:
+        return [None] * 24
+
+    def add(self, state: State, slot: int, value: float) -> State:
+        if not 0 <= slot < 24:
+            raise InvalidReading("hour slot outside 0…23", factor="slot", value=slot)
+        state[slot] = _check_value(value)
+        return state
+
+    def result(self, state: State) -> Stat:
+        return _mean_of(state, self.min_hours)
+
+
+class EightHourMean:
+    """O3 8-hour moving mean ending at any hour, across midnight: valid with ≥ 6 of 8 hours.
+
+    GB 3095 表4 (O3 8-h mean ≥ 6 hourly values); GB 3095-2026 §3.8 (8 consecutive hours).
+    State: ``{"hours": [8 ints], "values": [8 slots]}`` indexed by ``epoch_hour % 8``.
+    """
+
+    def __init__(self, min_hours: int = MIN_HOURS_PER_8H) -> None:
+        self.min_hours = min_hours
+
+    def initialise(self) -> EightHourState:
+        return {"hours": [-1] * 8, "values": [None] * 8}
+
+    def add(self, state: EightHourState, hour: int, value: float) -> EightHourState:
+        """``hour`` = :func:`epoch_hour` of the value's label."""
+        i = hour % 8
+        state["hours"][i] = hour
+        state["values"][i] = _check_value(value, "o3")
+        return state
+
+    def result(self, state: EightHourState, end_hour: int) -> Stat:
+        """The mean over the 8 hours labelled ``end_hour − 7 … end_hour``."""
+        hours, values = state["hours"], state["values"]
+        total = 0.0
+        count = 0
+        for h, v in zip(hours, values, strict=True):
+            if v is not None and end_hour - 8 < h <= end_hour:
+                total += v
+                count += 1
+        return _stat(total, count, self.min_hours)
+
+
+class DailyO3Max8h:
+    """O3 daily maximum 8-h mean (日最大8小时平均) from the day's 24 hourly O3 slots.
+
+    Windows ending 08:00 … 24:00 (slots 0–7 … 16–23), each valid with ≥ 6 hours; the maximum is
+    valid with ≥ 14 valid windows, or with fewer when it already exceeds ``limit`` (HJ 663-2013,
+    standards.md §2.3). ``limit`` defaults to the grade-II 160 µg/m³ (GB 3095 表1); pass 100
+    for a grade-I area.
+    """
+
+    def __init__(
+        self,
+        min_windows: int = MIN_VALID_8H_WINDOWS,
+        min_hours: int = MIN_HOURS_PER_8H,
+        limit: float = O3_8H_GRADE_II_LIMIT,
+    ) -> None:
+        self.min_windows = min_windows
+        self.min_hours = min_hours
+        self.limit = limit
+
+    def windows(self, day: Sequence[float | None]) -> list[float | None]:
+        """The 17 window means (None where < 6 hours), in order of their end 08:00 … 24:00."""
+        out: list[float | None] = []
+        for end in O3_8H_WINDOW_ENDS:
+            total = 0.0
+            count = 0
+            for v in day[end - 8 : end]:
+                if v is not None:
+                    total += v
+                    count += 1
+            out.append(total / count if count >= self.min_hours else None)
+        return out
+
+    def result(self, day: Sequence[float | None]) -> Stat:
+        valid = [w for w in self.windows(day) if w is not None]
+        if not valid:
+            return Stat(None, None, 0, self.min_windows, Validity.NO_DATA)
+        best = max(valid)
+        n = len(valid)
+        if n >= self.min_windows:
+            return Stat(best, best, n, self.min_windows, Validity.VALID)
+        if best > self.limit:
+            return Stat(best, best, n, self.min_windows, Validity.VALID_EXCEEDS_LIMIT)
+        return Stat(None, best, n, self.min_windows, Validity.INSUFFICIENT)
+
+
+# ------------------------------------------------------------------ one station, one day
+
+STATION_DAY_FACTORS: Final[tuple[str, ...]] = ("pm25", "pm10", "so2", "no2", "co", "o3")
+
+
+@dataclass(frozen=True, slots=True)
+class StationDayResult:
+    """A station-day's statistics and the ``means`` mapping :func:`rules.aqi.daily_aqi` takes."""
+
+    daily: Mapping[str, Stat]
+    o3_8h: Stat
+    o3_1h: Stat
+    means: Mapping[str, float | None]
+
+
+class StationDay:
+    """All six factors of one station for one Beijing natural day, hour by hour.
+
+    State: ``{factor: [24 slots]}``. ``add`` takes the slot from :func:`day_slot` (computed once per
+    station-hour) and a sample's values; unknown factors are ignored here (the caller validated the
+    sample), None leaves the slot empty.
+    """
+
+    def __init__(self, daily: DailyMean | None = None, o3: DailyO3Max8h | None = None) -> None:
+        self.daily = daily or DailyMean()
+        self.o3 = o3 or DailyO3Max8h()
+
+    def initialise(self) -> dict[str, State]:
+        return {f: [None] * 24 for f in STATION_DAY_FACTORS}
+
+    def add(
+        self, state: dict[str, State], slot: int, values: Mapping[str, float | None]
+    ) -> dict[str, State]:
+        if not 0 <= slot < 24:
+            raise InvalidReading("hour slot outside 0…23", factor="slot", value=slot)
+        for f in STATION_DAY_FACTORS:
+            v = values.get(f)
+            if v is not None:
+                state[f][slot] = _check_value(v, f)
+        return state
+
+    def result(self, state: dict[str, State]) -> StationDayResult:
+        daily = {f: self.daily.result(state[f]) for f in STATION_DAY_FACTORS if f != "o3"}
+        o3 = state["o3"]
+        o3_8h = self.o3.result(o3)
+        present = [v for v in o3 if v is not None]
+        # O3 daily max 1-h (HJ 633-2012 日报 only): the largest hourly value, validated like a
+        # daily value (≥ 20 hours; GB 3095 表4 gives no separate rule) — a choice, see the docs.
+        peak = max(present) if present else None
+        n = len(present)
+        if peak is None:
+            o3_1h = Stat(None, None, 0, self.daily.min_hours, Validity.NO_DATA)
+        elif n >= self.daily.min_hours:
+            o3_1h = Stat(peak, peak, n, self.daily.min_hours, Validity.VALID)
+        else:
+            o3_1h = Stat(None, peak, n, self.daily.min_hours, Validity.INSUFFICIENT)
+        means: dict[str, float | None] = {f: s.value for f, s in daily.items()}
+        means["o3_8h"] = o3_8h.value
+        means["o3_1h"] = o3_1h.value
+        return StationDayResult(daily, o3_8h, o3_1h, means)
+
+
+# ------------------------------------------------------------------ month, year
+
+
+def _month_minimum(month: int) -> int:
+    return MIN_DAYS_PER_MONTH_FEBRUARY if month == 2 else MIN_DAYS_PER_MONTH
+
+
+class MonthlyMean:
+    """Monthly mean of daily means: valid with ≥ 27 days, February ≥ 25 (GB 3095 表4)."""
+
+    def initialise(self) -> State:
+        return [None] * 31
+
+    def add(self, state: State, day: date, value: float) -> State:
+        state[day.day - 1] = _check_value(value)
+        return state
+
+    def result(self, state: State, *, month: int) -> Stat:
+        return _mean_of(state, _month_minimum(month))
+
+
+class AnnualMean:
+    """Annual mean of daily values: valid with ≥ 324 days and every month at its minimum
+    (≥ 27 days, February ≥ 25) — GB 3095 表4. State: 366 slots by day of year."""
+
+    def initialise(self) -> State:
+        return [None] * 366
+
+    def add(self, state: State, day: date, value: float) -> State:
+        state[day.timetuple().tm_yday - 1] = _check_value(value)
+        return state
+
+    def values(self, state: State) -> list[float]:
+        return [v for v in state if v is not None]
+
+    def result(self, state: State, *, year: int) -> Stat:
+        base = _mean_of(state, MIN_DAYS_PER_YEAR)
+        short = []
+        start = date(year, 1, 1).toordinal()
+        per_month = [0] * 12
+        for i, v in enumerate(state):
+            if v is not None:
+                per_month[date.fromordinal(start + i).month - 1] += 1
+        for m in range(1, 13):
+            if per_month[m - 1] < _month_minimum(m):
+                short.append(m)
+        if base.validity is Validity.VALID and short:
+            return Stat(None, base.partial, base.count, base.required, Validity.INSUFFICIENT,
+                        tuple(short))  # fmt: skip
+        return Stat(
+            base.value, base.partial, base.count, base.required, base.validity, tuple(short)
+        )
+
+
+def hj663_percentile(values: Iterable[float], p: float) -> float:
+    """HJ 663 附录A percentile: sort ascending X(1)…X(n); s = 1 + (n − 1)·p; k = ⌊s⌋;
+    m_p = X(k) + (s − k)·(X(k+1) − X(k)) (X(n+1) := X(n)). ``p`` in [0, 1] (0.98 = 98th)."""
+    xs = sorted(values)
+    if not xs:
+        raise InvalidReading("percentile of no values", factor="percentile", value=p)
+    if not 0.0 <= p <= 1.0:
+        raise InvalidReading("percentile must lie in [0, 1]", factor="percentile", value=p)
+    s = 1 + (len(xs) - 1) * p
+    k = int(s)
+    frac = s - k
+    lo = xs[k - 1]
+    hi = xs[k] if k < len(xs) else lo
+    return lo + frac * (hi - lo)
+
+
+# ------------------------------------------------------------------ good days
+
+
+@dataclass(frozen=True, slots=True)
+class GoodDaysResult:
+    """优良天数 and 优良天数比例 over the days with a valid (published) daily AQI."""
+
+    good_days: int
+    valid_days: int
+    ratio: float | None  # good_days / valid_days, None with no valid day
+
+
+class GoodDays:
+    """Good days (daily AQI ≤ 100, HJ 633 levels 优 + 良) and their share of the valid days.
+
+    State: 366 slots of daily AQI by day of year (None = no valid daily AQI).
+    """
+
+    #: HJ 633-2012 表2 / HJ 633-2026 表1: 良 ends at AQI 100.
+    GOOD_MAX: Final = 100
+
+    def initialise(self) -> list[int | None]:
+        return [None] * 366
+
+    def add(self, state: list[int | None], day: date, aqi: int | None) -> list[int | None]:
+        if aqi is not None and (isinstance(aqi, bool) or not isinstance(aqi, int) or aqi < 0):
+            raise InvalidReading("daily AQI must be a non-negative int", factor="aqi", value=aqi)
+        state[day.timetuple().tm_yday - 1] = aqi
+        return state
+
+    def result(self, state: Sequence[int | None]) -> GoodDaysResult:
+        valid = [a for a in state if a is not None]
+        good = sum(1 for a in valid if a <= self.GOOD_MAX)
+        return GoodDaysResult(good, len(valid), good / len(valid) if valid else None)
