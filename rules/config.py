@@ -290,6 +290,8 @@ class Indicator(_Frozen):
     section_scope: ControlLevel | None = None  # sections counted: this level and above
     deadline: str | None = None  # for prose targets ("2025", "end-2025", "standing")
     text_target: TextTarget | None = None
+    text_value_2020: TextTarget | None = None  # where the text's 2020 value differs
+    baseline_uses: TargetOrigin = TargetOrigin.TABLE  # TABLE or TEXT (which 2020 value is shown)
     override: Override | None = None
     progress_uses: TargetOrigin | None = None
     notes: str = ""
@@ -324,7 +326,18 @@ class Indicator(_Frozen):
             raise ValueError("progress_uses is 'text' but there is no text_target")
         if uses is TargetOrigin.OVERRIDE and self.override is None:
             raise ValueError("progress_uses is 'override' but there is no override")
+        if self.baseline_uses is TargetOrigin.TEXT and self.text_value_2020 is None:
+            raise ValueError("baseline_uses is 'text' but there is no text_value_2020")
+        if self.baseline_uses is TargetOrigin.OVERRIDE:
+            raise ValueError("baseline_uses is 'table' or 'text'")
         return self
+
+    def baseline_value(self) -> float | None:
+        """The 2020 value shown next to progress (table or text, per ``baseline_uses``)."""
+        if self.baseline_uses is TargetOrigin.TEXT and self.text_value_2020 is not None:
+            return self.text_value_2020.value
+        cell = self.baseline
+        return cell.number if cell.kind is CellKind.NUMBER and not cell.cumulative else None
 
     def effective_target(self) -> EffectiveTarget | None:
         """The target progress compares with: ``progress_uses`` if set, else override, table
