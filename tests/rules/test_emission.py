@@ -222,7 +222,9 @@ def test_daily_mean_needs_20_valid_hours() -> None:
 
 # ---------------------------------------------------------------- permit exceedance
 
-SO2_LIMIT = PermitLimit("DA001", "so2", upper=50.0, source="GB 13271-2014 表2 燃气锅炉 SO2")
+SO2_LIMIT = PermitLimit(
+    "DA001", "so2", upper=50.0, source="GB 13271-2014 新建燃气锅炉 SO2 (standards.md §5)"
+)
 
 
 @pytest.mark.parametrize(
