@@ -541,7 +541,7 @@ def encode_values(
     cp = {"DataTime": format_data_time(data_time)}
     for factor, (value, flag) in values.items():
         code, scale = hj212_codes.code_for(kind, factor)
-        cp[f"{code}-{suffix}"] = f"{value / scale:.6g}"
+        cp[f"{code}-{suffix}"] = f"{value / scale:.10g}"
         cp[f"{code}-Flag"] = str(flag)
     return cp
 
