@@ -32,11 +32,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
-
-from ingest.schemas import Sample
 from streams import topics
 from streams.records import DeadLetter
 from streams.settings import Settings
+
+from ingest.schemas import Sample
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class Bridge:
         )
         await self._retry("Kafka", self._producer.start)
         self._client = self._make_client()
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: untyped
         props.SessionExpiryInterval = self.s.mqtt_session_expiry
         client = self._client
 
@@ -214,10 +214,11 @@ class Bridge:
                 break
             self.counters.received += 1
             try:
-                key, value = normalise(msg.topic, msg.payload)
+                payload = bytes(msg.payload)
+                key, value = normalise(msg.topic, payload)
                 target, dead_lettered = readings, False
             except ValueError as exc:
-                dl = DeadLetter.build("bridge", str(exc), msg.payload, origin=msg.topic, at=_now())
+                dl = DeadLetter.build("bridge", str(exc), payload, origin=msg.topic, at=_now())
                 key, value, target, dead_lettered = (
                     (topic_source(msg.topic) or "").encode(),
                     dl.to_bytes(),

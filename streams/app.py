@@ -63,16 +63,23 @@ def make_sink(settings: Settings) -> Sink:
     if settings.influx_url:
         token = settings.influx_token.get_secret_value() if settings.influx_token else None
         bucket = settings.influx_database or settings.influx_bucket
-        writer = InfluxWriter(settings.influx_url, token=token, org=settings.influx_org, bucket=bucket)
+        writer = InfluxWriter(
+            settings.influx_url, token=token, org=settings.influx_org, bucket=bucket
+        )
     return Sink(writer=writer, spool=Spool(settings.spool_dir))
 
 
 def build(settings: Settings, *, sink: Sink | None = None) -> Pipeline:
     app = create_app(settings)
     pipeline = Pipeline(settings=settings, app=app, sink=sink or make_sink(settings))
-    raw = {"value_type": bytes, "key_type": bytes, "value_serializer": "raw", "key_serializer": "raw"}
     for t in topics.EXTERNAL:
-        pipeline.topics[t] = app.topic(topics.name(t, settings.topic_prefix), **raw)
+        pipeline.topics[t] = app.topic(
+            topics.name(t, settings.topic_prefix),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
 
     from streams.agents import evaluate, store
 

@@ -71,7 +71,7 @@ class Process:
 
     def start(self, timeout: float = 20.0) -> None:
         log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(  # noqa: S603 - argv is built here, not from input
+        self.popen = subprocess.Popen(
             self.argv,
             cwd=self.workdir,
             stdout=log,
@@ -84,12 +84,16 @@ class Process:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
-                raise ServiceFailed(f"{self.name} exited with {self.popen.returncode}:\n{self.log_tail()}")
+                raise ServiceFailed(
+                    f"{self.name} exited with {self.popen.returncode}:\n{self.log_tail()}"
+                )
             if port_open(self.port):
                 return
             time.sleep(0.05)
         self.stop()
-        raise ServiceFailed(f"{self.name} did not open port {self.port} in {timeout}s:\n{self.log_tail()}")
+        raise ServiceFailed(
+            f"{self.name} did not open port {self.port} in {timeout}s:\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -137,7 +141,8 @@ def render_mosquitto_conf(port: int, workdir: Path, source: Path = MOSQUITTO_CON
 
 def mosquitto_binary() -> str | None:
     return shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)),
+        None,
     )
 
 
@@ -264,7 +269,11 @@ def tansu(port: int | None = None) -> Iterator[KafkaBroker]:
 
 def victoria_binary() -> str | None:
     return shutil.which("victoria-metrics") or next(
-        (p for p in ("/usr/bin/victoria-metrics", "/usr/local/bin/victoria-metrics") if os.access(p, os.X_OK)),
+        (
+            p
+            for p in ("/usr/bin/victoria-metrics", "/usr/local/bin/victoria-metrics")
+            if os.access(p, os.X_OK)
+        ),
         None,
     )
 
@@ -302,7 +311,9 @@ class Victoria:
 def victoria_metrics(port: int | None = None) -> Iterator[Victoria]:
     binary = victoria_binary()
     if binary is None:
-        raise ServiceUnavailable("victoria-metrics is not installed (apt-get install victoria-metrics)")
+        raise ServiceUnavailable(
+            "victoria-metrics is not installed (apt-get install victoria-metrics)"
+        )
     port = port or free_port()
     with tempfile.TemporaryDirectory(prefix="envwatch-vm-") as tmp:
         argv = [

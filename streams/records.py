@@ -65,7 +65,9 @@ class DeadLetter(faust.Record, serializer="json", include_metadata=False):
     at: str = ""  # ISO-8601 processing time
 
     @classmethod
-    def build(cls, stage: str, reason: str, payload: bytes, origin: str = "", at: str = "") -> DeadLetter:
+    def build(
+        cls, stage: str, reason: str, payload: bytes, origin: str = "", at: str = ""
+    ) -> DeadLetter:
         return cls(
             stage=stage,
             reason=reason,
@@ -118,5 +120,9 @@ class EvaluationRecord(faust.Record, serializer="json", include_metadata=False):
     def from_bytes(cls, data: bytes) -> EvaluationRecord:
         d = orjson.loads(data)
         return cls(
-            id=d["id"], measurement=d["measurement"], tags=d["tags"], fields=d["fields"], time=d["time"]
+            id=d["id"],
+            measurement=d["measurement"],
+            tags=d["tags"],
+            fields=d["fields"],
+            time=d["time"],
         )

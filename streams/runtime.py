@@ -21,7 +21,9 @@ from streams.sink import Sink
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, sink: Sink | None = None, bridge: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, sink: Sink | None = None, bridge: bool = True
+    ) -> None:
         self.settings = settings
         self._sink = sink
         self._with_bridge = bridge

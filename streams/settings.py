@@ -16,10 +16,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ENVWATCH_", frozen=True, extra="ignore")
 
     # --- Kafka / Faust
-    kafka: str = Field("kafka://127.0.0.1:9092", description="Kafka bootstrap URL (kafka://host:port)")
-    app_id: str = Field("envwatch", description="Faust application id (consumer group, changelog prefix)")
-    partitions: int = Field(4, ge=1, description="partitions of the external topics envwatch creates")
-    topic_prefix: str = Field("", description="prefix for every topic (lets tests share one broker)")
+    kafka: str = Field(
+        "kafka://127.0.0.1:9092", description="Kafka bootstrap URL (kafka://host:port)"
+    )
+    app_id: str = Field(
+        "envwatch", description="Faust application id (consumer group, changelog prefix)"
+    )
+    partitions: int = Field(
+        4, ge=1, description="partitions of the external topics envwatch creates"
+    )
+    topic_prefix: str = Field(
+        "", description="prefix for every topic (lets tests share one broker)"
+    )
     session_timeout: float = Field(30.0, gt=0, description="Kafka consumer session timeout, s")
     rebalance_timeout: float = Field(30.0, gt=0, description="Kafka rebalance timeout, s")
     heartbeat_interval: float = Field(3.0, gt=0, description="Kafka heartbeat interval, s")
@@ -33,17 +41,26 @@ class Settings(BaseSettings):
     mqtt_password: SecretStr | None = None
     mqtt_topic: str = Field("env/#", description="what the bridge subscribes to")
     mqtt_share_group: str | None = Field(
-        "envwatch-bridge", description="MQTT v5 shared-subscription group (None: plain subscription)"
+        "envwatch-bridge",
+        description="MQTT v5 shared-subscription group (None: plain subscription)",
     )
-    mqtt_client_id: str = Field("envwatch-bridge-1", description="stable id: the broker keeps its session")
-    mqtt_session_expiry: int = Field(86400, ge=0, description="s the broker keeps the bridge's session")
+    mqtt_client_id: str = Field(
+        "envwatch-bridge-1", description="stable id: the broker keeps its session"
+    )
+    mqtt_session_expiry: int = Field(
+        86400, ge=0, description="s the broker keeps the bridge's session"
+    )
 
     # --- InfluxDB sink
     influx_url: str | None = Field(None, description="InfluxDB URL; None writes only to the spool")
     influx_token: SecretStr | None = None
     influx_org: str = "envwatch"
     influx_bucket: str = "envwatch"
-    influx_database: str | None = Field(None, description="InfluxDB 3.x database (instead of org/bucket)")
+    influx_database: str | None = Field(
+        None, description="InfluxDB 3.x database (instead of org/bucket)"
+    )
     sink_batch_size: int = Field(5000, ge=1, description="lines per write")
     sink_flush_interval: float = Field(1.0, gt=0, description="s before a partial batch is written")
-    spool_dir: Path = Field(Path("var/spool"), description="line-protocol spool (outage buffer / output)")
+    spool_dir: Path = Field(
+        Path("var/spool"), description="line-protocol spool (outage buffer / output)"
+    )

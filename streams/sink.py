@@ -42,8 +42,11 @@ class InfluxWriter:
         bucket: str,
         timeout_ms: int = 10_000,
     ) -> None:
-        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
+        from influxdb_client.domain.write_precision import WritePrecision
+
+        self._precision = WritePrecision.NS
 
         self._client = InfluxDBClient(url=url, token=token or "", org=org, timeout=timeout_ms)
         self._api = self._client.write_api(write_options=SYNCHRONOUS)
@@ -51,12 +54,17 @@ class InfluxWriter:
         self._org = org
 
     def write(self, lines: Sequence[str]) -> None:
-        self._api.write(bucket=self._bucket, org=self._org, record="\n".join(lines), write_precision="ns")
+        self._api.write(
+            bucket=self._bucket,
+            org=self._org,
+            record="\n".join(lines),
+            write_precision=self._precision,  # type: ignore[arg-type]  # WritePrecision.NS is typed str
+        )
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self._api.close()
-        self._client.close()
+            self._api.close()  # type: ignore[no-untyped-call]  # influxdb-client is untyped here
+        self._client.close()  # type: ignore[no-untyped-call]
 
 
 @dataclass
@@ -116,7 +124,9 @@ class Sink:
             try:
                 self.writer.write(lines)
             except Exception as exc:  # the client raises urllib3/ApiException variants
-                log.warning("sink write failed (attempt %d/%d): %s", attempt + 1, self.retries + 1, exc)
+                log.warning(
+                    "sink write failed (attempt %d/%d): %s", attempt + 1, self.retries + 1, exc
+                )
                 if attempt < self.retries:
                     self.sleep(delay)
                     delay *= 2

@@ -8,6 +8,8 @@ worker starts: :func:`ensure_topics`.
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -42,9 +44,7 @@ async def ensure_topics(kafka_url: str, partitions: int, prefix: str = "") -> No
             if name(t, prefix) not in existing
         ]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()

@@ -26,7 +26,11 @@ def evaluate_sample(sample: SampleRecord) -> list[EvaluationRecord]:
     if not fields:
         return []
     ident = f"reading/{sample.source}/{at.isoformat()}"
-    return [EvaluationRecord(id=ident, measurement="reading", tags=tags, fields=fields, time=sample.time)]
+    return [
+        EvaluationRecord(
+            id=ident, measurement="reading", tags=tags, fields=fields, time=sample.time
+        )
+    ]
 
 
 def register(p: Pipeline) -> None:
@@ -46,7 +50,9 @@ def register(p: Pipeline) -> None:
                 log.warning("evaluate: %s at %s", exc, origin)
                 await dead.send(
                     key=event.key,
-                    value=DeadLetter.build("evaluate", f"{type(exc).__name__}: {exc}", event.value, origin).to_bytes(),
+                    value=DeadLetter.build(
+                        "evaluate", f"{type(exc).__name__}: {exc}", event.value, origin
+                    ).to_bytes(),
                 )
                 continue
             for result in results:

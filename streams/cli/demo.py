@@ -80,7 +80,9 @@ def _print_evaluation(e: object) -> None:
 @app.command()
 def demo(
     duration: float = typer.Option(60.0, help="seconds to run (Ctrl-C stops earlier)"),
-    out: Path | None = typer.Option(None, help="directory for the line-protocol output (default: a temp dir)"),
+    out: Path | None = typer.Option(
+        None, help="directory for the line-protocol output (default: a temp dir)"
+    ),
     rate: float = typer.Option(2.0, help="simulated hours published per second"),
     quiet: bool = typer.Option(False, help="print only the summary"),
 ) -> None:
@@ -89,7 +91,9 @@ def demo(
     from streams import embedded
 
     with contextlib.ExitStack() as stack:
-        out_dir = out or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="envwatch-demo-")))
+        out_dir = out or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="envwatch-demo-"))
+        )
         out_dir.mkdir(parents=True, exist_ok=True)
         console.print("[bold]envwatch demo[/] — starting the embedded default …")
         kafka = stack.enter_context(embedded.tansu())
@@ -99,7 +103,9 @@ def demo(
             f"{mqtt.host}:{mqtt.port}   output: {out_dir}"
         )
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="envwatch-state-")))
-        summary = asyncio.run(_run(kafka.url, mqtt.host, mqtt.port, out_dir, state_dir, duration, rate, quiet))
+        summary = asyncio.run(
+            _run(kafka.url, mqtt.host, mqtt.port, out_dir, state_dir, duration, rate, quiet)
+        )
     console.print(
         f"[bold]done[/]: published {summary['published']} samples, bridge produced "
         f"{summary['produced']}, worker stored {summary['stored']} points in {summary['files']} "
@@ -142,7 +148,8 @@ async def _run(
             _print_evaluation(e)
 
     async with Runtime(settings) as rt:
-        assert rt.pipeline is not None and rt.bridge is not None
+        assert rt.pipeline is not None
+        assert rt.bridge is not None
         rt.pipeline.observers.append(observe)
         published = await _publish_for(mqtt_host, mqtt_port, duration, rate, lambda: stored)
         produced = rt.bridge.counters.produced
@@ -187,7 +194,7 @@ async def _publish_for(
     await asyncio.to_thread(publisher.close, 10)
     # let the last samples pass through the bridge and the worker
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and stored() < publisher.published:
+    while time.monotonic() < deadline and stored() < publisher.published:  # noqa: ASYNC110 - polls a counter of another task
         await asyncio.sleep(0.2)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)

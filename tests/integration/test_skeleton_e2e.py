@@ -29,7 +29,9 @@ pytestmark = pytest.mark.integration
 BEIJING = ZoneInfo("Asia/Shanghai")
 
 
-def settings_for(mqtt: MqttBroker, kafka: KafkaBroker, prefix: str, tmp_path, **kw: object) -> Settings:
+def settings_for(
+    mqtt: MqttBroker, kafka: KafkaBroker, prefix: str, tmp_path, **kw: object
+) -> Settings:
     return Settings(
         kafka=kafka.url,
         app_id=f"{prefix}app",
@@ -50,18 +52,22 @@ def settings_for(mqtt: MqttBroker, kafka: KafkaBroker, prefix: str, tmp_path, **
     )
 
 
-async def wait_for(predicate, timeout: float = 30.0, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
+async def wait_for(predicate, within: float = 30.0, interval: float = 0.3):
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         result = await asyncio.to_thread(predicate)
         if result:
             return result
         await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+    raise AssertionError(f"condition not met within {within}s")
 
 
 def test_sample_flows_from_mqtt_to_the_time_series_store(
-    mqtt_broker: MqttBroker, kafka_broker: KafkaBroker, victoria: Victoria, topic_prefix: str, tmp_path
+    mqtt_broker: MqttBroker,
+    kafka_broker: KafkaBroker,
+    victoria: Victoria,
+    topic_prefix: str,
+    tmp_path,
 ) -> None:
     source = f"aq-{topic_prefix.strip('-')}"[:60]
     at = datetime(2026, 11, 22, 9, 0, tzinfo=BEIJING)  # hour (08:00, 09:00] Beijing time
@@ -78,14 +84,18 @@ def test_sample_flows_from_mqtt_to_the_time_series_store(
             "so2": {"value": 9.0, "flag": "M"},  # maintenance: invalid data, not stored as a value
         },
     }
-    settings = settings_for(mqtt_broker, kafka_broker, topic_prefix, tmp_path, influx_url=victoria.url)
+    settings = settings_for(
+        mqtt_broker, kafka_broker, topic_prefix, tmp_path, influx_url=victoria.url
+    )
 
     async def scenario() -> None:
         async with Runtime(settings):
             pub = Publisher(mqtt_broker.host, mqtt_broker.port)
             pub.publish_raw(f"env/air/weifang/{source}", orjson.dumps(sample))
             pub.close()
-            series = await wait_for(lambda: victoria.export(f'{{__name__=~"reading_.*",source="{source}"}}'))
+            series = await wait_for(
+                lambda: victoria.export(f'{{__name__=~"reading_.*",source="{source}"}}')
+            )
             # give a possible late duplicate a chance to show up as a second point
             await asyncio.sleep(0.5)
             series = victoria.export(f'{{__name__=~"reading_.*",source="{source}"}}')

@@ -1,0 +1,50 @@
+"""``envwatch worker`` and ``envwatch bridge``: the production processes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import typer
+
+from streams.cli._app import app
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def worker(log_level: str = typer.Option("info", help="debug, info, warning, error")) -> None:
+    """Run a Faust stream worker (settings from ENVWATCH_* environment variables)."""
+    _logging(log_level)
+    import faust
+
+    from streams import topics
+    from streams.app import build
+    from streams.settings import Settings
+
+    settings = Settings()
+    asyncio.run(topics.ensure_topics(settings.kafka, settings.partitions, settings.topic_prefix))
+    pipeline = build(settings)
+    faust.Worker(pipeline.app, loglevel=log_level.upper()).execute_from_commandline()
+
+
+@app.command()
+def bridge(log_level: str = typer.Option("info", help="debug, info, warning, error")) -> None:
+    """Run the MQTT→Kafka bridge (settings from ENVWATCH_* environment variables)."""
+    _logging(log_level)
+    from ingest.bridge import Bridge
+    from streams.settings import Settings
+
+    async def main() -> None:
+        b = Bridge(Settings())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, b.stop)
+        await b.run()
+
+    asyncio.run(main())
