@@ -26,4 +26,6 @@ def valid_values(values: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
 
 def invalid_flags(values: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """The factors of a sample that carry a flag other than N/S, with that flag."""
-    return {f: str(v.get("flag")) for f, v in values.items() if v.get("flag", "N") not in VALID_FLAGS}
+    return {
+        f: str(v.get("flag")) for f, v in values.items() if v.get("flag", "N") not in VALID_FLAGS
+    }

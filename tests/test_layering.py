@@ -14,7 +14,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_PARTY = {"rules", "alerts", "ingest", "streams"}
-STDLIB_IO = {"socket", "asyncio", "subprocess", "sqlite3", "urllib", "http", "smtplib", "ssl", "threading"}
+STDLIB_IO = {
+    "socket",
+    "asyncio",
+    "subprocess",
+    "sqlite3",
+    "urllib",
+    "http",
+    "smtplib",
+    "ssl",
+    "threading",
+}
 
 
 def imports_of(path: Path) -> list[tuple[str, int]]:
@@ -52,7 +62,14 @@ def test_rules_imports_only_stdlib_and_pydantic(path: Path) -> None:
 @pytest.mark.parametrize("path", modules("rules"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_rules_reads_no_clock_and_no_environment(path: Path) -> None:
     source = path.read_text(encoding="utf-8")
-    for banned in ("datetime.now(", "date.today(", "time.time(", "os.environ", "getenv(", "utcnow("):
+    for banned in (
+        "datetime.now(",
+        "date.today(",
+        "time.time(",
+        "os.environ",
+        "getenv(",
+        "utcnow(",
+    ):
         assert banned not in source, f"{path}: rules/ must not call {banned}"
 
 
@@ -69,7 +86,9 @@ def test_ingest_uses_only_the_wire_contract_of_streams(path: Path) -> None:
     contract = {"streams.records", "streams.topics", "streams.settings"}
     for name, line in imports_of(path):
         if name.split(".")[0] == "streams":
-            assert name in contract, f"{path}:{line}: ingest/ imports {name} (only {sorted(contract)})"
+            assert name in contract, (
+                f"{path}:{line}: ingest/ imports {name} (only {sorted(contract)})"
+            )
         assert name.split(".")[0] != "alerts", f"{path}:{line}: ingest/ imports alerts"
 
 
