@@ -101,7 +101,6 @@ class Suppression(StrEnum):
     SILENCED = "silenced"  # a matching silence (one-off or recurring window)
     INHIBITED = "inhibited"  # a firing source alert inhibits it (e.g. station offline)
     MAINTENANCE = "maintenance"  # the source reports HJ 212 flag M or C
-    FLAPPING = "flapping"  # the alert is flapping; one FLAPPING_STARTED notice was sent
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:

@@ -23,13 +23,17 @@ How a locality's level is evaluated (docs/alerts.md has the long version):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import timedelta
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rules.errors import InvalidReading
 
 BEIJING: Final = ZoneInfo("Asia/Shanghai")
 HOUR: Final = timedelta(hours=1)
@@ -220,3 +224,532 @@ def default_rule_set(rule_sets: Mapping[str, WarningRuleSet]) -> WarningRuleSet:
         if rs.default:
             return rs
     raise ValueError("warning_rule_sets: no rule set marked default")
+
+
+# ---------------------------------------------------------------- evaluation state and step
+
+
+class DecisionKind(StrEnum):
+    """What a warning step decided."""
+
+    ISSUE = "issue"  # 发布预警
+    UPGRADE = "upgrade"  # 升级
+    DOWNGRADE = "downgrade"  # 降级
+    LIFT = "lift"  # 解除
+    HOLD = "hold"  # warning in force, no change
+
+
+class DecisionReason(StrEnum):
+    THRESHOLDS_MET = "thresholds_met"  # the level's conditions hold
+    REGIONAL_FLOOR = "regional_floor"  # a received regional warning raised the level
+    IMPROVEMENT_EXPECTED = "improvement_expected"  # AQI ≤ lift threshold for ≥ lift hours
+    LOWER_LEVEL_SUSTAINED = "lower_level_sustained"  # lower target held downgrade_after_hours
+    NO_CHANGE = "no_change"
+
+
+_Point = tuple[datetime, float]
+_DayPoint = tuple[date, float]
+
+
+def _floor_hour(at: datetime) -> datetime:
+    at = at.astimezone(UTC)
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_label(at: datetime) -> datetime:
+    """The label (end) of the hour containing ``at``: 08:00 exactly stays 08:00, 08:10 → 09:00."""
+    floor = _floor_hour(at)
+    return floor if floor == at.astimezone(UTC) else floor + HOUR
+
+
+def _check_aqi(value: float, what: str) -> float:
+    if isinstance(value, bool) or not math.isfinite(value) or not 0 <= value <= 500:
+        raise InvalidReading("AQI must be a finite number within 0..500", factor=what, value=value)
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class WarningInput:
+    """New information for one locality. Empty fields mean "nothing new"."""
+
+    rolling_aqi: tuple[_Point, ...] = ()  # observed rolling 24-h AQI at hour labels (end of hour)
+    observed_daily: tuple[_DayPoint, ...] = ()  # observed daily AQI per Beijing natural day
+    forecast_daily: tuple[_DayPoint, ...] | None = None  # replaces the previous forecast
+    regional_level: Level | None = None  # received regional warning; Level.NONE clears it
+
+
+@dataclass(frozen=True, slots=True)
+class WarningState:
+    """Per-locality warning state: plain data (``to_dict``/``from_dict``) for a Faust table."""
+
+    locality: str
+    level: Level = Level.NONE
+    since: datetime | None = None  # when the current level took effect
+    lower_since: datetime | None = None  # when a lower target was first seen (downgrade timer)
+    regional: Level = Level.NONE
+    rolling: tuple[_Point, ...] = ()
+    observed_daily: tuple[_DayPoint, ...] = ()
+    forecast: tuple[_DayPoint, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "locality": self.locality,
+            "level": self.level.value,
+            "since": None if self.since is None else self.since.isoformat(),
+            "lower_since": None if self.lower_since is None else self.lower_since.isoformat(),
+            "regional": self.regional.value,
+            "rolling": [[t.isoformat(), v] for t, v in self.rolling],
+            "observed_daily": [[d.isoformat(), v] for d, v in self.observed_daily],
+            "forecast": [[d.isoformat(), v] for d, v in self.forecast],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WarningState:
+        def opt_time(key: str) -> datetime | None:
+            raw = data.get(key)
+            return None if raw is None else datetime.fromisoformat(raw)
+
+        return cls(
+            locality=str(data["locality"]),
+            level=Level(data.get("level", "none")),
+            since=opt_time("since"),
+            lower_since=opt_time("lower_since"),
+            regional=Level(data.get("regional", "none")),
+            rolling=tuple(
+                (datetime.fromisoformat(t), float(v)) for t, v in data.get("rolling", ())
+            ),
+            observed_daily=tuple(
+                (date.fromisoformat(d), float(v)) for d, v in data.get("observed_daily", ())
+            ),
+            forecast=tuple((date.fromisoformat(d), float(v)) for d, v in data.get("forecast", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EnterpriseInput:
+    """What the warning needs of an enterprise (the catalogue's entries map onto this)."""
+
+    id: str
+    name: str = ""
+    locality: str | None = None
+    performance_grade: str = ""  # 绩效分级 A / B / C / D / 引领性
+    measures: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # level → measures
+    required_reductions: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_any(cls, obj: object) -> EnterpriseInput:
+        """Accept this class, a mapping, or any object with the same attribute names."""
+        if isinstance(obj, EnterpriseInput):
+            return obj
+
+        def get(name: str, default: Any = None) -> Any:
+            if isinstance(obj, Mapping):
+                return obj.get(name, default)
+            return getattr(obj, name, default)
+
+        ident = get("id")
+        if not ident:
+            raise InvalidReading("enterprise without id", factor="enterprise.id", value=obj)
+        raw_measures = get("measures") or {}
+        if not isinstance(raw_measures, Mapping):
+            raw_measures = {
+                lv.value: getattr(raw_measures, lv.value, ()) or () for lv in WARNING_LEVELS
+            }
+        measures = {str(k): tuple(str(m) for m in v or ()) for k, v in raw_measures.items()}
+        grade = get("performance_grade", "") or ""
+        return cls(
+            id=str(ident),
+            name=str(get("name", "") or ""),
+            locality=get("locality"),
+            performance_grade=str(getattr(grade, "value", grade)),
+            measures=measures,
+            required_reductions=dict(get("required_reductions", {}) or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EnterpriseMeasures:
+    enterprise_id: str
+    name: str
+    performance_grade: str
+    measures: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "enterprise_id": self.enterprise_id,
+            "name": self.name,
+            "performance_grade": self.performance_grade,
+            "measures": list(self.measures),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyTrigger:
+    """The machine-readable trigger for emergency response (应急) on every level change."""
+
+    locality: str
+    level: Level
+    previous_level: Level
+    at: datetime
+    rule_set_id: str
+    reductions: Reductions | None  # None when lifted
+    enterprises: tuple[EnterpriseMeasures, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "locality": self.locality,
+            "level": self.level.value,
+            "previous_level": self.previous_level.value,
+            "at": self.at.astimezone(UTC).isoformat(),
+            "rule_set": self.rule_set_id,
+            "reductions": None if self.reductions is None else self.reductions.model_dump(),
+            "enterprises": [e.to_dict() for e in self.enterprises],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WarningDecision:
+    kind: DecisionKind
+    reason: DecisionReason
+    locality: str
+    rule_set_id: str
+    level: Level
+    previous_level: Level
+    at: datetime
+    trigger: EmergencyTrigger | None = None
+
+
+def emergency_trigger(
+    rule_set: WarningRuleSet,
+    locality: str,
+    level: Level,
+    previous_level: Level,
+    at: datetime,
+    enterprises: Iterable[object],
+) -> EmergencyTrigger:
+    """Level, required cuts and, for every enterprise of the locality, its measures for the level."""
+    items: list[EnterpriseMeasures] = []
+    for raw in enterprises:
+        ent = EnterpriseInput.from_any(raw)
+        if ent.locality is not None and ent.locality != locality:
+            continue
+        measures = ent.measures.get(level.value, ()) if level is not Level.NONE else ()
+        items.append(EnterpriseMeasures(ent.id, ent.name, ent.performance_grade, measures))
+    items.sort(key=lambda e: e.enterprise_id)
+    return EmergencyTrigger(
+        locality=locality,
+        level=level,
+        previous_level=previous_level,
+        at=at,
+        rule_set_id=rule_set.id,
+        reductions=rule_set.reductions.get(level),
+        enterprises=tuple(items),
+    )
+
+
+class _Timeline:
+    """Hourly AQI values from ``start`` (label) on, one list per basis, built lazily."""
+
+    def __init__(self, state: WarningState, start: datetime, end: datetime, now: datetime) -> None:
+        self.start = start
+        self.n = int((end - start) / HOUR) + 1
+        self.now = now
+        self._state = state
+        self._cache: dict[Basis, list[float | None]] = {}
+
+    def index(self, label: datetime) -> int:
+        return int((label - self.start) / HOUR)
+
+    def values(self, basis: Basis) -> list[float | None]:
+        cached = self._cache.get(basis)
+        if cached is not None:
+            return cached
+        out: list[float | None] = [None] * self.n
+        st = self._state
+        if basis is not Basis.OBSERVED:
+            self._fill_days(out, st.forecast, future_only=False)
+        if basis is not Basis.FORECAST:
+            self._fill_days(out, st.observed_daily, future_only=False)
+            for label, value in st.rolling:
+                i = self.index(label)
+                if 0 <= i < self.n:
+                    out[i] = value
+        self._cache[basis] = out
+        return out
+
+    def _fill_days(
+        self, out: list[float | None], days: Iterable[_DayPoint], future_only: bool
+    ) -> None:
+        for day, value in days:
+            # hours ending in the Beijing natural day: labels day 01:00 … day+1 00:00
+            first = datetime.combine(day, time(1), BEIJING).astimezone(UTC)
+            for h in range(24):
+                i = self.index(first + h * HOUR)
+                if 0 <= i < self.n:
+                    out[i] = value
+
+
+def _runs(values: Sequence[float | None], pred: Any) -> list[tuple[int, int]]:
+    """Maximal runs [start, end] (inclusive indices) where pred(value) holds; gaps break runs."""
+    runs: list[tuple[int, int]] = []
+    start = -1
+    for i, v in enumerate(values):
+        if v is not None and pred(v):
+            if start < 0:
+                start = i
+        elif start >= 0:
+            runs.append((start, i - 1))
+            start = -1
+    if start >= 0:
+        runs.append((start, len(values) - 1))
+    return runs
+
+
+def _group_holds(group: AllOf, tl: _Timeline, anchor: int) -> bool:
+    """The episode condition (lowest threshold) must be current; the others must hold inside it."""
+    conds = sorted(group.all_of, key=lambda c: (c.aqi_above, -c.for_hours))
+    episode, others = conds[0], conds[1:]
+    episodes = [
+        (s, e)
+        for s, e in _runs(tl.values(episode.basis), episode.exceeds)
+        if e - s + 1 >= episode.for_hours and e >= anchor - 1
+    ]
+    for s, e in episodes:
+        if all(
+            any(
+                e2 - s2 + 1 >= c.for_hours and s2 >= s and e2 <= e
+                for s2, e2 in _runs(tl.values(c.basis)[s : e + 1], c.exceeds)
+                for s2, e2 in [(s2 + s, e2 + s)]
+            )
+            for c in others
+        ):
+            return True
+    return False
+
+
+def _lift_holds(rule: LiftRule, tl: _Timeline, anchor: int) -> bool:
+    values = tl.values(Basis.COMBINED)
+    return any(
+        e - s + 1 >= rule.for_hours and s <= anchor + 1 and e >= anchor - 1
+        for s, e in _runs(values, lambda v: v <= rule.aqi_at_most)
+    )
+
+
+def target_level(
+    rule_set: WarningRuleSet, state: WarningState, now: datetime
+) -> tuple[Level, bool]:
+    """The level the data call for at ``now`` (without the regional floor), and whether the lift
+    condition holds."""
+    anchor_label = _floor_hour(now)
+    start = anchor_label - rule_set.horizon_hours * HOUR
+    end = anchor_label
+    if state.forecast:
+        last_day = max(d for d, _ in state.forecast)
+        end = max(
+            end, datetime.combine(last_day + timedelta(days=1), time(0), BEIJING).astimezone(UTC)
+        )
+    tl = _Timeline(state, start, end, now)
+    anchor = tl.index(anchor_label)
+    level = Level.NONE
+    for lv in (Level.RED, Level.ORANGE, Level.YELLOW):
+        if any(_group_holds(g, tl, anchor) for g in rule_set.levels[lv].any_of):
+            level = lv
+            break
+    return level, _lift_holds(rule_set.lift, tl, anchor)
+
+
+def _merge(state: WarningState, inp: WarningInput, now: datetime, horizon: int) -> WarningState:
+    keep_from = _floor_hour(now) - horizon * HOUR
+    rolling = dict(state.rolling)
+    for at, value in inp.rolling_aqi:
+        if at.tzinfo is None:
+            raise InvalidReading("timestamp without timezone", factor="rolling_aqi", value=at)
+        rolling[_hour_label(at)] = _check_aqi(value, "rolling_aqi")
+    daily = dict(state.observed_daily)
+    for day, value in inp.observed_daily:
+        daily[day] = _check_aqi(value, "observed_daily")
+    forecast = state.forecast
+    if inp.forecast_daily is not None:
+        forecast = tuple(
+            sorted((d, _check_aqi(v, "forecast_daily")) for d, v in inp.forecast_daily)
+        )
+    keep_day = (keep_from.astimezone(BEIJING) - timedelta(days=1)).date()
+    return replace(
+        state,
+        rolling=tuple(sorted((t, v) for t, v in rolling.items() if t >= keep_from)),
+        observed_daily=tuple(sorted((d, v) for d, v in daily.items() if d >= keep_day)),
+        forecast=forecast,
+        regional=state.regional if inp.regional_level is None else inp.regional_level,
+    )
+
+
+def step(
+    state: WarningState,
+    inp: WarningInput,
+    now: datetime,
+    *,
+    rule_set: WarningRuleSet,
+    enterprises: Iterable[object] = (),
+) -> tuple[WarningState, list[WarningDecision]]:
+    """One warning evaluation for one locality at event time ``now`` (module docstring).
+
+    Returns the new state and the decisions: one ISSUE / UPGRADE / DOWNGRADE / LIFT (each with its
+    :class:`EmergencyTrigger`) or HOLD while a warning is in force; nothing when none is."""
+    if now.tzinfo is None:
+        raise InvalidReading("timestamp without timezone", factor="now", value=now)
+    state = _merge(state, inp, now, rule_set.horizon_hours)
+    computed, lift_ok = target_level(rule_set, state, now)
+    target = max_level(computed, state.regional)
+    current = state.level
+    new = current
+    kind = DecisionKind.HOLD
+    reason = DecisionReason.NO_CHANGE
+    lower_since = state.lower_since
+    if target.rank > current.rank:
+        new = target
+        kind = DecisionKind.ISSUE if current is Level.NONE else DecisionKind.UPGRADE
+        reason = (
+            DecisionReason.REGIONAL_FLOOR
+            if state.regional.rank > computed.rank
+            else DecisionReason.THRESHOLDS_MET
+        )
+        lower_since = None
+    elif current is not Level.NONE and target.rank < current.rank:
+        if lift_ok:
+            new = target
+            kind = DecisionKind.LIFT if target is Level.NONE else DecisionKind.DOWNGRADE
+            reason = (
+                DecisionReason.REGIONAL_FLOOR
+                if target is not Level.NONE and target is state.regional
+                else DecisionReason.IMPROVEMENT_EXPECTED
+            )
+            lower_since = None
+        else:
+            lower = max_level(target, Level.YELLOW)
+            if lower.rank < current.rank:
+                lower_since = lower_since or now
+                if now - lower_since >= timedelta(hours=rule_set.downgrade_after_hours):
+                    new = lower
+                    kind = DecisionKind.DOWNGRADE
+                    reason = DecisionReason.LOWER_LEVEL_SUSTAINED
+                    lower_since = None
+            else:
+                lower_since = None
+    else:
+        lower_since = None
+
+    changed = new is not current
+    state = replace(
+        state,
+        level=new,
+        since=(None if new is Level.NONE else now) if changed else state.since,
+        lower_since=lower_since,
+    )
+    if not changed and current is Level.NONE:
+        return state, []
+    trigger = (
+        emergency_trigger(rule_set, state.locality, new, current, now, enterprises)
+        if changed
+        else None
+    )
+    decision = WarningDecision(
+        kind=kind,
+        reason=reason,
+        locality=state.locality,
+        rule_set_id=rule_set.id,
+        level=new,
+        previous_level=current,
+        at=now,
+        trigger=trigger,
+    )
+    return state, [decision]
+
+
+# ---------------------------------------------------------------- baseline comparison
+
+
+class Compliance(StrEnum):
+    COMPLIANT = "compliant"
+    NON_COMPLIANT = "non_compliant"  # the cut is below the required reduction
+    NO_BASELINE = "no_baseline"  # nothing to compare with (no pre-warning data, or zero)
+    NOT_REQUIRED = "not_required"  # no reduction required for this factor at this level
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineMean:
+    """Mean of an enterprise factor before a warning: ``initialise / add / result`` (style #3)."""
+
+    total: float = 0.0
+    count: int = 0
+
+    @staticmethod
+    def initialise() -> BaselineMean:
+        return BaselineMean()
+
+    def add(self, value: float) -> BaselineMean:
+        if not math.isfinite(value):
+            raise InvalidReading("not a finite number", factor="baseline", value=value)
+        return BaselineMean(self.total + value, self.count + 1)
+
+    def result(self) -> float | None:
+        return None if self.count == 0 else self.total / self.count
+
+
+@dataclass(frozen=True, slots=True)
+class ComplianceCheck:
+    decision: Compliance
+    enterprise_id: str
+    factor: str
+    level: Level
+    baseline: float | None
+    current: float
+    achieved_cut: float | None  # (baseline − current) / baseline
+    required_cut: float | None
+
+
+def required_cut(
+    rule_set: WarningRuleSet, level: Level, factor: str, enterprise: object | None = None
+) -> float | None:
+    """The cut required of an enterprise factor at a level.
+
+    The enterprise's own ``required_reductions[level][factor]`` (its 一厂一策 list) wins; otherwise
+    the rule set's city-wide ratio for the pollutant (SO2/NOx/PM/VOCs). Electricity (``power_kw``,
+    the plans' 电量监控) has no ratio of its own: it is checked against the largest pollutant ratio
+    of the level — an envwatch proxy [MEM], overridable per enterprise.
+    """
+    if level is Level.NONE:
+        return None
+    if enterprise is not None:
+        own = EnterpriseInput.from_any(enterprise).required_reductions.get(level.value, {})
+        if factor in own:
+            return float(own[factor])
+    reductions = rule_set.reductions[level]
+    if factor == "power_kw":
+        return reductions.largest
+    return reductions.for_factor(factor)
+
+
+def compare_with_baseline(
+    enterprise_id: str,
+    factor: str,
+    level: Level,
+    baseline: float | None,
+    current: float,
+    required: float | None,
+) -> ComplianceCheck:
+    """During a warning: did the enterprise cut ``factor`` by at least ``required`` vs baseline?"""
+    if not math.isfinite(current):
+        raise InvalidReading("not a finite number", factor=factor, value=current)
+    if required is None or required <= 0:
+        return ComplianceCheck(
+            Compliance.NOT_REQUIRED, enterprise_id, factor, level, baseline, current, None, required
+        )
+    if baseline is None or baseline <= 0:
+        return ComplianceCheck(
+            Compliance.NO_BASELINE, enterprise_id, factor, level, baseline, current, None, required
+        )
+    achieved = (baseline - current) / baseline
+    decision = Compliance.COMPLIANT if achieved >= required else Compliance.NON_COMPLIANT
+    return ComplianceCheck(
+        decision, enterprise_id, factor, level, baseline, current, achieved, required
+    )

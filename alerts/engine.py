@@ -1,0 +1,375 @@
+"""The alert engine (pure): rules → lifecycle → silences / maintenance / inhibition → transitions.
+
+The engine holds configuration (rules, silences, inhibit rules) and *state*; state is plain data
+(:meth:`Engine.to_dict` / :meth:`Engine.from_dict`) so a Faust table can hold it and a restarted
+worker resumes pending alerts, ``for`` durations, offline timers and escalations where they were.
+
+Time is always passed in: :meth:`process` uses the evaluation's event time, :meth:`tick` the stream's
+watermark. Call ``tick`` regularly (e.g. once per batch with the newest event time seen) for offline
+detection, escalation and the catch-up after a silence ended.
+
+Offline (no data): a source whose newest evaluation is older than an offline rule's
+``silent_after_minutes`` gets a BREACH stamped ``last_seen + silent_after`` (deterministic, however
+often ``tick`` runs). Only data from that source (DATA_RESUMED) or a person resolves it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from rules.warnings import DecisionKind, Level, WarningDecision
+
+from alerts import lifecycle
+from alerts.errors import StateError, UnknownAlert
+from alerts.inhibition import DEFAULT_INHIBIT_RULES, InhibitRule, inhibited_by
+from alerts.lifecycle import Observation, StepOutcome
+from alerts.model import (
+    Alert,
+    AlertState,
+    Reason,
+    Severity,
+    Suppression,
+    Transition,
+    TransitionKind,
+    fingerprint,
+    transition_id,
+)
+from alerts.rules import AlertRule, AlertRules, Evaluation, EvaluationKind, evaluate
+from alerts.rules import offline_observation as _offline_obs
+from alerts.silences import Silence, in_maintenance, matches_all, silenced_by
+
+#: Resolved alerts (already told) are dropped from state after this long (keeps tables small).
+RETAIN_RESOLVED: Final = timedelta(days=1)
+
+WARNING_RULE: Final[str] = "heavy_pollution_warning"
+
+_WARNING_SEVERITY: Final[dict[Level, Severity]] = {
+    Level.NONE: Severity.INFO,
+    Level.YELLOW: Severity.WARNING,
+    Level.ORANGE: Severity.CRITICAL,
+    Level.RED: Severity.CRITICAL,
+}
+_WARNING_REASON: Final[dict[DecisionKind, Reason]] = {
+    DecisionKind.ISSUE: Reason.WARNING_ISSUED,
+    DecisionKind.UPGRADE: Reason.WARNING_UPGRADED,
+    DecisionKind.DOWNGRADE: Reason.WARNING_DOWNGRADED,
+    DecisionKind.LIFT: Reason.WARNING_LIFTED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What the engine knows of one source (station, section, outlet)."""
+
+    locality: str
+    last_seen: datetime
+    offline: bool = False
+    maintenance: bool = False  # newest sample carried HJ 212 flag M or C
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "locality": self.locality,
+            "last_seen": self.last_seen.isoformat(),
+            "offline": self.offline,
+            "maintenance": self.maintenance,
+        }
+
+
+def _warning_labels(locality: str, level: Level, source: str) -> dict[str, str]:
+    return {
+        "rule": WARNING_RULE,
+        "source": source,
+        "factor": "aqi",
+        "locality": locality,
+        "kind": "warning",
+        "rule_kind": WARNING_RULE,
+        "category": "warning",
+        "level": level.value,
+    }
+
+
+class Engine:
+    """Stateful façade over the pure parts; every method takes event time, none reads a clock."""
+
+    def __init__(
+        self,
+        rules: AlertRules,
+        *,
+        silences: Iterable[Silence] = (),
+        inhibit_rules: Iterable[InhibitRule] = DEFAULT_INHIBIT_RULES,
+    ) -> None:
+        self.rules = rules
+        self.silences: tuple[Silence, ...] = tuple(silences)
+        self.inhibit_rules: tuple[InhibitRule, ...] = tuple(inhibit_rules)
+        self.alerts: dict[str, Alert] = {}
+        self.sources: dict[str, SourceState] = {}
+        self.runs: dict[str, tuple[float, int]] = {}  # "source|factor" → (last value, run length)
+        self.warnings: dict[str, Level] = {}  # locality → level in force
+        self._inhibitors: dict[str, Mapping[str, str]] = {}
+
+    # ------------------------------------------------------------ configuration (hot reload)
+
+    def set_silences(self, silences: Iterable[Silence]) -> None:
+        self.silences = tuple(silences)
+
+    def set_rules(self, rules: AlertRules, now: datetime) -> list[Transition]:
+        """Swap the rule set; alerts of rules that no longer exist are closed (RULE_REMOVED)."""
+        self.rules = rules
+        out: list[Transition] = []
+        for fp, alert in list(self.alerts.items()):
+            if alert.labels.get("rule") in rules.by_id:
+                continue
+            _, ts = lifecycle.close(alert, now, Reason.RULE_REMOVED)
+            out.extend(ts)
+            del self.alerts[fp]
+            self._inhibitors.pop(fp, None)
+        return out
+
+    # ------------------------------------------------------------ suppression
+
+    def _is_inhibitor(self, labels: Mapping[str, str]) -> bool:
+        return any(matches_all(r.source_matchers, labels) for r in self.inhibit_rules)
+
+    def _suppression(
+        self, labels: Mapping[str, str], fp: str, now: datetime
+    ) -> tuple[tuple[Suppression, ...], tuple[str, ...]]:
+        kinds: list[Suppression] = []
+        by: list[str] = []
+        if self.silences:
+            ids = silenced_by(self.silences, labels, now)
+            if ids:
+                kinds.append(Suppression.SILENCED)
+                by.extend(ids)
+        src = self.sources.get(labels.get("source", ""))
+        if src is not None and src.maintenance and labels.get("kind") != "warning":
+            kinds.append(Suppression.MAINTENANCE)
+        if self._inhibitors:
+            fps = inhibited_by(self.inhibit_rules, labels, fp, self._inhibitors.items())
+            if fps:
+                kinds.append(Suppression.INHIBITED)
+                by.extend(fps)
+        return tuple(kinds), tuple(by)
+
+    def _store(self, alert: Alert | None) -> None:
+        if alert is None:
+            return
+        fp = alert.fingerprint
+        self.alerts[fp] = alert
+        if alert.state is AlertState.FIRING and self._is_inhibitor(alert.labels):
+            self._inhibitors[fp] = alert.labels
+        else:
+            self._inhibitors.pop(fp, None)
+
+    def _apply(self, rule: AlertRule, obs: Observation, now: datetime) -> tuple[Transition, ...]:
+        fp = obs.fingerprint
+        sup, by = self._suppression(obs.labels, fp, now)
+        result = lifecycle.step(
+            self.alerts.get(fp), obs, now, rule.policy, suppressed=sup, suppressed_by=by
+        )
+        if result.outcome is not StepOutcome.NO_ALERT:
+            self._store(result.alert)
+        return result.transitions
+
+    # ------------------------------------------------------------ input
+
+    def process(self, ev: Evaluation, now: datetime | None = None) -> list[Transition]:
+        """Evaluate every applicable rule on one evaluation; return the transitions it caused."""
+        now = ev.time if now is None or now < ev.time else now
+        out: list[Transition] = []
+        src = self.sources.get(ev.source)
+        if src is None or ev.time >= src.last_seen:
+            was_offline = src is not None and src.offline
+            self.sources[ev.source] = SourceState(
+                locality=ev.locality,
+                last_seen=ev.time,
+                offline=False,
+                maintenance=bool(ev.flags) and in_maintenance(ev.flags),
+            )
+            if was_offline:
+                for rule in self.rules.offline_rules:
+                    if rule.applies_to_source(ev.locality, ev.source):
+                        obs = _offline_obs(rule, ev.locality, ev.source, ev.time, breach=False)
+                        out.extend(self._apply(rule, obs, now))
+        run_length = 0
+        if ev.kind == EvaluationKind.SAMPLE and ev.value is not None:
+            key = f"{ev.source}|{ev.factor}"
+            last = self.runs.get(key)
+            run_length = last[1] + 1 if last is not None and last[0] == ev.value else 1
+            self.runs[key] = (ev.value, run_length)
+        for rule in self.rules.by_evaluation_kind.get(ev.kind, ()):
+            verdict = evaluate(rule, ev, run_length=run_length)
+            if verdict is not None:
+                out.extend(self._apply(rule, verdict, now))
+        return out
+
+    def tick(self, now: datetime) -> list[Transition]:
+        """Advance event time: offline detection, escalation, catch-up after suppression."""
+        out: list[Transition] = []
+        for rule in self.rules.offline_rules:
+            after = timedelta(minutes=rule.silent_after_minutes or 0)
+            for source, src in list(self.sources.items()):
+                if src.offline or not rule.applies_to_source(src.locality, source):
+                    continue
+                if now - src.last_seen > after:
+                    self.sources[source] = replace(src, offline=True, maintenance=False)
+                    obs = _offline_obs(
+                        rule, src.locality, source, src.last_seen + after, breach=True
+                    )
+                    out.extend(self._apply(rule, obs, now))
+        for fp, alert in list(self.alerts.items()):
+            if alert.state is AlertState.RESOLVED and alert.notified_state is not AlertState.FIRING:
+                if alert.resolved_at is not None and now - alert.resolved_at > RETAIN_RESOLVED:
+                    del self.alerts[fp]
+                continue
+            alert_rule = self.rules.by_id.get(alert.labels.get("rule", ""))
+            if alert_rule is None:
+                continue
+            sup, by = self._suppression(alert.labels, fp, now)
+            new, ts = lifecycle.tick(
+                alert, now, alert_rule.policy, suppressed=sup, suppressed_by=by
+            )
+            if ts:
+                self._store(new)
+                out.extend(ts)
+        return out
+
+    # ------------------------------------------------------------ people
+
+    def _get(self, fp: str, action: str) -> Alert:
+        alert = self.alerts.get(fp)
+        if alert is None:
+            raise UnknownAlert(fp, action)
+        return alert
+
+    def acknowledge(
+        self, fp: str, who: str, at: datetime, note: str | None = None
+    ) -> list[Transition]:
+        alert = self._get(fp, "acknowledge")
+        sup, _ = self._suppression(alert.labels, fp, at)
+        new, ts = lifecycle.acknowledge(alert, who, at, note, suppressed=sup)
+        self._store(new)
+        return list(ts)
+
+    def assign(
+        self, fp: str, assignee: str, by: str, at: datetime, note: str | None = None
+    ) -> list[Transition]:
+        alert = self._get(fp, "assign")
+        sup, _ = self._suppression(alert.labels, fp, at)
+        new, ts = lifecycle.assign(alert, assignee, by, at, note, suppressed=sup)
+        self._store(new)
+        return list(ts)
+
+    def resolve(self, fp: str, who: str, at: datetime, note: str | None = None) -> list[Transition]:
+        alert = self._get(fp, "resolve")
+        sup, _ = self._suppression(alert.labels, fp, at)
+        new, ts = lifecycle.resolve(alert, who, at, note, suppressed=sup)
+        self._store(new)
+        return list(ts)
+
+    # ------------------------------------------------------------ heavy-pollution warnings
+
+    def apply_warning(self, decision: WarningDecision) -> list[Transition]:
+        """Turn a warning decision into a ``kind=warning`` transition and update inhibition.
+
+        HOLD produces nothing. Warnings are never silenced: they are emergencies."""
+        if decision.kind is DecisionKind.HOLD:
+            return []
+        locality = decision.locality
+        identity = _warning_labels(locality, decision.level, locality)
+        fp = fingerprint(identity)
+        lifted = decision.kind is DecisionKind.LIFT
+        state = AlertState.RESOLVED if lifted else AlertState.FIRING
+        previous = AlertState.FIRING if decision.previous_level is not Level.NONE else None
+        reason = _WARNING_REASON[decision.kind]
+        annotations = {
+            "summary": f"{locality} 重污染天气{decision.level.label_zh}"
+            if not lifted
+            else f"{locality} 解除重污染天气预警",
+            "summary_en": f"{locality}: heavy-pollution warning {decision.level.value}"
+            if not lifted
+            else f"{locality}: heavy-pollution warning lifted",
+            "rule_set": decision.rule_set_id,
+            "decision_reason": decision.reason.value,
+        }
+        if decision.trigger is not None:
+            annotations["trigger_json"] = json.dumps(
+                decision.trigger.to_dict(), ensure_ascii=False, sort_keys=True
+            )
+        t = Transition(
+            id=transition_id(fp, state, reason, decision.at),
+            kind=TransitionKind.WARNING,
+            fingerprint=fp,
+            labels=identity,
+            annotations=annotations,
+            state=state,
+            previous_state=previous,
+            reason=reason,
+            at=decision.at,
+            severity=_WARNING_SEVERITY[decision.level]
+            if not lifted
+            else _WARNING_SEVERITY[decision.previous_level],
+            locality=locality,
+            source=locality,
+            level=decision.level.value,
+        )
+        self.warnings[locality] = decision.level
+        if lifted:
+            self._inhibitors.pop(fp, None)
+            self.warnings.pop(locality, None)
+        elif self._is_inhibitor(identity):
+            self._inhibitors[fp] = identity
+        else:
+            self._inhibitors.pop(fp, None)
+        return [t]
+
+    # ------------------------------------------------------------ state
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "alerts": {fp: a.to_dict() for fp, a in self.alerts.items()},
+            "sources": {s: v.to_dict() for s, v in self.sources.items()},
+            "runs": {k: [v, n] for k, (v, n) in self.runs.items()},
+            "warnings": {loc: lv.value for loc, lv in self.warnings.items()},
+        }
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        rules: AlertRules,
+        *,
+        silences: Iterable[Silence] = (),
+        inhibit_rules: Iterable[InhibitRule] = DEFAULT_INHIBIT_RULES,
+    ) -> Engine:
+        if data.get("version") != 1:
+            raise StateError("version", f"unsupported state version {data.get('version')!r}")
+        eng = cls(rules, silences=silences, inhibit_rules=inhibit_rules)
+        try:
+            for fp, raw in dict(data.get("alerts") or {}).items():
+                alert = Alert.from_dict(raw)
+                if alert.fingerprint != fp:
+                    raise StateError(f"alerts.{fp}", "key does not match the fingerprint")
+                eng._store(alert)
+            for source, raw in dict(data.get("sources") or {}).items():
+                eng.sources[source] = SourceState(
+                    locality=str(raw["locality"]),
+                    last_seen=datetime.fromisoformat(raw["last_seen"]),
+                    offline=bool(raw.get("offline", False)),
+                    maintenance=bool(raw.get("maintenance", False)),
+                )
+            for key, (value, n) in dict(data.get("runs") or {}).items():
+                eng.runs[key] = (float(value), int(n))
+            for loc, lv in dict(data.get("warnings") or {}).items():
+                level = Level(lv)
+                eng.warnings[loc] = level
+                labels = _warning_labels(loc, level, loc)
+                if eng._is_inhibitor(labels):
+                    eng._inhibitors[fingerprint(labels)] = labels
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError("engine", str(exc)) from exc
+        return eng

@@ -1,0 +1,532 @@
+"""Alert rules declared as data (pydantic), and their evaluation into lifecycle observations.
+
+The streams engineer maps the stream's records onto :class:`Evaluation` (one value of one source
+at one event time, with the limit that applies when the stream knows it). :func:`evaluate` applies
+one :class:`AlertRule` and returns an :class:`~alerts.lifecycle.Observation` — BREACH, CLEAR, BAND
+(hysteresis band), NO_DATA (missing/invalid value) or MAINTENANCE (HJ 212 flag M/C) — or ``None``
+when the rule does not apply.
+
+Rules are hot-reloadable: :class:`AlertRules` is validated as a whole (:func:`load_alert_rules`) and
+handed to ``Engine.set_rules``; alert state is keyed by fingerprint, which contains the rule id,
+so an edited rule keeps its alerts and a removed rule's alerts are closed.
+
+Which evaluation kind feeds which rule kind (``EVALUATION_KIND``):
+
+=====================  ====================  ==================================================
+rule kind              evaluation kind       condition (value vs limit)
+=====================  ====================  ==================================================
+ambient_exceedance     ambient               value > limit (GB 3095 limit chosen by the stream)
+water_class            water_class           class index > target class index (1..6, 6 = 劣V)
+water_worse_than_v     water_class           class index ≥ 6 (劣V, GB 3838-2002)
+permit_exceedance      permit                O2-corrected hourly mean > permit limit
+effluent_exceedance    effluent              daily mean > GB 18918-2002 表1 limit
+dustfall               dustfall              monthly dustfall > limit (7 t/(month·km²))
+bypass_open            bypass                bypass_open = 1
+offline                (any, by the engine)  no data for ``silent_after_minutes``
+constant_value         sample                the same value for ``samples`` samples in a row
+zero_value             sample                zero for ``samples`` samples in a row
+data_rate              data_rate             transmission or valid-data rate < 90 % over a day
+plan_progress          plan_progress         detail.status at_risk (warning) / off_track (crit.)
+warning_compliance     warning_compliance    achieved cut < required cut during a warning
+=====================  ====================  ==================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import cached_property
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from alerts.errors import InvalidEvaluation, RuleConfigError
+from alerts.lifecycle import LifecyclePolicy, Observation, ObservationStatus
+from alerts.model import Reason, Severity
+from alerts.silences import in_maintenance
+
+#: HJ 212-2017 表8 flags whose values are valid for statistics: N normal, S manual value.
+VALID_FLAGS: Final[frozenset[str]] = frozenset({"N", "S"})
+
+#: Labels copied from ``Evaluation.detail`` onto alerts so routing can scope them (enterprise …).
+ROUTING_LABELS: Final[tuple[str, ...]] = ("enterprise", "station", "section", "outlet")
+
+
+class EvaluationKind(StrEnum):
+    AMBIENT = "ambient"
+    WATER_CLASS = "water_class"
+    PERMIT = "permit"
+    EFFLUENT = "effluent"
+    DUSTFALL = "dustfall"
+    BYPASS = "bypass"
+    SAMPLE = "sample"
+    DATA_RATE = "data_rate"
+    PLAN_PROGRESS = "plan_progress"
+    WARNING_COMPLIANCE = "warning_compliance"
+
+
+class RuleKind(StrEnum):
+    AMBIENT_EXCEEDANCE = "ambient_exceedance"
+    WATER_CLASS = "water_class"
+    WATER_WORSE_THAN_V = "water_worse_than_v"
+    PERMIT_EXCEEDANCE = "permit_exceedance"
+    EFFLUENT_EXCEEDANCE = "effluent_exceedance"
+    DUSTFALL = "dustfall"
+    BYPASS_OPEN = "bypass_open"
+    OFFLINE = "offline"
+    CONSTANT_VALUE = "constant_value"
+    ZERO_VALUE = "zero_value"
+    DATA_RATE = "data_rate"
+    PLAN_PROGRESS = "plan_progress"
+    WARNING_COMPLIANCE = "warning_compliance"
+
+
+EVALUATION_KIND: Final[dict[RuleKind, EvaluationKind | None]] = {
+    RuleKind.AMBIENT_EXCEEDANCE: EvaluationKind.AMBIENT,
+    RuleKind.WATER_CLASS: EvaluationKind.WATER_CLASS,
+    RuleKind.WATER_WORSE_THAN_V: EvaluationKind.WATER_CLASS,
+    RuleKind.PERMIT_EXCEEDANCE: EvaluationKind.PERMIT,
+    RuleKind.EFFLUENT_EXCEEDANCE: EvaluationKind.EFFLUENT,
+    RuleKind.DUSTFALL: EvaluationKind.DUSTFALL,
+    RuleKind.BYPASS_OPEN: EvaluationKind.BYPASS,
+    RuleKind.OFFLINE: None,
+    RuleKind.CONSTANT_VALUE: EvaluationKind.SAMPLE,
+    RuleKind.ZERO_VALUE: EvaluationKind.SAMPLE,
+    RuleKind.DATA_RATE: EvaluationKind.DATA_RATE,
+    RuleKind.PLAN_PROGRESS: EvaluationKind.PLAN_PROGRESS,
+    RuleKind.WARNING_COMPLIANCE: EvaluationKind.WARNING_COMPLIANCE,
+}
+
+#: ``category`` label: what kind of problem (used by inhibition and routing).
+CATEGORY: Final[dict[RuleKind, str]] = {
+    RuleKind.AMBIENT_EXCEEDANCE: "exceedance",
+    RuleKind.WATER_CLASS: "exceedance",
+    RuleKind.WATER_WORSE_THAN_V: "exceedance",
+    RuleKind.PERMIT_EXCEEDANCE: "exceedance",
+    RuleKind.EFFLUENT_EXCEEDANCE: "exceedance",
+    RuleKind.DUSTFALL: "exceedance",
+    RuleKind.BYPASS_OPEN: "violation",
+    RuleKind.OFFLINE: "data_quality",
+    RuleKind.CONSTANT_VALUE: "data_quality_value",
+    RuleKind.ZERO_VALUE: "data_quality_value",
+    RuleKind.DATA_RATE: "data_quality",
+    RuleKind.PLAN_PROGRESS: "plan",
+    RuleKind.WARNING_COMPLIANCE: "warning_compliance",
+}
+
+#: GB 3838-2002 classes I..V as 1..5; 劣V (worse than V) is 6.
+WORSE_THAN_V: Final[int] = 6
+
+_NAMES_ZH: Final[dict[RuleKind, str]] = {
+    RuleKind.AMBIENT_EXCEEDANCE: "空气质量超标",
+    RuleKind.WATER_CLASS: "断面水质未达目标",
+    RuleKind.WATER_WORSE_THAN_V: "断面水质劣V类",
+    RuleKind.PERMIT_EXCEEDANCE: "排污许可超标",
+    RuleKind.EFFLUENT_EXCEEDANCE: "污水处理厂出水超标",
+    RuleKind.DUSTFALL: "降尘量超标",
+    RuleKind.BYPASS_OPEN: "旁路开启",
+    RuleKind.OFFLINE: "监测设备离线",
+    RuleKind.CONSTANT_VALUE: "数据恒值",
+    RuleKind.ZERO_VALUE: "数据零值",
+    RuleKind.DATA_RATE: "数据传输有效率不足",
+    RuleKind.PLAN_PROGRESS: "规划目标进度预警",
+    RuleKind.WARNING_COMPLIANCE: "应急减排未落实",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """One value of one source at one event time, as the stream hands it to the alert rules.
+
+    ``value``/``limit`` by kind: see the module table. ``flags`` are HJ 212 data flags.
+    ``detail`` carries extra strings (``status`` for plan progress; ``enterprise`` … for routing).
+    """
+
+    kind: str
+    locality: str
+    source: str
+    factor: str
+    value: float | None
+    time: datetime
+    limit: float | None = None
+    flags: frozenset[str] = frozenset()
+    detail: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in _EVALUATION_KINDS:
+            raise InvalidEvaluation("kind", "unknown evaluation kind", self.kind)
+        if self.time.tzinfo is None:
+            raise InvalidEvaluation("time", "timestamp without timezone", self.time)
+        if not self.source:
+            raise InvalidEvaluation("source", "empty", self.source)
+        if not self.locality:
+            raise InvalidEvaluation("locality", "empty", self.locality)
+        for name in ("value", "limit"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not math.isfinite(float(v))):
+                raise InvalidEvaluation(name, "not a finite number", v)
+
+
+_EVALUATION_KINDS: Final[frozenset[str]] = frozenset(k.value for k in EvaluationKind)
+
+
+class AlertRule(BaseModel):
+    """One alert rule. Every rule names its ``source`` clause (standard, plan file and line)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    name: str = Field(min_length=1)
+    kind: RuleKind
+    source: str = Field(min_length=1, description="clause this rule implements")
+    severity: Severity = Severity.WARNING
+    limit: float | None = Field(default=None, description="used when the evaluation has none")
+    clear_margin: float = Field(
+        default=0.0, ge=0, lt=1, description="hysteresis: clear only this fraction past the limit"
+    )
+    critical_ratio: float | None = Field(
+        default=None, gt=1, description="value ≥ limit × ratio raises severity to critical"
+    )
+    for_minutes: float = Field(default=0, ge=0)
+    escalate_after_minutes: float | None = Field(default=None, gt=0)
+    max_escalations: int = Field(default=1, ge=1, le=10)
+    samples: int | None = Field(default=None, ge=2, description="constant/zero: N in a row")
+    silent_after_minutes: float | None = Field(default=None, gt=0, description="offline")
+    factors: frozenset[str] = frozenset()  # empty: every factor
+    localities: frozenset[str] = frozenset()  # empty: every locality
+    sources: frozenset[str] = frozenset()  # empty: every source
+    flap_window: int = Field(default=21, ge=2, le=62)
+    flap_high: float = Field(default=0.5, gt=0, le=1)
+    flap_low: float = Field(default=0.25, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> AlertRule:
+        if self.kind in (RuleKind.CONSTANT_VALUE, RuleKind.ZERO_VALUE) and self.samples is None:
+            raise ValueError(f"{self.kind.value} rules need samples (N in a row)")
+        if self.kind is RuleKind.OFFLINE and self.silent_after_minutes is None:
+            raise ValueError("offline rules need silent_after_minutes")
+        if self.flap_low >= self.flap_high:
+            raise ValueError("flap_low must be below flap_high")
+        return self
+
+    @cached_property
+    def policy(self) -> LifecyclePolicy:
+        return LifecyclePolicy(
+            for_duration=timedelta(minutes=self.for_minutes),
+            escalate_after=None
+            if self.escalate_after_minutes is None
+            else timedelta(minutes=self.escalate_after_minutes),
+            max_escalations=self.max_escalations,
+            flap_window=self.flap_window,
+            flap_high=self.flap_high,
+            flap_low=self.flap_low,
+        )
+
+    @property
+    def category(self) -> str:
+        return CATEGORY[self.kind]
+
+    def applies_to_source(self, locality: str, source: str) -> bool:
+        return (not self.localities or locality in self.localities) and (
+            not self.sources or source in self.sources
+        )
+
+    def applies(self, ev: Evaluation) -> bool:
+        return (
+            EVALUATION_KIND[self.kind] == ev.kind
+            and (not self.factors or ev.factor in self.factors)
+            and self.applies_to_source(ev.locality, ev.source)
+        )
+
+    def labels(
+        self, locality: str, source: str, factor: str, detail: Mapping[str, str]
+    ) -> dict[str, str]:
+        out = {
+            "rule": self.id,
+            "source": source,
+            "factor": factor,
+            "locality": locality,
+            "rule_kind": self.kind.value,
+            "category": self.category,
+            "kind": "alert",
+        }
+        for key in ROUTING_LABELS:
+            if key in detail:
+                out[key] = detail[key]
+        return out
+
+
+class AlertRules(BaseModel):
+    """A whole rule set (the unit of hot reload)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rules: tuple[AlertRule, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> AlertRules:
+        seen: set[str] = set()
+        for r in self.rules:
+            if r.id in seen:
+                raise ValueError(f"duplicate rule id {r.id!r}")
+            seen.add(r.id)
+        return self
+
+    @cached_property
+    def by_evaluation_kind(self) -> dict[str, tuple[AlertRule, ...]]:
+        out: dict[str, list[AlertRule]] = {}
+        for r in self.rules:
+            ek = EVALUATION_KIND[r.kind]
+            if ek is not None:
+                out.setdefault(ek.value, []).append(r)
+        return {k: tuple(v) for k, v in out.items()}
+
+    @cached_property
+    def by_id(self) -> dict[str, AlertRule]:
+        return {r.id: r for r in self.rules}
+
+    @cached_property
+    def offline_rules(self) -> tuple[AlertRule, ...]:
+        return tuple(r for r in self.rules if r.kind is RuleKind.OFFLINE)
+
+
+def load_alert_rules(data: Mapping[str, Any]) -> AlertRules:
+    """Validate ``{"rules": [...]}`` (e.g. a parsed YAML); errors name the field path."""
+    try:
+        return AlertRules.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "rules"
+        raise RuleConfigError(where, first["msg"]) from exc
+
+
+#: Built-in rules, each with its source. Values marked [MEM] are operator defaults, overridable in
+#: the catalogue (no standard gives them).
+DEFAULT_RULES: Final[tuple[dict[str, Any], ...]] = (
+    {
+        "id": "ambient-exceedance",
+        "name": "Ambient concentration above the GB 3095 limit",
+        "kind": "ambient_exceedance",
+        "source": "GB 3095-2012 表1 / GB 3095-2026 表1 (limit chosen by event time, standards.md §2.1)",
+        "for_minutes": 0,
+        "clear_margin": 0.1,  # [MEM] operator default hysteresis
+        "escalate_after_minutes": 60,  # [MEM] operator default
+    },
+    {
+        "id": "water-class-target",
+        "name": "Section water class worse than its target",
+        "kind": "water_class",
+        "source": "GB 3838-2002 表1; plan targets e.g. 003_021375295357aa36.txt (Laixi sections)",
+    },
+    {
+        "id": "water-worse-than-v",
+        "name": "Section water class 劣V",
+        "kind": "water_worse_than_v",
+        "severity": "critical",
+        "source": "GB 3838-2002 表1; 劣V eliminated: plans/README.md (all five plans)",
+    },
+    {
+        "id": "permit-exceedance",
+        "name": "Flue-gas hourly mean (O2-corrected) above the permit limit",
+        "kind": "permit_exceedance",
+        "source": "GB 13271-2014 式(1) O2 correction; hourly basis standards.md §8 [MEM]",
+        "critical_ratio": 1.5,  # [MEM] operator default
+        "escalate_after_minutes": 60,  # [MEM] operator default
+    },
+    {
+        "id": "effluent-exceedance",
+        "name": "WWTP effluent daily mean above GB 18918",
+        "kind": "effluent_exceedance",
+        "source": "GB 18918-2002 表1 (日均值)",
+    },
+    {
+        "id": "dustfall",
+        "name": "Dustfall above 7 t/(month·km²)",
+        "kind": "dustfall",
+        "limit": 7.0,  # 000_d6d679181568297b.txt#L171
+        "source": "000_d6d679181568297b.txt#L171; 001_15ef1b070f9ae15b.txt#L351",
+    },
+    {
+        "id": "bypass-open",
+        "name": "Bypass opened",
+        "kind": "bypass_open",
+        "severity": "critical",
+        "source": "plans: online monitoring of key polluters (plans/README.md, duties)",
+    },
+    {
+        "id": "offline",
+        "name": "Monitor silent beyond its expected interval",
+        "kind": "offline",
+        "silent_after_minutes": 120,  # [MEM] platform-configurable, standards.md §8
+        "source": "HJ 212-2017 RtdInterval/MinInterval; no national threshold (standards.md §8)",
+    },
+    {
+        "id": "constant-value",
+        "name": "Constant value for N samples",
+        "kind": "constant_value",
+        "samples": 12,  # [MEM] operator default
+        "factors": ["so2", "nox", "pm", "cod", "nh3n", "pm25", "pm10"],
+        "source": "MEE 现场监督检查 cues: 长期在某一固定值 (standards.md §8) [1]",
+    },
+    {
+        "id": "zero-value",
+        "name": "Zero value for N samples",
+        "kind": "zero_value",
+        "samples": 6,  # [MEM] operator default
+        "factors": ["so2", "nox", "pm", "cod", "nh3n", "flow"],
+        "source": "zero with normal operation = fault (standards.md §8) [1]",
+    },
+    {
+        "id": "data-rate",
+        "name": "Transmission or valid-data rate below 90 % over a day",
+        "kind": "data_rate",
+        "limit": 0.9,  # 数据传输有效率 ≥ 90 % (standards.md §8) [2+]
+        "source": "数据传输有效率 ≥ 90 % (standards.md §8) [2+]",
+    },
+    {
+        "id": "plan-progress",
+        "name": "Plan target at risk or off track",
+        "kind": "plan_progress",
+        "source": "plan indicator tables (plans/README.md)",
+    },
+    {
+        "id": "warning-compliance",
+        "name": "Emergency cut not achieved during a heavy-pollution warning",
+        "kind": "warning_compliance",
+        "severity": "critical",
+        "source": "standards.md §6.1 reductions [2+]; 000_d6d679181568297b.txt#L141 (打击不落实应急减排措施)",
+    },
+)
+
+
+def default_rules() -> AlertRules:
+    return load_alert_rules({"rules": list(DEFAULT_RULES)})
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def _status_above(value: float, limit: float, margin: float) -> ObservationStatus:
+    if value > limit:
+        return ObservationStatus.BREACH
+    if value <= limit * (1.0 - margin):
+        return ObservationStatus.CLEAR
+    return ObservationStatus.BAND
+
+
+def _status_below(value: float, limit: float, margin: float) -> ObservationStatus:
+    if value < limit:
+        return ObservationStatus.BREACH
+    if value >= limit * (1.0 + margin):
+        return ObservationStatus.CLEAR
+    return ObservationStatus.BAND
+
+
+_PLAN_STATUS: Final[dict[str, tuple[ObservationStatus, Severity | None]]] = {
+    "at_risk": (ObservationStatus.BREACH, Severity.WARNING),
+    "off_track": (ObservationStatus.BREACH, Severity.CRITICAL),
+    "on_track": (ObservationStatus.CLEAR, None),
+    "achieved": (ObservationStatus.CLEAR, None),
+    "unknown": (ObservationStatus.NO_DATA, None),
+}
+
+
+def evaluate(rule: AlertRule, ev: Evaluation, *, run_length: int = 0) -> Observation | None:
+    """Apply ``rule`` to ``ev``; ``run_length`` (constant/zero rules) is how many samples in a row
+    had the same value, counted by the engine. Returns None when the rule does not apply."""
+    if not rule.applies(ev):
+        return None
+    labels = rule.labels(ev.locality, ev.source, ev.factor, ev.detail)
+    severity = rule.severity
+    status: ObservationStatus
+    limit = ev.limit if ev.limit is not None else rule.limit
+    value = ev.value
+    if ev.flags and in_maintenance(ev.flags):
+        status = ObservationStatus.MAINTENANCE
+    elif ev.flags and not ev.flags <= VALID_FLAGS:
+        status = ObservationStatus.NO_DATA
+    elif rule.kind is RuleKind.PLAN_PROGRESS:
+        raw = ev.detail.get("status", "")
+        if raw not in _PLAN_STATUS:
+            raise InvalidEvaluation("detail.status", f"expected one of {sorted(_PLAN_STATUS)}", raw)
+        status, sev = _PLAN_STATUS[raw]
+        severity = sev or severity
+    elif value is None:
+        status = ObservationStatus.NO_DATA
+    elif rule.kind in (RuleKind.CONSTANT_VALUE, RuleKind.ZERO_VALUE):
+        if rule.kind is RuleKind.ZERO_VALUE and value != 0:
+            status = ObservationStatus.CLEAR
+        else:
+            n = rule.samples or 0
+            status = ObservationStatus.BREACH if run_length >= n else ObservationStatus.CLEAR
+        limit = float(rule.samples or 0)
+    elif rule.kind is RuleKind.BYPASS_OPEN:
+        status = ObservationStatus.BREACH if value >= 1 else ObservationStatus.CLEAR
+    elif rule.kind is RuleKind.WATER_WORSE_THAN_V:
+        status = ObservationStatus.BREACH if value >= WORSE_THAN_V else ObservationStatus.CLEAR
+        limit = float(WORSE_THAN_V)
+    else:
+        if limit is None:
+            raise InvalidEvaluation("limit", f"rule {rule.id} needs a limit", None)
+        if rule.kind in (RuleKind.DATA_RATE, RuleKind.WARNING_COMPLIANCE):
+            status = _status_below(value, limit, rule.clear_margin)
+        elif rule.kind is RuleKind.WATER_CLASS:
+            status = ObservationStatus.BREACH if value > limit else ObservationStatus.CLEAR
+        else:
+            status = _status_above(value, limit, rule.clear_margin)
+            if (
+                rule.critical_ratio is not None
+                and status is ObservationStatus.BREACH
+                and value >= limit * rule.critical_ratio
+            ):
+                severity = Severity.CRITICAL
+    return Observation(
+        labels=labels,
+        at=ev.time,
+        status=status,
+        severity=severity,
+        annotations=_annotations(rule, ev, limit),
+        value=value,
+        limit=limit,
+    )
+
+
+def _annotations(rule: AlertRule, ev: Evaluation, limit: float | None) -> dict[str, str]:
+    shown = "—" if ev.value is None else f"{ev.value:g}"
+    lim = "" if limit is None else f" (限值 {limit:g})"
+    lim_en = "" if limit is None else f" (limit {limit:g})"
+    return {
+        "summary": f"{_NAMES_ZH[rule.kind]}：{ev.source} {ev.factor} = {shown}{lim}",
+        "summary_en": f"{rule.name}: {ev.source} {ev.factor} = {shown}{lim_en}",
+        "rule_source": rule.source,
+    }
+
+
+def offline_observation(
+    rule: AlertRule,
+    locality: str,
+    source: str,
+    at: datetime,
+    *,
+    breach: bool,
+    detail: Mapping[str, str] | None = None,
+) -> Observation:
+    """The offline rule's observation for a source: BREACH when it fell silent, CLEAR (reason
+    DATA_RESUMED, set by the engine) when data came back. Nothing else ever clears it."""
+    labels = rule.labels(locality, source, "*", detail or {})
+    minutes = rule.silent_after_minutes or 0
+    return Observation(
+        labels=labels,
+        at=at,
+        status=ObservationStatus.BREACH if breach else ObservationStatus.CLEAR,
+        severity=rule.severity,
+        annotations={
+            "summary": f"{_NAMES_ZH[rule.kind]}：{source} 超过 {minutes:g} 分钟无数据",
+            "summary_en": f"{rule.name}: {source} silent for more than {minutes:g} min",
+            "rule_source": rule.source,
+        },
+        clear_reason=None if breach else Reason.DATA_RESUMED,
+    )
