@@ -7,6 +7,7 @@ rules/water.py, so a typo in either shows up as a failing test.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from fractions import Fraction
 
 import pytest
@@ -57,7 +58,7 @@ DO = (7.5, 6, 5, 3, 2)  # 第3项, "≥"; class I 饱和率90% 或 7.5
 
 
 def _le_cases(
-    table: dict[str, tuple[float, ...]],
+    table: Mapping[str, tuple[float, ...]],
 ) -> list[tuple[str, float, int]]:
     """(factor, value, expected class) at each limit, 0.1 % above and 0.1 % below it.
 
