@@ -279,6 +279,15 @@ class Outbox:
                 )
         return items
 
+    def lease(self, keys: Iterable[tuple[str, str]], until: datetime) -> None:
+        """Hold pending rows (id, receiver) back until ``until`` (a sender is working on them)."""
+        ts = _epoch(until, "until")
+        with self._tx():
+            self._db.executemany(
+                "UPDATE outbox SET next_at = ? WHERE id = ? AND receiver = ? AND state = ?",
+                [(ts, i, r, RowState.PENDING.value) for i, r in keys],
+            )
+
     def mark_sent(self, notification_id: str, receiver: str, now: datetime) -> None:
         """The receiver accepted the notification."""
         with self._tx():
@@ -334,9 +343,15 @@ class Outbox:
 
     # -- reads
 
-    def due(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
-        """Pending rows whose time has come, oldest schedule first (read-only)."""
-        return self._select_due(_epoch(now), limit)
+    def due(
+        self, now: datetime, limit: int = 100, *, exclude: Iterable[str] = ()
+    ) -> list[OutboxItem]:
+        """Pending rows whose time has come, oldest schedule first (read-only).
+
+        ``exclude``: receivers to leave out (a sender skips receivers that are at their
+        concurrency cap, so their backlog cannot hide other receivers' rows).
+        """
+        return self._select_due(_epoch(now), limit, tuple(exclude))
 
     def get(self, notification_id: str, receiver: str) -> OutboxItem:
         return self._row(notification_id, receiver)
@@ -370,11 +385,12 @@ class Outbox:
 
     # -- helpers
 
-    def _select_due(self, ts: float, limit: int) -> list[OutboxItem]:
+    def _select_due(self, ts: float, limit: int, exclude: tuple[str, ...] = ()) -> list[OutboxItem]:
+        skip = f" AND receiver NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
         cur = self._db.execute(
-            f"SELECT {_COLUMNS} FROM outbox WHERE state = ? AND next_at <= ?"
+            f"SELECT {_COLUMNS} FROM outbox WHERE state = ? AND next_at <= ?{skip}"
             " ORDER BY next_at, rowid LIMIT ?",
-            (RowState.PENDING.value, ts, limit),
+            (RowState.PENDING.value, ts, *exclude, limit),
         )
         return [self._item(r) for r in cur]
 

@@ -1,0 +1,101 @@
+"""Chat robots — DingTalk (钉钉) and WeCom (企业微信) group robots — through apprise.
+
+apprise (2.x) addresses a DingTalk robot as ``dingtalk://{token}/`` or, with the robot's signing
+secret, ``dingtalk://{secret}@{token}/``, and a WeCom group robot as ``wecombot://{key}``
+(apprise ``plugins/dingtalk.py`` and ``plugins/wecombot.py`` templates). ``Apprise.add`` returns
+False for a URL it does not accept; ``Apprise.async_notify`` returns a result whose truth value
+is True only when every service accepted the message (an ``AppriseResult`` with a ``status`` in
+apprise 2.x, a bool in 1.x).
+
+apprise reports *that* a delivery failed, not whether the robot answered 4xx or 5xx, so every
+failed send is mapped to ``NotifyError(retryable=True)`` and the outbox's retry budget bounds the
+attempts; a URL apprise refuses is a permanent configuration error raised at construction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import apprise
+
+from alerts.notification import Notification, NotificationStatus
+from alerts.notify.base import NotifyError
+
+
+def dingtalk_url(token: str, secret: str | None = None) -> str:
+    """The apprise URL of a DingTalk robot (access token, optional signing secret)."""
+    token = quote(token, safe="")
+    if secret:
+        return f"dingtalk://{quote(secret, safe='')}@{token}/"
+    return f"dingtalk://{token}/"
+
+
+def wecom_url(key: str) -> str:
+    """The apprise URL of a WeCom group robot (its webhook key)."""
+    return f"wecombot://{quote(key, safe='')}"
+
+
+def title_and_body(notification: Notification, language: str) -> tuple[str, str]:
+    """Title = the 【…】 / […] tag of the text (or the whole first line), body = the text."""
+    text = notification.texts.get(language)
+    opener, closer = ("【", "】") if language != "en" else ("[", "]")
+    if text.startswith(opener) and closer in text:
+        title = text[len(opener) : text.index(closer)]
+    else:
+        title = text.splitlines()[0][:60] if text else notification.state
+    return title, text
+
+
+class AppriseNotifier:
+    """Deliver through one apprise URL (any apprise service; used for chat robots and mail)."""
+
+    def __init__(self, url: str, *, language: str = "zh", timeout: float = 15.0) -> None:
+        self._apprise: Any = apprise.Apprise()
+        if not self._apprise.add(url):
+            # The URL may carry a token: never echo it.
+            scheme = url.split("://", 1)[0]
+            raise NotifyError(f"apprise does not accept this {scheme}:// URL", retryable=False)
+        self.language = language
+        self.timeout = timeout
+
+    def _notify_type(self, notification: Notification) -> str:
+        if notification.status is NotificationStatus.RESOLVED:
+            return str(apprise.NotifyType.SUCCESS)
+        if notification.severity == "critical" or notification.level in {"orange", "red"}:
+            return str(apprise.NotifyType.FAILURE)
+        return str(apprise.NotifyType.WARNING)
+
+    async def send(self, notification: Notification) -> None:
+        title, body = title_and_body(notification, self.language)
+        try:
+            result = await self._apprise.async_notify(
+                body=body, title=title, notify_type=self._notify_type(notification)
+            )
+        except Exception as exc:  # apprise plugins may raise anything; translate once, here
+            raise NotifyError(
+                f"apprise raised {exc!r}", retryable=True, receiver=notification.receiver
+            ) from exc
+        if not result:
+            status = getattr(result, "status", None)
+            name = getattr(status, "name", "FAILURE")
+            raise NotifyError(
+                f"apprise delivery {name.lower()}", retryable=True, receiver=notification.receiver
+            )
+
+    async def aclose(self) -> None:
+        return None
+
+
+class DingTalkNotifier(AppriseNotifier):
+    """A DingTalk group robot."""
+
+    def __init__(self, token: str, secret: str | None = None, *, language: str = "zh") -> None:
+        super().__init__(dingtalk_url(token, secret), language=language)
+
+
+class WeComNotifier(AppriseNotifier):
+    """A WeCom group robot."""
+
+    def __init__(self, key: str, *, language: str = "zh") -> None:
+        super().__init__(wecom_url(key), language=language)

@@ -1,0 +1,228 @@
+"""Signed webhooks: an Alertmanager-v4-compatible JSON body plus envwatch fields (httpx).
+
+Request (docs/notifications.md has the full contract)::
+
+    POST <url>
+    Content-Type: application/json
+    Idempotency-Key: <notification id>
+    X-Envwatch-Timestamp: <unix seconds>
+    X-Envwatch-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>
+
+The body is what Alertmanager's webhook receiver sends (``version: "4"``, ``groupKey``,
+``status``, ``receiver``, ``groupLabels``, ``commonLabels``, ``commonAnnotations``,
+``externalURL``, ``alerts[]``; peers.md §1.1), so existing consumers keep working, plus an
+``envwatch`` object with the id, idempotency key, kind, state, level, texts (zh/en) and, for
+warnings, the emergency trigger.
+
+Outcome mapping: 2xx delivered; 408, 429 and 5xx, timeouts and connection errors →
+``NotifyError(retryable=True)``; any other status (4xx, unfollowed 3xx) and invalid URLs →
+``NotifyError(retryable=False)``. No httpx exception leaves this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+
+from alerts.notification import Notification, NotificationKind
+from alerts.notify.base import NotifyError
+
+SIGNATURE_HEADER = "X-Envwatch-Signature"
+TIMESTAMP_HEADER = "X-Envwatch-Timestamp"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: Alertmanager writes this for a firing alert's endsAt (Go's zero time).
+ZERO_TIME = "0001-01-01T00:00:00Z"
+#: Statuses worth retrying: request timeout, too many requests (RFC 9110 §15.5.9, RFC 6585 §4).
+RETRYABLE_4XX = frozenset({408, 429})
+
+
+def _rfc3339(at: datetime | None) -> str:
+    if at is None:
+        return ZERO_TIME
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def build_body(notification: Notification, external_url: str = "") -> dict[str, Any]:
+    """The webhook body of one notification (one alert in ``alerts[]``)."""
+    n = notification
+    group_key = n.group_key or f'{n.receiver}:{{fingerprint="{n.fingerprint}"}}'
+    generator = f"{external_url.rstrip('/')}/alerts/{n.fingerprint}" if external_url else ""
+    envwatch: dict[str, Any] = {
+        "id": n.id,
+        "idempotencyKey": n.id,
+        "kind": n.kind.value,
+        "state": n.state,
+        "reason": n.reason,
+        "severity": n.severity,
+        "level": n.level,
+        "locality": n.locality,
+        "source": n.source,
+        "at": _rfc3339(n.at),
+        "texts": {"zh": n.texts.zh, "en": n.texts.en},
+    }
+    if n.kind is NotificationKind.WARNING:
+        envwatch["trigger"] = n.trigger
+    return {
+        "version": "4",
+        "groupKey": group_key,
+        "truncatedAlerts": 0,
+        "status": n.status.value,
+        "receiver": n.receiver,
+        "groupLabels": {},
+        "commonLabels": dict(n.labels),
+        "commonAnnotations": dict(n.annotations),
+        "externalURL": external_url,
+        "alerts": [
+            {
+                "status": n.status.value,
+                "labels": dict(n.labels),
+                "annotations": dict(n.annotations),
+                "startsAt": _rfc3339(n.starts_at),
+                "endsAt": _rfc3339(n.ends_at),
+                "generatorURL": generator,
+                "fingerprint": n.fingerprint,
+            }
+        ],
+        "envwatch": envwatch,
+    }
+
+
+def encode_body(notification: Notification, external_url: str = "") -> bytes:
+    """The exact bytes that are signed and sent (compact UTF-8 JSON)."""
+    return orjson.dumps(build_body(notification, external_url))
+
+
+def _secret_bytes(secret: str | bytes) -> bytes:
+    return secret if isinstance(secret, bytes) else secret.encode("utf-8")
+
+
+def sign(secret: str | bytes, timestamp: str, body: bytes) -> str:
+    """``sha256=<hex>`` of HMAC-SHA256(secret, ``"<timestamp>.<body>"``)."""
+    mac = hmac.new(_secret_bytes(secret), timestamp.encode("ascii") + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify_signature(
+    secret: str | bytes,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    *,
+    now: datetime | None = None,
+    tolerance: timedelta = timedelta(minutes=5),
+) -> bool:
+    """For receivers: True when ``signature`` is the sender's signature of ``timestamp`` and
+    ``body`` (compared in constant time) and — when ``now`` is given — the timestamp is within
+    ``tolerance`` of it (a replayed old request is refused)."""
+    try:
+        expected = sign(secret, timestamp, body)
+    except UnicodeEncodeError:
+        return False
+    if not hmac.compare_digest(expected, signature):
+        return False
+    if now is None:
+        return True
+    try:
+        sent = datetime.fromtimestamp(int(timestamp), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return False
+    return abs(now - sent) <= tolerance
+
+
+def signed_headers(
+    notification: Notification, body: bytes, secret: str | bytes, now: datetime
+) -> dict[str, str]:
+    """The headers of one request (timestamp = ``now`` in unix seconds)."""
+    timestamp = str(int(now.timestamp()))
+    return {
+        "Content-Type": "application/json",
+        IDEMPOTENCY_HEADER: notification.id,
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: sign(secret, timestamp, body),
+    }
+
+
+def classify_status(status: int) -> bool | None:
+    """None when delivered (2xx); otherwise whether the failure is retryable."""
+    if 200 <= status < 300:
+        return None
+    return status >= 500 or status in RETRYABLE_4XX
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class WebhookNotifier:
+    """Send notifications to one webhook URL with one receiver's secret.
+
+    ``client``: a shared ``httpx.AsyncClient`` (connection pooling); one is created when None and
+    closed by :meth:`aclose`. ``clock`` gives the signing timestamp (wall clock; tests pass their
+    own).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        secret: str | bytes,
+        *,
+        external_url: str = "",
+        timeout: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+        headers: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        if not secret:
+            raise NotifyError("webhook secret is empty", retryable=False)
+        self.url = url
+        self._secret = _secret_bytes(secret)
+        self.external_url = external_url
+        self._timeout = timeout
+        self._own_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._headers = dict(headers or {})
+        self._clock = clock
+
+    async def send(self, notification: Notification) -> None:
+        body = encode_body(notification, self.external_url)
+        headers = {
+            **self._headers,
+            **signed_headers(notification, body, self._secret, self._clock()),
+        }
+        receiver = notification.receiver
+        try:
+            response = await self._client.post(
+                self.url, content=body, headers=headers, timeout=self._timeout
+            )
+        except httpx.UnsupportedProtocol as exc:
+            raise NotifyError(
+                f"bad webhook URL: {exc}", retryable=False, receiver=receiver
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise NotifyError(f"timeout: {exc!r}", retryable=True, receiver=receiver) from exc
+        except httpx.TransportError as exc:
+            raise NotifyError(f"transport: {exc!r}", retryable=True, receiver=receiver) from exc
+        except httpx.InvalidURL as exc:
+            raise NotifyError(
+                f"bad webhook URL: {exc}", retryable=False, receiver=receiver
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise NotifyError(f"http: {exc!r}", retryable=True, receiver=receiver) from exc
+        retryable = classify_status(response.status_code)
+        if retryable is not None:
+            raise NotifyError(
+                f"HTTP {response.status_code}: {response.text[:200]}",
+                retryable=retryable,
+                receiver=receiver,
+                status=response.status_code,
+            )
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self._client.aclose()
