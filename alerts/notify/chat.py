@@ -59,12 +59,12 @@ class AppriseNotifier:
         self.language = language
         self.timeout = timeout
 
-    def _notify_type(self, notification: Notification) -> str:
+    def _notify_type(self, notification: Notification) -> Any:
         if notification.status is NotificationStatus.RESOLVED:
-            return str(apprise.NotifyType.SUCCESS)
+            return apprise.NotifyType.SUCCESS
         if notification.severity == "critical" or notification.level in {"orange", "red"}:
-            return str(apprise.NotifyType.FAILURE)
-        return str(apprise.NotifyType.WARNING)
+            return apprise.NotifyType.FAILURE
+        return apprise.NotifyType.WARNING
 
     async def send(self, notification: Notification) -> None:
         title, body = title_and_body(notification, self.language)
