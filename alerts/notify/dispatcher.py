@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from alerts.notify.base import Notifier, NotifyError
+from alerts.notify.chat import AppriseNotifier
+from alerts.notify.webhook import WebhookNotifier
 from alerts.outbox import Outbox, OutboxItem
+from alerts.settings import AlertsSettings
 
 log = logging.getLogger(__name__)
 
@@ -210,3 +213,34 @@ class Dispatcher:
             )
         else:
             self.stats.failed_retryable += 1
+
+
+def channels_from_settings(settings: AlertsSettings) -> dict[str, Notifier]:
+    """One channel per configured receiver: webhooks, then apprise URLs (chat robots, mail)."""
+    channels: dict[str, Notifier] = {}
+    for name, hook in settings.webhooks.items():
+        channels[name] = WebhookNotifier(
+            hook.url,
+            hook.secret.get_secret_value(),
+            external_url=settings.external_url,
+            timeout=hook.timeout_seconds,
+        )
+    for name, target in settings.apprise.items():
+        if name in channels:
+            raise NotifyError(
+                "receiver has both a webhook and an apprise URL", retryable=False, receiver=name
+            )
+        channels[name] = AppriseNotifier(target.url.get_secret_value(), language=target.language)
+    return channels
+
+
+def dispatcher_from_settings(outbox: Outbox, settings: AlertsSettings) -> Dispatcher:
+    """A dispatcher wired as the settings say."""
+    return Dispatcher(
+        outbox,
+        channels_from_settings(settings),
+        concurrency=settings.concurrency,
+        per_receiver=settings.per_receiver,
+        lease=timedelta(seconds=settings.lease_seconds),
+        send_timeout=settings.send_timeout_seconds,
+    )

@@ -173,3 +173,21 @@ def test_unknown_row_and_naive_time_are_typed_errors(tmp_path: Path) -> None:
         assert caught.value.field == "id"
         with pytest.raises(OutboxError):
             box.due(datetime(2026, 1, 1))
+
+
+def test_settings_from_environment_mask_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from alerts.notify.dispatcher import channels_from_settings
+    from alerts.notify.webhook import WebhookNotifier
+    from alerts.settings import AlertsSettings
+
+    monkeypatch.setenv("ENVWATCH_ALERTS_RETRY__MAX_ATTEMPTS", "40")
+    monkeypatch.setenv(
+        "ENVWATCH_ALERTS_WEBHOOKS",
+        '{"ent-a": {"url": "http://127.0.0.1:9/h", "secret": "topsecret"}}',
+    )
+    settings = AlertsSettings()
+    assert settings.retry.policy().max_attempts == 40
+    assert "topsecret" not in repr(settings)
+    assert "topsecret" not in settings.model_dump_json()
+    channels = channels_from_settings(settings)
+    assert isinstance(channels["ent-a"], WebhookNotifier)
