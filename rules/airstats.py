@@ -80,6 +80,7 @@ PERCENTILE_OF: Final[Mapping[str, float]] = {
 O3_8H_GRADE_II_LIMIT: Final = 160.0
 
 State = list[float | None]
+_INF: Final = float("inf")
 
 
 class EightHourState(TypedDict):
@@ -136,7 +137,7 @@ def _check_value(value: float, factor: str | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidReading("value must be a number", factor=factor, value=value)
     v = float(value)
-    if v != v or v in (float("inf"), float("-inf")):
+    if not -_INF < v < _INF:  # NaN compares false
         raise InvalidReading("value must be finite", factor=factor, value=value)
     return v
 
@@ -164,6 +165,12 @@ def subhour_slot(start: datetime) -> tuple[datetime, int]:
     return hour_start + timedelta(hours=1), local.minute
 
 
+#: Asia/Shanghai has been UTC+8 without daylight saving since September 1991 (IANA tz database);
+#: from 1992 on, day_slot uses plain arithmetic on the timestamp instead of a zone conversion.
+_FIXED_UTC8_SINCE: Final = datetime(1992, 1, 1, tzinfo=BEIJING).timestamp()
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+
+
 def day_slot(hour_label: datetime) -> tuple[date, int]:
     """The Beijing natural day and slot (0…23) of the hour labelled ``hour_label``.
 
@@ -171,6 +178,10 @@ def day_slot(hour_label: datetime) -> tuple[date, int]:
     *previous* day (it is the mean over 23:00–24:00).
     """
     _require_aware(hour_label)
+    ts = hour_label.timestamp()
+    if ts >= _FIXED_UTC8_SINCE and ts % 3600 == 0:
+        days, rem = divmod(int(ts) + 8 * 3600 - 3600, 86400)
+        return date.fromordinal(_EPOCH_ORDINAL + days), rem // 3600
     local = hour_label.astimezone(BEIJING)
     if local.minute or local.second or local.microsecond:
         raise InvalidReading("hourly values are labelled with a whole hour", value=hour_label)
@@ -352,10 +363,13 @@ class StationDay:
     ) -> dict[str, State]:
         if not 0 <= slot < 24:
             raise InvalidReading("hour slot outside 0…23", factor="slot", value=slot)
+        get = values.get
         for f in STATION_DAY_FACTORS:
-            v = values.get(f)
+            v = get(f)
             if v is not None:
-                state[f][slot] = _check_value(v, f)
+                if type(v) is not float or not -_INF < v < _INF:  # fast path: a finite float
+                    v = _check_value(v, f)
+                state[f][slot] = v
         return state
 
     def result(self, state: dict[str, State]) -> StationDayResult:

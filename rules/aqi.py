@@ -34,14 +34,18 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Final
+from types import MappingProxyType
+from typing import Final, NamedTuple
 
 from rules.errors import InvalidReading, UnknownFactor
 from rules.standards.hj633 import (
+    HJ633_2012,
+    HJ633_2026,
     IAQI_POINTS,
+    SWITCH_2026,
     AboveTop,
     AqiEdition,
     BreakpointTable,
@@ -156,12 +160,13 @@ def aqi_level(aqi: int) -> AqiLevel:
     raise AssertionError("unreachable: the last level is open-ended")  # pragma: no cover
 
 
-@dataclass(frozen=True, slots=True)
-class AqiResult:
-    """An AQI with everything needed to publish it.
+class AqiResult(NamedTuple):
+    """An AQI with everything needed to publish it (immutable).
 
     ``aqi``/``level``/``category``/``color`` are None when the AQI is NA (no data, or withheld
     by HJ 633-2026 5.3.1 — then ``computed_aqi`` still holds the value computed from the others).
+    A NamedTuple rather than a frozen dataclass: it is built once per station-hour on the hot
+    path and a NamedTuple is several times cheaper to construct (bench/bench_rules.py).
     """
 
     aqi: int | None
@@ -178,9 +183,9 @@ class AqiResult:
     missing: tuple[str, ...] = ()
     #: Indicators above their table's top breakpoint (IAQI 500 or a cap/fall-back applied).
     above_top: tuple[str, ...] = ()
-    notes: frozenset[Note] = field(default_factory=frozenset)
+    notes: frozenset[Note] = frozenset()
     #: The concentrations actually evaluated (after the 2026 input rounding).
-    inputs: Mapping[str, float] = field(default_factory=dict)
+    inputs: Mapping[str, float] = MappingProxyType({})
 
     @property
     def published(self) -> bool:
@@ -216,11 +221,10 @@ def round_gbt8170(value: float, decimals: int = 0) -> float:
 class _Seg:
     """Precomputed table: breakpoints and per-segment (BP_Lo, slope, IAQI_Lo)."""
 
-    __slots__ = ("above_top", "bps", "segs", "top")
+    __slots__ = ("above_top", "bps", "segs")
 
     def __init__(self, table: BreakpointTable) -> None:
         self.bps = tuple(float(b) for b in table.breakpoints)
-        self.top = self.bps[-1]
         self.above_top = table.above_top
         segs: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)]
         for i in range(1, len(self.bps)):
@@ -230,24 +234,12 @@ class _Seg:
         self.segs = tuple(segs)
 
 
-_PRECOMPUTED: dict[str, dict[str, _Seg]] = {}
-
-
-def _segs(edition: AqiEdition) -> dict[str, _Seg]:
-    got = _PRECOMPUTED.get(edition.name)
-    if got is None:
-        got = {k: _Seg(t) for k, t in edition.tables.items()}
-        _PRECOMPUTED[edition.name] = got
-    return got
-
-
 def iaqi(table: BreakpointTable, concentration: float) -> int | None:
     """The IAQI of one concentration on one table (ceil); None above the top (see ``above_top``).
 
     No input rounding is done here: that is the report functions' job.
     """
-    seg = _Seg(table)
-    return _iaqi(seg, concentration)
+    return _iaqi(_Seg(table), concentration)
 
 
 def _iaqi(seg: _Seg, c: float) -> int | None:
@@ -260,18 +252,55 @@ def _iaqi(seg: _Seg, c: float) -> int | None:
     return n + 1 if v - n > CEIL_EPSILON else n
 
 
-def _check(key: str, value: object) -> float:
-    if type(value) is float or type(value) is int:
-        v = float(value)
-    elif isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidReading("concentration must be a number or None", factor=key, value=value)
-    else:
-        v = float(value)
-    if not math.isfinite(v):
-        raise InvalidReading("concentration must be finite", factor=key, value=value)
-    if v < 0:
-        raise InvalidReading("concentration must be >= 0", factor=key, value=value)
-    return v
+def _invalid(key: str, value: object) -> InvalidReading:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return InvalidReading("concentration must be a number or None", factor=key, value=value)
+    if not math.isfinite(value):
+        return InvalidReading("concentration must be finite", factor=key, value=value)
+    return InvalidReading("concentration must be >= 0", factor=key, value=value)
+
+
+def _number(key: str, value: object) -> float:
+    """Slow path of the input check: other numeric types (e.g. numpy floats) become float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _invalid(key, value)
+    return float(value)
+
+
+# (key, breakpoints, segments, above-top rule, 10**input decimals)
+_Step = tuple[str, tuple[float, ...], tuple[tuple[float, float, float], ...], AboveTop, float]
+_Plan = tuple[_Step, ...]
+
+
+def _plan(edition: AqiEdition, tables: Mapping[str, str], keys: tuple[str, ...]) -> _Plan:
+    segs = {k: _Seg(t) for k, t in edition.tables.items()}
+    out = []
+    for key in keys:
+        seg = segs[tables[key]]
+        out.append((key, seg.bps, seg.segs, seg.above_top, 10.0 ** _DECIMALS.get(key, 0)))
+    return tuple(out)
+
+
+_SEGS: Final = {e.name: {k: _Seg(t) for k, t in e.tables.items()} for e in (HJ633_2012, HJ633_2026)}
+_REALTIME_PLANS: Final = {
+    e.name: _plan(e, REALTIME_TABLE, tuple(REALTIME_TABLE)) for e in (HJ633_2012, HJ633_2026)
+}
+_DAILY_PLANS: Final = {
+    e.name: _plan(e, DAILY_TABLE, tuple(k for k in DAILY_TABLE if k in e.daily_items))
+    for e in (HJ633_2012, HJ633_2026)
+}
+_REALTIME_KEYS: Final = frozenset(REALTIME_TABLE) | {SO2_24H_KEY}
+_DAILY_KEYS: Final = frozenset(DAILY_TABLE)
+_LEVEL_BY_AQI: Final = tuple(aqi_level(a) for a in range(IAQI_POINTS[-1] + 1))
+_NO_NOTES: Final[frozenset[Note]] = frozenset()
+_INF: Final = math.inf
+
+
+def _edition(at: datetime) -> AqiEdition:
+    try:
+        return HJ633_2026 if at >= SWITCH_2026 else HJ633_2012
+    except TypeError:
+        return edition_at(at)  # raises the typed error for naive / non-datetime values
 
 
 # ------------------------------------------------------------------ reports
@@ -285,39 +314,110 @@ def realtime_aqi(concentrations: Mapping[str, float | None], *, at: datetime) ->
     serves the HJ 633-2012 fall-back for SO2 1-h > 800. Other keys raise :class:`UnknownFactor`;
     negative, non-finite or non-numeric values raise :class:`InvalidReading`.
     """
-    edition = edition_at(at)
-    segs = _segs(edition)
-    rounds = edition.rounds_inputs
-    values: dict[str, float] = {}
-    so2_24h: float | None = None
-    for key, raw in concentrations.items():
-        if key not in REALTIME_TABLE:
-            if key == SO2_24H_KEY:
-                if raw is not None:
-                    so2_24h = _check(key, raw)
-                continue
-            raise UnknownFactor(key)
-        if raw is None:
-            continue
-        c = _check(key, raw)
-        if rounds:
-            c = round_gbt8170(c, _DECIMALS.get(key, 0))
-        values[key] = c
+    edition = _edition(at)
+    if not _REALTIME_KEYS.issuperset(concentrations):
+        raise UnknownFactor(next(k for k in concentrations if k not in _REALTIME_KEYS))
+    so2_24h = concentrations.get(SO2_24H_KEY)
+    if so2_24h is not None:
+        so2_24h = _number(SO2_24H_KEY, so2_24h)
+        if not 0.0 <= so2_24h < _INF:
+            raise _invalid(SO2_24H_KEY, so2_24h)
+    return _compute(
+        edition, Report.REALTIME, _REALTIME_PLANS[edition.name], concentrations, so2_24h
+    )
 
+
+def daily_aqi(means: Mapping[str, float | None], *, day: date) -> AqiResult:
+    """Daily AQI for the Beijing natural day ``day``.
+
+    ``means`` maps ``pm25 pm10 so2 no2 co`` (24-h means), ``o3_8h`` (daily maximum 8-h mean) and
+    ``o3_1h`` (daily maximum 1-h mean; HJ 633-2012 only — ignored from 2026-03-01, whose daily
+    report has no O3 1-h item) to a number or None.
+    """
+    if isinstance(day, datetime) or not isinstance(day, date):
+        raise InvalidReading("day must be a datetime.date (Beijing natural day)", value=day)
+    edition = edition_on(day)
+    if not _DAILY_KEYS.issuperset(means):
+        raise UnknownFactor(next(k for k in means if k not in _DAILY_KEYS))
+    return _compute(edition, Report.DAILY, _DAILY_PLANS[edition.name], means, None)
+
+
+def _compute(
+    edition: AqiEdition,
+    report: Report,
+    plan: _Plan,
+    conc: Mapping[str, float | None],
+    so2_24h: float | None,
+) -> AqiResult:
+    rounds = edition.rounds_inputs
+    get = conc.get
     iaqis: dict[str, int] = {}
+    values: dict[str, float] = {}
+    missing: list[str] = []
     above: list[str] = []
     notes: set[Note] = set()
-    for key, c in values.items():
-        seg = segs[REALTIME_TABLE[key]]
-        n = _iaqi(seg, c)
-        if n is None:
+    best = -1
+    for key, bps, segs, rule, scale in plan:
+        raw = get(key)
+        if raw is None:
+            missing.append(key)
+            continue
+        c = raw if (type(raw) is float or type(raw) is int) else _number(key, raw)
+        if not 0.0 <= c < _INF:  # also false for NaN
+            raise _invalid(key, raw)
+        if rounds:  # round_gbt8170(c, decimals) inlined for the hot path
+            y = c * scale
+            f = math.floor(y)
+            d = y - f
+            if d:
+                if abs(d - 0.5) <= 1e-9 * (y if y > 1.0 else 1.0):
+                    y = float(f if f % 2 == 0 else f + 1)
+                else:
+                    y = float(math.floor(y + 0.5))
+                c = y / scale
+        values[key] = c
+        i = bisect_left(bps, c)
+        if i < len(bps):
+            lo, slope, ilo = segs[i]
+            v = ilo + slope * (c - lo)
+            n = int(v)
+            if v - n > CEIL_EPSILON:
+                n += 1
+        else:
             above.append(key)
-            n = _above_top(seg.above_top, notes, so2_24h, segs, rounds)
-            if n is None:
+            got = _above_top(rule, notes, so2_24h, _SEGS[edition.name], rounds)
+            if got is None:
                 continue
+            n = got
         iaqis[key] = n
-    missing = tuple(k for k in REALTIME_TABLE if k not in values)
-    return _finish(edition, Report.REALTIME, iaqis, missing, above, notes, values, REALTIME_TABLE)
+        if n > best:
+            best = n
+
+    computed = best if best >= 0 else None
+    aqi = computed
+    if missing:
+        notes.add(Note.MISSING_POLLUTANT)
+    if computed is None:
+        notes.add(Note.NO_DATA)
+    elif (
+        missing
+        and edition.withhold_if_missing_and_at_most is not None
+        and computed <= edition.withhold_if_missing_and_at_most
+    ):
+        aqi = None
+        notes.add(Note.AQI_WITHHELD)
+    frozen_notes = frozenset(notes) if notes else _NO_NOTES
+    if aqi is None:
+        return AqiResult(
+            None, iaqis, (), None, None, None, None, edition.name, report, computed,
+            tuple(missing), tuple(above), frozen_notes, values,
+        )  # fmt: skip
+    primary = tuple([k for k, n in iaqis.items() if n == aqi]) if aqi > 50 else ()
+    row = _LEVEL_BY_AQI[aqi]
+    return AqiResult(
+        aqi, iaqis, primary, row.level, row.category, row.category_en, row.color,
+        edition.name, report, computed, tuple(missing), tuple(above), frozen_notes, values,
+    )  # fmt: skip
 
 
 def _above_top(
@@ -349,78 +449,3 @@ def _above_top(
         return None
     notes.add(Note.ABOVE_TOP_BREAKPOINT)
     return 500
-
-
-def daily_aqi(means: Mapping[str, float | None], *, day: date) -> AqiResult:
-    """Daily AQI for the Beijing natural day ``day``.
-
-    ``means`` maps ``pm25 pm10 so2 no2 co`` (24-h means), ``o3_8h`` (daily maximum 8-h mean) and
-    ``o3_1h`` (daily maximum 1-h mean; HJ 633-2012 only — ignored from 2026-03-01, whose daily
-    report has no O3 1-h item) to a number or None.
-    """
-    if isinstance(day, datetime) or not isinstance(day, date):
-        raise InvalidReading("day must be a datetime.date (Beijing natural day)", value=day)
-    edition = edition_on(day)
-    segs = _segs(edition)
-    rounds = edition.rounds_inputs
-    items = edition.daily_items
-    values: dict[str, float] = {}
-    for key, raw in means.items():
-        if key not in DAILY_TABLE:
-            raise UnknownFactor(key)
-        if raw is None or key not in items:
-            continue
-        c = _check(key, raw)
-        if rounds:
-            c = round_gbt8170(c, _DECIMALS.get(key, 0))
-        values[key] = c
-    iaqis: dict[str, int] = {}
-    above: list[str] = []
-    notes: set[Note] = set()
-    for key, c in values.items():
-        seg = segs[DAILY_TABLE[key]]
-        n = _iaqi(seg, c)
-        if n is None:
-            above.append(key)
-            n = _above_top(seg.above_top, notes, None, segs, rounds)
-            if n is None:
-                continue
-        iaqis[key] = n
-    missing = tuple(k for k in items if k not in values)
-    return _finish(edition, Report.DAILY, iaqis, missing, above, notes, values, DAILY_TABLE)
-
-
-def _finish(
-    edition: AqiEdition,
-    report: Report,
-    iaqis: dict[str, int],
-    missing: tuple[str, ...],
-    above: list[str],
-    notes: set[Note],
-    values: dict[str, float],
-    order: Mapping[str, str],
-) -> AqiResult:
-    if missing:
-        notes.add(Note.MISSING_POLLUTANT)
-    computed = max(iaqis.values()) if iaqis else None
-    aqi = computed
-    if computed is None:
-        notes.add(Note.NO_DATA)
-    elif (
-        missing
-        and edition.withhold_if_missing_and_at_most is not None
-        and computed <= edition.withhold_if_missing_and_at_most
-    ):
-        aqi = None
-        notes.add(Note.AQI_WITHHELD)
-    if aqi is None:
-        return AqiResult(
-            None, iaqis, (), None, None, None, None, edition.name, report, computed,
-            missing, tuple(above), frozenset(notes), values,
-        )  # fmt: skip
-    primary = tuple(k for k in order if iaqis.get(k) == aqi) if aqi > 50 else ()
-    row = aqi_level(aqi)
-    return AqiResult(
-        aqi, iaqis, primary, row.level, row.category, row.category_en, row.color,
-        edition.name, report, computed, missing, tuple(above), frozenset(notes), values,
-    )  # fmt: skip
