@@ -690,6 +690,7 @@ class _Doc:
         self.file = file
         self.lines: dict[Path_, int] = {}
         self.problems = problems
+        self.broken_ids: set[str] = set()
 
     def line(self, path: Path_) -> int | None:
         p = path
@@ -769,6 +770,8 @@ def _validate(
     try:
         return _Located(model.model_validate(raw), doc, path)
     except ValidationError as exc:
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+            doc.broken_ids.add(raw["id"])  # reported here; references to it don't cascade
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not isinstance(p, str) or p[:1] != "[")
             # pydantic prefixes enum/literal choices and model-level errors; keep its message
@@ -954,7 +957,10 @@ def _cross_check(
         if x.obj.locality not in loc_ids and x.obj.locality not in broken_localities:
             report(x, ("locality",), f"unknown locality {x.obj.locality!r}")
 
-    section_ids = {x.obj.id for x in items["water_sections"]}
+    broken_ids: set[str] = set()
+    for x in (*localities, *all_items):
+        broken_ids |= x.doc.broken_ids
+    section_ids = {x.obj.id for x in items["water_sections"]} | broken_ids
     for x in items["water_sections"]:
         for key in ("upstream", "downstream"):
             for i, ref in enumerate(getattr(x.obj, key)):
@@ -1016,7 +1022,7 @@ def _cross_check(
                             f"unknown factor {factor!r}",
                         )
 
-    ent_ids = {x.obj.id for x in items["enterprises"]}
+    ent_ids = {x.obj.id for x in items["enterprises"]} | broken_ids
     for x in items["monitors"]:
         mon: Monitor = x.obj
         if mon.enterprise is not None and mon.enterprise not in ent_ids:

@@ -1,3 +1,189 @@
-"""``envwatch`` commands: catalog (filled in by its issue)."""
+"""``envwatch config check`` and ``envwatch targets``: the monitoring catalogue and plan progress.
+
+* ``envwatch config check [DIR]`` — load the catalogue (default ``deploy/config``); print every
+  problem (file:line: field: reason) and exit 1, or a short summary and exit 0.
+* ``envwatch targets [--locality X] [--year Y] [--json] [--config DIR] [--history FILE]`` —
+  the plan targets with year-to-date progress. Without live data, daily values come from
+  ``--history`` (CSV ``date,locality,pm25,aqi,edition``; empty cells = no valid value);
+  without history every target shows its status ``no_data`` or ``no_target``.
+"""
 
 from __future__ import annotations
+
+import csv
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rules.config import Catalog, load_catalog
+from rules.errors import ConfigError
+from rules.progress import AirYear, DailyAir, ProgressInputError, TargetProgress, locality_progress
+from streams.cli._app import app
+
+config_app = typer.Typer(
+    help="The monitoring catalogue (deploy/config/*.yaml).", no_args_is_help=True
+)
+app.add_typer(config_app, name="config")
+
+DEFAULT_DIR = Path("deploy/config")
+
+
+@config_app.command("check")
+def check(
+    directory: Annotated[Path, typer.Argument(help="catalogue directory or file")] = DEFAULT_DIR,
+) -> None:
+    """Check the catalogue; print every problem with file, line, field and reason."""
+    console = Console()
+    try:
+        cat = load_catalog(directory)
+    except ConfigError as exc:
+        for p in exc.problems:
+            console.print(str(p), markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"{len(exc.problems)} problem(s) in {directory}", style="bold red", soft_wrap=True
+        )
+        raise typer.Exit(1) from None
+    items: list[Any] = [*cat.stations, *cat.sections, *cat.enterprises, *cat.monitors]
+    examples = sum(1 for x in items if x.example)
+    outlets = sum(len(e.outlets) for e in cat.enterprises)
+    console.print(
+        f"OK {directory}: {len(cat.localities)} localities "
+        f"({sum(len(loc.indicators) for loc in cat.localities)} indicators), "
+        f"{len(cat.stations)} air stations, {len(cat.sections)} water sections, "
+        f"{len(cat.enterprises)} enterprises ({outlets} outlets), {len(cat.monitors)} monitors, "
+        f"{len(cat.warning_rule_sets)} warning rule sets; {examples} items are examples",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _read_history(path: Path, year: int) -> dict[str, AirYear]:
+    """CSV ``date,locality,pm25,aqi,edition`` → one accumulator per locality (rows of ``year``)."""
+    out: dict[str, AirYear] = {}
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"date", "locality", "pm25", "aqi", "edition"} - set(reader.fieldnames or [])
+        if missing:
+            raise typer.BadParameter(
+                f"{path}: missing column(s) {', '.join(sorted(missing))}", param_hint="--history"
+            )
+        for n, row in enumerate(reader, start=2):
+            try:
+                day = date.fromisoformat(row["date"].strip())
+                if day.year != year:
+                    continue
+                pm25 = float(row["pm25"]) if row["pm25"].strip() else None
+                aqi = int(row["aqi"]) if row["aqi"].strip() else None
+                edition = row["edition"].strip() or None
+                out.setdefault(row["locality"].strip(), AirYear(year)).add(
+                    DailyAir(day, pm25, aqi, edition)
+                )
+            except (ValueError, ProgressInputError) as exc:
+                raise typer.BadParameter(f"{path}:{n}: {exc}", param_hint="--history") from None
+    return out
+
+
+def _as_json(p: TargetProgress) -> dict[str, Any]:
+    t = p.target
+    return {
+        "locality": p.locality,
+        "no": p.no,
+        "indicator": p.indicator,
+        "metric": p.metric.value,
+        "unit": p.unit,
+        "baseline_2020": p.baseline,
+        "target_printed": p.target_printed,
+        "target": None
+        if t is None
+        else {
+            "value": t.value,
+            "comparator": t.comparator,
+            "origin": t.origin.value,
+            "printed": t.printed,
+        },
+        "value": p.value,
+        "projection": p.projection,
+        "status": p.status.value,
+        "explanation_zh": p.explanation_zh,
+        "explanation_en": p.explanation_en,
+        "details": p.details,
+    }
+
+
+_STYLE = {"on_track": "green", "at_risk": "yellow", "off_track": "red"}
+
+
+@app.command()
+def targets(
+    locality: Annotated[str | None, typer.Option(help="one locality id, e.g. laixi")] = None,
+    year: Annotated[
+        int | None, typer.Option(help="calendar year (default: the current year)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    config: Annotated[Path, typer.Option(help="catalogue directory")] = DEFAULT_DIR,
+    history: Annotated[
+        Path | None, typer.Option(help="CSV date,locality,pm25,aqi,edition of daily values")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option(help="last day counted (YYYY-MM-DD)")] = None,
+    lang: Annotated[str, typer.Option(help="zh or en explanations")] = "zh",
+) -> None:
+    """Plan targets with year-to-date progress (status and a one-line explanation)."""
+    try:
+        cat: Catalog = load_catalog(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    if locality is not None and locality not in {loc.id for loc in cat.localities}:
+        known = ", ".join(loc.id for loc in cat.localities)
+        raise typer.BadParameter(
+            f"unknown locality {locality!r} (known: {known})", param_hint="--locality"
+        )
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()  # CLI edge: the only clock read
+    y = year if year is not None else today.year
+    end = date.fromisoformat(as_of) if as_of else min(date(y, 12, 31), max(today, date(y, 1, 1)))
+    hist = _read_history(history, y) if history is not None else {}
+    rows: list[TargetProgress] = []
+    for loc in cat.localities:
+        if locality is not None and loc.id != locality:
+            continue
+        air = hist[loc.id].result(end) if loc.id in hist else None
+        rows.extend(locality_progress(loc, air=air, sections=cat.sections_of(loc.id)))
+    if as_json:
+        typer.echo(json.dumps([_as_json(r) for r in rows], ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"envwatch targets {y} (as of {end.isoformat()})")
+    for col in (
+        "locality",
+        "no",
+        "indicator",
+        "2020",
+        "2025 (printed)",
+        "target",
+        "value",
+        "projection",
+        "status",
+        "explanation",
+    ):
+        table.add_column(col, overflow="fold", no_wrap=col == "status")
+    for r in rows:
+        t = r.target
+        table.add_row(
+            r.locality,
+            "" if r.no is None else str(r.no),
+            r.indicator,
+            "" if r.baseline is None else f"{r.baseline:g}",
+            r.target_printed,
+            "" if t is None else f"{t.comparator}{t.value:g} ({t.origin.value})",
+            "" if r.value is None else f"{r.value:.1f}",
+            "" if r.projection is None else f"{r.projection:.1f}",
+            f"[{_STYLE.get(r.status.value, 'dim')}]{r.status.value}[/]",
+            r.explanation_zh if lang == "zh" else r.explanation_en,
+        )
+    Console().print(table)
