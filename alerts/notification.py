@@ -14,6 +14,7 @@ message texts.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -164,8 +165,15 @@ def build_notification(
     level = getattr(transition, "level", None)
     trigger = getattr(transition, "trigger", None)
     if trigger is not None and not isinstance(trigger, dict):
-        dump = getattr(trigger, "model_dump", None)
-        trigger = dump(mode="json") if callable(dump) else None
+        dump = getattr(trigger, "to_dict", None) or getattr(trigger, "model_dump", None)
+        trigger = dump() if callable(dump) else None
+    if trigger is None and "trigger_json" in transition.annotations:
+        # alerts.engine writes the emergency trigger as JSON into this annotation
+        try:
+            parsed = json.loads(transition.annotations["trigger_json"])
+        except ValueError:
+            parsed = None
+        trigger = parsed if isinstance(parsed, dict) else None
     return Notification(
         id=notification_id(transition.fingerprint, state, at, receiver, reason),
         receiver=receiver,

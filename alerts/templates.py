@@ -2,8 +2,9 @@
 for heavy-pollution warning (重污染天气预警) changes.
 
 Which template applies is named by the alert's ``template`` annotation or, failing that, its
-``rule`` label, matched against :class:`AlertKind`'s values (a ``rule`` label such as
-``permit_exceedance.nox`` matches by its first dotted part). The fields a template reads come from
+``rule_kind`` label (set by ``alerts.rules.AlertRule.labels``) or its ``rule`` label, matched
+against :class:`AlertKind`'s values (the rule kinds of ``alerts.rules.RuleKind``; a dotted name
+such as ``permit_exceedance.nox`` matches by its first part). The fields a template reads come from
 the annotations first, then the labels:
 
 =====================  =====================================================================
@@ -37,6 +38,7 @@ Times are shown in Beijing time (architecture.md §5).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -46,6 +48,7 @@ from zoneinfo import ZoneInfo
 
 from alerts.notification import RESOLVED_STATES, NotificationKind, Texts, TransitionLike
 from alerts.notification import transition_kind as _transition_kind
+from rules import factors
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -55,7 +58,7 @@ class AlertKind(StrEnum):
 
     AMBIENT_EXCEEDANCE = "ambient_exceedance"
     WATER_CLASS = "water_class"  # worse than the section's target class
-    WATER_WORSE_V = "water_worse_v"  # 劣V
+    WATER_WORSE_V = "water_worse_than_v"  # 劣V
     PERMIT_EXCEEDANCE = "permit_exceedance"  # hourly average, O2-corrected
     EFFLUENT_EXCEEDANCE = "effluent_exceedance"  # GB 18918
     DUSTFALL = "dustfall"
@@ -63,9 +66,9 @@ class AlertKind(StrEnum):
     OFFLINE = "offline"
     CONSTANT_VALUE = "constant_value"
     ZERO_VALUE = "zero_value"
-    LOW_DATA_RATE = "low_data_rate"
+    LOW_DATA_RATE = "data_rate"
     PLAN_PROGRESS = "plan_progress"
-    WARNING_NONCOMPLIANCE = "warning_noncompliance"
+    WARNING_NONCOMPLIANCE = "warning_compliance"
 
 
 #: Display names of the five localities (plans/README.md). Operators may add more through the
@@ -244,11 +247,26 @@ def _factor(f: _Fields) -> tuple[str, str]:
     return FACTOR_NAMES.get(factor, (factor, factor))
 
 
+#: Where an exceedance's canonical unit is looked up when no ``unit`` annotation is given.
+_UNIT_TABLES: dict[AlertKind, tuple[Mapping[str, str], ...]] = {
+    AlertKind.AMBIENT_EXCEEDANCE: (factors.AIR,),
+    AlertKind.PERMIT_EXCEEDANCE: (factors.EMISSION_GAS, factors.EMISSION_WATER),
+    AlertKind.EFFLUENT_EXCEEDANCE: (factors.EMISSION_WATER,),
+    AlertKind.DUSTFALL: (factors.MONITOR,),
+}
+
+
 def _exceedance(kind: AlertKind, f: _Fields, when: str) -> tuple[str, str]:
     value, limit = f.num("value"), f.num("limit")
     if limit <= 0:
         raise _Missing("limit")
     unit = _unit(f)
+    if not unit:
+        for table in _UNIT_TABLES[kind]:
+            if f.opt("factor") in table:
+                raw = table[f.opt("factor")]
+                unit = UNIT_DISPLAY.get(raw, raw)
+                break
     subj_zh, subj_en = _subject(f)
     fac_zh, fac_en = _factor(f)
     basis_zh = f.opt("basis") or _BASIS[kind][0]
@@ -380,8 +398,13 @@ def _title(state: str, reason: str) -> tuple[str, str] | None:
 
 
 def alert_kind(labels: Mapping[str, str], annotations: Mapping[str, str]) -> AlertKind | None:
-    """The template for an alert: ``template`` annotation, else ``rule`` label (first dotted part)."""
-    for candidate in (annotations.get("template", ""), labels.get("rule", "")):
+    """The template for an alert: ``template`` annotation, else ``rule_kind``, else ``rule`` label."""
+    candidates = (
+        annotations.get("template", ""),
+        labels.get("rule_kind", ""),
+        labels.get("rule", ""),
+    )
+    for candidate in candidates:
         for name in (candidate, candidate.split(".", 1)[0]):
             if name in AlertKind.__members__.values():
                 return AlertKind(name)
@@ -495,8 +518,8 @@ def _enterprise_lines(trigger: Mapping[str, Any], limit: int) -> tuple[list[str]
     for item in raw[:limit]:
         if not isinstance(item, Mapping):
             continue
-        name = str(item.get("name") or item.get("id") or "?")
-        grade = str(item.get("grade") or "")
+        name = str(item.get("name") or item.get("enterprise_id") or item.get("id") or "?")
+        grade = str(item.get("grade") or item.get("performance_grade") or "")
         measures = item.get("measures") or []
         if isinstance(measures, str):
             measures = [measures]
@@ -521,12 +544,15 @@ def render_warning(
 ) -> Texts:
     """Texts of a heavy-pollution warning change, with reductions and measures when given.
 
-    ``trigger`` may hold ``reductions`` ({factor: ratio 0–1 or percent}) and ``enterprises``
-    ([{name, grade, measures}]); only the first ``max_enterprises`` are listed in the text (the
+    ``trigger`` (``rules.warnings.EmergencyTrigger.to_dict()``) may hold ``reductions``
+    ({factor: ratio 0–1 or percent}), ``enterprises`` ([{enterprise_id, name,
+    performance_grade, measures}]) and ``previous_level``; only the first ``max_enterprises`` are listed in the text (the
     webhook body carries the whole trigger).
     """
     f = _Fields(locality_labels, {})
     loc_zh, loc_en = _locality(f)
+    if trigger and not previous_level and trigger.get("previous_level"):
+        previous_level = str(trigger["previous_level"])
     change = warning_change(state, level, previous_level, reason)
     shown = previous_level if change is WarningChange.LIFT else level
     if shown == "none":
@@ -563,6 +589,23 @@ def render_warning(
                 zh += f"｜等 {total} 家"
                 en += f" | … {total} in all"
     return Texts(zh=zh, en=en)
+
+
+def trigger_of(transition: object) -> Mapping[str, Any] | None:
+    """The emergency trigger of a warning transition: a ``trigger`` attribute, else the
+    ``trigger_json`` annotation that ``alerts.engine`` writes; None when absent or unreadable."""
+    found = _as_mapping(getattr(transition, "trigger", None))
+    if found is not None:
+        return found
+    annotations = getattr(transition, "annotations", None) or {}
+    raw = annotations.get("trigger_json") if isinstance(annotations, Mapping) else None
+    if not raw:
+        return None
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, Mapping) else None
 
 
 def _as_mapping(value: object) -> Mapping[str, Any] | None:
@@ -608,7 +651,7 @@ def render(transition: TransitionLike) -> Texts:
             previous,
             labels,
             transition.at,
-            _as_mapping(getattr(transition, "trigger", None)),
+            trigger_of(transition),
             reason=reason,
         )
     for name in ("value", "limit"):

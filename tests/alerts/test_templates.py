@@ -93,7 +93,7 @@ def test_effluent_exceedance_uses_daily_mean_and_the_offset_is_normalised() -> N
             "【水质不达标】莱西市 大沽河 早朝 断面水质 Ⅳ 类，目标 Ⅲ 类（2026-11-22 09:00）",
         ),
         (
-            "water_worse_v",
+            "water_worse_than_v",
             {"source_name": "洙河 辇止头"},
             "【劣Ⅴ类水质】莱西市 洙河 辇止头 断面水质 劣Ⅴ 类（2026-11-22 09:00）",
         ),
@@ -118,7 +118,7 @@ def test_effluent_exceedance_uses_daily_mean_and_the_offset_is_normalised() -> N
             "【数据异常】莱西市 s1 氮氧化物 连续 12 个数据恒定为 35 mg/m³（2026-11-22 09:00）",
         ),
         (
-            "low_data_rate",
+            "data_rate",
             {"source_name": "s1", "rate": "85.5", "threshold": "90"},
             "【数据传输有效率低】莱西市 s1 数据传输有效率 85.5%，低于 90%（2026-11-22 09:00）",
         ),
@@ -128,7 +128,7 @@ def test_effluent_exceedance_uses_daily_mean_and_the_offset_is_normalised() -> N
             "【目标进度】莱西市 PM2.5年均浓度 目标进度偏离目标（当前 45，目标 38）（2026-11-22 09:00）",
         ),
         (
-            "warning_noncompliance",
+            "warning_compliance",
             {
                 "source_name": "xx 企业",
                 "factor": "nox",
@@ -260,3 +260,38 @@ def test_suppressed_transition_produces_no_notification() -> None:
     t2 = permit_transition()
     got = notifications_for(t2, ["ent-a", "duty", "ent-a"], render)
     assert [n.receiver for n in got] == ["ent-a", "duty"]
+
+
+def test_engine_transition_routes_and_renders_end_to_end() -> None:
+    from alerts.engine import Engine
+    from alerts.routing import Receiver, Role, tree_from_receivers
+    from alerts.rules import Evaluation, default_rules
+
+    engine = Engine(default_rules())
+    ev = Evaluation(
+        kind="permit",
+        locality="weifang",
+        source="e-wf-001:outlet-1",
+        factor="nox",
+        value=132.0,
+        limit=100.0,
+        time=AT,
+        detail={"enterprise": "e-wf-001"},
+    )
+    (t,) = engine.process(ev)
+    tree = tree_from_receivers(
+        [
+            Receiver("duty-weifang", Role.DUTY, "weifang"),
+            Receiver("ent-1", Role.ENTERPRISE, "weifang", enterprise="e-wf-001"),
+            Receiver("ent-2", Role.ENTERPRISE, "weifang", enterprise="e-wf-002"),
+        ]
+    )
+    receivers = tree.receivers(t.labels, NotificationKind(t.kind.value))
+    assert receivers == ["duty-weifang", "ent-1"]
+    (duty, ent) = notifications_for(t, receivers, render)
+    # the unit comes from rules.factors (nox in flue gas: mg/m3); (132 − 100)/100 = 0.32
+    assert ent.texts.zh == (
+        "【超标】潍坊市 e-wf-001:outlet-1 氮氧化物小时均值 132 mg/m³，"
+        "超过许可限值 100 mg/m³ 0.32 倍（2026-11-22 09:00）"
+    )
+    assert duty.id != ent.id
