@@ -6,7 +6,7 @@
   forecasts, whose label is the *future* day they describe.
 * :class:`SimClock` — the mapping between simulated time and a wall clock running ``speed`` times
   slower; pure: the wall reading is passed in.
-* :func:`rng_for` — the deterministic random source: a fresh :class:`random.Random` per
+* :func:`rng_for` — the deterministic random source: a fresh :class:`Rng` per
   (seed, key parts), so every value depends only on the seed and *what* it is, never on the order
   in which values are generated. Two runs with the same seed give identical streams, and a
   scenario that changes one source leaves every other source's values untouched.
@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import hashlib
-import random
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -131,12 +131,52 @@ class SimClock:
         return self.wall_start + (sim - self.start).total_seconds() / self.speed
 
 
-def rng_for(seed: int, *parts: object) -> random.Random:
-    """A :class:`random.Random` determined by ``seed`` and ``parts`` only (stable across runs;
-    unlike ``hash()`` of a str, blake2b is not salted per process)."""
+class Rng:
+    """A small deterministic generator (splitmix64) with the three draws the models use.
+
+    Seeding ``random.Random`` costs more than all the draws a sample needs; splitmix64 state is
+    one integer. Quality is ample for simulated noise (it passes BigCrush as a 64-bit mixer).
+    """
+
+    __slots__ = ("_spare", "_state")
+    _MASK = (1 << 64) - 1
+
+    def __init__(self, state: int) -> None:
+        self._state = state & self._MASK
+        self._spare: float | None = None
+
+    def _next(self) -> int:
+        self._state = (self._state + 0x9E3779B97F4A7C15) & self._MASK
+        z = self._state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self._MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self._MASK
+        return z ^ (z >> 31)
+
+    def random(self) -> float:
+        """Uniform in [0, 1)."""
+        return (self._next() >> 11) * (1.0 / (1 << 53))
+
+    def uniform(self, a: float, b: float) -> float:
+        return a + (b - a) * self.random()
+
+    def gauss(self, mu: float, sigma: float) -> float:
+        """Normal draw (Box–Muller, the second value kept for the next call)."""
+        if self._spare is not None:
+            z, self._spare = self._spare, None
+            return mu + sigma * z
+        u1 = 1.0 - self.random()  # (0, 1]
+        u2 = self.random()
+        r = math.sqrt(-2.0 * math.log(u1))
+        self._spare = r * math.sin(2 * math.pi * u2)
+        return mu + sigma * r * math.cos(2 * math.pi * u2)
+
+
+def rng_for(seed: int, *parts: object) -> Rng:
+    """A generator determined by ``seed`` and ``parts`` only (stable across runs and
+    processes: blake2b, unlike ``hash()`` of a str, is not salted per process)."""
     text = "|".join([str(seed), *(str(p) for p in parts)])
     digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
-    return random.Random(int.from_bytes(digest, "big"))
+    return Rng(int.from_bytes(digest, "big"))
 
 
 def local_day_and_hour(label: datetime, period: timedelta) -> tuple[datetime, int]:

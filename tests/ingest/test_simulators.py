@@ -545,3 +545,60 @@ def test_mqtt_sink_delivers_every_message_with_a_small_window(mqtt_broker) -> No
     finally:
         sub.loop_stop()
         sub.disconnect()
+
+
+# ----------------------------------------------------------------------------- HJ 212 to the gateway
+
+
+def test_hj212_sink_through_the_real_gateway_gives_back_the_same_samples() -> None:
+    import asyncio
+    import threading
+
+    from ingest.gateway import Gateway, MnTarget
+    from ingest.simulators.publish import Hj212Sink
+
+    outlets = {s.source: s for s in SPECS if s.mn is not None}
+    targets = {s.mn: MnTarget(s.locality, s.source, Kind.EMISSION) for s in outlets.values()}
+    published: list[tuple[str, bytes]] = []
+    dead: list[object] = []
+
+    async def publish(topic: str, payload: bytes) -> None:
+        published.append((topic, payload))
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    gateway = Gateway(targets, publish, dead.append)
+    asyncio.run_coroutine_threadsafe(gateway.start(), loop).result(10)
+    host, port = gateway.address
+    rest = io.StringIO()
+    sink = Hj212Sink(
+        host,
+        port,
+        {k: (s.mn, s.subtype == "wastewater") for k, s in outlets.items() if s.mn},
+        fallback=JsonLinesSink(rest),
+    )
+    try:
+        ds = run("nox-exceedance", hours=9)
+        play(ds, sink, start=WINTER, speed=0)
+    finally:
+        sink.close()
+        asyncio.run_coroutine_threadsafe(gateway.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+    sent = [d.sample for d in ds if d.sample.source in outlets]
+    assert sink.sent == sink.acked == len(sent) == 10 * 9  # 10 outlets × 9 hours
+    assert dead == []
+    got = {(s.source, s.time): s for s in (Sample.model_validate_json(p) for _, p in published)}
+    assert len(got) == len(sent)
+    for s in sent:
+        back = got[(s.source, s.time)]  # the gateway turned DataTime (start) back into the end
+        assert back.kind is Kind.EMISSION
+        for f, v in s.values.items():
+            # flow goes through m³/s (gas) or L/s (water) and back: 6 significant digits
+            assert back.values[f].value == pytest.approx(v.value, rel=1e-5)
+            assert back.values[f].flag == v.flag
+    nox = {(s.time - WINTER) / H: s.values["nox"].value for s in got.values() if s.source == "e-lx-01-g1"}  # fmt: skip
+    assert nox[7] == 300.0
+    assert nox[8] == 280.0
+    assert rest.getvalue().count("\n") == len(ds) - len(sent)  # everything else to the fallback
