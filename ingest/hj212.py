@@ -756,23 +756,24 @@ def decode_data(
         target = hj212_codes.target(kind, code)
         if target is None:
             continue
-        raw_value = next(
-            (packet.cp[f"{code}-{s}"] for s in wanted if f"{code}-{s}" in packet.cp), None
-        )
+        raw_value = None
+        for suffix in wanted:
+            raw_value = packet.cp.get(f"{code}-{suffix}")
+            if raw_value is not None:
+                break
         if raw_value is None:
             continue
         value = _number(f"{code}-{wanted[-1]}", raw_value)
         scale = target.scale if scales is None else scales.get(code, target.scale)
+        if scale != 1.0:  # drop binary noise of the conversion (17.5 × 3.6 → 63.0, not 63.00…01)
+            value = float(f"{value * scale:.12g}")
         if target.factor in values:
             raise FieldError(
                 code,
                 f"gives factor {target.factor!r} already given by {source_of[target.factor]}",
             )
         source_of[target.factor] = code
-        values[target.factor] = (
-            float(f"{value * scale:.12g}"),
-            _flag_of(packet.cp.get(f"{code}-Flag")),
-        )
+        values[target.factor] = (value, _flag_of(packet.cp.get(f"{code}-Flag")))
     if unknown:
         raise UnknownCodeError(sorted(unknown))
     if not values:
