@@ -34,7 +34,7 @@ check runs), up to ``max_escalations`` times.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, NamedTuple
@@ -125,6 +125,17 @@ class StepResult(NamedTuple):
 
 
 _NO_TRANSITIONS: Final[tuple[Transition, ...]] = ()
+_ALERT_FIELDS: Final[tuple[str, ...]] = tuple(f.name for f in fields(Alert))
+_set = object.__setattr__
+
+
+def _evolve(alert: Alert, changes: Mapping[str, Any]) -> Alert:
+    """``dataclasses.replace`` without its per-call overhead (the hot path of every step)."""
+    new = object.__new__(Alert)
+    get = changes.get
+    for name in _ALERT_FIELDS:
+        _set(new, name, get(name, getattr(alert, name)))
+    return new
 
 
 def flap_ratio(bits: int, window: int) -> float:
@@ -204,7 +215,7 @@ class _Builder:
                 for t in self.transitions
             )
             self.changes["history"] = with_history(self.get("history"), entries)
-        alert = replace(self.alert, **self.changes) if self.changes else self.alert
+        alert = _evolve(self.alert, self.changes) if self.changes else self.alert
         return alert, tuple(self.transitions)
 
 
@@ -248,6 +259,10 @@ def step(
                 StepOutcome.LATE,
             )
 
+        quiet = _quiet_step(alert, obs, policy, suppressed)
+        if quiet is not None:
+            return StepResult(quiet, _NO_TRANSITIONS, StepOutcome.APPLIED)
+
     b = _Builder(alert, suppressed, suppressed_by)
     b.changes["last_at"] = obs.at
     if status is ObservationStatus.BREACH or status is ObservationStatus.CLEAR:
@@ -259,6 +274,51 @@ def step(
         _catch_up(b, now)
     new_alert, transitions = b.finish()
     return StepResult(new_alert, transitions, outcome)
+
+
+def _quiet_step(
+    alert: Alert, obs: Observation, policy: LifecyclePolicy, suppressed: tuple[Suppression, ...]
+) -> Alert | None:
+    """Fast path for the common case — the raw condition repeats and nothing can change (no
+    flapping, no severity change, no escalation due, nothing to catch up): only bookkeeping."""
+    status = obs.status
+    if status is ObservationStatus.BREACH:
+        if (
+            alert.state is not AlertState.FIRING
+            or alert.last_breach is not True
+            or obs.severity is not alert.severity
+        ):
+            return None
+    elif status is ObservationStatus.CLEAR:
+        if alert.state is not AlertState.RESOLVED or alert.last_breach is not False:
+            return None
+    else:
+        return None
+    if alert.flapping or suppressed:
+        return None
+    if alert.notified_state is not alert.state and not (
+        alert.state is AlertState.RESOLVED and alert.notified_state is not AlertState.FIRING
+    ):
+        return None
+    if (
+        policy.escalate_after is not None
+        and alert.state is AlertState.FIRING
+        and alert.acked_at is None
+        and alert.escalations < policy.max_escalations
+    ):
+        return None
+    return _evolve(
+        alert,
+        {
+            "last_at": obs.at,
+            "value": obs.value,
+            "limit": obs.limit,
+            # no change at this observation: shift a 0 in (the share can only fall, and the alert
+            # is not flapping, so no flapping transition can be due)
+            "flap_bits": (alert.flap_bits << 1) & ((1 << policy.flap_window) - 1),
+            "flap_count": min(alert.flap_count + 1, policy.flap_window),
+        },
+    )
 
 
 def _apply_raw(b: _Builder, obs: Observation, policy: LifecyclePolicy, is_new: bool) -> StepOutcome:
