@@ -704,7 +704,7 @@ class _Doc:
     def problem(self, path: Path_, reason: str) -> None:
         self.problems.append(ConfigProblem(self.file, _fmt(path), reason, self.line(path)))
 
-    def build(self, loader: yaml.SafeLoader, node: yaml.Node, path: Path_) -> Any:
+    def build(self, loader: Any, node: yaml.Node, path: Path_) -> Any:
         self.lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             loader.flatten_mapping(node)
@@ -727,9 +727,13 @@ class _Doc:
         return loader.construct_object(node, deep=True)
 
 
+#: libyaml's parser when present (same nodes and marks, several times faster), else pure Python.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _parse(file: str, text: str, problems: list[ConfigProblem]) -> tuple[_Doc, Any]:
     doc = _Doc(file, problems)
-    loader = yaml.SafeLoader(text)
+    loader = _LOADER(text)
     try:
         node = loader.get_single_node()
         data = None if node is None else doc.build(loader, node, ())
