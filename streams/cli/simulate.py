@@ -149,10 +149,13 @@ def run(
     config: Annotated[Path | None, typer.Option(help="catalogue directory")] = None,
 ) -> None:
     """Generate the network's samples (and a scenario) and publish, print or write them."""
-    if [mqtt is not None, dry_run, out is not None].count(True) != 1:
-        raise _fail("choose exactly one of --mqtt HOST:PORT, --dry-run, --out FILE")
+    sinks = [mqtt is not None, dry_run, out is not None].count(True)
+    if sinks > 1 or (sinks == 0 and hj212 is None):
+        raise _fail("choose one of --mqtt HOST:PORT, --dry-run, --out FILE (or only --hj212)")
     if scenario is not None and scenario not in SCENARIOS:
         raise _fail(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+    mqtt_addr = _host_port(mqtt, "--mqtt") if mqtt is not None else None
+    hj212_addr = _host_port(hj212, "--hj212") if hj212 is not None else None
     duration = hours if hours is not None else (SCENARIOS[scenario].hours if scenario else 24.0)
     begin = _start(start, duration)
     specs = _specs(config)
@@ -162,22 +165,23 @@ def run(
         deliveries = simulate(
             specs, start=begin, hours=duration, seed=seed, scenario=scenario, target=target
         )
-        sink: Sink
+        sink: Sink | None = None
         handle: Any = None
-        if mqtt is not None:
-            host, port = _host_port(mqtt, "--mqtt")
+        if mqtt_addr is not None:
+            host, port = mqtt_addr
             sink = MqttSink(host, port, client_id=f"envwatch-sim-{seed}", window=window)
         elif out is not None:
             handle = out.open("w", encoding="utf-8")
             sink = JsonLinesSink(handle, envelope=envelope)
-        else:
+        elif dry_run:
             sink = JsonLinesSink(sys.stdout, envelope=envelope)
-        if hj212 is not None:
-            host, port = _host_port(hj212, "--hj212")
+        if hj212_addr is not None:
+            host, port = hj212_addr
             outlets = {
                 s.source: (s.mn, s.subtype == "wastewater") for s in specs if s.mn is not None
             }
             sink = Hj212Sink(host, port, outlets, fallback=sink)
+        assert sink is not None  # guaranteed by the option check above
         try:
             stats = play(deliveries, sink, start=begin, speed=pace)
         finally:
@@ -186,7 +190,9 @@ def run(
                 handle.close()
     except SimulatorError as exc:
         raise _fail(str(exc)) from exc
+    skipped = getattr(sink, "skipped", 0)
     typer.echo(
+        f"{f'{skipped} non-HJ 212 message(s) not sent; ' if skipped else ''}"
         f"simulated {stats.sent} message(s) from {begin.isoformat()} over {duration:g} h"
         f"{f' ({scenario})' if scenario else ''} in {stats.wall_seconds:.1f} s",
         err=True,
