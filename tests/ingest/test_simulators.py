@@ -602,3 +602,16 @@ def test_hj212_sink_through_the_real_gateway_gives_back_the_same_samples() -> No
     assert nox[7] == 300.0
     assert nox[8] == 280.0
     assert rest.getvalue().count("\n") == len(ds) - len(sent)  # everything else to the fallback
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2026, 987654321])
+def test_episode_means_and_scenario_windows_hold_for_any_seed(seed: int) -> None:
+    wf_air = [s for s in SPECS if s.locality == "weifang" and s.kind is Kind.AIR]
+    ds = list(simulate(wf_air, start=WINTER, hours=12 * 24, seed=seed, scenario="winter-episode"))
+    for st in ("aq-wf-01", "aq-wf-02", "aq-wf-03"):
+        pm25 = _daily(by_source(ds, st), "pm25")
+        assert [iaqi(pm25[d], PM25_BP) for d in range(12)] == EPISODE_AQI
+    section = [s for s in SPECS if s.source == "ws-lx-jingzhuang"]
+    fl = list(simulate(section, start=WINTER, hours=72, seed=seed, scenario="river-fluoride"))
+    worse = [(d.sample.time - WINTER) / H for d in fl if value(d.sample, "fluoride") > 1.5]
+    assert worse == [24, 28, 32, 36, 40, 44]
