@@ -353,14 +353,17 @@ def _compute(
     get = conc.get
     iaqis: dict[str, int] = {}
     values: dict[str, float] = {}
-    missing: list[str] = []
-    above: list[str] = []
-    notes: set[Note] = set()
+    missing: list[str] | None = None  # lists and set allocated only when needed (hot path)
+    above: list[str] | None = None
+    notes: set[Note] | None = None
     best = -1
     for key, bps, segs, rule, scale in plan:
         raw = get(key)
         if raw is None:
-            missing.append(key)
+            if missing is None:
+                missing = [key]
+            else:
+                missing.append(key)
             continue
         c = raw if (type(raw) is float or type(raw) is int) else _number(key, raw)
         if not 0.0 <= c < _INF:  # also false for NaN
@@ -384,6 +387,10 @@ def _compute(
             if v - n > CEIL_EPSILON:
                 n += 1
         else:
+            if above is None:
+                above = []
+            if notes is None:
+                notes = set()
             above.append(key)
             got = _above_top(rule, notes, so2_24h, _SEGS[edition.name], rounds)
             if got is None:
@@ -395,29 +402,46 @@ def _compute(
 
     computed = best if best >= 0 else None
     aqi = computed
-    if missing:
-        notes.add(Note.MISSING_POLLUTANT)
-    if computed is None:
-        notes.add(Note.NO_DATA)
-    elif (
-        missing
-        and edition.withhold_if_missing_and_at_most is not None
-        and computed <= edition.withhold_if_missing_and_at_most
-    ):
-        aqi = None
-        notes.add(Note.AQI_WITHHELD)
+    if missing is not None or computed is None:
+        if notes is None:
+            notes = set()
+        if missing is not None:
+            notes.add(Note.MISSING_POLLUTANT)
+        if computed is None:
+            notes.add(Note.NO_DATA)
+        elif (
+            missing is not None
+            and edition.withhold_if_missing_and_at_most is not None
+            and computed <= edition.withhold_if_missing_and_at_most
+        ):
+            aqi = None
+            notes.add(Note.AQI_WITHHELD)
     frozen_notes = frozenset(notes) if notes else _NO_NOTES
+    missing_t = tuple(missing) if missing is not None else ()
+    above_t = tuple(above) if above is not None else ()
     if aqi is None:
         return AqiResult(
             None, iaqis, (), None, None, None, None, edition.name, report, computed,
-            tuple(missing), tuple(above), frozen_notes, values,
+            missing_t, above_t, frozen_notes, values,
         )  # fmt: skip
     primary = tuple([k for k, n in iaqis.items() if n == aqi]) if aqi > 50 else ()
     row = _LEVEL_BY_AQI[aqi]
     return AqiResult(
-        aqi, iaqis, primary, row.level, row.category, row.category_en, row.color,
-        edition.name, report, computed, tuple(missing), tuple(above), frozen_notes, values,
-    )  # fmt: skip
+        aqi,
+        iaqis,
+        primary,
+        row.level,
+        row.category,
+        row.category_en,
+        row.color,
+        edition.name,
+        report,
+        computed,
+        missing_t,
+        above_t,
+        frozen_notes,
+        values,
+    )
 
 
 def _above_top(
