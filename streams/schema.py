@@ -1,0 +1,540 @@
+"""The InfluxDB measurement schema envwatch writes, as data (docs/influx-schema.md in prose).
+
+One :class:`Measurement` per measurement name: its tags (bounded sets only, architecture.md §4.4),
+its fields (name, line-protocol type, unit) and what its timestamp means. Field names that depend
+on a factor (``iaqi_pm25``, ``constant_so2`` …) are declared once as a template over a bounded
+vocabulary (:class:`FieldSpec` with ``choices``), so the set of names a measurement can hold is
+finite and checkable.
+
+Who uses it:
+
+* ``tests/streams/test_schema.py`` runs samples through :func:`rules.engine.step` and checks every
+  emitted point with :func:`check_point` — the schema cannot drift from what the engine writes;
+* ``deploy/grafana`` builds the dashboards' Flux queries from these names, and
+  ``tests/deploy/test_dashboards.py`` fails when a panel queries a measurement, field or tag that
+  is not declared here;
+* ``docs/influx-schema.md`` mirrors this module (a test compares the two).
+
+Measurements with :attr:`Status.PLANNED` are a contract for writers that do not exist yet (the
+alert and warning transitions, architecture.md §4.4); nothing in ``rules.engine`` emits them.
+
+Pure: stdlib and :mod:`rules.factors` only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+from alerts.model import AlertState, Severity
+from rules import factors
+from rules.flags import Flag
+from rules.warnings import Level
+
+
+class FieldType(StrEnum):
+    """Line-protocol field types (``1.5``, ``3i``, ``"text"``, ``true``)."""
+
+    FLOAT = "float"
+    INTEGER = "integer"
+    STRING = "string"
+    BOOLEAN = "boolean"
+
+
+class Status(StrEnum):
+    """Whether something in envwatch writes the measurement today."""
+
+    WRITTEN = "written"  # emitted by rules.engine (checked by tests/streams/test_schema.py)
+    PLANNED = "planned"  # a contract for a writer still to come
+
+
+def type_of(value: object) -> FieldType:
+    """The line-protocol type a Python value is serialised as (streams.lineprotocol._field)."""
+    if isinstance(value, bool):
+        return FieldType.BOOLEAN
+    if isinstance(value, int):
+        return FieldType.INTEGER
+    if isinstance(value, float):
+        return FieldType.FLOAT
+    return FieldType.STRING
+
+
+@dataclass(frozen=True, slots=True)
+class TagSpec:
+    """A tag key. ``values`` is the closed set of values, or None for a catalogue-bounded set
+    (locality ids, source ids: bounded by the configuration, not by the code)."""
+
+    name: str
+    description: str
+    values: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """A field, or a family of fields when ``name`` holds ``{x}`` and ``choices`` the values of x.
+
+    ``type`` is the one line-protocol type the field is written with: a second type would be a
+    field-type conflict in InfluxDB (the write of the whole batch is rejected).
+    """
+
+    name: str
+    type: FieldType
+    unit: str
+    description: str
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if ("{x}" in self.name) != bool(self.choices):
+            raise ValueError(f"field {self.name!r}: a template needs choices and vice versa")
+
+    def names(self) -> tuple[str, ...]:
+        """Every concrete field name this spec declares."""
+        if not self.choices:
+            return (self.name,)
+        return tuple(self.name.replace("{x}", c) for c in self.choices)
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One measurement: tags, fields, timestamp meaning, who writes it."""
+
+    name: str
+    description: str
+    time: str
+    tags: tuple[TagSpec, ...]
+    fields: tuple[FieldSpec, ...]
+    writer: str
+    status: Status = Status.WRITTEN
+    _by_field: dict[str, FieldSpec] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        for spec in self.fields:
+            for n in spec.names():
+                if n in self._by_field:
+                    raise ValueError(f"{self.name}: field {n!r} declared twice")
+                self._by_field[n] = spec
+
+    @property
+    def tag_names(self) -> frozenset[str]:
+        return frozenset(t.name for t in self.tags)
+
+    def tag(self, name: str) -> TagSpec | None:
+        return next((t for t in self.tags if t.name == name), None)
+
+    def field_spec(self, name: str) -> FieldSpec | None:
+        return self._by_field.get(name)
+
+    def field_names(self) -> frozenset[str]:
+        return frozenset(self._by_field)
+
+
+# ----------------------------------------------------------------------------- vocabularies
+
+_ALL_FACTORS: Final = tuple(
+    sorted(
+        {
+            *factors.AIR,
+            *factors.WATER,
+            *factors.EMISSION_GAS,
+            *factors.EMISSION_WATER,
+            *factors.MONITOR,
+            *factors.FORECAST,
+        }
+    )
+)
+_AIR: Final = tuple(factors.AIR)
+_EMISSION: Final = tuple(sorted({*factors.EMISSION_GAS, *factors.EMISSION_WATER}))
+#: Factors an O2 correction (折算) applies to in rules.engine._emission_checks.
+_CORRECTED: Final = ("so2", "nox", "pm", "co", "nmhc")
+#: GB 3838-2002 表1 items the water classification may name as main pollutants.
+_WATER: Final = tuple(factors.WATER)
+_FLAGS: Final = tuple(f.value for f in Flag)
+_INVALID_FLAGS: Final = tuple(f.value for f in Flag if f.value not in {"N", "S"})
+
+KINDS: Final = tuple(k.value for k in factors.Kind)
+
+_LOCALITY: Final = TagSpec("locality", "locality id from the catalogue (deploy/config/*.yaml)")
+_SOURCE: Final = TagSpec(
+    "source", "station, section, outlet or monitor id from the catalogue; 'city' for city values"
+)
+
+
+def _kind(*values: str) -> TagSpec:
+    return TagSpec("kind", "source kind (rules.factors.Kind)", values or KINDS)
+
+
+def _period(*values: str) -> TagSpec:
+    return TagSpec("period", "which statistic the point holds", values)
+
+
+# ----------------------------------------------------------------------------- measurements
+
+_AQI_LEVELS: Final = ("1", "2", "3", "4", "5", "6")
+
+MEASUREMENTS: Final[tuple[Measurement, ...]] = (
+    Measurement(
+        name="reading",
+        description="every sample as received: the valid values (flag N or S) and the invalid flags",
+        time="the sample's label (end of its period, UTC)",
+        tags=(_kind(), _LOCALITY, _SOURCE),
+        fields=(
+            FieldSpec(
+                "{x}",
+                FieldType.FLOAT,
+                "canonical unit of the factor (rules.factors)",
+                "valid value of a factor",
+                _ALL_FACTORS,
+            ),
+            FieldSpec(
+                "invalid", FieldType.STRING, "", "invalid values as 'factor:flag,…' (HJ 212 flags)"
+            ),
+        ),
+        writer="rules.engine._reading",
+    ),
+    Measurement(
+        name="aqi",
+        description="AQI (HJ 633) of a station or of the city: real-time hourly or daily",
+        time="hour: the hour's label (end of the hour); day: 00:00 Beijing time of the day",
+        tags=(_LOCALITY, _SOURCE, _period("hour", "day")),
+        fields=(
+            FieldSpec("aqi", FieldType.INTEGER, "1", "AQI (absent when NA)"),
+            FieldSpec("level", FieldType.INTEGER, "1", "AQI level 1–6 (HJ 633 表2)"),
+            FieldSpec("category", FieldType.STRING, "", "类别 in Chinese (优, 良 …)"),
+            FieldSpec("category_en", FieldType.STRING, "", "category in English"),
+            FieldSpec("color", FieldType.STRING, "", "HJ 633 colour of the level (#00E400 …)"),
+            FieldSpec(
+                "computed_aqi", FieldType.INTEGER, "1", "AQI computed although withheld (NA)"
+            ),
+            FieldSpec("edition", FieldType.STRING, "", "HJ 633 edition used (2012 or 2026)"),
+            FieldSpec("primary", FieldType.STRING, "", "primary pollutants, comma separated"),
+            FieldSpec(
+                "iaqi_{x}",
+                FieldType.INTEGER,
+                "1",
+                "individual AQI of a pollutant",
+                (*_AIR, "o3_8h", "so2_24h", "pm25_24h", "pm10_24h", "o3_1h"),
+            ),
+            FieldSpec("missing", FieldType.STRING, "", "indicators missing (NA), comma separated"),
+            FieldSpec("above_top", FieldType.STRING, "", "indicators above the top breakpoint"),
+            FieldSpec("good", FieldType.BOOLEAN, "", "day only: 优良天 (daily AQI ≤ 100)"),
+            FieldSpec("heavy", FieldType.BOOLEAN, "", "day only: 重度及以上 (daily AQI > 200)"),
+            FieldSpec("stations", FieldType.INTEGER, "1", "city only: stations averaged"),
+        ),
+        writer="rules.engine._aqi_point, rules.engine.city_hour",
+    ),
+    Measurement(
+        name="aggregate",
+        description="air statistics: moving means (period=moving) and station-day means (period=day)",
+        time="moving: the hour the window ends with; day: 00:00 Beijing time of the day",
+        tags=(_kind("air"), _LOCALITY, _SOURCE, _period("moving", "day")),
+        fields=(
+            FieldSpec("pm25_24h", FieldType.FLOAT, "ug/m3", "24-h moving mean of PM2.5 (≥ 20 h)"),
+            FieldSpec("pm10_24h", FieldType.FLOAT, "ug/m3", "24-h moving mean of PM10 (≥ 20 h)"),
+            FieldSpec("so2_24h", FieldType.FLOAT, "ug/m3", "24-h moving mean of SO2 (≥ 20 h)"),
+            FieldSpec("o3_8h", FieldType.FLOAT, "ug/m3", "8-h moving mean of O3 (≥ 6 h)"),
+            FieldSpec("hours", FieldType.INTEGER, "h", "day: hours with data"),
+            FieldSpec("{x}", FieldType.FLOAT, "ug/m3 (co: mg/m3)", "day: daily mean", _AIR),
+            FieldSpec("o3_8h_max", FieldType.FLOAT, "ug/m3", "day: maximum 8-h O3 mean"),
+            FieldSpec("o3_1h_max", FieldType.FLOAT, "ug/m3", "day: maximum 1-h O3"),
+        ),
+        writer="rules.engine._air_hour, rules.engine._air_day",
+    ),
+    Measurement(
+        name="exceedance",
+        description="a value above its limit (ambient GB 3095, permit limit, monitor limit, bypass)",
+        time="the time of the value judged (hour label, day start, sample time)",
+        tags=(
+            _kind("air", "emission", "monitor"),
+            _LOCALITY,
+            _SOURCE,
+            TagSpec("factor", "factor name (rules.factors)", _ALL_FACTORS),
+            _period("hourly", "daily", "max_8h", "hour", "day", "instant", "month"),
+        ),
+        fields=(
+            FieldSpec(
+                "value",
+                FieldType.FLOAT,
+                "unit of the factor",
+                "value judged (O2-corrected when corrected)",
+            ),
+            FieldSpec("limit", FieldType.FLOAT, "unit of the factor", "limit applied"),
+            FieldSpec("multiple", FieldType.FLOAT, "1", "超标倍数 (value − limit) / limit"),
+            FieldSpec("standard", FieldType.STRING, "", "edition or source of the limit"),
+            FieldSpec("clause", FieldType.STRING, "", "air: clause/table of the limit"),
+            FieldSpec("corrected", FieldType.BOOLEAN, "", "emission: value is O2-corrected (折算)"),
+        ),
+        writer="rules.engine._ambient_point, _emission_checks, _monitor",
+    ),
+    Measurement(
+        name="water_class",
+        description="GB 3838 class of a section: per sample and from the day's means",
+        time="sample: the sample's label; day: 00:00 Beijing time of the day",
+        tags=(_LOCALITY, _SOURCE, _period("sample", "day")),
+        fields=(
+            FieldSpec("grade", FieldType.INTEGER, "1", "class 1–6 (6 = 劣V)"),
+            FieldSpec("label", FieldType.STRING, "", "class label (I … 劣V)"),
+            FieldSpec("quality", FieldType.STRING, "", "水质状况 (优/良好/轻度污染 …)"),
+            FieldSpec("worse_than_v", FieldType.BOOLEAN, "", "劣V类"),
+            FieldSpec("main_pollutants", FieldType.STRING, "", "主要污染指标, comma separated"),
+            FieldSpec(
+                "multiple_{x}",
+                FieldType.FLOAT,
+                "1",
+                "exceedance multiple of a main pollutant",
+                _WATER,
+            ),
+            FieldSpec("target", FieldType.INTEGER, "1", "target class 1–5 of the section"),
+            FieldSpec("meets", FieldType.BOOLEAN, "", "class meets the target"),
+            FieldSpec("classes_worse", FieldType.INTEGER, "1", "classes worse than the target"),
+        ),
+        writer="rules.engine._water_point",
+    ),
+    Measurement(
+        name="emission_hour",
+        description="enterprise outlet hourly values (given, or from minute data with HJ 212 validity)",
+        time="end of the hour (envwatch labels an hour by its end)",
+        tags=(_LOCALITY, _SOURCE),
+        fields=(
+            FieldSpec(
+                "{x}",
+                FieldType.FLOAT,
+                "mg/m3, mg/L, m3/h, % (rules.factors)",
+                "hourly value",
+                _EMISSION,
+            ),
+            FieldSpec(
+                "{x}_zs",
+                FieldType.FLOAT,
+                "mg/m3",
+                "O2-corrected value (折算, HJ 212 -Zs)",
+                _CORRECTED,
+            ),
+            FieldSpec(
+                "valid_minutes_{x}",
+                FieldType.INTEGER,
+                "min",
+                "valid minutes in the hour",
+                _EMISSION,
+            ),
+            FieldSpec(
+                "flag_{x}", FieldType.INTEGER, "1", "minutes with an invalid flag", _INVALID_FLAGS
+            ),
+        ),
+        writer="rules.engine._emission_checks",
+    ),
+    Measurement(
+        name="emission_day",
+        description="enterprise outlet daily values (sent as daily data)",
+        time="the sample's label",
+        tags=(_LOCALITY, _SOURCE),
+        fields=(
+            FieldSpec(
+                "{x}",
+                FieldType.FLOAT,
+                "mg/m3, mg/L, m3/h, % (rules.factors)",
+                "daily value",
+                _EMISSION,
+            ),
+            FieldSpec("{x}_zs", FieldType.FLOAT, "mg/m3", "O2-corrected value (折算)", _CORRECTED),
+        ),
+        writer="rules.engine._emission_checks",
+    ),
+    Measurement(
+        name="data_quality",
+        description="data quality: constant/zero runs (period=run) and daily rates (period=day)",
+        time="run: the sample that extended the run; day: 00:00 Beijing time of the day",
+        tags=(_kind(), _LOCALITY, _SOURCE, _period("run", "day")),
+        fields=(
+            FieldSpec(
+                "constant_{x}",
+                FieldType.INTEGER,
+                "samples",
+                "identical consecutive values",
+                _ALL_FACTORS,
+            ),
+            FieldSpec(
+                "zero_{x}", FieldType.INTEGER, "samples", "consecutive zero values", _ALL_FACTORS
+            ),
+            FieldSpec("expected", FieldType.INTEGER, "samples", "samples expected in the day"),
+            FieldSpec("received", FieldType.INTEGER, "samples", "distinct samples received"),
+            FieldSpec("valid", FieldType.INTEGER, "samples", "samples with every value valid"),
+            FieldSpec(
+                "transmission_rate", FieldType.FLOAT, "1 (0–1)", "数据传输率 received / expected"
+            ),
+            FieldSpec("valid_rate", FieldType.FLOAT, "1 (0–1)", "数据有效率 valid / received"),
+            FieldSpec("last_seen", FieldType.STRING, "", "ISO-8601 UTC time of the latest sample"),
+            FieldSpec(
+                "flag_{x}",
+                FieldType.INTEGER,
+                "values",
+                "values with this invalid flag",
+                _INVALID_FLAGS,
+            ),
+        ),
+        writer="rules.engine._quality_runs, rules.engine._quality_day",
+    ),
+    Measurement(
+        name="alert",
+        description="alert lifecycle transitions (pending, firing, resolved, acknowledged …)",
+        time="the event time of the transition",
+        tags=(
+            TagSpec("kind", "transition kind (alerts.model.TransitionKind) or source kind"),
+            _LOCALITY,
+            _SOURCE,
+            TagSpec("rule", "alert rule id (alerts.rules; bounded by the rule set)"),
+            TagSpec("level", "severity (alerts.model.Severity)", tuple(s.value for s in Severity)),
+            TagSpec(
+                "state",
+                "lifecycle state (alerts.model.AlertState)",
+                tuple(s.value for s in AlertState),
+            ),
+        ),
+        fields=(
+            FieldSpec("value", FieldType.FLOAT, "unit of the factor", "value that triggered"),
+            FieldSpec("limit", FieldType.FLOAT, "unit of the factor", "threshold"),
+            FieldSpec("summary", FieldType.STRING, "", "text for people (Chinese)"),
+            FieldSpec(
+                "id", FieldType.STRING, "", "deterministic alert id (fingerprint + state + time)"
+            ),
+        ),
+        writer="(planned) the alert-events store",
+        status=Status.PLANNED,
+    ),
+    Measurement(
+        name="warning",
+        description="heavy-pollution-weather warnings (重污染天气预警): issued, raised, lowered, lifted",
+        time="the event time of the change",
+        tags=(
+            TagSpec("kind", "transition kind (alerts.model.TransitionKind)"),
+            _LOCALITY,
+            _SOURCE,
+            TagSpec("rule", "warning rule set id (deploy/config/warnings.yaml)"),
+            TagSpec(
+                "level",
+                "warning level (rules.warnings.Level; none = lifted)",
+                tuple(v.value for v in Level),
+            ),
+            TagSpec(
+                "state", "what changed (issued, upgraded, downgraded, lifted; set by the writer)"
+            ),
+        ),
+        fields=(
+            FieldSpec("value", FieldType.FLOAT, "1", "forecast/observed AQI that drove the change"),
+            FieldSpec("limit", FieldType.FLOAT, "1", "threshold of the level"),
+            FieldSpec("summary", FieldType.STRING, "", "text for people (Chinese)"),
+            FieldSpec("id", FieldType.STRING, "", "deterministic id"),
+        ),
+        writer="(planned) the alert-events store",
+        status=Status.PLANNED,
+    ),
+)
+
+SCHEMA: Final[Mapping[str, Measurement]] = {m.name: m for m in MEASUREMENTS}
+
+#: Columns every Flux table has besides tags and fields.
+FLUX_COLUMNS: Final = frozenset(
+    {"_measurement", "_field", "_value", "_time", "_start", "_stop", "result", "table"}
+)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+class Problem(StrEnum):
+    UNKNOWN_MEASUREMENT = "unknown measurement"
+    UNKNOWN_TAG = "undeclared tag"
+    TAG_VALUE = "tag value outside the declared set"
+    UNKNOWN_FIELD = "undeclared field"
+    FIELD_TYPE = "field type differs from the declared type"
+    NO_FIELD = "point without fields"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One mismatch between a point (or a query) and the schema."""
+
+    problem: Problem
+    measurement: str
+    name: str = ""
+    detail: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.measurement}.{self.name}" if self.name else self.measurement
+        return f"{where}: {self.problem.value}" + (f" ({self.detail})" if self.detail else "")
+
+
+def check_point(
+    measurement: str,
+    tags: Mapping[str, str],
+    fields: Mapping[str, object],
+    schema: Mapping[str, Measurement] = SCHEMA,
+) -> list[Finding]:
+    """Every way a point departs from the schema (empty list: the point conforms)."""
+    m = schema.get(measurement)
+    if m is None:
+        return [Finding(Problem.UNKNOWN_MEASUREMENT, measurement)]
+    out: list[Finding] = []
+    for k, v in tags.items():
+        spec = m.tag(k)
+        if spec is None:
+            out.append(Finding(Problem.UNKNOWN_TAG, measurement, k))
+        elif spec.values is not None and v not in spec.values:
+            out.append(Finding(Problem.TAG_VALUE, measurement, k, f"{v!r} not in {spec.values}"))
+    if not fields:
+        out.append(Finding(Problem.NO_FIELD, measurement))
+    for k, value in fields.items():
+        fs = m.field_spec(k)
+        if fs is None:
+            out.append(Finding(Problem.UNKNOWN_FIELD, measurement, k))
+        elif type_of(value) is not fs.type:
+            written = type_of(value)
+            out.append(
+                Finding(
+                    Problem.FIELD_TYPE, measurement, k, f"{written} written, {fs.type} declared"
+                )
+            )
+    return out
+
+
+def field_names(
+    measurements: Iterable[str], schema: Mapping[str, Measurement] = SCHEMA
+) -> frozenset[str]:
+    """Union of the declared field names of ``measurements`` (unknown names contribute nothing)."""
+    out: set[str] = set()
+    for name in measurements:
+        m = schema.get(name)
+        if m is not None:
+            out |= m.field_names()
+    return frozenset(out)
+
+
+def tag_names(
+    measurements: Iterable[str], schema: Mapping[str, Measurement] = SCHEMA
+) -> frozenset[str]:
+    out: set[str] = set()
+    for name in measurements:
+        m = schema.get(name)
+        if m is not None:
+            out |= m.tag_names
+    return frozenset(out)
+
+
+_IDENT: Final = re.compile(r"^[a-z][A-Za-z0-9_]*$")
+
+
+def iter_problems_in_schema(schema: Mapping[str, Measurement] = SCHEMA) -> Iterator[str]:
+    """Self-consistency: names are plain identifiers, no tag doubles as a field."""
+    for m in schema.values():
+        if not _IDENT.match(m.name):
+            yield f"measurement name {m.name!r}"
+        clash = m.tag_names & m.field_names()
+        if clash:
+            yield f"{m.name}: {sorted(clash)} are both tags and fields"
+        for n in m.field_names() | m.tag_names:
+            if not _IDENT.match(n):
+                yield f"{m.name}: name {n!r}"
