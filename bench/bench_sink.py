@@ -10,34 +10,34 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
 from streams import embedded
 from streams.agents.store import to_line
-from streams.records import EvaluationRecord
+from streams.lineprotocol import ns
 from streams.sink import InfluxWriter
 
 
-def _records(n: int) -> list[EvaluationRecord]:
+def _records(n: int) -> list[dict[str, Any]]:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    return [
-        EvaluationRecord(
-            id=f"r{i}",
-            measurement="reading",
-            tags={"kind": "air", "locality": "weifang", "source": f"aq-{i % 50}"},
-            fields={
-                "pm25": 35.0 + i % 7,
-                "pm10": 61.0,
-                "so2": 9.0,
-                "no2": 30.0,
-                "co": 0.6,
-                "o3": 80.0,
-            },
-            time=(t0 + timedelta(hours=i // 50)).isoformat(),
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        at = t0 + timedelta(hours=i // 50)
+        fields = {
+            "pm25": 35.0 + i % 7,
+            "pm10": 61.0,
+            "so2": 9.0,
+            "no2": 30.0,
+            "co": 0.6,
+            "o3": 80.0,
+        }
+        tags = {"kind": "air", "locality": "weifang", "source": f"aq-{i % 50}"}
+        out.append(
+            {"measurement": "reading", "tags": tags, "fields": fields, "time": at, "ns": ns(at)}
         )
-        for i in range(n)
-    ]
+    return out
 
 
 def _rate(n: int, seconds: float) -> float:
@@ -56,12 +56,12 @@ def main(quick: bool) -> None:
 
     t = time.perf_counter()
     for r in records:
-        p = Point(r.measurement)
-        for k, v in r.tags.items():
+        p = Point(r["measurement"])
+        for k, v in r["tags"].items():
             p = p.tag(k, v)
-        for k, v in r.fields.items():
+        for k, v in r["fields"].items():
             p = p.field(k, v)
-        p.time(datetime.fromisoformat(r.time)).to_line_protocol()
+        p.time(r["time"]).to_line_protocol()
     points = _rate(n, time.perf_counter() - t)
     print(
         f"serialise  envwatch lines {ours:>12,.0f} lines/s | influxdb_client.Point {points:>10,.0f} lines/s"

@@ -7,6 +7,7 @@ tests) with ``await pipeline.app.start()`` / ``await pipeline.app.stop()`` — s
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import faust
 
 from streams import topics
+from streams.catalog import CatalogView
 from streams.records import EvaluationRecord
 from streams.settings import Settings
 from streams.sink import InfluxWriter, Sink, Spool
@@ -27,8 +29,11 @@ class Pipeline:
     settings: Settings
     app: faust.App
     sink: Sink
+    catalog: CatalogView = field(default_factory=lambda: CatalogView(None))
     topics: dict[str, Any] = field(default_factory=dict)
     observers: list[Observer] = field(default_factory=list)
+    states: dict[str, Any] = field(default_factory=dict)
+    counters: Counter[str] = field(default_factory=Counter)
 
     def topic(self, name: str) -> Any:
         return self.topics[name]
@@ -71,7 +76,12 @@ def make_sink(settings: Settings) -> Sink:
 
 def build(settings: Settings, *, sink: Sink | None = None) -> Pipeline:
     app = create_app(settings)
-    pipeline = Pipeline(settings=settings, app=app, sink=sink or make_sink(settings))
+    pipeline = Pipeline(
+        settings=settings,
+        app=app,
+        sink=sink or make_sink(settings),
+        catalog=CatalogView(settings.config_dir),
+    )
     for t in topics.EXTERNAL:
         pipeline.topics[t] = app.topic(
             topics.name(t, settings.topic_prefix),
@@ -85,4 +95,9 @@ def build(settings: Settings, *, sink: Sink | None = None) -> Pipeline:
 
     evaluate.register(pipeline)
     store.register(pipeline)
+
+    @app.timer(settings.config_poll)  # type: ignore[untyped-decorator]  # faust is untyped
+    async def _reload_catalog() -> None:
+        pipeline.catalog.maybe_reload()
+
     return pipeline

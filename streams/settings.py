@@ -34,6 +34,17 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var/faust"), description="Faust table storage directory")
     store: str = Field("memory://", description="Faust table store (memory:// or rocksdb://)")
 
+    # --- evaluation
+    config_dir: Path | None = Field(
+        Path("deploy/config"), description="catalogue directory (None: evaluate any source)"
+    )
+    config_poll: float = Field(5.0, gt=0, description="s between checks for catalogue changes")
+    batch_size: int = Field(2000, ge=1, description="events per evaluation batch")
+    batch_within: float = Field(0.05, gt=0, description="s to wait for a batch to fill")
+    checkpoint_interval: float = Field(5.0, gt=0, description="s between state snapshots")
+    max_future_s: float = Field(3600, ge=0, description="reject samples this far after receipt")
+    max_past_days: float = Field(400, ge=0, description="reject samples this far before receipt")
+
     # --- MQTT
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883

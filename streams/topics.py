@@ -22,6 +22,12 @@ DEAD_LETTER = "dead-letter"
 
 EXTERNAL = (READINGS, AGGREGATES, EVALUATIONS, ALERT_EVENTS, NOTIFICATIONS, DEAD_LETTER)
 
+#: Compacted topics holding checkpointed rule state (streams/state.py).
+EVALUATE_STATE = "evaluate-state"
+LOCALITY_STATE = "locality-state"
+ALERTS_STATE = "alerts-state"
+STATE = (EVALUATE_STATE, LOCALITY_STATE, ALERTS_STATE)
+
 
 def name(topic: str, prefix: str = "") -> str:
     return f"{prefix}{topic}"
@@ -38,9 +44,10 @@ async def ensure_topics(kafka_url: str, partitions: int, prefix: str = "") -> No
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        compact = {"cleanup.policy": "compact"}
         wanted = [
-            NewTopic(name(t, prefix), partitions, 1)
-            for t in EXTERNAL
+            NewTopic(name(t, prefix), partitions, 1, topic_configs=compact if t in STATE else None)
+            for t in (*EXTERNAL, *STATE)
             if name(t, prefix) not in existing
         ]
         if wanted:

@@ -1,59 +1,170 @@
-"""``evaluate``: readings → pure evaluation (rules/) → evaluations topic."""
+"""``evaluate``: readings → pure evaluation (rules.engine) → evaluations, aggregates, dead-letter.
+
+The agent takes batches (``stream.take_events``), keeps per-source state in memory per partition
+(:class:`streams.state.CheckpointedState`: snapshotted to Kafka, restored by deterministic replay)
+and sends the outputs of a batch before the batch's offsets are acknowledged, so a crash at any
+instant loses nothing and re-emits only identical records with identical ids.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from rules.readings import invalid_flags, valid_values
-from streams.records import DeadLetter, EvaluationRecord, SampleRecord
+import orjson
+
+from rules import engine
+from rules.errors import RulesError
+from streams import topics
+from streams.catalog import CatalogView
+from streams.lineprotocol import ns
+from streams.records import DeadLetter
+from streams.state import CheckpointedState
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
+    from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: An output of a step: (logical topic, key, value).
+Output = tuple[str, bytes, bytes]
 
-def evaluate_sample(sample: SampleRecord) -> list[EvaluationRecord]:
-    """The evaluations of one sample (pure glue: decode done, rules called, records built)."""
-    at = datetime.fromisoformat(sample.time)
-    tags = {"kind": sample.kind, "locality": sample.locality, "source": sample.source}
-    fields: dict[str, Any] = dict(valid_values(sample.values))
-    flags = invalid_flags(sample.values)
-    if flags:
-        fields["invalid"] = ",".join(f"{k}:{v}" for k, v in sorted(flags.items()))
-    if not fields:
-        return []
-    ident = f"reading/{sample.source}/{at.isoformat()}"
-    return [
-        EvaluationRecord(
-            id=ident, measurement="reading", tags=tags, fields=fields, time=sample.time
-        )
-    ]
+
+def point_bytes(p: engine.Point) -> bytes:
+    return orjson.dumps(
+        {
+            "id": p.id,
+            "measurement": p.measurement,
+            "tags": p.tags,
+            "fields": p.fields,
+            "time": p.time.isoformat(),
+            "ns": ns(p.time),
+        }
+    )
+
+
+def decode_sample(value: bytes) -> engine.Sample:
+    """Kafka ``readings`` value (streams.records.SampleRecord JSON) → engine.Sample."""
+    d = orjson.loads(value)
+    vals = {
+        f: (v.get("value"), v.get("flag", "N"))
+        for f, v in d["values"].items()
+        if isinstance(v, dict)
+    }
+    return engine.Sample(
+        kind=d["kind"],
+        locality=d["locality"],
+        source=d["source"],
+        time=datetime.fromisoformat(d["time"]),
+        interval=d.get("interval", "hour"),
+        values=vals,
+    )
+
+
+def make_step(
+    view: CatalogView, settings: Settings
+) -> Callable[
+    [dict[str, Any] | None, bytes, bytes, int, int], tuple[dict[str, Any] | None, list[Output]]
+]:
+    max_future = timedelta(seconds=settings.max_future_s)
+    max_past = timedelta(days=settings.max_past_days)
+
+    def dead(key: bytes, value: bytes, offset: int, reason: str) -> list[Output]:
+        dl = DeadLetter.build("evaluate", reason, value, origin=f"readings@{offset}")
+        return [(topics.DEAD_LETTER, key, dl.to_bytes())]
+
+    def step(
+        state: dict[str, Any] | None, key: bytes, value: bytes, offset: int, ts_ms: int
+    ) -> tuple[dict[str, Any] | None, list[Output]]:
+        try:
+            sample = decode_sample(value)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            return state, dead(key, value, offset, f"undecodable sample: {exc}")
+        # "far in the future or past" is judged against the record's Kafka timestamp (set when the
+        # bridge produced it), never the worker's clock, so a replay decides the same way.
+        received = datetime.fromtimestamp(ts_ms / 1000, tz=sample.time.tzinfo)
+        if sample.time - received > max_future:
+            return state, dead(
+                key,
+                value,
+                offset,
+                f"time {sample.time.isoformat()} is more than {max_future} after receipt",
+            )
+        if received - sample.time > max_past:
+            return state, dead(
+                key,
+                value,
+                offset,
+                f"time {sample.time.isoformat()} is more than {max_past.days} days before receipt",
+            )
+        ctx = view.context(sample.source)
+        if ctx is None:
+            return state, dead(
+                key, value, offset, f"unknown source {sample.source!r} (not in the catalogue)"
+            )
+        try:
+            new, points = engine.step(state, sample, ctx)
+        except RulesError as exc:
+            return state, dead(key, value, offset, f"{type(exc).__name__}: {exc}")
+        outputs: list[Output] = [(topics.EVALUATIONS, key, point_bytes(p)) for p in points]
+        for p in points:
+            if p.measurement == "aqi" and p.tags.get("period") in ("hour", "day"):
+                # feed the locality stage (city values), keyed by locality
+                outputs.append((topics.AGGREGATES, sample.locality.encode(), point_bytes(p)))
+        return new, outputs
+
+    return step
 
 
 def register(p: Pipeline) -> None:
-    readings = p.topic("readings")
-    evaluations = p.topic("evaluations")
-    dead = p.topic("dead-letter")
+    s = p.settings
+    readings = p.topic(topics.READINGS)
+    view: CatalogView = p.catalog
+    state: CheckpointedState[Output] = CheckpointedState(
+        bootstrap=topics.bootstrap_of(s.kafka),
+        input_topic=topics.name(topics.READINGS, s.topic_prefix),
+        state_topic=topics.name(topics.EVALUATE_STATE, s.topic_prefix),
+        step=make_step(view, s),
+        interval=s.checkpoint_interval,
+    )
+    p.states["evaluate"] = state
+
+    @p.app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's Signal typing
+    async def _revoked(_app: Any, revoked: Any = (), **_: Any) -> None:
+        state.revoke(tp.partition for tp in revoked if tp.topic == state.input_topic)
 
     @p.app.agent(readings, name="evaluate")
     async def evaluate(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                sample = SampleRecord.from_bytes(event.value)
-                results = evaluate_sample(sample)
-            except Exception as exc:  # bad input never stops the worker: dead-letter it
-                msg = event.message
-                origin = f"{msg.topic}/{msg.partition}@{msg.offset}"
-                log.warning("evaluate: %s at %s", exc, origin)
-                await dead.send(
-                    key=event.key,
-                    value=DeadLetter.build(
-                        "evaluate", f"{type(exc).__name__}: {exc}", event.value, origin
-                    ).to_bytes(),
-                )
-                continue
-            for result in results:
-                await evaluations.send(key=event.key, value=result.to_bytes())
+        async for events in stream.take_events(s.batch_size, within=s.batch_within):
+            # Faust gives the record timestamp in seconds; the replay path (aiokafka) in ms
+            records = [
+                (m.partition, m.offset, m.key or b"", m.value, round(m.timestamp * 1000))
+                for m in (e.message for e in events)
+            ]
+            outputs = await state.process(records)
+            await send_outputs(p, outputs)
+            await checkpoint(p, state)
+            p.counters["samples"] += len(records)
+
+
+async def send_outputs(p: Pipeline, outputs: Sequence[Output]) -> None:
+    """Send a batch's outputs and wait until Kafka acknowledged them (before the offsets commit)."""
+    producer = p.app.producer
+    prefix = p.settings.topic_prefix
+    for logical, key, value in outputs:
+        await producer.send(prefix + logical, key, value, None, None, None)
+    if outputs:
+        await producer.flush()
+
+
+async def checkpoint(p: Pipeline, state: CheckpointedState[Any], *, force: bool = False) -> None:
+    snaps = state.due_snapshots(force=force)
+    if not snaps:
+        return
+    topic = state.state_topic
+    for key, value, partition in snaps:
+        await p.app.producer.send(topic, key, value, partition, None, None)
+    await p.app.producer.flush()

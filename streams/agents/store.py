@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from streams.lineprotocol import line, ns
+import orjson
+
+from streams.lineprotocol import line
 from streams.records import EvaluationRecord
 
 if TYPE_CHECKING:
@@ -16,8 +17,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def to_line(e: EvaluationRecord) -> str:
-    return line(e.measurement, e.tags, e.fields, ns(datetime.fromisoformat(e.time)))
+def to_line(d: dict[str, Any]) -> str:
+    """An evaluation (as decoded from the wire) → one line of line protocol at its event time."""
+    return line(d["measurement"], d["tags"], d["fields"], d["ns"])
 
 
 def register(p: Pipeline) -> None:
@@ -27,8 +29,19 @@ def register(p: Pipeline) -> None:
     @p.app.agent(evaluations, name="store")
     async def store(stream: Any) -> None:
         async for values in stream.take(s.sink_batch_size, within=s.sink_flush_interval):
-            records = [EvaluationRecord.from_bytes(v) for v in values]
+            records = [orjson.loads(v) for v in values]
             lines = [to_line(r) for r in records]
+            # a synchronous write, off the event loop; offsets are acknowledged only after it
+            # returned (written, or spooled to disk when the endpoint is down)
             await asyncio.to_thread(p.sink.write, lines)
-            for r in records:
-                p.observe(r)
+            if p.observers:
+                for r in records:
+                    p.observe(
+                        EvaluationRecord(
+                            id=r["id"],
+                            measurement=r["measurement"],
+                            tags=r["tags"],
+                            fields=r["fields"],
+                            time=r["time"],
+                        )
+                    )

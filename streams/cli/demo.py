@@ -138,6 +138,7 @@ async def _run(
         spool_dir=out_dir,
         data_dir=state_dir / "faust",
         sink_flush_interval=0.5,
+        config_dir=None,
     )
     stored = 0
 

@@ -48,6 +48,7 @@ def settings_for(
         data_dir=tmp_path / "faust",
         spool_dir=tmp_path / "spool",
         sink_flush_interval=0.2,
+        config_dir=None,  # no catalogue: every source is evaluated with default context
         **kw,
     )
 

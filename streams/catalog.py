@@ -1,0 +1,138 @@
+"""The catalogue as the stream worker sees it: source contexts, hot reload.
+
+``CatalogView`` holds the current :class:`rules.config.Catalog` and derives, per source id, the
+:class:`rules.engine.SourceContext` the pure evaluation step needs (area grade, lake or river,
+target class, permit limits, reference O2 …). ``maybe_reload()`` re-reads the YAML directory when
+a file's modification time changed; a catalogue with errors is **not** applied (the running one
+stays) and every problem is logged. A successful reload replaces the catalogue atomically and is
+logged with its fingerprint.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rules.emission import Basis, PermitLimit
+from rules.engine import SourceContext
+from rules.errors import ConfigError, RulesError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONTEXT = SourceContext()
+
+
+def _mtimes(directory: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime for p in sorted(directory.glob("*.y*ml"))}
+
+
+def context_of(catalog: Any, source_id: str) -> SourceContext | None:
+    """The evaluation context of a source, or None when the catalogue does not know it."""
+    item = catalog.source(source_id)
+    if item is None:
+        return None
+    cls = type(item).__name__
+    if cls == "AirStation":
+        return SourceContext(area_grade=1 if str(item.area_grade.value) in {"I", "1"} else 2)
+    if cls == "WaterSection":
+        return SourceContext(lake=str(item.body.value) != "river", target_class=item.target_class)
+    if cls == "Outlet":
+        wastewater = str(item.type.value) == "wastewater"
+        limits: dict[str, PermitLimit] = {}
+        for lim in item.limits:
+            if lim.limit is None:
+                continue
+            basis = Basis.DAY if lim.basis == "day" else Basis.HOUR
+            limits[lim.factor] = PermitLimit(
+                outlet=item.id,
+                factor=lim.factor,
+                upper=lim.limit,
+                basis=basis,
+                source=lim.source or "",
+            )
+        ref = None if wastewater else catalog.reference_o2(item)
+        return SourceContext(limits=limits, reference_o2=ref, wastewater=wastewater)
+    if cls == "Monitor":
+        limits = {}
+        for lim in item.limits:
+            if lim.limit is None:
+                continue
+            limits[lim.factor] = PermitLimit(
+                outlet=item.id,
+                factor=lim.factor,
+                upper=lim.limit,
+                basis=Basis.HOUR,
+                source=lim.source or "",
+            )
+        return SourceContext(limits=limits)
+    return DEFAULT_CONTEXT
+
+
+@dataclass
+class CatalogView:
+    directory: Path | None
+    catalog: Any = None
+    _mtimes: dict[str, float] = field(default_factory=dict)
+    _contexts: dict[str, SourceContext | None] = field(default_factory=dict)
+    reloads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.directory is not None:
+            self._load(initial=True)
+
+    def _load(self, *, initial: bool) -> bool:
+        from rules.config import load_catalog
+
+        assert self.directory is not None
+        mtimes = _mtimes(self.directory)
+        try:
+            catalog = load_catalog(self.directory)
+        except ConfigError as exc:
+            if initial:
+                raise
+            log.error("catalogue reload rejected, keeping the running one:\n%s", exc)
+            self._mtimes = mtimes  # do not retry until the files change again
+            return False
+        except (OSError, RulesError) as exc:
+            if initial:
+                raise
+            log.error("catalogue reload failed, keeping the running one: %s", exc)
+            self._mtimes = mtimes
+            return False
+        self.catalog = catalog
+        self._contexts = {}
+        self._mtimes = mtimes
+        if not initial:
+            self.reloads += 1
+        log.info(
+            "catalogue %s from %s: %d stations, %d sections, %d enterprises, %d monitors (%s)",
+            "loaded" if initial else "reloaded",
+            self.directory,
+            len(catalog.stations),
+            len(catalog.sections),
+            len(catalog.enterprises),
+            len(catalog.monitors),
+            getattr(catalog, "fingerprint", "")[:12],
+        )
+        return True
+
+    def maybe_reload(self) -> bool:
+        """Reload when a YAML file changed, appeared or disappeared. True when a new one applies."""
+        if self.directory is None:
+            return False
+        if _mtimes(self.directory) == self._mtimes:
+            return False
+        return self._load(initial=False)
+
+    def context(self, source_id: str) -> SourceContext | None:
+        """None: unknown source (when a catalogue is configured)."""
+        if self.catalog is None:
+            return DEFAULT_CONTEXT
+        try:
+            return self._contexts[source_id]
+        except KeyError:
+            ctx = context_of(self.catalog, source_id)
+            self._contexts[source_id] = ctx
+            return ctx
