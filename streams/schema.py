@@ -16,7 +16,8 @@ Who uses it:
 * ``docs/influx-schema.md`` mirrors this module (a test compares the two).
 
 Measurements with :attr:`Status.PLANNED` are a contract for writers that do not exist yet (the
-alert and warning transitions, architecture.md §4.4); nothing in ``rules.engine`` emits them.
+alert and warning transitions, architecture.md §4.4, and dead letters for the data-quality
+dashboard, §6); nothing in ``rules.engine`` emits them.
 
 Pure: stdlib and :mod:`rules.factors` only.
 """
@@ -430,6 +431,23 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             FieldSpec("id", FieldType.STRING, "", "deterministic id"),
         ),
         writer="(planned) the alert-events store",
+        status=Status.PLANNED,
+    ),
+    Measurement(
+        name="dead_letter",
+        description="bad input set aside with its reason (architecture.md §6): one point per dead letter",
+        time="when the input was set aside (the DeadLetter record's ``at``)",
+        tags=(
+            TagSpec(
+                "stage",
+                "where it failed (streams.records.DeadLetter.stage: gateway, bridge, evaluate …)",
+            ),
+        ),
+        fields=(
+            FieldSpec("reason", FieldType.STRING, "", "why (the DeadLetter reason)"),
+            FieldSpec("origin", FieldType.STRING, "", "topic@offset or peer it came from"),
+        ),
+        writer="(planned) a dead-letter counter agent",
         status=Status.PLANNED,
     ),
 )
