@@ -1,33 +1,66 @@
 """MQTT → Kafka bridge that loses nothing.
 
+Guarantees (docs/mqtt.md has the full contract):
+
 * paho-mqtt 2.x, MQTT v5, persistent session (clean start off, session expiry), QoS1,
   ``manual_ack=True``: the broker receives the PUBACK for a message only after Kafka acknowledged
-  the produce. A crash at any instant therefore loses nothing: unacknowledged messages are
-  redelivered to the session when the bridge comes back (duplicates are possible; every consumer
-  downstream is idempotent).
+  the produce (``acks=all``). A crash at any instant therefore loses nothing: unacknowledged
+  messages are redelivered to the session when the bridge comes back (duplicates are possible and
+  counted downstream; every consumer is idempotent).
 * MQTT v5 shared subscription (``$share/<group>/env/#``) so several bridge processes split the load.
-* Kafka key = source id, so one source's samples stay ordered in one partition.
-* Payloads are validated with :class:`ingest.schemas.Sample`; anything invalid goes to the
-  ``dead-letter`` topic with its original bytes, MQTT topic and reason, and is then acknowledged.
-* Counters (received, produced, dead-lettered, in flight) are logged periodically.
+* Kafka key = source id, partition = Kafka's default murmur2 partitioner, so one source's samples
+  stay ordered in one partition.
+* Payloads are validated with :class:`ingest.schemas.Sample` and re-serialised canonically;
+  anything invalid goes to the ``dead-letter`` topic with its original bytes, MQTT topic and
+  reason, and is acknowledged once the dead letter is in Kafka.
 
-Threads: paho's network loop runs in its own thread and hands messages to the asyncio loop with
-``call_soon_threadsafe``; all Kafka work happens on the loop; ``Client.ack`` is called from the
-loop (paho guards its output queue with a lock).
+Throughput: paho's network thread only appends ``(generation, message)`` to a deque and wakes the
+asyncio loop once per burst (not once per message). The loop drains the whole burst, validates it,
+fills one aiokafka ``BatchBuilder`` per (topic, partition) and submits each with ``send_batch``:
+one future, one callback and one lock acquisition per Kafka batch instead of per message.
+
+Ordering and reconnects:
+
+* MQTT side: paho reconnects by itself (backoff 1…30 s) with the same client id and session. Every
+  (re)connect and disconnect bumps a *generation*; a message is acknowledged only on the connection
+  it arrived on (checked under a lock shared with the paho callbacks). A message from an older
+  connection is never acked on a newer one — the broker resends it with its original packet id
+  and the copy is acked instead (acking the stale id could acknowledge a *different* message that
+  reuses the id). Messages still waiting from an older connection are dropped, not produced: the
+  broker redelivers them, in order, ahead of anything newer.
+* Kafka side: aiokafka reconnects and retries a failed batch at the head of its partition's queue
+  (one request in flight per partition), so a short outage neither loses nor reorders. When a
+  produce finally fails (batch expired after ``request_timeout_ms``, or a non-retriable error) the
+  bridge *halts*: it acknowledges nothing more, disconnects from MQTT, drops what it holds, waits
+  for its outstanding produces, recreates the producer, and reconnects — the broker then redelivers
+  every unacknowledged message in its original order. With a non-idempotent producer (Tansu
+  supports no idempotence) one window remains: a later batch of the same partition that was
+  already handed to aiokafka can still succeed after the failed one expired, so that failed batch
+  lands after it. ``Settings.bridge_kafka_idempotence`` closes the window on a real Kafka
+  (idempotent batches are retried until they succeed, never expired).
+
+Metrics (:class:`Counters`): received, produced, dead-lettered, acked, in flight, lag (age of the
+oldest message not yet acknowledged), produce failures, MQTT connects; logged every
+``bridge_stats_interval`` seconds and, when ``bridge_metrics_port`` is set, served in Prometheus
+text format on ``http://<bridge_metrics_host>:<port>/metrics`` (:func:`serve_metrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
+import threading
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Final
 
-import orjson
 import paho.mqtt.client as mqtt
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -40,18 +73,44 @@ from ingest.schemas import Sample
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "Bridge",
+    "Counters",
+    "normalise",
+    "prometheus_text",
+    "serve_metrics",
+    "topic_source",
+]
+
+#: A payload larger than this is dead-lettered (and cut to this size there): Kafka's default
+#: ``max.request.size`` is 1 MiB and the dead letter carries the payload base64-encoded (×4/3).
+MAX_PAYLOAD: Final = 512 * 1024
+_SAMPLE_JSON = Sample.__pydantic_serializer__.to_json
+
 
 @dataclass
 class Counters:
+    """The bridge's counters since start (monotonic; read them, do not write them)."""
+
     received: int = 0
     produced: int = 0
     dead_lettered: int = 0
     acked: int = 0
+    released: int = 0  # not acknowledged, left to the broker to redeliver (lost connection, halt)
+    produce_failures: int = 0
+    mqtt_connects: int = 0
+    halts: int = 0
     started: float = field(default_factory=time.monotonic)
+    oldest_unacked: float | None = None  # monotonic receipt time of the oldest open message
 
     @property
     def in_flight(self) -> int:
-        return self.received - self.acked
+        """Messages received and neither acknowledged nor released for redelivery."""
+        return self.received - self.acked - self.released
+
+    def lag(self, now: float) -> float:
+        """Seconds the oldest unacknowledged message has been waiting (0 when none)."""
+        return 0.0 if self.oldest_unacked is None else max(0.0, now - self.oldest_unacked)
 
 
 def topic_source(topic: str) -> str | None:
@@ -62,6 +121,8 @@ def topic_source(topic: str) -> str | None:
 
 def normalise(topic: str, payload: bytes) -> tuple[bytes, bytes]:
     """Validate one MQTT message; return (Kafka key, canonical JSON). Raises ValueError."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     try:
         sample = Sample.model_validate_json(payload)
     except ValidationError as exc:
@@ -73,30 +134,105 @@ def normalise(topic: str, payload: bytes) -> tuple[bytes, bytes]:
     expected = f"env/{sample.kind.value}/{sample.locality}/{sample.source}"
     if topic != expected:
         raise ValueError(f"topic {topic!r} does not match the payload (expected {expected!r})")
-    body = sample.model_dump(mode="json", by_alias=True)
-    return sample.source.encode(), orjson.dumps(body)
+    return sample.source.encode(), _SAMPLE_JSON(sample, by_alias=True)
+
+
+# ------------------------------------------------------------------------------ Prometheus
+
+
+def prometheus_text(metrics: Iterable[tuple[str, str, str, float]]) -> bytes:
+    """Prometheus text exposition (format 0.0.4) of ``(name, type, help, value)`` tuples."""
+    lines: list[str] = []
+    for name, kind, text, value in metrics:
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value:g}"]
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def serve_metrics(render: Callable[[], bytes], host: str, port: int) -> asyncio.Server:
+    """A tiny HTTP/1.0 server answering ``GET /metrics`` with ``render()`` (stdlib only)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            method, path = [*request.split(b" ", 2), b"", b""][:2]
+            if method != b"GET":
+                status, body, ctype = b"405 Method Not Allowed", b"GET only\n", b"text/plain"
+            elif path.split(b"?")[0] in (b"/metrics", b"/"):
+                status, body = b"200 OK", render()
+                ctype = b"text/plain; version=0.0.4; charset=utf-8"
+            else:
+                status, body, ctype = b"404 Not Found", b"try /metrics\n", b"text/plain"
+            writer.write(
+                b"HTTP/1.0 " + status + b"\r\nContent-Type: " + ctype
+                + b"\r\nContent-Length: " + str(len(body)).encode()
+                + b"\r\nConnection: close\r\n\r\n" + body
+            )  # fmt: skip
+            await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, host, port, reuse_address=True)
+
+
+# ------------------------------------------------------------------------------ the bridge
+
+
+@dataclass(slots=True)
+class _Out:
+    """One Kafka batch being filled: its builder and the messages it acknowledges."""
+
+    builder: Any  # aiokafka BatchBuilder
+    mids: list[tuple[int, int]]  # (mid, qos) to ack
+    samples: int = 0
+    dead: int = 0
 
 
 class Bridge:
-    def __init__(self, settings: Settings, *, stats_interval: float = 10.0) -> None:
+    """``Bridge(settings)``; ``await bridge.run(ready=event)`` until ``bridge.stop()``."""
+
+    def __init__(self, settings: Settings, *, stats_interval: float | None = None) -> None:
         self.s = settings
         self.counters = Counters()
-        self._stats_interval = stats_interval
-        self._queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue()
+        self._stats_interval = (
+            stats_interval if stats_interval is not None else settings.bridge_stats_interval
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._producer: AIOKafkaProducer | None = None
         self._client: mqtt.Client | None = None
-        self._connected = asyncio.Event()
         self._stop = asyncio.Event()
-        self._pending: set[asyncio.Future[object]] = set()
+        self._wake = asyncio.Event()
+        # paho thread → loop hand-off
+        self._inbox: collections.deque[tuple[int, mqtt.MQTTMessage, float]] = collections.deque()
+        self._wake_pending = False
+        # generation of the MQTT connection; acks only for the current one (see module docs)
+        self._gen = 0
+        self._gen_lock = threading.Lock()
+        self._connected = False
+        self._connected_event = asyncio.Event()
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._open: dict[int, list[Any]] = {}  # drain id → [received_at, open batches]
+        self._drain_id = 0
+        self._failure: BaseException | None = None
+        self._partitioner = DefaultPartitioner()
+        self._partitions: dict[str, list[int]] = {}
+        self._key_partition: dict[tuple[str, bytes], int] = {}
+        self._readings = topics.name(topics.READINGS, settings.topic_prefix)
+        self._dead = topics.name(topics.DEAD_LETTER, settings.topic_prefix)
+        self.metrics_address: tuple[str, int] | None = None
 
-    # ------------------------------------------------------------------ paho thread side
+    # ---------------------------------------------------------------- paho thread side
     def _on_connect(
         self, client: mqtt.Client, _u: object, _f: object, rc: object, _p: object = None
     ) -> None:
         if getattr(rc, "is_failure", False):
             log.error("bridge: MQTT connect refused: %s", rc)
             return
+        with self._gen_lock:
+            self._gen += 1
+            self._connected = True
+        self.counters.mqtt_connects += 1
         sub = self.s.mqtt_topic
         if self.s.mqtt_share_group:
             sub = f"$share/{self.s.mqtt_share_group}/{sub}"
@@ -107,24 +243,31 @@ class Bridge:
             self.s.mqtt_port,
             sub,
         )
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._connected.set)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._connected_event.set)
 
     def _on_disconnect(
         self, _c: object, _u: object, _f: object, rc: object, _p: object = None
     ) -> None:
-        if self._stop.is_set():
+        with self._gen_lock:
+            self._gen += 1
+            self._connected = False
+        if self._stop.is_set() or self._failure is not None:
             log.info("bridge: MQTT disconnected (%s)", rc)
         else:
             log.warning("bridge: MQTT disconnected (%s); paho reconnects with backoff", rc)
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._connected.clear)
+            self._loop.call_soon_threadsafe(self._connected_event.clear)
 
     def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, msg)
+        self.counters.received += 1  # only this thread writes it
+        self._inbox.append((self._gen, msg, time.monotonic()))
+        if not self._wake_pending:
+            self._wake_pending = True
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._wake.set)
 
-    # ------------------------------------------------------------------ loop side
+    # ---------------------------------------------------------------- lifecycle
     def _make_client(self) -> mqtt.Client:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -135,7 +278,6 @@ class Bridge:
         if self.s.mqtt_username:
             pw = self.s.mqtt_password.get_secret_value() if self.s.mqtt_password else None
             client.username_pw_set(self.s.mqtt_username, pw)
-        client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
@@ -143,22 +285,83 @@ class Bridge:
         client.on_message = self._on_message
         return client
 
-    async def run(self, *, ready: asyncio.Event | None = None) -> None:
-        """Run until :meth:`stop` is called. Kafka is connected first, then MQTT."""
-        self._loop = asyncio.get_running_loop()
-        await topics.ensure_topics(self.s.kafka, self.s.partitions, self.s.topic_prefix)
-        self._producer = AIOKafkaProducer(
+    def _make_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
             bootstrap_servers=topics.bootstrap_of(self.s.kafka),
             acks="all",
-            enable_idempotence=False,
-            linger_ms=5,
+            enable_idempotence=self.s.bridge_kafka_idempotence,
+            linger_ms=2,
             max_batch_size=256 * 1024,
+            request_timeout_ms=int(self.s.bridge_kafka_timeout * 1000),
         )
-        await self._retry("Kafka", self._producer.start)
-        self._client = self._make_client()
+
+    async def run(self, *, ready: asyncio.Event | None = None) -> None:
+        """Run until :meth:`stop` is called. Kafka is connected first, then MQTT.
+
+        ``ready`` is set once both are connected the first time.
+        """
+        self._loop = asyncio.get_running_loop()
+        server: asyncio.Server | None = None
+        if self.s.bridge_metrics_port is not None:
+            server = await serve_metrics(
+                self.render_metrics, self.s.bridge_metrics_host, self.s.bridge_metrics_port
+            )
+            host, port = server.sockets[0].getsockname()[:2]
+            self.metrics_address = (str(host), int(port))
+            log.info("bridge: Prometheus metrics on http://%s:%d/metrics", host, port)
+        stats = asyncio.create_task(self._stats())
+        delay = 0.5
+        try:
+            await self._retry("Kafka topics", self._ensure_topics)
+            while not self._stop.is_set():
+                await self._retry("Kafka", self._start_producer)
+                if self._stop.is_set():
+                    break
+                await self._retry("MQTT", self._start_mqtt)
+                await self._wait_connected()
+                if ready is not None and self._connected:
+                    ready.set()
+                await self._pump()  # returns on stop or on a failed produce
+                if self._failure is None:
+                    await self._shutdown()
+                    break
+                await self._halt(delay)
+                delay = min(delay * 2, 30.0)
+        finally:
+            stats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stats
+            await self._teardown_client()
+            await self._teardown_producer()
+            if server is not None:
+                server.close()
+            self._log_stats()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish: outstanding produces are awaited and acknowledged first."""
+        self._stop.set()
+        self._wake.set()
+
+    async def _ensure_topics(self) -> None:
+        await topics.ensure_topics(self.s.kafka, self.s.partitions, self.s.topic_prefix)
+
+    async def _start_producer(self) -> None:
+        producer = self._make_producer()
+        try:
+            await producer.start()
+            for t in (self._readings, self._dead):
+                self._partitions[t] = sorted(await producer.partitions_for(t))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        self._producer = producer
+        self._key_partition.clear()
+
+    async def _start_mqtt(self) -> None:
+        client = self._make_client()
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: untyped
         props.SessionExpiryInterval = self.s.mqtt_session_expiry
-        client = self._client
 
         def connect() -> None:
             client.connect(
@@ -169,88 +372,245 @@ class Bridge:
                 properties=props,
             )
 
-        await self._retry("MQTT", lambda: asyncio.to_thread(connect))
+        await asyncio.to_thread(connect)
+        self._client = client
         client.loop_start()
-        stats = asyncio.create_task(self._stats())
-        try:
-            await asyncio.wait_for(self._connected.wait(), timeout=30)
-            if ready is not None:
-                ready.set()
-            await self._pump()
-        finally:
-            stats.cancel()
-            client.loop_stop()
-            with contextlib.suppress(Exception):
-                client.disconnect()
-            if self._pending:
-                await asyncio.gather(*self._pending, return_exceptions=True)
-            await self._producer.stop()
-            self._log_stats()
 
-    async def _retry(self, what: str, fn: object) -> None:
+    async def _wait_connected(self) -> None:
+        """Until the first CONNACK (paho keeps retrying in its thread) or stop."""
+        stop = asyncio.ensure_future(self._stop.wait())
+        conn = asyncio.ensure_future(self._connected_event.wait())
+        try:
+            await asyncio.wait({stop, conn}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            conn.cancel()
+
+    async def _retry(self, what: str, fn: Callable[[], Awaitable[None]]) -> None:
         delay = 0.5
-        while True:
+        while not self._stop.is_set():
             try:
-                await fn()  # type: ignore[operator]
+                await fn()
                 return
             except Exception as exc:
-                if self._stop.is_set():
-                    raise
-                log.warning("bridge: %s not reachable (%s); retrying in %.1fs", what, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30)
+                log.warning("bridge: %s not reachable (%r); retrying in %.1fs", what, exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                delay = min(delay * 2, 30.0)
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._queue.put_nowait(None)  # type: ignore[arg-type]  # wake the pump
+    async def _shutdown(self) -> None:
+        """Graceful stop: let outstanding produces finish (they are acked), then disconnect."""
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=self.s.bridge_kafka_timeout + 5)
+        await self._teardown_client()
 
-    async def _pump(self) -> None:
-        assert self._producer is not None
-        readings = topics.name(topics.READINGS, self.s.topic_prefix)
-        dead = topics.name(topics.DEAD_LETTER, self.s.topic_prefix)
-        while not self._stop.is_set():
-            msg = await self._queue.get()
-            if msg is None:
-                break
-            self.counters.received += 1
-            try:
-                payload = bytes(msg.payload)
-                key, value = normalise(msg.topic, payload)
-                target, dead_lettered = readings, False
-            except ValueError as exc:
-                dl = DeadLetter.build("bridge", str(exc), payload, origin=msg.topic, at=_now())
-                key, value, target, dead_lettered = (
-                    (topic_source(msg.topic) or "").encode(),
-                    dl.to_bytes(),
-                    dead,
-                    True,
-                )
-                log.info("bridge: dead-letter %s: %s", msg.topic, exc)
-            fut = await self._producer.send(target, value=value, key=key)
-            self._pending.add(fut)
-            fut.add_done_callback(lambda f, m=msg, d=dead_lettered: self._after_produce(f, m, d))
+    async def _halt(self, delay: float) -> None:
+        """A produce failed: ack nothing more, let the broker redeliver, rebuild both sides."""
+        self.counters.halts += 1
+        log.error(
+            "bridge: Kafka produce failed (%r); reconnecting both sides in %.1fs for an "
+            "in-order redelivery",
+            self._failure,
+            delay,
+        )
+        await self._teardown_client()  # bumps the generation: no further acks
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=self.s.bridge_kafka_timeout + 5)
+        self._drop_inbox()
+        await self._teardown_producer()
+        self._failure = None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), delay)
 
-    def _after_produce(
-        self, fut: asyncio.Future[object], msg: mqtt.MQTTMessage, dead: bool
-    ) -> None:
-        self._pending.discard(fut)
-        if fut.cancelled() or fut.exception() is not None:
-            # Not acknowledged: the broker redelivers it after a reconnect. Reconnect now so the
-            # message is not stuck behind a session that still looks healthy.
-            log.error(
-                "bridge: Kafka produce failed: %s; reconnecting MQTT for redelivery",
-                fut.exception(),
-            )
-            if self._client is not None:
-                self._client.reconnect()
+    async def _teardown_client(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
             return
-        if dead:
-            self.counters.dead_lettered += 1
+        with self._gen_lock:
+            self._gen += 1
+            self._connected = False
+        with contextlib.suppress(Exception):
+            client.disconnect()
+        await asyncio.to_thread(client.loop_stop)
+        self._connected_event.clear()
+        self._drop_inbox()
+
+    async def _teardown_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), self.s.bridge_kafka_timeout + 5)
+
+    def _drop_inbox(self) -> None:
+        while self._inbox:
+            self._inbox.popleft()
+            self.counters.released += 1
+        self._refresh_oldest()
+
+    # ---------------------------------------------------------------- loop side
+    async def _pump(self) -> None:
+        inbox = self._inbox
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self._wake_pending = False
+            if self._stop.is_set():
+                return
+            if self._failure is not None:
+                return
+            if not inbox:
+                continue
+            batch = [inbox.popleft() for _ in range(len(inbox))]
+            await self._process(batch)
+
+    async def _process(self, batch: list[tuple[int, mqtt.MQTTMessage, float]]) -> None:
+        assert self._producer is not None
+        producer = self._producer
+        gen = self._gen
+        outs: dict[tuple[str, int], _Out] = {}
+        full: list[tuple[str, int, _Out]] = []
+        received_at = batch[0][2]
+        c = self.counters
+        for msg_gen, msg, _at in batch:
+            if msg_gen != gen:  # from a lost connection: the broker redelivers it
+                c.released += 1
+                continue
+            topic = msg.topic
+            payload = bytes(msg.payload)  # paho gives bytes: no copy
+            try:
+                key, value = normalise(topic, payload)
+                target, dead = self._readings, False
+            except ValueError as exc:
+                key = (topic_source(topic) or "").encode()
+                value = DeadLetter.build(
+                    "bridge", str(exc), payload[:MAX_PAYLOAD], origin=topic, at=_now()
+                ).to_bytes()
+                target, dead = self._dead, True
+                log.info("bridge: dead-letter %s: %s", topic, exc)
+            part = self._partition_of(target, key)
+            out = outs.get((target, part))
+            if out is None:
+                out = outs[(target, part)] = _Out(producer.create_batch(), [])
+            if out.builder.append(key=key, value=value, timestamp=None) is None:
+                full.append((target, part, out))
+                out = outs[(target, part)] = _Out(producer.create_batch(), [])
+                out.builder.append(key=key, value=value, timestamp=None)
+            out.mids.append((msg.mid, msg.qos))
+            if dead:
+                out.dead += 1
+            else:
+                out.samples += 1
+        batches = [*full, *((t, p, o) for (t, p), o in outs.items())]
+        if not batches:
+            self._refresh_oldest()
+            return
+        self._drain_id += 1
+        drain = self._drain_id
+        self._open[drain] = [received_at, len(batches)]
+        if c.oldest_unacked is None:
+            c.oldest_unacked = received_at
+        for target, part, out in batches:
+            if self._failure is not None:  # halted meanwhile: leave the rest to redelivery
+                c.released += len(out.mids)
+                self._close_drain(drain)
+                continue
+            try:
+                fut = await producer.send_batch(out.builder, target, partition=part)
+            except Exception as exc:  # accumulator full past the timeout, producer closed …
+                self._fail(exc)
+                c.released += len(out.mids)
+                self._close_drain(drain)
+                continue
+            self._pending.add(fut)
+            fut.add_done_callback(lambda f, o=out, g=gen, d=drain: self._after_produce(f, o, g, d))
+
+    def _partition_of(self, topic: str, key: bytes) -> int:
+        cached = self._key_partition.get((topic, key))
+        if cached is not None:
+            return cached
+        parts = self._partitions[topic]
+        part: int = self._partitioner(key, parts, parts)
+        if len(self._key_partition) > 100_000:  # bound memory against arbitrary topics
+            self._key_partition.clear()
+        self._key_partition[(topic, key)] = part
+        return part
+
+    def _after_produce(self, fut: asyncio.Future[Any], out: _Out, gen: int, drain: int) -> None:
+        self._pending.discard(fut)
+        self._close_drain(drain)
+        c = self.counters
+        if fut.cancelled() or fut.exception() is not None:
+            self._fail(fut.exception() or asyncio.CancelledError())
+            c.released += len(out.mids)
+            return
+        c.produced += out.samples
+        c.dead_lettered += out.dead
+        if self._failure is not None:
+            # halted: acknowledge nothing more; the broker redelivers in order
+            c.released += len(out.mids)
+            return
+        client = self._client
+        with self._gen_lock:
+            if gen != self._gen or client is None or not self._connected:
+                c.released += len(out.mids)
+                return
+            for mid, qos in out.mids:
+                client.ack(mid, qos)
+        c.acked += len(out.mids)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.counters.produce_failures += 1
+        if self._failure is None:
+            self._failure = exc
+            self._wake.set()
+
+    def _close_drain(self, drain: int) -> None:
+        entry = self._open.get(drain)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del self._open[drain]
+            self._refresh_oldest()
+
+    def _refresh_oldest(self) -> None:
+        first = next(iter(self._open.values()), None)
+        if first is not None:
+            self.counters.oldest_unacked = first[0]
+        elif self._inbox:
+            self.counters.oldest_unacked = self._inbox[0][2]
         else:
-            self.counters.produced += 1
-        assert self._client is not None
-        self._client.ack(msg.mid, msg.qos)
-        self.counters.acked += 1
+            self.counters.oldest_unacked = None
+
+    # ---------------------------------------------------------------- metrics
+    def metrics(self) -> list[tuple[str, str, str, float]]:
+        """``(name, type, help, value)`` for every bridge metric (Prometheus naming)."""
+        c = self.counters
+        now = time.monotonic()
+        waiting = len(self._inbox)
+        oldest = c.oldest_unacked
+        if waiting and (oldest is None or self._inbox[0][2] < oldest):
+            oldest = self._inbox[0][2]
+        lag = 0.0 if oldest is None else max(0.0, now - oldest)
+        p = "envwatch_bridge_"
+        return [
+            (p + "received_total", "counter", "MQTT messages received", c.received),
+            (p + "produced_total", "counter", "valid samples produced to Kafka", c.produced),
+            (p + "dead_lettered_total", "counter", "invalid messages produced to the dead-letter topic", c.dead_lettered),
+            (p + "acked_total", "counter", "MQTT messages acknowledged after Kafka acknowledged them", c.acked),
+            (p + "released_total", "counter", "messages not acknowledged, left to the broker to redeliver (lost connection, failed produce)", c.released),
+            (p + "produce_failures_total", "counter", "Kafka produce batches that failed", c.produce_failures),
+            (p + "halts_total", "counter", "reconnects of both sides after a failed produce", c.halts),
+            (p + "mqtt_connects_total", "counter", "MQTT connections made (first and reconnects)", c.mqtt_connects),
+            (p + "in_flight", "gauge", "messages received and not yet acknowledged", c.in_flight),
+            (p + "waiting", "gauge", "messages handed over by paho and not yet processed", waiting),
+            (p + "lag_seconds", "gauge", "age of the oldest message not yet acknowledged", lag),
+            (p + "mqtt_connected", "gauge", "1 while connected to the MQTT broker", 1.0 if self._connected else 0.0),
+            (p + "uptime_seconds", "gauge", "seconds since the bridge started", now - c.started),
+        ]  # fmt: skip
+
+    def render_metrics(self) -> bytes:
+        return prometheus_text(self.metrics())
 
     async def _stats(self) -> None:
         while True:
@@ -260,11 +620,16 @@ class Bridge:
     def _log_stats(self) -> None:
         c = self.counters
         log.info(
-            "bridge: received=%d produced=%d dead_lettered=%d in_flight=%d",
+            "bridge: received=%d produced=%d dead_lettered=%d acked=%d in_flight=%d "
+            "lag=%.2fs produce_failures=%d mqtt_connects=%d",
             c.received,
             c.produced,
             c.dead_lettered,
+            c.acked,
             c.in_flight,
+            c.lag(time.monotonic()),
+            c.produce_failures,
+            c.mqtt_connects,
         )
 
 

@@ -75,3 +75,32 @@ class Settings(BaseSettings):
     spool_dir: Path = Field(
         Path("var/spool"), description="line-protocol spool (outage buffer / output)"
     )
+
+    # --- ingest: MQTT→Kafka bridge and HJ 212 gateway (section owned by ingest/bridge.py and
+    # streams/cli/gateway.py; append-only; documented in docs/mqtt.md)
+    bridge_metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="bridge Prometheus /metrics port (None: off, 0: any)"
+    )
+    bridge_metrics_host: str = Field("127.0.0.1", description="address the metrics port binds")
+    bridge_stats_interval: float = Field(10.0, gt=0, description="s between bridge counter logs")
+    bridge_kafka_timeout: float = Field(
+        40.0, gt=0, description="s a produce may retry before the bridge halts and reconnects"
+    )
+    bridge_kafka_idempotence: bool = Field(
+        False,
+        description="idempotent producer: closes the last reorder window (needs broker support; "
+        "Tansu has none)",
+    )
+    gateway_host: str = Field("0.0.0.0", description="HJ 212 gateway listen address")
+    gateway_port: int = Field(
+        9212, ge=0, le=65535, description="HJ 212 gateway TCP port (operator default; 0: any)"
+    )
+    gateway_idle_timeout: float = Field(
+        1800.0, gt=0, description="s before an idle or half-open logger connection is closed"
+    )
+    gateway_mqtt_client_id: str = Field(
+        "envwatch-gateway-1", description="MQTT client id of the gateway's publisher"
+    )
+    gateway_metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="gateway Prometheus /metrics port (None: off, 0: any)"
+    )
