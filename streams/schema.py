@@ -195,7 +195,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
                 "invalid", FieldType.STRING, "", "invalid values as 'factor:flag,…' (HJ 212 flags)"
             ),
         ),
-        writer="rules.engine._reading",
+        writer="rules.engine.step (every sample)",
     ),
     Measurement(
         name="aqi",
@@ -204,6 +204,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
         tags=(_LOCALITY, _SOURCE, _period("hour", "day")),
         fields=(
             FieldSpec("aqi", FieldType.INTEGER, "1", "AQI (absent when NA)"),
+            FieldSpec("published", FieldType.BOOLEAN, "", "false when the AQI is NA (withheld)"),
             FieldSpec("level", FieldType.INTEGER, "1", "AQI level 1–6 (HJ 633 表2)"),
             FieldSpec("category", FieldType.STRING, "", "类别 in Chinese (优, 良 …)"),
             FieldSpec("category_en", FieldType.STRING, "", "category in English"),
@@ -226,13 +227,15 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             FieldSpec("heavy", FieldType.BOOLEAN, "", "day only: 重度及以上 (daily AQI > 200)"),
             FieldSpec("stations", FieldType.INTEGER, "1", "city only: stations averaged"),
         ),
-        writer="rules.engine._aqi_point, rules.engine.city_hour",
+        writer="rules.engine.step (air, hourly and daily), rules.engine.city_hour (source=city)",
     ),
     Measurement(
         name="aggregate",
-        description="air statistics: moving means (period=moving) and station-day means (period=day)",
-        time="moving: the hour the window ends with; day: 00:00 Beijing time of the day",
-        tags=(_kind("air"), _LOCALITY, _SOURCE, _period("moving", "day")),
+        description="statistics: air moving means (period=moving), air station-day means (period=day), "
+        "monthly mean dustfall of a monitor (kind=monitor, period=month)",
+        time="moving: the hour the window ends with; day: 00:00 Beijing time of the day; "
+        "month: 00:00 Beijing time of the 1st",
+        tags=(_kind("air", "monitor"), _LOCALITY, _SOURCE, _period("moving", "day", "month")),
         fields=(
             FieldSpec("pm25_24h", FieldType.FLOAT, "ug/m3", "24-h moving mean of PM2.5 (≥ 20 h)"),
             FieldSpec("pm10_24h", FieldType.FLOAT, "ug/m3", "24-h moving mean of PM10 (≥ 20 h)"),
@@ -242,8 +245,12 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             FieldSpec("{x}", FieldType.FLOAT, "ug/m3 (co: mg/m3)", "day: daily mean", _AIR),
             FieldSpec("o3_8h_max", FieldType.FLOAT, "ug/m3", "day: maximum 8-h O3 mean"),
             FieldSpec("o3_1h_max", FieldType.FLOAT, "ug/m3", "day: maximum 1-h O3"),
+            FieldSpec(
+                "dustfall", FieldType.FLOAT, "t/(month*km2)", "month: mean dustfall (降尘量)"
+            ),
+            FieldSpec("samples", FieldType.INTEGER, "samples", "month: dustfall samples averaged"),
         ),
-        writer="rules.engine._air_hour, rules.engine._air_day",
+        writer="rules.engine.step (air; monitor dustfall)",
     ),
     Measurement(
         name="exceedance",
@@ -269,7 +276,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             FieldSpec("clause", FieldType.STRING, "", "air: clause/table of the limit"),
             FieldSpec("corrected", FieldType.BOOLEAN, "", "emission: value is O2-corrected (折算)"),
         ),
-        writer="rules.engine._ambient_point, _emission_checks, _monitor",
+        writer="rules.engine.step (air GB 3095, emission permits and GB 18918, monitors)",
     ),
     Measurement(
         name="water_class",
@@ -293,7 +300,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             FieldSpec("meets", FieldType.BOOLEAN, "", "class meets the target"),
             FieldSpec("classes_worse", FieldType.INTEGER, "1", "classes worse than the target"),
         ),
-        writer="rules.engine._water_point",
+        writer="rules.engine.step (water)",
     ),
     Measurement(
         name="emission_hour",
@@ -326,12 +333,13 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
                 "flag_{x}", FieldType.INTEGER, "1", "minutes with an invalid flag", _INVALID_FLAGS
             ),
         ),
-        writer="rules.engine._emission_checks",
+        writer="rules.engine.step (emission)",
     ),
     Measurement(
         name="emission_day",
-        description="enterprise outlet daily values (sent as daily data)",
-        time="the sample's label",
+        description="enterprise outlet daily values: sent as daily data, or the mean of ≥ 20 valid "
+        "hourly means of the Beijing day (HJ 212-2017 附录D); GB 18918 class of a treatment plant",
+        time="the sample's label (daily data) or 00:00 Beijing time of the day",
         tags=(_LOCALITY, _SOURCE),
         fields=(
             FieldSpec(
@@ -342,8 +350,20 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
                 _EMISSION,
             ),
             FieldSpec("{x}_zs", FieldType.FLOAT, "mg/m3", "O2-corrected value (折算)", _CORRECTED),
+            FieldSpec(
+                "valid_hours_{x}",
+                FieldType.INTEGER,
+                "h",
+                "valid hourly means in the day",
+                _EMISSION,
+            ),
+            FieldSpec(
+                "effluent_required", FieldType.STRING, "", "GB 18918-2002 class the plant must meet"
+            ),
+            FieldSpec("effluent_class", FieldType.STRING, "", "class achieved (一级A … 劣三级)"),
+            FieldSpec("effluent_meets", FieldType.BOOLEAN, "", "the required class is met"),
         ),
-        writer="rules.engine._emission_checks",
+        writer="rules.engine.step (emission)",
     ),
     Measurement(
         name="data_quality",
@@ -377,7 +397,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
                 _INVALID_FLAGS,
             ),
         ),
-        writer="rules.engine._quality_runs, rules.engine._quality_day",
+        writer="rules.engine.step (every sample)",
     ),
     Measurement(
         name="alert",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rules import engine
-from rules.emission import Basis, PermitLimit
+from rules.emission import Basis, EffluentClass, PermitLimit
 from streams import schema
 from streams.schema import FieldSpec, FieldType, Measurement, Problem, Status, TagSpec, check_point
 
@@ -131,6 +131,27 @@ def wastewater_points() -> list[engine.Point]:
     )
 
 
+def treatment_plant_points() -> list[engine.Point]:
+    """A wastewater treatment plant (required class 一级A) reporting hourly for a whole Beijing
+    day: COD 60 mg/L is above the 一级A daily limit of 50 (GB 18918-2002 表1), so the day carries
+    valid hours, the effluent class fields and an exceedance."""
+    ctx = engine.SourceContext(wastewater=True, effluent_class=EffluentClass.CLASS_1A)
+    samples = [
+        _sample(
+            "emission",
+            "wf-wwtp-1",
+            T0 + timedelta(hours=i + 1),
+            "hour",
+            cod=60.0,
+            nh3n=3.0,
+            tp=0.3,
+            ph=7.2,
+        )
+        for i in range(25)
+    ]
+    return _run(samples, ctx)
+
+
 def monitor_points() -> list[engine.Point]:
     """A bypass opening (any opening is reported) and dustfall 9 against the plans' 7 t/(month·km²)
     (001_15ef1b070f9ae15b.txt#L351)."""
@@ -171,6 +192,7 @@ SOURCES = {
     "water": water_points,
     "flue_gas": flue_gas_points,
     "wastewater": wastewater_points,
+    "treatment_plant": treatment_plant_points,
     "monitor": monitor_points,
     "city": city_points,
 }
@@ -234,6 +256,11 @@ def test_samples_reach_the_interesting_fields(emitted: dict[str, list[engine.Poi
         ("emission_hour", "valid_minutes_so2"),
         ("emission_hour", "flag_M"),
         ("emission_day", "cod"),
+        ("emission_day", "valid_hours_cod"),
+        ("emission_day", "effluent_class"),
+        ("emission_day", "effluent_meets"),
+        ("aqi", "published"),
+        ("aggregate", "dustfall"),
         ("data_quality", "constant_pm25"),
         ("data_quality", "transmission_rate"),
         ("data_quality", "valid_rate"),
