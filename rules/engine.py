@@ -2,25 +2,32 @@
 
 ``step(state, sample, ctx)`` is what the stream worker calls for every sample (streams/agents):
 it never reads the clock — the sample's own time drives every window — and it is deterministic,
-so a replay of the same samples from the same state produces the same points with the same ids
-(the store overwrites, receivers deduplicate).
+so a replay of the same samples from the same state (also from a JSON round trip of it) produces
+the same points with the same ids (the store overwrites, receivers deduplicate).
 
-State per source is a plain JSON-able dict. Hourly values are retained for ``LATENESS_HOURS``
-(a late sample inside that horizon re-evaluates its hour, its moving means and its day, and the
-corrected points carry the same ids as the originals; older samples raise
-:class:`~rules.errors.OutsideWindow` and go to the dead-letter topic).
+State per source is a plain JSON-able dict (str keys, lists, ints, floats, None). Hourly values
+are retained for ``LATENESS_HOURS`` (a late sample inside that horizon re-evaluates its hour, its
+moving means and its day, and the corrected points carry the same ids as the originals; older
+samples raise :class:`~rules.errors.OutsideWindow` and go to the dead-letter topic).
 
-Points (measurement → what it holds; tags are bounded sets only, architecture.md §4.4):
+Points (measurement → what it holds; tags are bounded sets only, architecture.md §4.4;
+docs/evaluations.md says when each is emitted and with which id):
 
 | measurement    | tags                                  | fields                                       |
 |----------------|---------------------------------------|----------------------------------------------|
 | reading        | kind, locality, source                | the valid values; ``invalid`` = "f:flag,…"   |
-| aqi            | locality, source, period (hour/day)   | aqi, level, category, primary, iaqi_*, …     |
-| aggregate      | kind, locality, source, period        | pm25_24h, pm10_24h, o3_8h, daily means …     |
+| aqi            | locality, source, period (hour/day)   | aqi, published, level, category, iaqi_*, …   |
+| aggregate      | kind, locality, source, period        | moving means, daily means, dustfall month    |
 | exceedance     | kind, locality, source, factor, period| value, limit, multiple, standard             |
 | water_class    | locality, source, period              | grade, label, target, meets, main_pollutants |
 | emission_hour  | locality, source                      | <factor>, <factor>_zs (O2-corrected), valid  |
+| emission_day   | locality, source                      | daily means, valid hours, GB 18918 class     |
 | data_quality   | kind, locality, source, period        | expected, received, valid, rates, runs       |
+
+Time (architecture.md §5): an hour labelled *t* is the mean over (t − 1 h, t]; a sample belongs to
+the Beijing natural day of the instant just before its label, so the hour labelled 00:00 is the
+last hour of the previous day. Asia/Shanghai has been UTC+8 without daylight saving since 1991
+(IANA tz database), so from 1992 on days and slots are plain integer arithmetic on epoch hours.
 """
 
 from __future__ import annotations
@@ -29,36 +36,92 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from rules import aqi as aqi_mod
-from rules.airstats import StationDay, day_slot
+from rules.airstats import DailyO3Max8h, StationDay
+from rules.ambient import Exceedance
 from rules.ambient import exceedance as ambient_exceedance
-from rules.emission import HourlyAverage, MinuteRule, PermitLimit, check_permit, o2_corrected
-from rules.errors import InvalidReading, NoLimit, OutsideWindow, RulesError
+from rules.emission import (
+    MIN_VALID_HOURS,
+    EffluentClass,
+    HourlyAverage,
+    LocalLimit,
+    MinuteRule,
+    PermitLimit,
+    check_effluent,
+    check_permit,
+    o2_corrected,
+)
+from rules.errors import InvalidReading, OutsideWindow, RulesError
 from rules.readings import VALID_FLAGS
+from rules.standards import gb3095
 from rules.standards.gb3095 import Grade, Period
 from rules.standards.hj633 import BEIJING
 from rules.water import classify, compliance
 
+__all__ = [
+    "AIR_FACTORS",
+    "DEFAULT_CONSTANT_RUN",
+    "DUSTFALL_LIMIT",
+    "LATENESS_HOURS",
+    "STATE_VERSION",
+    "Point",
+    "Sample",
+    "SourceContext",
+    "city_hour",
+    "epoch_hours",
+    "from_epoch_hours",
+    "step",
+]
+
 #: How far back a late sample may still correct its window (hours). A design choice of envwatch
-#: (no standard sets it): HJ 633 publishes a day's AQI by 12:00 the next day, so 48 h covers the
-#: publication deadline with margin.
+#: (no standard sets it): HJ 633-2026 publishes a day's AQI by 12:00 the next day (standards.md
+#: §1.5), so 48 h covers the publication deadline with margin.
 LATENESS_HOURS: Final = 48
 
 #: Consecutive identical (or zero) values that raise a data-quality flag. Default 6 samples:
 #: standards.md §8 lists "长期在某一固定值上下小幅波动" as a fraud cue without a number, so the
-#: count is configuration (``SourceContext.constant_run``).
+#: count is configuration (``SourceContext.constant_run``), not a standard's value.
 DEFAULT_CONSTANT_RUN: Final = 6
 
+#: Dustfall (降尘量) monthly mean limit, t/(month·km²): "平均降尘量不得高于7吨/月·平方公里"
+#: (000_d6d679181568297b.txt#L171, 001_15ef1b070f9ae15b.txt#L351). A plan target used as the
+#: default; a monitor's own ``dustfall`` limit in the catalogue overrides it.
+DUSTFALL_LIMIT: Final = 7.0
+
+#: The version of the state layout; a state of another version is discarded (started afresh).
+STATE_VERSION: Final = 2
+
 AIR_FACTORS: Final = ("pm25", "pm10", "so2", "no2", "co", "o3")
-#: GB 3095 表1 1-hour limits exist for these (PM has none).
-HOURLY_LIMITED: Final = ("so2", "no2", "co", "o3")
+#: GB 3095 表1 1-hour limits exist for these (PM has none); (index in AIR_FACTORS, name).
+HOURLY_LIMITED: Final = ((2, "so2"), (3, "no2"), (4, "co"), (5, "o3"))
 #: GB 3095 表1 24-hour limits.
 DAILY_LIMITED: Final = ("so2", "no2", "co", "pm10", "pm25")
+#: Status factors: 0/1 states, never a constant- or zero-value anomaly.
+STATUS_FACTORS: Final = frozenset({"bypass_open", "vapour_recovery"})
+#: Water factors without a GB 3838 class (accepted and ignored by the classification).
+WATER_UNCLASSED: Final = frozenset({"temp", "cond", "turb", "chla"})
+#: Gas factors an O2 correction (折算) applies to (HJ 212-2017 -Zs codes; GB 13271-2014 式(1)).
+CORRECTED_FACTORS: Final = ("so2", "nox", "pm", "co", "nmhc")
+#: Plants whose build date is unknown are judged on the stricter TP row of GB 18918-2002 表1
+#: (built from 2006-01-01) — a conservative default, see docs/evaluations.md.
+DEFAULT_PLANT_BUILT: Final = date(2006, 1, 1)
 
 _HOUR: Final = timedelta(hours=1)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+#: Asia/Shanghai = UTC+8 without DST from 1992-01-01 (IANA tz database): fixed-offset arithmetic.
+_FIXED_FROM_H: Final = int(datetime(1992, 1, 1, tzinfo=BEIJING).timestamp()) // 3600
+_UTC8_H: Final = 8
+#: Hours of air data held: a sample LATENESS_HOURS late may be the last hour of its day, whose
+#: first hour and whose 24-h window reach 23 hours further back.
+_RING: Final = LATENESS_HOURS + 24
+#: Days (and months, for dustfall) of day state kept behind the latest: LATENESS_HOURS spans 3 days.
+_KEEP_DAYS: Final = LATENESS_HOURS // 24 + 1
+#: Epoch hour of the HJ 633-2026 switch (2026-03-01 00:00 Beijing; rules.standards.hj633).
+_SWITCH_2026_H: Final = int(gb3095.SWITCH_2026.timestamp()) // 3600
+_INTERVAL_S: Final = {"rt": 30, "min": 60, "hour": 3600, "day": 86400}
 
 
 # ----------------------------------------------------------------------------- values
@@ -76,9 +139,12 @@ class Sample:
     values: Mapping[str, tuple[float | None, str]]  # factor -> (value, flag)
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One evaluation result: an InfluxDB point and a record for the alert engine."""
+class Point(NamedTuple):
+    """One evaluation result: an InfluxDB point and a record for the alert engine (immutable).
+
+    A NamedTuple rather than a frozen dataclass: several are built per sample on the hot path and
+    a NamedTuple is several times cheaper to construct (bench/bench_engine.py).
+    """
 
     measurement: str
     tags: Mapping[str, str]
@@ -106,32 +172,138 @@ class SourceContext:
     #: expected seconds between samples (for the transmission rate); None: from the interval
     expected_interval_s: int | None = None
     constant_run: int = DEFAULT_CONSTANT_RUN
+    #: wastewater treatment plants: the GB 18918-2002 class the plant must meet (一级A …);
+    #: None: no effluent-class evaluation
+    effluent_class: EffluentClass | str | None = None
+    #: build date of the plant (selects the GB 18918-2002 表1 TP row); None: DEFAULT_PLANT_BUILT
+    plant_built: date | None = None
+    #: stricter local effluent limits (e.g. 003_021375295357aa36.txt#L114 for Laixi)
+    local_limits: Sequence[LocalLimit] = ()
 
 
 def epoch_hours(at: datetime) -> int:
+    """Whole hours since the Unix epoch (floor) of an aware instant."""
     return int((at - _EPOCH) // _HOUR)
 
 
 def from_epoch_hours(h: int) -> datetime:
+    """The UTC instant ``h`` whole hours after the Unix epoch."""
     return _EPOCH + h * _HOUR
 
 
-def _valid(values: Mapping[str, tuple[float | None, str]]) -> dict[str, float]:
-    return {f: float(v) for f, (v, flag) in values.items() if v is not None and flag in VALID_FLAGS}
+# ----------------------------------------------------------------------------- time helpers
 
 
-def _flags(values: Mapping[str, tuple[float | None, str]]) -> dict[str, str]:
-    return {f: flag for f, (_v, flag) in values.items() if flag not in VALID_FLAGS}
+def _day_of_hour(h: int) -> tuple[int, int]:
+    """(Beijing day number since 1970-01-01, slot 0…23) of the hour labelled epoch hour ``h``."""
+    if h >= _FIXED_FROM_H:
+        d, slot = divmod(h + _UTC8_H - 1, 24)
+        return d, slot
+    local = (from_epoch_hours(h) - _HOUR).astimezone(BEIJING)
+    return local.date().toordinal() - _EPOCH_ORDINAL, local.hour
 
 
-def _reading(sample: Sample) -> Point | None:
-    fields: dict[str, float | int | str | bool] = dict(_valid(sample.values))
-    bad = _flags(sample.values)
+def _day_of_instant(ts: float) -> int:
+    """Beijing day number of the period labelled by ``ts`` (epoch seconds): the day of the instant
+    just before the label, so a label at 00:00 belongs to the previous day."""
+    sec = math.ceil(ts)
+    if sec >= _FIXED_FROM_H * 3600:
+        return (sec + _UTC8_H * 3600 - 1) // 86400
+    local = (_EPOCH + timedelta(seconds=sec - 1)).astimezone(BEIJING)
+    return local.date().toordinal() - _EPOCH_ORDINAL
+
+
+def _date(d: int) -> date:
+    return date.fromordinal(_EPOCH_ORDINAL + d)
+
+
+_DAY_STARTS: dict[int, datetime] = {}
+
+
+def _day_start(d: int) -> datetime:
+    """00:00 Beijing time of day number ``d`` (aware, Asia/Shanghai; memoised)."""
+    got = _DAY_STARTS.get(d)
+    if got is None:
+        if len(_DAY_STARTS) > 10_000:
+            _DAY_STARTS.clear()
+        x = _date(d)
+        got = _DAY_STARTS[d] = datetime(x.year, x.month, x.day, tzinfo=BEIJING)
+    return got
+
+
+def _first_hour_of_day(d: int) -> int:
+    """Epoch hour of the label 01:00 (slot 0) of day number ``d``."""
+    if d * 24 - _UTC8_H + 1 >= _FIXED_FROM_H:
+        return d * 24 - _UTC8_H + 1
+    return int(_day_start(d).timestamp()) // 3600 + 1
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+_TAGS_CACHE: dict[tuple[str, ...], dict[str, str]] = {}
+
+
+def _tags(*pairs: str) -> dict[str, str]:
+    """Tags dict for alternating key/value strings, shared between points of the same series.
+
+    Tag dicts are never mutated (``Point.tags`` is a read-only Mapping); sharing them saves
+    building the same small dict for every sample. The cache is bounded by the catalogue (source
+    ids × a few measurements) and cleared if it ever grows beyond that.
+    """
+    tags = _TAGS_CACHE.get(pairs)
+    if tags is None:
+        if len(_TAGS_CACHE) > 100_000:
+            _TAGS_CACHE.clear()
+        tags = dict(zip(pairs[::2], pairs[1::2], strict=True))
+        _TAGS_CACHE[pairs] = tags
+    return tags
+
+
+def _split(
+    values: Mapping[str, tuple[float | None, str]],
+) -> tuple[dict[str, float], dict[str, str]]:
+    """(valid values as floats, invalid flags by factor). A value is valid when present and flagged
+    N or S (HJ 212-2017 表8; rules.readings.VALID_FLAGS).
+
+    Raises InvalidReading for a value that is not a finite number, or a pH outside 0–14.
+    """
+    valid = {f: v for f, (v, flag) in values.items() if v is not None and flag in VALID_FLAGS}
+    bad: dict[str, str] = (
+        {}
+        if len(valid) == len(values)
+        else {f: flag for f, (_v, flag) in values.items() if flag not in VALID_FLAGS}
+    )
+    if valid:
+        # fast path: every value a float (one C-level pass) and their sum finite (so is each)
+        if set(map(type, valid.values())) != _FLOAT_ONLY or not (
+            -math.inf < sum(valid.values()) < math.inf
+        ):
+            for f, v in valid.items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise InvalidReading("value must be a number or null", factor=f, value=v)
+                if not math.isfinite(v):
+                    raise InvalidReading("value must be finite", factor=f, value=v)
+                valid[f] = float(v)
+        ph = valid.get("ph")
+        if ph is not None and not 0.0 <= ph <= 14.0:
+            raise InvalidReading("pH outside 0–14", factor="ph", value=ph)
+    return valid, bad
+
+
+_FLOAT_ONLY: Final = {float}
+
+
+def _reading(sample: Sample, valid: dict[str, float], bad: dict[str, str]) -> Point | None:
+    fields: dict[str, float | int | str | bool]
     if bad:
-        fields["invalid"] = ",".join(f"{f}:{flag}" for f, flag in sorted(bad.items()))
-    if not fields:
+        fields = dict(valid)
+        fields["invalid"] = ",".join(f"{f}:{bad[f]}" for f in sorted(bad))
+    elif valid:
+        fields = valid  # type: ignore[assignment]  # dict[str, float] is a valid field mapping
+    else:
         return None
-    tags = {"kind": sample.kind, "locality": sample.locality, "source": sample.source}
+    tags = _tags("kind", sample.kind, "locality", sample.locality, "source", sample.source)
     return Point("reading", tags, fields, sample.time)
 
 
@@ -143,184 +315,308 @@ def step(
 ) -> tuple[dict[str, Any], list[Point]]:
     """Evaluate one sample; return the new state and the points it produced or corrected.
 
-    Raises :class:`~rules.errors.RulesError` subclasses for input that cannot be evaluated
-    (the caller dead-letters the sample with the error's reason).
+    The state is updated in place and returned (pass the returned one next time). Raises
+    :class:`~rules.errors.RulesError` subclasses for input that cannot be evaluated (the caller
+    dead-letters the sample with the error's reason); the state is then left unchanged only as
+    far as the failing evaluation had not yet written to it — callers keep the previous state.
     """
-    if sample.time.tzinfo is None:
-        raise InvalidReading("sample time must be timezone-aware", factor="time", value=sample.time)
-    st: dict[str, Any] = state if state is not None else {}
+    t = sample.time
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise InvalidReading("sample time must be timezone-aware", factor="time", value=t)
+    st: dict[str, Any]
+    st = {"v": STATE_VERSION} if state is None or state.get("v") != STATE_VERSION else state
+    valid, bad = _split(sample.values)
+    ts = t.timestamp()
     points: list[Point] = []
-    reading = _reading(sample)
+    reading = _reading(sample, valid, bad)
     if reading is not None:
         points.append(reading)
-    points += _quality_runs(st, sample, ctx)
-    if sample.kind == "air":
-        points += _air(st, sample, ctx)
-    elif sample.kind == "water":
-        points += _water(st, sample, ctx)
-    elif sample.kind == "emission":
-        points += _emission(st, sample, ctx)
-    elif sample.kind == "monitor":
-        points += _monitor(st, sample, ctx)
-    points += _quality_day(st, sample, ctx)
+    kind = sample.kind
+    if kind == "air":
+        points += _air(st, sample, ctx, valid, ts)
+    elif kind == "water":
+        points += _water(st, sample, ctx, valid, ts)
+    elif kind == "emission":
+        points += _emission(st, sample, ctx, valid, ts)
+    elif kind == "monitor":
+        points += _monitor(st, sample, ctx, valid, ts)
+    run = _quality_runs(st, sample, ctx, valid, ts)
+    if run is not None:
+        points.append(run)
+    quality = _quality_day(st, sample, ctx, valid, bad, ts)
+    if quality is not None:
+        points.append(quality)
     return st, points
+
+
+def _check_late(st: dict[str, Any], key: str, at: int, horizon: int, sample: Sample) -> None:
+    """Raise OutsideWindow when ``at`` lies more than ``horizon`` before the latest ``st[key]``."""
+    last = st.get(key)
+    if last is not None and at < last - horizon:
+        raise OutsideWindow(
+            sample.source,
+            sample.time,
+            f"more than {LATENESS_HOURS} h before the latest sample of the source",
+        )
 
 
 # ----------------------------------------------------------------------------- air
 
 
-def _hour_label(sample: Sample) -> int:
-    t = sample.time
-    if (t.minute, t.second, t.microsecond) != (0, 0, 0):
-        raise InvalidReading(
-            "hourly air samples are labelled with a whole hour", factor="time", value=t
-        )
-    return epoch_hours(t)
-
-
-def _check_lateness(st: dict[str, Any], h: int, source: str) -> None:
-    last = st.get("last_hour")
-    if last is not None and h < last - LATENESS_HOURS:
-        raise OutsideWindow(
-            source, from_epoch_hours(h), f"more than {LATENESS_HOURS} h before the latest sample"
-        )
-
-
-def _air(st: dict[str, Any], sample: Sample, ctx: SourceContext) -> list[Point]:
+def _air(
+    st: dict[str, Any], sample: Sample, ctx: SourceContext, valid: dict[str, float], ts: float
+) -> list[Point]:
+    """Air state: ``cols`` = one ring of ``_RING`` hourly values per factor (index = epoch hour
+    mod ``_RING``), ``ring_h`` = the epoch hour each slot holds (-1: none). When the latest hour
+    advances, the slots of skipped hours are cleared, so every slot of the last ``_RING`` hours
+    holds its own hour or nothing and a window is a plain slice."""
     if sample.interval != "hour":
-        # sub-hourly air data are aggregated upstream (or by a later version); keep the reading
+        # sub-hourly air data are aggregated upstream; the reading point keeps them
         return []
-    h = _hour_label(sample)
-    _check_lateness(st, h, sample.source)
-    hours: dict[str, list[float | None]] = st.setdefault("hours", {})
-    valid = _valid(sample.values)
-    hours[str(h)] = [valid.get(f) for f in AIR_FACTORS]
-    last = max(h, st.get("last_hour", h))
-    st["last_hour"] = last
-    # drop what no late sample can touch any more (keep 24 h more for the moving means)
-    horizon = last - LATENESS_HOURS - 24
-    for k in [k for k in hours if int(k) < horizon]:
-        del hours[k]
+    if ts % 3600:
+        raise InvalidReading(
+            "hourly air samples are labelled with a whole hour", factor="time", value=sample.time
+        )
+    h = int(ts) // 3600
+    last: int | None = st.get("last_h")
+    cols: list[list[float | None]]
+    if last is None:
+        ring_h: list[int] = [-1] * _RING
+        cols = [[None] * _RING for _ in AIR_FACTORS]
+        st["ring_h"] = ring_h
+        st["cols"] = cols
+        st["done"] = []
+        last = h
+    else:
+        if h < last - LATENESS_HOURS:
+            raise OutsideWindow(
+                sample.source,
+                sample.time,
+                f"more than {LATENESS_HOURS} h before the latest sample of the source",
+            )
+        ring_h = st["ring_h"]
+        cols = st["cols"]
+        if h > last:
+            for k in range(max(last + 1, h - _RING + 1), h):  # hours skipped: no data
+                i = k % _RING
+                ring_h[i] = -1
+                for col in cols:
+                    col[i] = None
+            last = h
+    st["last_h"] = last
+    i = h % _RING
+    ring_h[i] = h
+    get = valid.get
+    cols[0][i] = get("pm25")
+    cols[1][i] = get("pm10")
+    cols[2][i] = get("so2")
+    cols[3][i] = get("no2")
+    cols[4][i] = get("co")
+    cols[5][i] = get("o3")
 
-    points: list[Point] = []
-    # the hour itself and — for a late sample — every later hour whose 24-h/8-h window it is in
-    for hh in range(h, min(last, h + 23) + 1):
-        if str(hh) in hours:
-            points += _air_hour(hours, hh, sample, ctx, moving_only=hh != h)
-    # the day(s): the day of this hour when complete or already published, and any earlier day
-    # that the arrival of a later day closes
-    day, slot = day_slot(from_epoch_hours(h))
-    published: list[str] = st.setdefault("days_done", [])
-    todo: set[date] = set()
-    if slot == 23 or day.isoformat() in published:
-        todo.add(day)
-    prev_day = st.get("current_day")
-    if prev_day is not None and date.fromisoformat(prev_day) < day:
-        if prev_day not in published:
-            todo.add(date.fromisoformat(prev_day))
-        st["current_day"] = day.isoformat()
-    elif prev_day is None:
-        st["current_day"] = day.isoformat()
-    for d in sorted(todo):
-        points += _air_day(hours, d, sample, ctx)
-        if d.isoformat() not in published:
-            published.append(d.isoformat())
-    del published[:-4]
+    tags = _air_tags(sample.locality, sample.source)
+    points = _air_hour(cols, h, tags, ctx, full=True)
+    # a late or corrected hour: every later hour whose 24-h / 8-h window holds it is re-emitted
+    if h < last:
+        for hh in range(h + 1, min(last, h + 23) + 1):
+            if ring_h[hh % _RING] == hh:
+                points += _air_hour(cols, hh, tags, ctx, full=False)
+
+    # days: the day of this hour when complete (its last hour, labelled 00:00, arrived), closed
+    # (a later day has begun) or already published (a correction); and the day a new day closes
+    d, slot = _day_of_hour(h)
+    done: list[int] = st["done"]
+    cur: int | None = st.get("day")
+    todo: list[int] = []
+    if cur is None or d > cur:
+        if cur is not None and cur not in done:
+            todo.append(cur)
+        st["day"] = cur = d
+        done[:] = [x for x in done if x >= d - _KEEP_DAYS]
+    if slot == 23 or d < cur or d in done:
+        todo.append(d)
+    for dd in todo:
+        points += _air_day(ring_h, cols, dd, tags, ctx)
+        if dd not in done:
+            done.append(dd)
     return points
 
 
-def _window(hours: Mapping[str, list[float | None]], end: int, n: int, idx: int) -> list[float]:
-    out: list[float] = []
-    for hh in range(end - n + 1, end + 1):
-        row = hours.get(str(hh))
-        if row is not None:
-            v = row[idx]
-            if v is not None:
-                out.append(v)
-    return out
+class _AirTags(NamedTuple):
+    moving: dict[str, str]
+    aqi_hour: dict[str, str]
+    aqi_day: dict[str, str]
+    day: dict[str, str]
+    loc: str
+    src: str
+
+
+_AIR_TAGS: dict[tuple[str, str], _AirTags] = {}
+
+
+def _air_tags(loc: str, src: str) -> _AirTags:
+    got = _AIR_TAGS.get((loc, src))
+    if got is None:
+        if len(_AIR_TAGS) > 100_000:
+            _AIR_TAGS.clear()
+        got = _AIR_TAGS[(loc, src)] = _AirTags(
+            _tags("kind", "air", "locality", loc, "source", src, "period", "moving"),
+            _tags("locality", loc, "source", src, "period", "hour"),
+            _tags("locality", loc, "source", src, "period", "day"),
+            _tags("kind", "air", "locality", loc, "source", src, "period", "day"),
+            loc,
+            src,
+        )
+    return got
+
+
+def _grade(ctx: SourceContext) -> Grade:
+    return Grade.I if ctx.area_grade == 1 else Grade.II
+
+
+_LIMIT_CACHE: dict[tuple[str, Grade], tuple[tuple[int, str, float], ...]] = {}
+
+
+def _hourly_limits(at: datetime, grade: Grade) -> tuple[tuple[int, str, float], ...]:
+    """(index, factor, limit) of the GB 3095 表1 1-hour limits in force at ``at``."""
+    edition = gb3095.edition_at(at)
+    key = (edition.name, grade)
+    got = _LIMIT_CACHE.get(key)
+    if got is None:
+        rows = []
+        for idx, f in HOURLY_LIMITED:
+            lim = edition.limit(f, Period.HOURLY, grade)
+            if lim is not None:
+                rows.append((idx, f, lim.value))
+        got = _LIMIT_CACHE[key] = tuple(rows)
+    return got
+
+
+def _window(col: list[float | None], end: int, n: int) -> list[float | None]:
+    """The ring slots of the ``n`` hours labelled ``end − n + 1`` … ``end`` (hour order)."""
+    b = end % _RING + 1
+    a = b - n
+    return col[a:b] if a >= 0 else col[a:] + col[:b]
+
+
+def _moving(col: list[float | None], end: int, n: int, need: int) -> float | None:
+    """Mean of the values present in the window (sum in hour order: the same result whatever
+    the arrival order), or None with fewer than ``need`` values. ``filter(None, …)`` also drops
+    zeros, which add nothing to the sum; the count comes from the Nones."""
+    w = _window(col, end, n)
+    count = n - w.count(None)
+    if count < need:
+        return None
+    return round(sum(filter(None, w)) / count, 3)
 
 
 def _air_hour(
-    hours: Mapping[str, list[float | None]],
+    cols: list[list[float | None]],
     h: int,
-    sample: Sample,
+    tags: _AirTags,
     ctx: SourceContext,
     *,
-    moving_only: bool,
+    full: bool,
 ) -> list[Point]:
+    """Points of the hour labelled ``h``: moving means (always), real-time AQI and GB 3095 1-h
+    exceedances (``full``, or when the 2012 SO2 fall-back makes the AQI depend on the 24-h mean)."""
     at = from_epoch_hours(h)
-    row = hours[str(h)]
-    loc, src = sample.locality, sample.source
-    points: list[Point] = []
-    # moving means: 24 h for PM (≥ 20 hours, GB 3095 表4), 8 h for O3 (≥ 6 hours, 表4)
+    # moving means: 24 h for PM and SO2 (≥ 20 hours, GB 3095 表4), 8 h for O3 (≥ 6 hours, 表4)
     agg: dict[str, float | int | str | bool] = {}
-    for name, idx, n, need in (
-        ("pm25_24h", 0, 24, 20),
-        ("pm10_24h", 1, 24, 20),
-        ("so2_24h", 2, 24, 20),
-        ("o3_8h", 5, 8, 6),
-    ):
-        vals = _window(hours, h, n, idx)
-        if len(vals) >= need:
-            agg[name] = round(sum(vals) / len(vals), 3)
+    pm25 = _moving(cols[0], h, 24, 20)
+    if pm25 is not None:
+        agg["pm25_24h"] = pm25
+    pm10 = _moving(cols[1], h, 24, 20)
+    if pm10 is not None:
+        agg["pm10_24h"] = pm10
+    so2_24h = _moving(cols[2], h, 24, 20)
+    if so2_24h is not None:
+        agg["so2_24h"] = so2_24h
+    o3_8h = _moving(cols[5], h, 8, 6)
+    if o3_8h is not None:
+        agg["o3_8h"] = o3_8h
+    points: list[Point] = []
     if agg:
-        points.append(
-            Point(
-                "aggregate",
-                {"kind": "air", "locality": loc, "source": src, "period": "moving"},
-                agg,
-                at,
-            )
-        )
-    if moving_only:
+        points.append(Point("aggregate", tags.moving, agg, at))
+    i = h % _RING
+    so2 = cols[2][i]
+    # HJ 633-2012 表1 注2: SO2 1-h > 800 µg/m³ → SO2 IAQI from the 24-h mean
+    fallback = h < _SWITCH_2026_H and so2 is not None and so2 > 800.0
+    if not full and not fallback:
         return points
-    conc: dict[str, float | None] = dict(zip(AIR_FACTORS, row, strict=True))
-    if "so2_24h" in agg:
-        conc["so2_24h"] = float(agg["so2_24h"])
+    row = [col[i] for col in cols]
+    conc: dict[str, float | None] = {
+        "pm25": row[0],
+        "pm10": row[1],
+        "so2": so2,
+        "no2": row[3],
+        "co": row[4],
+        "o3": row[5],
+    }
+    if fallback and so2_24h is not None:
+        conc["so2_24h"] = so2_24h
     result = aqi_mod.realtime_aqi(conc, at=at)
-    points.append(_aqi_point(result, loc, src, "hour", at))
-    grade = Grade.I if ctx.area_grade == 1 else Grade.II
-    for f in HOURLY_LIMITED:
-        v = conc.get(f)
-        if v is None:
-            continue
-        ex = ambient_exceedance(f, v, period=Period.HOURLY, at=at, grade=grade)
-        if ex.exceeded:
-            points.append(_ambient_point(ex, loc, src, at))
+    points.append(_aqi_point(result, tags.aqi_hour, at))
+    if not full:
+        return points
+    grade = _grade(ctx)
+    for idx, f, limit in _hourly_limits(at, grade):
+        v = row[idx]
+        if v is not None and v > limit:
+            ex = ambient_exceedance(f, v, period=Period.HOURLY, at=at, grade=grade)
+            points.append(_ambient_point(ex, tags.loc, tags.src, at))
     return points
 
 
-def _aqi_point(result: aqi_mod.AqiResult, loc: str, src: str, period: str, at: datetime) -> Point:
+_IAQI_FIELD: Final = {
+    k: f"iaqi_{k}" for k in (*AIR_FACTORS, "o3_8h", "o3_1h", "so2_24h", "pm25_24h", "pm10_24h")
+}
+
+
+def _aqi_point(result: aqi_mod.AqiResult, tags: Mapping[str, str], at: datetime) -> Point:
+    """The AQI point. ``published`` is always written: False when the AQI is NA (no data, or
+    withheld by HJ 633-2026 5.3.1 — a pollutant missing and the AQI of the others ≤ 100), so a
+    correction that turns a published AQI into NA is visible although line protocol cannot delete
+    the earlier ``aqi`` field."""
     fields: dict[str, float | int | str | bool] = {"edition": result.edition}
-    if result.aqi is not None:
-        fields["aqi"] = result.aqi
+    aqi = result.aqi
+    if aqi is not None:
+        fields["aqi"] = aqi
+        fields["published"] = True
         fields["level"] = int(result.level or 0)
         fields["category"] = result.category or ""
         fields["category_en"] = result.category_en or ""
         fields["color"] = result.color or ""
-    elif result.computed_aqi is not None:
-        fields["computed_aqi"] = result.computed_aqi
+    else:
+        fields["published"] = False
+        if result.computed_aqi is not None:
+            fields["computed_aqi"] = result.computed_aqi
     if result.primary:
         fields["primary"] = ",".join(result.primary)
     for k, v in result.iaqi.items():
-        fields[f"iaqi_{k}"] = v
+        fields[_IAQI_FIELD.get(k) or f"iaqi_{k}"] = v
     if result.missing:
         fields["missing"] = ",".join(result.missing)
     if result.above_top:
         fields["above_top"] = ",".join(result.above_top)
-    return Point("aqi", {"locality": loc, "source": src, "period": period}, fields, at)
+    return Point("aqi", tags, fields, at)
 
 
-def _ambient_point(ex: Any, loc: str, src: str, at: datetime) -> Point:
+def _ambient_point(ex: Exceedance, loc: str, src: str, at: datetime) -> Point:
     return Point(
         "exceedance",
-        {
-            "kind": "air",
-            "locality": loc,
-            "source": src,
-            "factor": ex.pollutant,
-            "period": ex.period.value,
-        },
+        _tags(
+            "kind",
+            "air",
+            "locality",
+            loc,
+            "source",
+            src,
+            "factor",
+            ex.pollutant,
+            "period",
+            ex.period.value,
+        ),
         {
             "value": ex.value,
             "limit": ex.limit,
@@ -333,21 +629,31 @@ def _ambient_point(ex: Any, loc: str, src: str, at: datetime) -> Point:
 
 
 def _air_day(
-    hours: Mapping[str, list[float | None]], day: date, sample: Sample, ctx: SourceContext
+    ring_h: list[int],
+    cols: list[list[float | None]],
+    d: int,
+    tags: _AirTags,
+    ctx: SourceContext,
 ) -> list[Point]:
-    start = datetime(day.year, day.month, day.day, tzinfo=BEIJING)
-    first = epoch_hours(start) + 1  # the hour labelled 01:00 is slot 0
-    agg = StationDay()
+    day = _date(d)
+    start = _day_start(d)
+    grade = _grade(ctx)
+    edition = gb3095.edition_at(start)
+    o3_limit = edition.limit("o3", Period.MAX_8H, grade)
+    # HJ 663: a daily max 8-h O3 of fewer than 14 windows is valid anyway when it exceeds the
+    # GB 3095 表1 limit of the area grade (160 grade II, 100 grade I)
+    agg = StationDay(o3=DailyO3Max8h(limit=o3_limit.value if o3_limit else 160.0))
     state = agg.initialise()
+    first = _first_hour_of_day(d)
     n_hours = 0
     for slot in range(24):
-        row = hours.get(str(first + slot))
-        if row is None:
+        k = first + slot
+        i = k % _RING
+        if ring_h[i] != k:
             continue
         n_hours += 1
-        agg.add(state, slot, dict(zip(AIR_FACTORS, row, strict=True)))
+        agg.add(state, slot, {f: col[i] for f, col in zip(AIR_FACTORS, cols, strict=True)})
     res = agg.result(state)
-    loc, src = sample.locality, sample.source
     points: list[Point] = []
     fields: dict[str, float | int | str | bool] = {"hours": n_hours}
     for f, stat in res.daily.items():
@@ -357,76 +663,69 @@ def _air_day(
         fields["o3_8h_max"] = round(res.o3_8h.value, 3)
     if res.o3_1h.value is not None:
         fields["o3_1h_max"] = round(res.o3_1h.value, 3)
-    points.append(
-        Point(
-            "aggregate",
-            {"kind": "air", "locality": loc, "source": src, "period": "day"},
-            fields,
-            start,
-        )
-    )
+    points.append(Point("aggregate", tags.day, fields, start))
     daily = aqi_mod.daily_aqi(res.means, day=day)
-    p = _aqi_point(daily, loc, src, "day", start)
-    extra: dict[str, float | int | str | bool] = {}
-    if daily.aqi is not None:
-        extra["good"] = daily.aqi <= 100  # 优良天: daily AQI ≤ 100 (HJ 633 表1/表2 levels 1–2)
-        extra["heavy"] = daily.aqi > 200  # 重度及以上 (HJ 633 level 5–6)
+    p = _aqi_point(daily, tags.aqi_day, start)
+    extra: dict[str, float | int | str | bool] = {
+        # 优良天: daily AQI ≤ 100 (HJ 633-2012 表2 / HJ 633-2026 表1 levels 1–2); False when NA
+        "good": daily.aqi is not None and daily.aqi <= 100,
+        # 重度及以上: daily AQI > 200 (HJ 633 levels 5–6)
+        "heavy": daily.aqi is not None and daily.aqi > 200,
+    }
     points.append(Point(p.measurement, p.tags, {**p.fields, **extra}, p.time))
-    grade = Grade.I if ctx.area_grade == 1 else Grade.II
     for f in DAILY_LIMITED:
         v = res.means.get(f)
         if v is None:
             continue
         ex = ambient_exceedance(f, v, period=Period.DAILY, at=day, grade=grade)
         if ex.exceeded:
-            points.append(_ambient_point(ex, loc, src, start))
+            points.append(_ambient_point(ex, tags.loc, tags.src, start))
     o3 = res.means.get("o3_8h")
-    if o3 is not None:
-        try:
-            o3ex = ambient_exceedance("o3", o3, period=Period.MAX_8H, at=day, grade=grade)
-        except NoLimit:
-            o3ex = None
-        if o3ex is not None and o3ex.exceeded:
-            points.append(_ambient_point(o3ex, loc, src, start))
+    if o3 is not None and o3_limit is not None:
+        o3ex = ambient_exceedance("o3", o3, period=Period.MAX_8H, at=day, grade=grade)
+        if o3ex.exceeded:
+            points.append(_ambient_point(o3ex, tags.loc, tags.src, start))
     return points
 
 
 # ----------------------------------------------------------------------------- water
 
 
-def _water(st: dict[str, Any], sample: Sample, ctx: SourceContext) -> list[Point]:
-    valid = _valid(sample.values)
-    evaluable = {f: v for f, v in valid.items() if f not in {"temp", "cond", "turb", "chla"}}
+def _water(
+    st: dict[str, Any], sample: Sample, ctx: SourceContext, valid: dict[str, float], ts: float
+) -> list[Point]:
+    evaluable = {f: v for f, v in valid.items() if f not in WATER_UNCLASSED}
     if not evaluable:
         return []
-    points: list[Point] = []
-    result = classify(evaluable, lake=ctx.lake)
-    points.append(_water_point(result, ctx, sample, "sample", sample.time))
-    # daily class from the day's arithmetic means (环办〔2011〕22号: time aggregation by mean)
-    local_day = (sample.time.astimezone(BEIJING) - timedelta(microseconds=1)).date()
-    days: dict[str, dict[str, list[float]]] = st.setdefault("water_days", {})
-    acc = days.setdefault(local_day.isoformat(), {})
-    key = sample.time.isoformat()
-    seen: dict[str, list[str]] = st.setdefault("water_seen", {})
-    stamps = seen.setdefault(local_day.isoformat(), [])
-    if key not in stamps:  # a duplicate sample does not count twice in the mean
-        stamps.append(key)
-        for f, v in evaluable.items():
-            acc.setdefault(f, [0.0, 0.0])
-            acc[f][0] += v
-            acc[f][1] += 1
-    means = {f: s / n for f, (s, n) in acc.items() if n}
-    day_start = datetime(local_day.year, local_day.month, local_day.day, tzinfo=BEIJING)
-    points.append(_water_point(classify(means, lake=ctx.lake), ctx, sample, "day", day_start))
-    for d in sorted(days)[:-3]:
-        days.pop(d, None)
-        seen.pop(d, None)
+    sec = math.ceil(ts)
+    _check_late(st, "last_s", sec, LATENESS_HOURS * 3600, sample)
+    st["last_s"] = max(sec, st.get("last_s", sec))
+    tags_sample = _tags("locality", sample.locality, "source", sample.source, "period", "sample")
+    tags_day = _tags("locality", sample.locality, "source", sample.source, "period", "day")
+    points = [
+        _water_point(classify(evaluable, lake=ctx.lake), ctx, tags_sample, sample.time),
+    ]
+    # daily class from the day's arithmetic means of each item (环办〔2011〕22号: a period's
+    # samples are averaged, then the single-factor method). Samples are slots keyed by their
+    # time, so a duplicate changes nothing and a correction replaces the earlier values.
+    d = _day_of_instant(ts)
+    days: dict[str, dict[str, dict[str, float]]] = st.setdefault("water", {})
+    day = days.setdefault(str(d), {})
+    day[str(sec)] = evaluable
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for key in sorted(day, key=int):  # time order: the same sums for any arrival order
+        for f, v in day[key].items():
+            sums[f] = sums.get(f, 0.0) + v
+            counts[f] = counts.get(f, 0) + 1
+    means = {f: s / counts[f] for f, s in sums.items()}
+    points.append(_water_point(classify(means, lake=ctx.lake), ctx, tags_day, _day_start(d)))
+    for k in [k for k in days if int(k) < d - _KEEP_DAYS]:
+        del days[k]
     return points
 
 
-def _water_point(
-    result: Any, ctx: SourceContext, sample: Sample, period: str, at: datetime
-) -> Point:
+def _water_point(result: Any, ctx: SourceContext, tags: Mapping[str, str], at: datetime) -> Point:
     fields: dict[str, float | int | str | bool] = {
         "grade": result.grade,
         "label": result.label,
@@ -436,271 +735,498 @@ def _water_point(
     if result.main_pollutants:
         fields["main_pollutants"] = ",".join(result.main_pollutants)
         for f in result.main_pollutants:
-            item = result.items.get(f)
-            m = getattr(item, "multiple", None)
+            m = result.items[f].multiple
             if m is not None:
                 fields[f"multiple_{f}"] = round(m, 4)
     if ctx.target_class is not None:
         c = compliance(result, ctx.target_class)
-        fields["target"] = ctx.target_class
+        fields["target"] = c.target
         fields["meets"] = c.meets
         fields["classes_worse"] = c.classes_worse
-    return Point(
-        "water_class",
-        {"locality": sample.locality, "source": sample.source, "period": period},
-        fields,
-        at,
-    )
+    return Point("water_class", tags, fields, at)
 
 
 # ----------------------------------------------------------------------------- emissions
 
 
-def _emission(st: dict[str, Any], sample: Sample, ctx: SourceContext) -> list[Point]:
-    if sample.interval in ("hour", "day"):
-        return _emission_checks(sample.values, sample, ctx, sample.time, sample.interval, {})
-    # minute / real-time data → hourly means with validity (≥ 45 valid minutes, HJ 212 附录D)
-    end = sample.time
-    start_of_value = end - timedelta(minutes=1) if sample.interval == "min" else end
-    hour_start = start_of_value.astimezone(BEIJING).replace(minute=0, second=0, microsecond=0)
-    h = epoch_hours(hour_start)
-    _check_lateness(st, h, sample.source)
+def _emission(
+    st: dict[str, Any], sample: Sample, ctx: SourceContext, valid: dict[str, float], ts: float
+) -> list[Point]:
+    interval = sample.interval
+    if interval == "day":
+        return _emission_day_checks(valid, {}, sample, ctx, sample.time)
+    if interval == "hour":
+        if ts % 3600:
+            raise InvalidReading(
+                "hourly samples are labelled with a whole hour", factor="time", value=sample.time
+            )
+        h_end = int(ts) // 3600
+        _check_late(st, "last_h", h_end, LATENESS_HOURS, sample)
+        st["last_h"] = max(h_end, st.get("last_h", h_end))
+        out = _emission_hour_checks(valid, {}, sample, ctx, from_epoch_hours(h_end))
+        return out + _emission_day_add(st, sample, ctx, h_end, valid)
+    # minute / real-time data → hourly means with validity (≥ 45 valid minutes, HJ 212-2017
+    # 附录D). A minute sample is labelled by its end, a real-time value by its instant.
+    start_of_value = sample.time - timedelta(minutes=1) if interval == "min" else sample.time
+    h_start = epoch_hours(start_of_value)
+    _check_late(st, "last_h", h_start, LATENESS_HOURS, sample)
+    hour_start = from_epoch_hours(h_start)
     rule = MinuteRule.WASTEWATER if ctx.wastewater else MinuteRule.FLUE_GAS
     avg = HourlyAverage(rule=rule)
     hours: dict[str, dict[str, Any]] = st.setdefault("em_hours", {})
-    hstate = hours.setdefault(str(h), {})
+    hstate = hours.setdefault(str(h_start), {})
     for f, (v, flag) in sample.values.items():
         if v is None:
             continue
         fs = hstate.get(f) or avg.initialise(f, hour_start)
         hstate[f] = avg.add(fs, at=start_of_value, value=v, flag=flag)
-    last = max(h, st.get("last_hour", h))
-    st["last_hour"] = last
+    last = max(h_start, st.get("last_h", h_start))
+    st["last_h"] = last
     done: list[int] = st.setdefault("em_done", [])
     points: list[Point] = []
-    to_close = [int(k) for k in hours if int(k) < last and (int(k) not in done or int(k) == h)]
-    for hh in sorted(to_close):
-        points += _emission_hour(hours[str(hh)], avg, sample, ctx, hh)
+    # an hour closes when a sample of a later hour arrives; a closed hour is re-emitted when a
+    # late minute of it arrives (same ids, corrected values)
+    to_close = sorted(
+        int(k) for k in hours if int(k) < last and (int(k) not in done or int(k) == h_start)
+    )
+    for hh in to_close:
+        points += _emission_hour(st, hours[str(hh)], avg, sample, ctx, hh)
         if hh not in done:
             done.append(hh)
-    del done[:-LATENESS_HOURS]
+    done[:] = [x for x in done if x >= last - LATENESS_HOURS]
     for k in [k for k in hours if int(k) < last - LATENESS_HOURS]:
         del hours[k]
     return points
 
 
 def _emission_hour(
-    hstate: Mapping[str, Any], avg: HourlyAverage, sample: Sample, ctx: SourceContext, h: int
+    st: dict[str, Any],
+    hstate: Mapping[str, Any],
+    avg: HourlyAverage,
+    sample: Sample,
+    ctx: SourceContext,
+    h_start: int,
 ) -> list[Point]:
-    end = from_epoch_hours(h) + _HOUR  # envwatch labels an hour by its end
-    values: dict[str, tuple[float | None, str]] = {}
+    h_end = h_start + 1  # envwatch labels an hour by its end
+    valid: dict[str, float] = {}
     counts: dict[str, int] = {}
-    valid_minutes: dict[str, int] = {}
-    for f, fs in hstate.items():
-        res = avg.result(fs)
-        values[f] = (res.mean, "N" if res.valid else "D")
-        valid_minutes[f] = res.valid_minutes
+    extra: dict[str, float | int | str | bool] = {}
+    for f in sorted(hstate):
+        res = avg.result(hstate[f])
+        if res.valid and res.mean is not None:
+            valid[f] = res.mean
+        extra[f"valid_minutes_{f}"] = res.valid_minutes
         for flag, n in res.invalid_counts.items():
-            counts[str(flag.value)] = counts.get(str(flag.value), 0) + n
-    extra: dict[str, float | int | str | bool] = {
-        f"valid_minutes_{f}": n for f, n in valid_minutes.items()
-    }
-    extra.update({f"flag_{k}": n for k, n in sorted(counts.items())})
-    return _emission_checks(values, sample, ctx, end, "hour", extra)
+            counts[flag.value] = counts.get(flag.value, 0) + n
+    for k in sorted(counts):
+        extra[f"flag_{k}"] = counts[k]
+    points = _emission_hour_checks(valid, extra, sample, ctx, from_epoch_hours(h_end))
+    points += _emission_day_add(st, sample, ctx, h_end, valid)
+    return points
 
 
-def _emission_checks(
-    values: Mapping[str, tuple[float | None, str]],
+def _o2_correct(
+    valid: Mapping[str, float], ctx: SourceContext, fields: dict[str, float | int | str | bool]
+) -> dict[str, float]:
+    """折算: C × (21 − O2ref)/(21 − O2meas) (GB 13271-2014 式(1), HJ 212-2017 附录D) for the gas
+    factors, with the hourly O2 mean; nothing for wastewater or without a reference O2."""
+    o2 = valid.get("o2")
+    corrected: dict[str, float] = {}
+    if ctx.reference_o2 is None or o2 is None or ctx.wastewater:
+        return corrected
+    for f in CORRECTED_FACTORS:
+        v = valid.get(f)
+        if v is None:
+            continue
+        try:
+            c = o2_corrected(v, o2_measured=o2, o2_reference=ctx.reference_o2)
+        except RulesError:
+            continue  # O2 ≥ 21 % or negative: no correction possible (value kept uncorrected)
+        corrected[f] = c
+        fields[f"{f}_zs"] = round(c, 4)  # HJ 212 -Zs
+    return corrected
+
+
+def _emission_tags(sample: Sample) -> dict[str, str]:
+    return _tags("locality", sample.locality, "source", sample.source)
+
+
+def _exceedance_point(
+    sample: Sample,
+    factor: str,
+    period: str,
+    at: datetime,
+    fields: dict[str, float | int | str | bool],
+) -> Point:
+    return Point(
+        "exceedance",
+        _tags(
+            "kind",
+            sample.kind,
+            "locality",
+            sample.locality,
+            "source",
+            sample.source,
+            "factor",
+            factor,
+            "period",
+            period,
+        ),
+        fields,
+        at,
+    )
+
+
+def _permit_exceedances(
+    valid: Mapping[str, float],
+    corrected: Mapping[str, float],
     sample: Sample,
     ctx: SourceContext,
     at: datetime,
     period: str,
-    extra: Mapping[str, float | int | str | bool],
-) -> list[Point]:
-    valid = _valid(values)
-    loc, src = sample.locality, sample.source
-    fields: dict[str, float | int | str | bool] = {f: round(v, 4) for f, v in valid.items()}
-    o2 = valid.get("o2")
-    corrected: dict[str, float] = {}
-    if ctx.reference_o2 is not None and o2 is not None and not ctx.wastewater:
-        for f in ("so2", "nox", "pm", "co", "nmhc"):
-            if f in valid:
-                try:
-                    corrected[f] = o2_corrected(
-                        valid[f], o2_measured=o2, o2_reference=ctx.reference_o2
-                    )
-                except RulesError:
-                    continue
-                fields[f"{f}_zs"] = round(corrected[f], 4)  # 折算 (HJ 212 -Zs)
-    fields.update(extra)
-    points = [
-        Point(
-            "emission_hour" if period == "hour" else "emission_day",
-            {"locality": loc, "source": src},
-            fields,
-            at,
-        )
-    ]
+) -> dict[str, dict[str, float | int | str | bool]]:
+    """Permit-limit exceedances of the limits judged on ``period`` (hour/day), by factor."""
+    out: dict[str, dict[str, float | int | str | bool]] = {}
     for f, limit in ctx.limits.items():
-        if (limit.basis.value == "day") != (period == "day"):
+        if limit.basis.value != period:
             continue
         v = corrected.get(f, valid.get(f))
         if v is None:
             continue
         check = check_permit(limit, v)
         if check.exceeded:
-            points.append(
-                Point(
-                    "exceedance",
-                    {
-                        "kind": "emission",
-                        "locality": loc,
-                        "source": src,
-                        "factor": f,
-                        "period": period,
-                    },
-                    {
-                        "value": round(v, 4),
-                        "limit": float(check.limit or 0.0),
-                        "multiple": round(check.multiple or 0.0, 4),
-                        "standard": limit.source or "permit",
-                        "corrected": f in corrected,
-                    },
-                    at,
-                )
-            )
+            fields: dict[str, float | int | str | bool] = {
+                "value": round(v, 4),
+                "limit": float(check.limit or 0.0),
+                "standard": limit.source or "permit",
+                "corrected": f in corrected,
+            }
+            if check.multiple is not None:
+                fields["multiple"] = round(check.multiple, 4)
+            out[f] = fields
+    return out
+
+
+def _emission_hour_checks(
+    valid: Mapping[str, float],
+    extra: Mapping[str, float | int | str | bool],
+    sample: Sample,
+    ctx: SourceContext,
+    at: datetime,
+) -> list[Point]:
+    fields: dict[str, float | int | str | bool] = {f: round(v, 4) for f, v in valid.items()}
+    corrected = _o2_correct(valid, ctx, fields)
+    fields.update(extra)
+    points = [Point("emission_hour", _emission_tags(sample), fields, at)]
+    for f, ex in _permit_exceedances(valid, corrected, sample, ctx, at, "hour").items():
+        points.append(_exceedance_point(sample, f, "hour", at, ex))
     return points
+
+
+def _emission_day_checks(
+    valid: Mapping[str, float],
+    extra: Mapping[str, float | int | str | bool],
+    sample: Sample,
+    ctx: SourceContext,
+    at: datetime,
+) -> list[Point]:
+    """Daily values: the emission_day point, day-basis permit limits and, for a wastewater
+    treatment plant, the GB 18918-2002 class of its daily means (表1, 日均值)."""
+    fields: dict[str, float | int | str | bool] = {f: round(v, 4) for f, v in valid.items()}
+    corrected = _o2_correct(valid, ctx, fields)
+    fields.update(extra)
+    found = _permit_exceedances(valid, corrected, sample, ctx, at, "day")
+    if ctx.effluent_class is not None and ctx.wastewater:
+        check = check_effluent(
+            {f: v for f, v in valid.items() if f in _EFFLUENT_KEYS},
+            ctx.effluent_class,
+            built=ctx.plant_built or DEFAULT_PLANT_BUILT,
+            local=ctx.local_limits,
+        )
+        fields["effluent_required"] = check.required.value
+        # the worst per-item class; "劣三级" (worse than class 3) when an item meets none
+        fields["effluent_class"] = check.achieved.value if check.achieved else "劣三级"
+        fields["effluent_meets"] = not check.exceeded
+        for item in check.exceeded:
+            limit = item.limit if item.limit is not None else 0.0
+            known = found.get(item.factor)
+            if known is not None and float(known["limit"]) <= limit:
+                continue  # the permit's limit is the stricter one: it stands
+            ex: dict[str, float | int | str | bool] = {
+                "value": round(item.value, 4),
+                "limit": float(limit),
+                "standard": item.source,
+                "corrected": False,
+            }
+            if item.multiple is not None:
+                ex["multiple"] = round(item.multiple, 4)
+            found[item.factor] = ex
+    points = [Point("emission_day", _emission_tags(sample), fields, at)]
+    for f in sorted(found):
+        points.append(_exceedance_point(sample, f, "day", at, found[f]))
+    return points
+
+
+_EFFLUENT_KEYS: Final = frozenset(
+    {"cod", "bod5", "ss", "oil", "las", "tn", "nh3n", "tp", "ph", "fecal_coliform", "temp"}
+)
+
+
+def _emission_day_add(
+    st: dict[str, Any], sample: Sample, ctx: SourceContext, h_end: int, valid: Mapping[str, float]
+) -> list[Point]:
+    """File a valid hourly mean into its Beijing day; emit the day when it is complete (its hour
+    labelled 24:00 arrived), closed (a later day began) or already emitted (a correction)."""
+    d, slot = _day_of_hour(h_end)
+    days: dict[str, list[dict[str, float] | None]] = st.setdefault("em_days", {})
+    hours = days.setdefault(str(d), [None] * 24)
+    hours[slot] = dict(valid)
+    done: list[int] = st.setdefault("em_days_done", [])
+    cur: int | None = st.get("em_day")
+    todo: list[int] = []
+    if cur is None or d > cur:
+        if cur is not None and cur not in done and str(cur) in days:
+            todo.append(cur)
+        st["em_day"] = cur = d
+        done[:] = [x for x in done if x >= d - _KEEP_DAYS]
+        for k in [k for k in days if int(k) < d - _KEEP_DAYS]:
+            del days[k]
+    if slot == 23 or d < cur or d in done:
+        todo.append(d)
+    points: list[Point] = []
+    for dd in todo:
+        points += _emission_day(days[str(dd)], sample, ctx, dd)
+        if dd not in done:
+            done.append(dd)
+    return points
+
+
+def _emission_day(
+    hours: Sequence[Mapping[str, float] | None], sample: Sample, ctx: SourceContext, d: int
+) -> list[Point]:
+    """Daily mean per factor from ≥ 20 valid hourly means (HJ 212-2017 附录D, HJ/T 75-2007)."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for row in hours:
+        if row is None:
+            continue
+        for f, v in row.items():
+            sums[f] = sums.get(f, 0.0) + v
+            counts[f] = counts.get(f, 0) + 1
+    valid = {f: s / counts[f] for f, s in sums.items() if counts[f] >= MIN_VALID_HOURS}
+    extra: dict[str, float | int | str | bool] = {
+        f"valid_hours_{f}": counts[f] for f in sorted(counts)
+    }
+    return _emission_day_checks(valid, extra, sample, ctx, _day_start(d + 1))
 
 
 # ----------------------------------------------------------------------------- other monitors
 
 
-def _monitor(st: dict[str, Any], sample: Sample, ctx: SourceContext) -> list[Point]:
-    valid = _valid(sample.values)
-    loc, src = sample.locality, sample.source
+def _monitor(
+    st: dict[str, Any], sample: Sample, ctx: SourceContext, valid: dict[str, float], ts: float
+) -> list[Point]:
     points: list[Point] = []
     for f, v in valid.items():
-        limit = ctx.limits.get(f)
         if f == "bypass_open":
             if v >= 0.5:  # any opening of a bypass (旁路) is reported
                 points.append(
-                    Point(
-                        "exceedance",
-                        {
-                            "kind": "monitor",
-                            "locality": loc,
-                            "source": src,
-                            "factor": f,
-                            "period": "instant",
-                        },
-                        {"value": v, "limit": 0.0, "multiple": 0.0, "standard": "bypass opened"},
+                    _exceedance_point(
+                        sample,
+                        f,
+                        "instant",
                         sample.time,
+                        {"value": v, "limit": 0.0, "multiple": 0.0, "standard": "bypass opened"},
                     )
                 )
             continue
+        if f == "dustfall":
+            points += _dustfall(st, sample, ctx, v, ts)
+            continue
+        limit = ctx.limits.get(f)
         if limit is None:
             continue
         check = check_permit(limit, v)
         if check.exceeded:
-            period = "month" if f == "dustfall" else "instant"
-            points.append(
-                Point(
-                    "exceedance",
-                    {
-                        "kind": "monitor",
-                        "locality": loc,
-                        "source": src,
-                        "factor": f,
-                        "period": period,
-                    },
-                    {
-                        "value": v,
-                        "limit": float(check.limit or 0.0),
-                        "multiple": round(check.multiple or 0.0, 4),
-                        "standard": limit.source or "limit",
-                    },
-                    sample.time,
-                )
+            fields: dict[str, float | int | str | bool] = {
+                "value": v,
+                "limit": float(check.limit or 0.0),
+                "standard": limit.source or "limit",
+            }
+            if check.multiple is not None:
+                fields["multiple"] = round(check.multiple, 4)
+            points.append(_exceedance_point(sample, f, "instant", sample.time, fields))
+    return points
+
+
+def _dustfall(
+    st: dict[str, Any], sample: Sample, ctx: SourceContext, v: float, ts: float
+) -> list[Point]:
+    """Dustfall (降尘量) is judged as the mean of a Beijing calendar month's samples against
+    7 t/(month·km²) (DUSTFALL_LIMIT, plans) or the monitor's configured limit. Every sample
+    re-emits its month's mean (same id); the exceedance while the month's mean is above."""
+    sec = math.ceil(ts)
+    day = _date(_day_of_instant(ts))
+    month = day.year * 12 + day.month - 1
+    months: dict[str, dict[str, float]] = st.setdefault("dustfall", {})
+    latest = max([month, *(int(k) for k in months)])
+    if month < latest - 1:
+        raise OutsideWindow("dustfall", sample.time, "more than one month before the latest")
+    samples = months.setdefault(str(month), {})
+    samples[str(sec)] = v
+    for k in [k for k in months if int(k) < latest - 1]:
+        del months[k]
+    mean = sum(samples[k] for k in sorted(samples, key=int)) / len(samples)
+    start = datetime(day.year, day.month, 1, tzinfo=BEIJING)
+    points = [
+        Point(
+            "aggregate",
+            _tags(
+                "kind",
+                "monitor",
+                "locality",
+                sample.locality,
+                "source",
+                sample.source,
+                "period",
+                "month",
+            ),
+            {"dustfall": round(mean, 4), "samples": len(samples)},
+            start,
+        )
+    ]
+    configured = ctx.limits.get("dustfall")
+    limit = configured.upper if configured is not None and configured.upper is not None else None
+    source = configured.source if configured is not None and limit is not None else ""
+    if limit is None:
+        limit, source = DUSTFALL_LIMIT, "000_d6d679181568297b.txt#L171 平均降尘量≤7吨/月·平方公里"
+    if mean > limit:
+        points.append(
+            _exceedance_point(
+                sample,
+                "dustfall",
+                "month",
+                start,
+                {
+                    "value": round(mean, 4),
+                    "limit": float(limit),
+                    "multiple": round((mean - limit) / limit, 4),
+                    "standard": source or "limit",
+                },
             )
+        )
     return points
 
 
 # ----------------------------------------------------------------------------- data quality
 
 
-_INTERVAL_S: Final = {"rt": 30, "min": 60, "hour": 3600, "day": 86400}
+def _quality_runs(
+    st: dict[str, Any], sample: Sample, ctx: SourceContext, valid: dict[str, float], ts: float
+) -> Point | None:
+    """Constant-value and zero-value runs (数据恒值/零值; standards.md §8 fraud cues).
 
-
-def _quality_runs(st: dict[str, Any], sample: Sample, ctx: SourceContext) -> list[Point]:
-    """Constant-value and zero-value runs (数据恒值/零值; standards.md §8 fraud cues)."""
-    runs: dict[str, list[Any]] = st.setdefault("runs", {})  # factor -> [last value, run, zero run]
-    flagged: list[str] = []
+    A factor's run is the number of consecutive samples (in time order) with the identical valid
+    value; a zero run is a run of the value 0. A duplicate or an older (late) sample neither
+    extends nor breaks a run. State: ``rv`` = the previous sample's valid values, ``rn`` = run
+    lengths ≥ 2 by factor.
+    """
+    last_t = st.get("runs_t")
+    if last_t is not None and ts <= last_t:
+        return None
+    st["runs_t"] = ts
+    prev: dict[str, float] = st.get("rv") or {}
+    runs: dict[str, int] = st.get("rn") or {}
+    same = prev.items() & valid.items()  # factors whose value did not change (C-level)
+    runs = {f: runs.get(f, 1) + 1 for f, _v in same if f not in STATUS_FACTORS} if same else {}
+    st["rv"] = valid
+    st["rn"] = runs
+    need = ctx.constant_run
+    if not runs or max(runs.values()) < need:
+        return None
     fields: dict[str, float | int | str | bool] = {}
-    key = sample.time.isoformat()
-    if st.get("runs_at") == key:  # a duplicate does not extend a run
-        return []
-    st["runs_at"] = key
-    for f, v in _valid(sample.values).items():
-        last = runs.get(f)
-        if last is not None and last[0] == v:
-            last[1] += 1
-        else:
-            last = [v, 1, 0]
-            runs[f] = last
-        last[2] = last[2] + 1 if v == 0 else 0
-        if last[1] >= ctx.constant_run and f not in {"bypass_open", "vapour_recovery"}:
-            fields[f"constant_{f}"] = last[1]
-            flagged.append(f)
-        if last[2] >= ctx.constant_run:
-            fields[f"zero_{f}"] = last[2]
-            flagged.append(f)
-    if not fields:
-        return []
-    tags = {
-        "kind": sample.kind,
-        "locality": sample.locality,
-        "source": sample.source,
-        "period": "run",
-    }
-    return [Point("data_quality", tags, fields, sample.time)]
+    for f in sorted(runs):
+        n = runs[f]
+        if n >= need:
+            fields[f"constant_{f}"] = n
+            if valid[f] == 0:
+                fields[f"zero_{f}"] = n
+    tags = _tags(
+        "kind", sample.kind, "locality", sample.locality, "source", sample.source, "period", "run"
+    )
+    return Point("data_quality", tags, fields, sample.time)
 
 
-def _quality_day(st: dict[str, Any], sample: Sample, ctx: SourceContext) -> list[Point]:
-    """Transmission and valid-data rates per Beijing day (数据传输率/有效率, standards.md §8)."""
-    local = (sample.time.astimezone(BEIJING) - timedelta(microseconds=1)).date()
+def _quality_day(
+    st: dict[str, Any],
+    sample: Sample,
+    ctx: SourceContext,
+    valid: dict[str, float],
+    bad: dict[str, str],
+    ts: float,
+) -> Point | None:
+    """Transmission and valid-data rates per Beijing day (数据传输率/有效率, standards.md §8).
+
+    A sample is a slot of its day keyed by its time: a duplicate counts once, a correction
+    replaces (the counters are updated by difference). Emitted for hourly and daily samples, for
+    late ones, and for sub-hourly ones at each whole hour (the day's point is one series; its
+    last write holds the day's figures)."""
+    d = _day_of_instant(ts)
     days: dict[str, dict[str, Any]] = st.setdefault("q_days", {})
-    d = days.setdefault(local.isoformat(), {"times": [], "valid": 0, "flags": {}})
-    key = sample.time.isoformat()
-    if key in d["times"]:
-        return []  # duplicates count once
-    d["times"].append(key)
-    if all(flag in VALID_FLAGS and v is not None for v, flag in sample.values.values()):
-        d["valid"] += 1
-    for _f, flag in _flags(sample.values).items():
-        d["flags"][flag] = d["flags"].get(flag, 0) + 1
-    interval = ctx.expected_interval_s or _INTERVAL_S.get(sample.interval, 3600)
-    expected = max(1, 86400 // interval)
-    received = len(d["times"])
-    start = datetime(local.year, local.month, local.day, tzinfo=BEIJING)
+    cur: int | None = st.get("q_day")
+    if cur is not None and d < cur - _KEEP_DAYS:
+        return None  # older than any window: not counted (the evaluation raised already)
+    if cur is None or d > cur:
+        st["q_day"] = cur = d
+        for k in [k for k in days if int(k) < d - _KEEP_DAYS]:
+            del days[k]
+    day = days.get(str(d))
+    if day is None:
+        day = days[str(d)] = {"s": {}, "n": 0, "ok": 0, "flags": {}, "last": ts}
+    slots: dict[str, list[Any]] = day["s"]
+    flags: dict[str, int] = day["flags"]
+    key = str(math.ceil(ts))
+    # [all values valid (0/1), invalid flags of its values]
+    ok = 1 if not bad and len(valid) == len(sample.values) else 0
+    invalid = sorted(bad.values())
+    entry: list[Any] = [ok, invalid]
+    old = slots.get(key)
+    if old != entry:
+        if old is None:
+            day["n"] += 1
+        else:
+            day["ok"] -= old[0]
+            for x in old[1]:
+                flags[x] -= 1
+        day["ok"] += ok
+        for x in invalid:
+            flags[x] = flags.get(x, 0) + 1
+        slots[key] = entry
+    if ts > day["last"]:
+        day["last"] = ts
+    interval = sample.interval
+    if interval not in ("hour", "day") and ts % 3600 and d == cur:
+        return None
+    step_s = ctx.expected_interval_s or _INTERVAL_S.get(interval, 3600)
+    expected = max(1, 86400 // step_s)
+    received: int = day["n"]
+    n_valid: int = day["ok"]
+    latest = sample.time if day["last"] == ts else _EPOCH + timedelta(seconds=day["last"])
     fields: dict[str, float | int | str | bool] = {
         "expected": expected,
         "received": received,
-        "valid": d["valid"],
+        "valid": n_valid,
         "transmission_rate": round(min(1.0, received / expected), 4),
-        "valid_rate": round(d["valid"] / received, 4) if received else 0.0,
-        "last_seen": sample.time.astimezone(UTC).isoformat(),
+        "valid_rate": round(n_valid / received, 4),
+        "last_seen": latest.astimezone(UTC).isoformat(),
     }
-    for flag, n in sorted(d["flags"].items()):
-        fields[f"flag_{flag}"] = n
-    for old in sorted(days)[:-3]:
-        del days[old]
-    tags = {
-        "kind": sample.kind,
-        "locality": sample.locality,
-        "source": sample.source,
-        "period": "day",
-    }
-    return [Point("data_quality", tags, fields, start)]
+    for x in sorted(flags):
+        if flags[x]:
+            fields[f"flag_{x}"] = flags[x]
+    tags = _tags(
+        "kind", sample.kind, "locality", sample.locality, "source", sample.source, "period", "day"
+    )
+    return Point("data_quality", tags, fields, _day_start(d))
 
 
 # ----------------------------------------------------------------------------- locality stage
@@ -717,12 +1243,12 @@ def city_hour(
         return None
     conc: dict[str, float | None] = {}
     for i, f in enumerate(AIR_FACTORS):
-        vals = [row[i] for row in stations.values() if row[i] is not None]
-        conc[f] = sum(vals) / len(vals) if vals else None  # type: ignore[arg-type]
+        vals = [v for row in stations.values() if (v := row[i]) is not None]
+        conc[f] = sum(vals) / len(vals) if vals else None
     if all(v is None for v in conc.values()):
         return None
     result = aqi_mod.realtime_aqi(conc, at=at)
-    p = _aqi_point(result, locality, "city", "hour", at)
+    p = _aqi_point(result, _tags("locality", locality, "source", "city", "period", "hour"), at)
     return Point(p.measurement, p.tags, {**p.fields, "stations": len(stations)}, at)
 
 
