@@ -574,6 +574,8 @@ class PahoPublisher:
         client_id: str = "",
         timeout: float = 30.0,
         inflight: int = 1000,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
@@ -583,6 +585,8 @@ class PahoPublisher:
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
+        if username:
+            self._client.username_pw_set(username, password)
         self._client.max_inflight_messages_set(inflight)
         self._client.on_publish = self._on_publish
         self._loop: asyncio.AbstractEventLoop | None = None
