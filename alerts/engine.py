@@ -61,6 +61,11 @@ _WARNING_REASON: Final[dict[DecisionKind, Reason]] = {
 }
 
 
+#: A source that reports every N minutes is offline after this many missed intervals (at least
+#: the rule's own threshold). envwatch default [MEM]: no national rule (standards.md §8).
+OFFLINE_INTERVALS: Final = 3
+
+
 @dataclass(frozen=True, slots=True)
 class SourceState:
     """What the engine knows of one source (station, section, outlet)."""
@@ -69,6 +74,10 @@ class SourceState:
     last_seen: datetime
     offline: bool = False
     maintenance: bool = False  # newest sample carried HJ 212 flag M or C
+    #: the source's own reporting interval (minutes), from ``Evaluation.detail["interval_minutes"]``;
+    #: a source is offline only after max(rule threshold, OFFLINE_INTERVALS × its interval), so a
+    #: section sampled every 4 h or a daily dustfall gauge is not "offline" after 2 h.
+    interval_minutes: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +85,7 @@ class SourceState:
             "last_seen": self.last_seen.isoformat(),
             "offline": self.offline,
             "maintenance": self.maintenance,
+            "interval_minutes": self.interval_minutes,
         }
 
 
@@ -183,11 +193,13 @@ class Engine:
         src = self.sources.get(ev.source)
         if src is None or ev.time >= src.last_seen:
             was_offline = src is not None and src.offline
+            interval = ev.detail.get("interval_minutes") if ev.detail else None
             self.sources[ev.source] = SourceState(
                 locality=ev.locality,
                 last_seen=ev.time,
                 offline=False,
                 maintenance=bool(ev.flags) and in_maintenance(ev.flags),
+                interval_minutes=float(interval) if interval else None,
             )
             if was_offline:
                 for rule in self.rules.offline_rules:
@@ -214,10 +226,13 @@ class Engine:
             for source, src in list(self.sources.items()):
                 if src.offline or not rule.applies_to_source(src.locality, source):
                     continue
-                if now - src.last_seen > after:
+                silent = after
+                if src.interval_minutes:
+                    silent = max(after, timedelta(minutes=src.interval_minutes * OFFLINE_INTERVALS))
+                if now - src.last_seen > silent:
                     self.sources[source] = replace(src, offline=True, maintenance=False)
                     obs = _offline_obs(
-                        rule, src.locality, source, src.last_seen + after, breach=True
+                        rule, src.locality, source, src.last_seen + silent, breach=True
                     )
                     out.extend(self._apply(rule, obs, now))
         for fp, alert in list(self.alerts.items()):
@@ -361,6 +376,7 @@ class Engine:
                     last_seen=datetime.fromisoformat(raw["last_seen"]),
                     offline=bool(raw.get("offline", False)),
                     maintenance=bool(raw.get("maintenance", False)),
+                    interval_minutes=raw.get("interval_minutes"),
                 )
             for key, (value, n) in dict(data.get("runs") or {}).items():
                 eng.runs[key] = (float(value), int(n))

@@ -67,10 +67,18 @@ def inhibited_by(
     firing: Iterable[tuple[str, Mapping[str, str]]],
 ) -> list[str]:
     """Fingerprints of firing alerts that inhibit ``target`` (sorted; self excluded)."""
-    rules = tuple(rules)
-    hits = {
-        fp
-        for fp, labels in firing
-        if fp != target_fp and any(r.inhibits(labels, target) for r in rules)
-    }
+    # cheap rejections first: rules whose target side cannot match, then the equal labels
+    applicable = [r for r in rules if matches_all(r.target_matchers, target)]
+    if not applicable:
+        return []
+    hits: set[str] = set()
+    for fp, labels in firing:
+        if fp == target_fp:
+            continue
+        for r in applicable:
+            if all(labels.get(k, "") == target.get(k, "") for k in r.equal) and matches_all(
+                r.source_matchers, labels
+            ):
+                hits.add(fp)
+                break
     return sorted(hits)

@@ -7,6 +7,7 @@ tests) with ``await pipeline.app.start()`` / ``await pipeline.app.stop()`` — s
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from streams.catalog import CatalogView
 from streams.records import EvaluationRecord
 from streams.settings import Settings
 from streams.sink import InfluxWriter, Sink, Spool
+
+log = logging.getLogger(__name__)
 
 #: Called for every evaluation the worker emits (the demo prints them).
 Observer = Callable[[EvaluationRecord], None]
@@ -38,9 +41,21 @@ class Pipeline:
     def topic(self, name: str) -> Any:
         return self.topics[name]
 
+    transition_observers: list[Callable[[Any], None]] = field(default_factory=list)
+
     def observe(self, evaluation: EvaluationRecord) -> None:
         for fn in self.observers:
-            fn(evaluation)
+            try:
+                fn(evaluation)
+            except Exception:  # an observer (the demo's printer) must never stop an agent
+                log.exception("observer failed")
+
+    def observe_transition(self, transition: Any) -> None:
+        for fn in self.transition_observers:
+            try:
+                fn(transition)
+            except Exception:
+                log.exception("transition observer failed")
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -91,10 +106,12 @@ def build(settings: Settings, *, sink: Sink | None = None) -> Pipeline:
             value_serializer="raw",
         )
 
-    from streams.agents import evaluate, store
+    from streams.agents import evaluate, locality, notify, store
 
     evaluate.register(pipeline)
+    locality.register(pipeline)
     store.register(pipeline)
+    notify.register(pipeline)
 
     @app.timer(settings.config_poll)  # type: ignore[untyped-decorator]  # faust is untyped
     async def _reload_catalog() -> None:

@@ -23,6 +23,18 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT = SourceContext()
 
+#: Automatic surface-water stations sample every 4 h (6 values a day) — standards.md §3.3 [1]
+#: (HJ 915-2017's own frequency clause not read: an operator default).
+WATER_INTERVAL_S = 4 * 3600
+#: Dustfall (降尘) gauges report once a day here (the plans judge the monthly mean,
+#: 000_d6d679181568297b.txt#L171); envwatch default, operator-configurable.
+DUSTFALL_INTERVAL_S = 86400
+
+
+def monitor_interval_s(monitor: Any) -> int | None:
+    """The reporting interval of another monitor when it is not hourly."""
+    return DUSTFALL_INTERVAL_S if str(monitor.kind.value) == "dustfall" else None
+
 
 def _mtimes(directory: Path) -> dict[str, float]:
     return {str(p): p.stat().st_mtime for p in sorted(directory.glob("*.y*ml"))}
@@ -37,7 +49,11 @@ def context_of(catalog: Any, source_id: str) -> SourceContext | None:
     if cls == "AirStation":
         return SourceContext(area_grade=1 if str(item.area_grade.value) in {"I", "1"} else 2)
     if cls == "WaterSection":
-        return SourceContext(lake=str(item.body.value) != "river", target_class=item.target_class)
+        return SourceContext(
+            lake=str(item.body.value) != "river",
+            target_class=item.target_class,
+            expected_interval_s=WATER_INTERVAL_S,
+        )
     if cls == "Outlet":
         wastewater = str(item.type.value) == "wastewater"
         limits: dict[str, PermitLimit] = {}
@@ -66,7 +82,7 @@ def context_of(catalog: Any, source_id: str) -> SourceContext | None:
                 basis=Basis.HOUR,
                 source=lim.source or "",
             )
-        return SourceContext(limits=limits)
+        return SourceContext(limits=limits, expected_interval_s=monitor_interval_s(item))
     return DEFAULT_CONTEXT
 
 

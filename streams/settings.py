@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     max_future_s: float = Field(3600, ge=0, description="reject samples this far after receipt")
     max_past_days: float = Field(400, ge=0, description="reject samples this far before receipt")
 
+    # --- alerts
+    alerts_log: Path | None = Field(
+        None, description="append every alert/warning transition here (JSON lines)"
+    )
+    outbox_path: Path | None = Field(
+        Path("var/outbox.db"), description="notification outbox (SQLite); None: no notifications"
+    )
+
     # --- MQTT
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883

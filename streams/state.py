@@ -38,9 +38,7 @@ log = logging.getLogger(__name__)
 
 O = TypeVar("O")  # noqa: E741 - an output of a step
 #: step(state, key, value, offset, timestamp_ms) -> (new state or None to delete, outputs)
-Step = Callable[
-    [dict[str, Any] | None, bytes, bytes, int, int], tuple[dict[str, Any] | None, Sequence[O]]
-]
+Step = Callable[[Any, bytes, bytes, int, int], tuple[Any, Sequence[O]]]
 
 
 @dataclass
@@ -48,7 +46,7 @@ class Partition:
     number: int
     next_offset: int = 0
     generation: int = 0
-    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    states: dict[str, Any] = field(default_factory=dict)
     dirty: bool = False
     last_snapshot: float = field(default_factory=time.monotonic)
 
@@ -64,12 +62,17 @@ class CheckpointedState(Generic[O]):
         state_topic: str,
         step: Step[O],
         interval: float = 10.0,
+        dump: Callable[[Any], dict[str, Any]] | None = None,
+        load: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.input_topic = input_topic
         self.state_topic = state_topic
         self.step = step
         self.interval = interval
+        #: live state objects ↔ plain dicts (default: the state *is* a plain dict)
+        self.dump = dump or (lambda st: st)
+        self.load = load or (lambda d: d)
         self.partitions: dict[int, Partition] = {}
         self.replayed = 0
         self.skipped = 0
@@ -118,7 +121,11 @@ class CheckpointedState(Generic[O]):
             parity = part.generation % 2
             for k, st in part.states.items():
                 records.append(
-                    (f"{part.number}/{parity}/{k}".encode(), orjson.dumps(st), part.number)
+                    (
+                        f"{part.number}/{parity}/{k}".encode(),
+                        orjson.dumps(self.dump(st)),
+                        part.number,
+                    )
                 )
             marker = {
                 "generation": part.generation,
@@ -144,7 +151,7 @@ class CheckpointedState(Generic[O]):
             for k in marker["keys"]:
                 st = entries.get(f"{partition}/{parity}/{k}")
                 if st is not None:
-                    part.states[k] = st
+                    part.states[k] = self.load(st)
         replayed = 0
         if part.next_offset < up_to:
             sink: list[O] = []

@@ -109,14 +109,28 @@ def make_step(
             new, points = engine.step(state, sample, ctx)
         except RulesError as exc:
             return state, dead(key, value, offset, f"{type(exc).__name__}: {exc}")
-        outputs: list[Output] = [(topics.EVALUATIONS, key, point_bytes(p)) for p in points]
+        outputs: list[Output] = []
+        loc = sample.locality.encode()
         for p in points:
-            if p.measurement == "aqi" and p.tags.get("period") in ("hour", "day"):
-                # feed the locality stage (city values), keyed by locality
-                outputs.append((topics.AGGREGATES, sample.locality.encode(), point_bytes(p)))
+            data = point_bytes(p)
+            outputs.append((topics.EVALUATIONS, key, data))
+            if _for_locality(p):
+                # the locality stage (city values, warnings, alerts) is keyed by locality
+                outputs.append((topics.AGGREGATES, loc, data))
         return new, outputs
 
     return step
+
+
+def _for_locality(p: engine.Point) -> bool:
+    m = p.measurement
+    if m in ("reading", "exceedance"):
+        return True
+    if m == "water_class":
+        return p.tags.get("period") == "sample"
+    if m == "data_quality":
+        return p.tags.get("period") == "day"
+    return False
 
 
 def register(p: Pipeline) -> None:

@@ -2,8 +2,12 @@
 
 It starts Tansu (Kafka protocol) and mosquitto (or amqtt when mosquitto is absent) on free
 loopback ports, creates the topics, runs the MQTT→Kafka bridge and the Faust worker in this
-process, publishes simulated station samples over MQTT, prints what comes out of the worker, and
+process, plays the simulated network of the reference catalogue (deploy/config) — optionally
+with a scripted scenario — over MQTT at accelerated time, prints what the worker concludes, and
 on Ctrl-C or when ``--duration`` ends stops everything it started.
+
+Output (``--out DIR``): line-protocol files (``*.lp``, loadable with ``influx write --file``) and
+``alerts.jsonl`` (one JSON object per alert or warning transition).
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -29,65 +34,75 @@ from streams.cli._app import app
 BEIJING = ZoneInfo("Asia/Shanghai")
 console = Console(highlight=False, soft_wrap=True)
 
-#: A tiny illustrative network for the walking skeleton (example data, not the real network).
-DEMO_STATIONS = [
-    ("weifang", "aq-wf-demo-1"),
-    ("tianqiao", "aq-tq-demo-1"),
-    ("laixi", "aq-lx-demo-1"),
-]
+LEVEL_STYLE = {"yellow": "bold yellow", "orange": "bold dark_orange", "red": "bold red"}
 
 
-def demo_samples(start: datetime, hours: int) -> Iterator[dict[str, object]]:
-    """Hourly air samples with a plausible winter daily cycle (deterministic, no randomness)."""
-    for h in range(hours):
-        at = start + timedelta(hours=h + 1)  # an hour labelled t is the mean over (t-1h, t]
-        local_h = at.astimezone(BEIJING).hour
-        cycle = 1 + 0.35 * math.cos((local_h - 7) / 24 * 2 * math.pi)  # morning peak
-        for i, (locality, source) in enumerate(DEMO_STATIONS):
-            base = 40 + 15 * i
-            pm25 = round(base * cycle, 1)
-            values = {
-                "pm25": {"value": pm25, "flag": "N"},
-                "pm10": {"value": round(pm25 * 1.6, 1), "flag": "N"},
-                "so2": {"value": round(8 + 2 * cycle, 1), "flag": "N"},
-                "no2": {"value": round(30 * cycle, 1), "flag": "N"},
-                "co": {"value": round(0.6 * cycle, 2), "flag": "N"},
-                "o3": {"value": round(60 / cycle, 1), "flag": "N"},
-            }
-            yield {
-                "schema": 1,
-                "kind": "air",
-                "locality": locality,
-                "source": source,
-                "time": at.isoformat(),
-                "interval": "hour",
-                "values": values,
-            }
-
-
-def _print_evaluation(e: object) -> None:
-    from streams.records import EvaluationRecord
-
-    assert isinstance(e, EvaluationRecord)
+def _print_evaluation(e: Any) -> None:
+    """City AQI per hour (one compact line) and exceedances; the rest goes to the output files."""
+    tags = e.tags
     t = datetime.fromisoformat(e.time).astimezone(BEIJING).strftime("%m-%d %H:%M")
-    values = "  ".join(f"{k}={v}" for k, v in e.fields.items())
-    console.print(
-        f"[dim]{t}[/] [bold]{e.measurement:<11}[/] {e.tags.get('locality', ''):<9} "
-        f"{e.tags.get('source', ''):<14} {values}"
-    )
+    if (
+        e.measurement == "aqi"
+        and tags.get("source") == "city"
+        and tags.get("period") in ("hour", "day")
+    ):
+        f = e.fields
+        aqi = f.get("aqi", f.get("computed_aqi", "NA"))
+        extra = f"  {f.get('category', '')} {f.get('primary', '')}".rstrip()
+        label = "city AQI" if tags["period"] == "hour" else "DAILY AQI"
+        style = "bold" if tags["period"] == "day" else "default"
+        console.print(f"[dim]{t}[/] {label:<9} {tags['locality']:<15} [{style}]{aqi:>4}[/]{extra}")
+    elif e.measurement == "exceedance":
+        f = e.fields
+        console.print(
+            f"[dim]{t}[/] [magenta]exceedance[/] {tags.get('locality', ''):<15} {tags.get('source', ''):<22} "
+            f"{tags.get('factor', '')}={f.get('value')} > {f.get('limit')} ({tags.get('period', '')})"
+        )
+
+
+def _print_transition(t: Any) -> None:
+    at = t.at.astimezone(BEIJING).strftime("%m-%d %H:%M")
+    if t.kind.value == "warning":
+        style = LEVEL_STYLE.get(t.level or "", "bold green")
+        what = "LIFTED" if t.state.value == "resolved" else f"{(t.level or '').upper()} warning"
+        console.print(
+            f"[dim]{at}[/] [{style}]■ {t.locality}: heavy-pollution {what}[/] ({t.reason.value})"
+        )
+    else:
+        console.print(
+            f"[dim]{at}[/] [cyan]alert {t.state.value:<8}[/] {t.locality:<15} {t.source:<22} "
+            f"{t.labels.get('rule', '')} {t.annotations.get('summary', '')}"
+        )
 
 
 @app.command()
 def demo(
     duration: float = typer.Option(60.0, help="seconds to run (Ctrl-C stops earlier)"),
     out: Path | None = typer.Option(
-        None, help="directory for the line-protocol output (default: a temp dir)"
+        None, help="directory for *.lp and alerts.jsonl (default: a temp dir)"
     ),
-    rate: float = typer.Option(2.0, help="simulated hours published per second"),
+    scenario: str | None = typer.Option(None, help="scripted scenario (envwatch simulate list)"),
+    speed: float | None = typer.Option(
+        None,
+        help="simulated seconds per wall second (default: the scenario fits in 80 % of --duration)",
+    ),
+    config: Path = typer.Option(Path("deploy/config"), help="catalogue directory"),
+    seed: int = typer.Option(0, help="simulator seed"),
     quiet: bool = typer.Option(False, help="print only the summary"),
 ) -> None:
     """Run envwatch end to end on the embedded default and show what flows through it."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from ingest.simulators import SCENARIOS
+
+    if scenario is not None and scenario not in SCENARIOS:
+        console.print(f"[red]unknown scenario {scenario!r}[/]; known: {', '.join(SCENARIOS)}")
+        raise typer.Exit(2)
+    if duration <= 0:
+        console.print("[red]--duration must be > 0[/]")
+        raise typer.Exit(2)
+    hours = float(SCENARIOS[scenario].hours) if scenario else max(24.0, duration)
+    if speed is None:
+        speed = hours * 3600 / (duration * 0.8)
     from streams import embedded
 
     with contextlib.ExitStack() as stack:
@@ -95,32 +110,49 @@ def demo(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="envwatch-demo-"))
         )
         out_dir.mkdir(parents=True, exist_ok=True)
+        state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="envwatch-state-")))
         console.print("[bold]envwatch demo[/] — starting the embedded default …")
         kafka = stack.enter_context(embedded.tansu())
         mqtt = stack.enter_context(embedded.mqtt_broker())
         console.print(
             f"  Kafka protocol: Tansu on {kafka.bootstrap}   MQTT: {mqtt.implementation} on "
-            f"{mqtt.host}:{mqtt.port}   output: {out_dir}"
+            f"{mqtt.host}:{mqtt.port}\n  catalogue: {config}   scenario: {scenario or '(base streams)'}   "
+            f"speed: {speed:,.0f}× ({speed / 3600:.1f} simulated h/s)   output: {out_dir}"
         )
-        state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="envwatch-state-")))
         summary = asyncio.run(
-            _run(kafka.url, mqtt.host, mqtt.port, out_dir, state_dir, duration, rate, quiet)
+            _run(
+                kafka.url,
+                mqtt,
+                out_dir,
+                state_dir,
+                config,
+                scenario,
+                hours,
+                speed,
+                seed,
+                duration,
+                quiet,
+            )
         )
     console.print(
-        f"[bold]done[/]: published {summary['published']} samples, bridge produced "
-        f"{summary['produced']}, worker stored {summary['stored']} points in {summary['files']} "
-        f"line-protocol file(s); every process stopped."
+        f"[bold]done[/]: published {summary['published']} samples, bridge produced {summary['produced']}, "
+        f"worker evaluated {summary['evaluated']} and stored {summary['stored']} points; "
+        f"{summary['transitions']} alert/warning transitions in {out_dir / 'alerts.jsonl'}; "
+        "every process stopped."
     )
 
 
 async def _run(
     kafka_url: str,
-    mqtt_host: str,
-    mqtt_port: int,
+    mqtt: Any,
     out_dir: Path,
     state_dir: Path,
+    config: Path,
+    scenario: str | None,
+    hours: float,
+    speed: float,
+    seed: int,
     duration: float,
-    rate: float,
     quiet: bool,
 ) -> dict[str, int]:
     from streams.runtime import Runtime
@@ -133,70 +165,94 @@ async def _run(
         session_timeout=6,
         rebalance_timeout=6,
         heartbeat_interval=1,
-        mqtt_host=mqtt_host,
-        mqtt_port=mqtt_port,
+        mqtt_host=mqtt.host,
+        mqtt_port=mqtt.port,
         spool_dir=out_dir,
         data_dir=state_dir / "faust",
+        outbox_path=state_dir / "outbox.db",
+        alerts_log=out_dir / "alerts.jsonl",
         sink_flush_interval=0.5,
-        config_dir=None,
+        config_dir=config,
     )
-    stored = 0
+    counts = {"stored": 0, "transitions": 0}
 
-    def observe(e: object) -> None:
-        nonlocal stored
-        stored += 1
+    def observe(e: Any) -> None:
+        counts["stored"] += 1
         if not quiet:
             _print_evaluation(e)
+
+    def observe_transition(t: Any) -> None:
+        counts["transitions"] += 1
+        if not quiet and (t.kind.value == "warning" or t.notify):
+            _print_transition(t)
 
     async with Runtime(settings) as rt:
         assert rt.pipeline is not None
         assert rt.bridge is not None
         rt.pipeline.observers.append(observe)
-        published = await _publish_for(mqtt_host, mqtt_port, duration, rate, lambda: stored)
+        rt.pipeline.transition_observers.append(observe_transition)
+        published = await _play(
+            rt.pipeline.catalog.catalog, mqtt, scenario, hours, speed, seed, duration
+        )
+        # let the last samples pass through the bridge and the worker
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and rt.pipeline.counters["samples"] < published:  # noqa: ASYNC110 - polls another task's counter
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)  # the locality stage and the store follow the evaluation
         produced = rt.bridge.counters.produced
-        files = len(rt.pipeline.sink.spool.files())
-    return {"published": published, "produced": produced, "stored": stored, "files": files}
+        evaluated = rt.pipeline.counters["samples"]
+    return {"published": published, "produced": produced, "evaluated": evaluated, **counts}
 
 
-async def _publish_for(
-    mqtt_host: str, mqtt_port: int, duration: float, rate: float, stored: Callable[[], int]
+async def _play(
+    catalog: Any,
+    mqtt: Any,
+    scenario: str | None,
+    hours: float,
+    speed: float,
+    seed: int,
+    duration: float,
 ) -> int:
-    """Publish demo samples until the duration ends or Ctrl-C; wait for them to pass through."""
-    from ingest.publisher import Publisher
-    from ingest.schemas import Sample
+    """Publish the simulated network until it ends, the duration ends, or Ctrl-C."""
+    from ingest.simulators import simulate, specs_from_catalog
+    from ingest.simulators.publish import MqttSink, play
 
+    specs = specs_from_catalog(catalog)
+    today = datetime.now(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=math.ceil(hours / 24) + 1)
+    deliveries = simulate(specs, start=start, hours=hours, seed=seed, scenario=scenario)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-
-    publisher = Publisher(mqtt_host, mqtt_port, client_id="envwatch-demo-publisher")
-    start = datetime(2026, 11, 1, tzinfo=BEIJING)
-    samples = demo_samples(start, hours=10_000)
     halt = threading.Event()
+    sink = MqttSink(mqtt.host, mqtt.port, client_id="envwatch-demo-simulator", window=200)
+    sent = [0]
 
-    def publish_loop() -> None:
-        t0 = time.monotonic()
-        for n, body in enumerate(samples):
+    def until_halted() -> Any:
+        for d in deliveries:
             if halt.is_set():
-                break
-            publisher.publish(Sample.model_validate(body))
-            hour = n // len(DEMO_STATIONS)
-            wait = t0 + (hour + 1) / rate - time.monotonic()
-            if wait > 0 and (n + 1) % len(DEMO_STATIONS) == 0:
-                halt.wait(wait)
+                return
+            sent[0] += 1
+            yield d
 
-    pub_thread = threading.Thread(target=publish_loop, name="demo-publisher", daemon=True)
-    pub_thread.start()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), duration)
+    def run() -> None:
+        play(until_halted(), sink, start=start, speed=speed, sleep=_interruptible(halt))
+
+    player = asyncio.ensure_future(asyncio.to_thread(run))
+    waiter = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([player, waiter], timeout=duration, return_when=asyncio.FIRST_COMPLETED)
     halt.set()
-    await asyncio.to_thread(pub_thread.join, 10)
-    await asyncio.to_thread(publisher.close, 10)
-    # let the last samples pass through the bridge and the worker
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and stored() < publisher.published:  # noqa: ASYNC110 - polls a counter of another task
-        await asyncio.sleep(0.2)
+    await asyncio.wait([player], timeout=15)
+    waiter.cancel()
+    await asyncio.to_thread(sink.close)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)
-    return publisher.published
+    return sent[0]
+
+
+def _interruptible(halt: threading.Event) -> Callable[[float], None]:
+    def sleep(seconds: float) -> None:
+        halt.wait(seconds)
+
+    return sleep

@@ -1,0 +1,460 @@
+"""The locality stage (pure): city values, heavy-pollution warnings and the alert engine of one locality.
+
+The stream worker keys this stage by locality (Kafka topic ``aggregates``): every evaluation point
+that matters for a locality's alerts — station concentrations, exceedances, water classes, data
+quality, forecasts — arrives here in order, and :meth:`LocalityState.step` turns it into
+
+* city points: real-time city AQI per hour (mean of the stations' valid concentrations, then AQI),
+  the rolling 24-h AQI (mean over any consecutive 24 h, standards.md §6.1 "common rules") and the
+  daily city AQI per Beijing natural day;
+* warning decisions (:mod:`rules.warnings`, rule set from the catalogue) and their transitions;
+* alert transitions from :class:`alerts.engine.Engine` (exceedances, water class, permit limits,
+  bypass, constant/zero values, data rates, offline), with offline detection driven by the
+  locality's watermark (the latest event time seen), never the clock.
+
+Everything is event-time driven and deterministic; the state round-trips through ``to_dict`` /
+``from_dict`` so the worker can checkpoint it and a restart resumes pending alerts and durations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
+
+from rules.airstats import DailyO3Max8h
+from rules.engine import AIR_FACTORS, Point, city_hour, epoch_hours, from_epoch_hours
+from rules.standards.hj633 import BEIJING
+from rules.warnings import WarningInput, WarningRuleSet, WarningState
+from rules.warnings import step as warning_step
+
+from alerts.engine import Engine
+from alerts.model import Transition
+from alerts.rules import AlertRules, Evaluation
+from rules import aqi as aqi_mod
+
+#: Hours of city data kept: 24 for the rolling AQI plus the 48-h lateness horizon of rules.engine.
+KEEP_HOURS: Final = 72
+#: A city hour counts when at least one station reported it; a rolling 24-h AQI needs ≥ 20 of its
+#: 24 hours (GB 3095 表4 daily validity, applied to the rolling window).
+MIN_ROLLING_HOURS: Final = 20
+_IGNORED_FOR_ALERTS: Final = frozenset({"temp", "humidity", "pressure", "flow", "velocity", "o2"})
+
+
+@dataclass(frozen=True, slots=True)
+class LocalityContext:
+    """What the catalogue says about a locality (built by the caller)."""
+
+    locality: str
+    rule_set: WarningRuleSet | None
+    enterprises: Sequence[object] = ()
+    #: source id → labels for routing/inhibition (enterprise, outlet, station, section)
+    source_detail: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    stations: frozenset[str] = frozenset()
+
+
+@dataclass
+class StepOutput:
+    points: list[Point] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+
+
+def _t(s: str) -> datetime:
+    return datetime.fromisoformat(s)
+
+
+class LocalityState:
+    """Mutable state of one locality; plain data through ``to_dict``/``from_dict``."""
+
+    def __init__(self, locality: str, rules: AlertRules) -> None:
+        self.locality = locality
+        self.engine = Engine(rules)
+        self.warning = WarningState(locality=locality)
+        #: epoch hour → source → six concentrations (AIR_FACTORS order)
+        self.city: dict[int, dict[str, list[float | None]]] = {}
+        #: source → [day iso, transmission rate, valid rate] of the latest data-quality point
+        self.quality: dict[str, list[Any]] = {}
+        self.watermark: datetime | None = None
+        self.days_done: list[str] = []
+        self.current_day: str | None = None
+        self.warned_hour = -1
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "locality": self.locality,
+            "engine": self.engine.to_dict(),
+            "warning": self.warning.to_dict(),
+            "city": {str(h): rows for h, rows in self.city.items()},
+            "quality": self.quality,
+            "watermark": None if self.watermark is None else self.watermark.isoformat(),
+            "days_done": self.days_done,
+            "current_day": self.current_day,
+            "warned_hour": self.warned_hour,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], rules: AlertRules) -> LocalityState:
+        st = cls(str(data["locality"]), rules)
+        st.engine = Engine.from_dict(data["engine"], rules)
+        st.warning = WarningState.from_dict(data["warning"])
+        st.city = {int(h): dict(rows) for h, rows in dict(data.get("city") or {}).items()}
+        st.quality = dict(data.get("quality") or {})
+        wm = data.get("watermark")
+        st.watermark = None if wm is None else _t(wm)
+        st.days_done = list(data.get("days_done") or [])
+        st.current_day = data.get("current_day")
+        st.warned_hour = int(data.get("warned_hour", -1))
+        return st
+
+    # ------------------------------------------------------------------ the step
+    def step(self, point: Mapping[str, Any], ctx: LocalityContext) -> StepOutput:
+        """Process one evaluation point (as decoded from the wire) of this locality."""
+        out = StepOutput()
+        m = point["measurement"]
+        tags: Mapping[str, str] = point["tags"]
+        fields: Mapping[str, Any] = point["fields"]
+        at = _t(point["time"])
+        source = tags.get("source", "")
+        detail = dict(ctx.source_detail.get(source, {}))
+        kind = tags.get("kind", "")
+
+        if m == "reading":
+            if kind == "air":
+                self._city_input(source, at, fields, ctx, out)
+            elif kind == "forecast":
+                self._forecast(at, fields, ctx, out)
+            flags = _flags(fields.get("invalid"))
+            for f, v in fields.items():
+                if f == "invalid" or f in _IGNORED_FOR_ALERTS or not isinstance(v, (int, float)):
+                    continue
+                if kind in ("air", "water", "emission", "monitor"):
+                    self._eval(out, "sample", source, f, float(v), at, None, flags, detail)
+            if (
+                not any(isinstance(v, (int, float)) for k, v in fields.items() if k != "invalid")
+                and flags
+            ):
+                # a sample with only flagged values still proves the source is alive (and in
+                # maintenance when flagged M/C)
+                self._eval(out, "sample", source, "_flags", None, at, None, flags, detail)
+        elif m == "exceedance":
+            factor = tags.get("factor", "")
+            value = _num(fields.get("value"))
+            limit = _num(fields.get("limit"))
+            if kind == "air":
+                self._eval(out, "ambient", source, factor, value, at, limit, frozenset(), detail)
+            elif kind == "emission":
+                ev_kind = "effluent" if tags.get("period") == "day" else "permit"
+                self._eval(out, ev_kind, source, factor, value, at, limit, frozenset(), detail)
+            elif kind == "monitor":
+                monitor_kind = {"bypass_open": "bypass", "dustfall": "dustfall"}.get(factor)
+                if monitor_kind is not None:
+                    self._eval(
+                        out, monitor_kind, source, factor, value, at, limit, frozenset(), detail
+                    )
+        elif m == "water_class" and tags.get("period") == "sample":
+            # no target class (the plan gives none): 6 (劣V) as the limit, so only the
+            # worse-than-V rule can fire for the section
+            target = _num(fields.get("target")) or 6.0
+            grade = _num(fields.get("grade"))
+            self._eval(out, "water_class", source, "class", grade, at, target, frozenset(), detail)
+        elif m == "data_quality" and tags.get("period") == "day":
+            self._quality(source, at, fields, detail, out)
+        self._advance(at, out)
+        return out
+
+    # ------------------------------------------------------------------ pieces
+    def _eval(
+        self,
+        out: StepOutput,
+        kind: str,
+        source: str,
+        factor: str,
+        value: float | None,
+        at: datetime,
+        limit: float | None,
+        flags: frozenset[str],
+        detail: Mapping[str, str],
+    ) -> None:
+        ev = Evaluation(
+            kind=kind,
+            locality=self.locality,
+            source=source,
+            factor=factor,
+            value=value,
+            time=at,
+            limit=limit,
+            flags=flags,
+            detail=dict(detail),
+        )
+        out.transitions += self.engine.process(ev)
+
+    def _advance(self, at: datetime, out: StepOutput) -> None:
+        if self.watermark is None or at > self.watermark:
+            self.watermark = at
+            out.transitions += self.engine.tick(at)
+
+    def _quality(
+        self,
+        source: str,
+        at: datetime,
+        fields: Mapping[str, Any],
+        detail: Mapping[str, str],
+        out: StepOutput,
+    ) -> None:
+        """Judge a day's rates once the day is over (a later day's point arrived)."""
+        day = at.astimezone(BEIJING).date().isoformat()
+        prev = self.quality.get(source)
+        if prev is not None and prev[0] < day:
+            end = datetime.fromisoformat(prev[0]).replace(tzinfo=BEIJING) + timedelta(days=1)
+            self._eval(
+                out,
+                "data_rate",
+                source,
+                "transmission_rate",
+                prev[1],
+                end,
+                0.9,
+                frozenset(),
+                detail,
+            )
+            self._eval(
+                out, "data_rate", source, "valid_rate", prev[2], end, 0.9, frozenset(), detail
+            )
+        if prev is None or prev[0] <= day:
+            self.quality[source] = [
+                day,
+                _num(fields.get("transmission_rate")),
+                _num(fields.get("valid_rate")),
+            ]
+
+    def _city_input(
+        self,
+        source: str,
+        at: datetime,
+        fields: Mapping[str, Any],
+        ctx: LocalityContext,
+        out: StepOutput,
+    ) -> None:
+        if (at.minute, at.second, at.microsecond) != (0, 0, 0):
+            return
+        h = epoch_hours(at)
+        row = [_num(fields.get(f)) for f in AIR_FACTORS]
+        hour = self.city.setdefault(h, {})
+        if hour.get(source) == row:
+            return  # duplicate: nothing changes
+        hour[source] = row
+        latest = max(self.city)
+        for old in [k for k in self.city if k < latest - KEEP_HOURS]:
+            del self.city[old]
+        p = city_hour(hour, at, self.locality)
+        if p is not None:
+            out.points.append(p)
+        # The warning rules see an hour once it is complete: when the first station reports the
+        # next hour (or a later one), the rolling 24-h AQI of the previous hour is final enough.
+        roll_pts: tuple[tuple[datetime, int], ...] = ()
+        if h > self.warned_hour:
+            prev = h - 1 if self.warned_hour >= 0 else h
+            rolling = self._rolling(prev)
+            if rolling is not None:
+                out.points.append(rolling)
+                roll_pts = ((from_epoch_hours(prev), int(rolling.fields["aqi"])),)
+            self.warned_hour = h
+        # a city day closes when the hour labelled 00:00 (slot 23) or a later day arrives
+        day_pts: list[tuple[date, int]] = []
+        local_day = (at.astimezone(BEIJING) - timedelta(hours=1)).date()
+        for d in self._days_to_close(local_day, at):
+            daily = self._city_day(d)
+            if daily is not None:
+                out.points.append(daily)
+                aqi_v = daily.fields.get("aqi")
+                if isinstance(aqi_v, int):
+                    day_pts.append((d, aqi_v))
+        if roll_pts or day_pts:
+            when = roll_pts[0][0] if roll_pts else at
+            self._warn(
+                WarningInput(rolling_aqi=roll_pts, observed_daily=tuple(day_pts)), when, ctx, out
+            )
+
+    def _days_to_close(self, day: date, at: datetime) -> list[date]:
+        todo: list[date] = []
+        local = at.astimezone(BEIJING)
+        if local.hour == 0:
+            todo.append(day)  # the hour labelled 24:00 completes the day
+        elif day.isoformat() in self.days_done:
+            todo.append(day)  # a late sample corrects a day already published
+        prev = day - timedelta(days=1)
+        new_day = self.current_day is not None and self.current_day < day.isoformat()
+        if new_day and prev.isoformat() not in self.days_done:
+            todo.append(prev)  # the first hour of a new day closes an uncompleted previous day
+        if self.current_day is None or self.current_day < day.isoformat():
+            self.current_day = day.isoformat()
+        for d in todo:
+            if d.isoformat() not in self.days_done:
+                self.days_done.append(d.isoformat())
+        del self.days_done[:-7]
+        return sorted(set(todo))
+
+    def _city_means(
+        self, hours: Iterable[int]
+    ) -> tuple[dict[str, float | None], list[float | None], int]:
+        sums = [0.0] * 6
+        counts = [0] * 6
+        o3_hours: list[float | None] = []
+        n = 0
+        for h in hours:
+            rows = self.city.get(h)
+            o3_vals: list[float] = []
+            if rows:
+                n += 1
+                hour_sum = [0.0] * 6
+                hour_n = [0] * 6
+                for row in rows.values():
+                    for i, v in enumerate(row):
+                        if v is not None:
+                            hour_sum[i] += v
+                            hour_n[i] += 1
+                for i in range(6):
+                    if hour_n[i]:
+                        sums[i] += hour_sum[i] / hour_n[i]
+                        counts[i] += 1
+                if hour_n[5]:
+                    o3_vals.append(hour_sum[5] / hour_n[5])
+            o3_hours.append(o3_vals[0] if o3_vals else None)
+        means: dict[str, float | None] = {
+            f: (sums[i] / counts[i] if counts[i] >= MIN_ROLLING_HOURS else None)
+            for i, f in enumerate(AIR_FACTORS)
+            if f != "o3"
+        }
+        return means, o3_hours, n
+
+    def _rolling(self, h: int) -> Point | None:
+        """AQI of the 24 h ending at hour ``h`` (any consecutive 24 h, may cross midnight)."""
+        hours = range(h - 23, h + 1)
+        means, o3_hours, n = self._city_means(hours)
+        if n < MIN_ROLLING_HOURS:
+            return None
+        o3 = DailyO3Max8h().result(o3_hours).value
+        means["o3_8h"] = o3
+        means["o3_1h"] = max((v for v in o3_hours if v is not None), default=None)
+        at = from_epoch_hours(h)
+        result = aqi_mod.daily_aqi(means, day=at.astimezone(BEIJING).date())
+        if result.aqi is None:
+            return None
+        return Point(
+            "aqi",
+            {"locality": self.locality, "source": "city", "period": "rolling24h"},
+            {
+                "aqi": result.aqi,
+                "level": int(result.level or 0),
+                "primary": ",".join(result.primary),
+                "hours": n,
+            },
+            at,
+        )
+
+    def _city_day(self, d: date) -> Point | None:
+        start = datetime(d.year, d.month, d.day, tzinfo=BEIJING)
+        first = epoch_hours(start) + 1
+        means, o3_hours, n = self._city_means(range(first, first + 24))
+        if n == 0:
+            return None
+        means["o3_8h"] = DailyO3Max8h().result(o3_hours).value
+        means["o3_1h"] = max((v for v in o3_hours if v is not None), default=None)
+        result = aqi_mod.daily_aqi(means, day=d)
+        fields: dict[str, float | int | str | bool] = {"hours": n, "edition": result.edition}
+        if result.aqi is not None:
+            fields.update(
+                aqi=result.aqi,
+                level=int(result.level or 0),
+                category=result.category or "",
+                primary=",".join(result.primary),
+                good=result.aqi <= 100,  # 优良天 (HJ 633 levels 1–2)
+                heavy=result.aqi > 200,  # 重度及以上
+            )
+        for f, v in means.items():
+            if v is not None:
+                fields[f] = round(v, 3)
+        return Point(
+            "aqi", {"locality": self.locality, "source": "city", "period": "day"}, fields, start
+        )
+
+    def _forecast(
+        self, at: datetime, fields: Mapping[str, Any], ctx: LocalityContext, out: StepOutput
+    ) -> None:
+        value = _num(fields.get("aqi"))
+        if value is None:
+            return
+        # a daily forecast is labelled with the END of its target day (00:00 of the next day)
+        day = (at.astimezone(BEIJING) - timedelta(microseconds=1)).date()
+        known = dict(self.warning.forecast)
+        known[day] = int(value)
+        forecast = tuple(sorted(known.items()))
+        # the forecast is information available at its delivery; evaluate at the watermark
+        now = self.watermark or at
+        self._warn(WarningInput(forecast_daily=forecast), now, ctx, out)
+
+    def _warn(
+        self, inp: WarningInput, now: datetime, ctx: LocalityContext, out: StepOutput
+    ) -> None:
+        if ctx.rule_set is None:
+            return
+        if self.watermark is not None and now < self.watermark:
+            now = self.watermark
+        self.warning, decisions = warning_step(
+            self.warning, inp, now, rule_set=ctx.rule_set, enterprises=ctx.enterprises
+        )
+        for d in decisions:
+            ts = self.engine.apply_warning(d)
+            out.transitions += ts
+            if d.kind.value != "hold":
+                out.points.append(
+                    Point(
+                        "warning",
+                        {"locality": self.locality, "level": d.level.value},
+                        {
+                            "decision": d.kind.value,
+                            "previous": d.previous_level.value,
+                            "reason": d.reason.value,
+                            "rule_set": d.rule_set_id,
+                        },
+                        d.at,
+                    )
+                )
+
+
+def _num(v: object) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v)
+
+
+def _flags(invalid: object) -> frozenset[str]:
+    if not isinstance(invalid, str) or not invalid:
+        return frozenset()
+    return frozenset(part.split(":", 1)[1] for part in invalid.split(",") if ":" in part)
+
+
+def transition_point(t: Transition) -> Point:
+    """An alert/warning transition as a point (measurement ``alert`` or ``warning_event``)."""
+    tags = {
+        "kind": t.kind.value,
+        "locality": t.locality or "",
+        "source": t.source or "",
+        "rule": t.labels.get("rule", ""),
+        "state": t.state.value,
+    }
+    if t.level:
+        tags["level"] = t.level
+    fields: dict[str, float | int | str | bool] = {
+        "id": t.id,
+        "reason": t.reason.value,
+        "severity": t.severity.value,
+        "summary": str(t.annotations.get("summary", "")),
+    }
+    if t.value is not None:
+        fields["value"] = float(t.value)
+    if t.limit is not None:
+        fields["limit"] = float(t.limit)
+    return Point("alert", tags, fields, t.at.astimezone(UTC))

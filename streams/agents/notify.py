@@ -1,0 +1,158 @@
+"""``notify``: alert-events → routing → persistent outbox → channels (own agent, own topic).
+
+Rule evaluation never waits on a notification (architecture.md §2): transitions arrive here on
+``alert-events``; each becomes one notification per receiver (routing from the catalogue:
+duty officers of the locality, the enterprise for its own outlets only, emergency responders for
+warning triggers), enqueued idempotently in the SQLite outbox; the dispatcher task delivers with
+backoff. The optional alerts log (``alerts_log``) records every transition once, as JSON lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from alerts.model import Transition
+from alerts.notification import notifications_for
+from alerts.routing import Receiver, Role, RouteTree, tree_from_receivers
+from alerts.templates import render
+from streams import topics
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+def receivers_from_catalog(catalog: Any) -> list[Receiver]:
+    """Duty officers and emergency responders per locality; one receiver per enterprise."""
+    if catalog is None:
+        return []
+    out: list[Receiver] = []
+    for loc in catalog.localities:
+        out.append(Receiver(f"duty-{loc.id}", Role.DUTY, loc.id))
+        out.append(Receiver(f"emergency-{loc.id}", Role.EMERGENCY, loc.id))
+    for ent in catalog.enterprises:
+        out.append(
+            Receiver(f"enterprise-{ent.id}", Role.ENTERPRISE, ent.locality, enterprise=ent.id)
+        )
+    return out
+
+
+def alerts_log_line(t: Transition) -> bytes:
+    """The alerts.jsonl record of one transition (kind, state, level, locality, source, at …)."""
+    d = t.to_dict()
+    record = {
+        "id": t.id,
+        "kind": t.kind.value,
+        "state": t.state.value,
+        "previous_state": None if t.previous_state is None else t.previous_state.value,
+        "level": t.level,
+        "locality": t.locality,
+        "source": t.source,
+        "rule": t.labels.get("rule", ""),
+        "reason": t.reason.value,
+        "severity": t.severity.value,
+        "at": t.at.isoformat(),
+        "summary": t.annotations.get("summary", ""),
+        "notify": t.notify,
+        "transition": d,
+    }
+    return orjson.dumps(record) + b"\n"
+
+
+class AlertsLog:
+    """Append-only JSON lines, each transition id once (replays after a restart are skipped)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.seen: set[str] = set()
+        if path.exists():
+            for line in path.read_bytes().splitlines():
+                with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError):
+                    self.seen.add(orjson.loads(line)["id"])
+
+    def write(self, transitions: list[Transition]) -> None:
+        new = [t for t in transitions if t.id not in self.seen]
+        if not new:
+            return
+        with self.path.open("ab") as f:
+            for t in new:
+                f.write(alerts_log_line(t))
+                self.seen.add(t.id)
+
+
+def register(p: Pipeline) -> None:
+    s = p.settings
+    alerts_log = AlertsLog(s.alerts_log) if s.alerts_log is not None else None
+    tree_cache: dict[str, Any] = {"reloads": -1, "tree": RouteTree(_empty_route())}
+
+    def tree() -> RouteTree:
+        if tree_cache["reloads"] != p.catalog.reloads:
+            tree_cache["tree"] = tree_from_receivers(receivers_from_catalog(p.catalog.catalog))
+            tree_cache["reloads"] = p.catalog.reloads
+        return tree_cache["tree"]  # type: ignore[no-any-return]
+
+    outbox = None
+    dispatcher = None
+    if s.outbox_path is not None:
+        from alerts.notify.dispatcher import dispatcher_from_settings
+        from alerts.outbox import Outbox
+        from alerts.settings import AlertsSettings
+
+        alerts_settings = AlertsSettings(outbox_path=s.outbox_path)
+        s.outbox_path.parent.mkdir(parents=True, exist_ok=True)
+        outbox = Outbox(s.outbox_path, alerts_settings.retry.policy())
+        dispatcher = dispatcher_from_settings(outbox, alerts_settings)
+        p.states["outbox"] = outbox
+
+        @p.app.task  # type: ignore[untyped-decorator]  # faust is untyped
+        async def _dispatch() -> None:
+            # runs until the app stops (the task is cancelled); undelivered rows stay in the
+            # outbox file and are sent by the next start
+            assert dispatcher is not None
+            await dispatcher.run(asyncio.Event())
+
+    @p.app.agent(p.topic(topics.ALERT_EVENTS), name="notify")
+    async def notify(stream: Any) -> None:
+        async for values in stream.take(s.batch_size, within=s.batch_within):
+            transitions = []
+            for v in values:
+                try:
+                    transitions.append(Transition.from_dict(orjson.loads(v)))
+                except Exception as exc:  # a bad record is logged and skipped, never fatal
+                    log.error("notify: undecodable transition: %s", exc)
+            for t in transitions:
+                p.observe_transition(t)
+            if alerts_log is not None:
+                await asyncio.to_thread(alerts_log.write, transitions)
+            if outbox is not None:
+                routes = tree()
+                batch = []
+                for t in transitions:
+                    receivers = list(routes.receivers(t.labels, _kind(t)))
+                    batch += notifications_for(t, receivers, render)
+                if batch:
+                    # on the loop thread: the SQLite connection belongs to it (one short transaction)
+                    outbox.enqueue_many(batch, datetime.now(UTC))
+                    if dispatcher is not None:
+                        dispatcher.wake()
+
+
+def _kind(t: Transition) -> Any:
+    from alerts.notification import NotificationKind
+
+    return NotificationKind(t.kind.value)
+
+
+def _empty_route() -> Any:
+    from alerts.routing import Route
+
+    return Route(routes=())
