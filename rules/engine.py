@@ -343,9 +343,7 @@ def step(
     run = _quality_runs(st, sample, ctx, valid, ts)
     if run is not None:
         points.append(run)
-    quality = _quality_day(st, sample, ctx, valid, bad, ts)
-    if quality is not None:
-        points.append(quality)
+    points += _quality_day(st, sample, ctx, valid, bad, ts)
     return st, points
 
 
@@ -379,6 +377,9 @@ def _air(
         )
     h = int(ts) // 3600
     last: int | None = st.get("last_h")
+    tags = _air_tags(sample.locality, sample.source)
+    d, slot = _day_of_hour(h)
+    points: list[Point] = []
     cols: list[list[float | None]]
     if last is None:
         ring_h: list[int] = [-1] * _RING
@@ -386,6 +387,7 @@ def _air(
         st["ring_h"] = ring_h
         st["cols"] = cols
         st["done"] = []
+        st["day"] = d
         last = h
     else:
         if h < last - LATENESS_HOURS:
@@ -396,6 +398,16 @@ def _air(
             )
         ring_h = st["ring_h"]
         cols = st["cols"]
+        done: list[int] = st["done"]
+        cur: int = st["day"]
+        if d > cur:
+            # a new day begins: the previous one is closed — evaluate it before its hours can
+            # leave the ring (unless its last hour already did so)
+            if cur not in done:
+                points += _air_day(ring_h, cols, cur, tags, ctx)
+                done.append(cur)
+            st["day"] = d
+            done[:] = [x for x in done if x >= d - _KEEP_DAYS]
         if h > last:
             for k in range(max(last + 1, h - _RING + 1), h):  # hours skipped: no data
                 i = k % _RING
@@ -414,31 +426,19 @@ def _air(
     cols[4][i] = get("co")
     cols[5][i] = get("o3")
 
-    tags = _air_tags(sample.locality, sample.source)
-    points = _air_hour(cols, h, tags, ctx, full=True)
+    points += _air_hour(cols, h, tags, ctx, full=True)
     # a late or corrected hour: every later hour whose 24-h / 8-h window holds it is re-emitted
     if h < last:
         for hh in range(h + 1, min(last, h + 23) + 1):
             if ring_h[hh % _RING] == hh:
                 points += _air_hour(cols, hh, tags, ctx, full=False)
-
-    # days: the day of this hour when complete (its last hour, labelled 00:00, arrived), closed
-    # (a later day has begun) or already published (a correction); and the day a new day closes
-    d, slot = _day_of_hour(h)
-    done: list[int] = st["done"]
-    cur: int | None = st.get("day")
-    todo: list[int] = []
-    if cur is None or d > cur:
-        if cur is not None and cur not in done:
-            todo.append(cur)
-        st["day"] = cur = d
-        done[:] = [x for x in done if x >= d - _KEEP_DAYS]
-    if slot == 23 or d < cur or d in done:
-        todo.append(d)
-    for dd in todo:
-        points += _air_day(ring_h, cols, dd, tags, ctx)
-        if dd not in done:
-            done.append(dd)
+    # the day of this hour: when complete (its last hour, labelled 00:00, arrived), closed (a
+    # later day has begun: a late sample) or already published (a correction)
+    done = st["done"]
+    if slot == 23 or d < st["day"] or d in done:
+        points += _air_day(ring_h, cols, d, tags, ctx)
+        if d not in done:
+            done.append(d)
     return points
 
 
@@ -474,22 +474,29 @@ def _grade(ctx: SourceContext) -> Grade:
     return Grade.I if ctx.area_grade == 1 else Grade.II
 
 
-_LIMIT_CACHE: dict[tuple[str, Grade], tuple[tuple[int, str, float], ...]] = {}
+_SWITCH_FINAL_H: Final = int(gb3095.SWITCH_FINAL.timestamp()) // 3600
 
 
-def _hourly_limits(at: datetime, grade: Grade) -> tuple[tuple[int, str, float], ...]:
-    """(index, factor, limit) of the GB 3095 表1 1-hour limits in force at ``at``."""
-    edition = gb3095.edition_at(at)
-    key = (edition.name, grade)
-    got = _LIMIT_CACHE.get(key)
-    if got is None:
-        rows = []
-        for idx, f in HOURLY_LIMITED:
-            lim = edition.limit(f, Period.HOURLY, grade)
-            if lim is not None:
-                rows.append((idx, f, lim.value))
-        got = _LIMIT_CACHE[key] = tuple(rows)
-    return got
+def _hourly_limits_of(
+    edition: gb3095.LimitEdition, grade: Grade
+) -> tuple[tuple[int, str, float], ...]:
+    rows = []
+    for idx, f in HOURLY_LIMITED:
+        lim = edition.limit(f, Period.HOURLY, grade)
+        if lim is not None:
+            rows.append((idx, f, lim.value))
+    return tuple(rows)
+
+
+#: (index, factor, limit) of the GB 3095 表1 1-hour limits: [edition 2012/2026 过渡/2026 最终][grade]
+_HOURLY_LIMITS: Final = tuple({g: _hourly_limits_of(e, g) for g in Grade} for e in gb3095.EDITIONS)
+
+
+def _hourly_limits(h: int, grade: Grade) -> tuple[tuple[int, str, float], ...]:
+    """The GB 3095 1-hour limits in force for the hour labelled epoch hour ``h`` (the edition
+    switches of rules.standards.gb3095 are whole hours)."""
+    e = 0 if h < _SWITCH_2026_H else 1 if h < _SWITCH_FINAL_H else 2
+    return _HOURLY_LIMITS[e][grade]
 
 
 def _window(col: list[float | None], end: int, n: int) -> list[float | None]:
@@ -560,7 +567,7 @@ def _air_hour(
     if not full:
         return points
     grade = _grade(ctx)
-    for idx, f, limit in _hourly_limits(at, grade):
+    for idx, f, limit in _hourly_limits(h, grade):
         v = row[idx]
         if v is not None and v > limit:
             ex = ambient_exceedance(f, v, period=Period.HOURLY, at=at, grade=grade)
@@ -643,16 +650,11 @@ def _air_day(
     # HJ 663: a daily max 8-h O3 of fewer than 14 windows is valid anyway when it exceeds the
     # GB 3095 表1 limit of the area grade (160 grade II, 100 grade I)
     agg = StationDay(o3=DailyO3Max8h(limit=o3_limit.value if o3_limit else 160.0))
-    state = agg.initialise()
-    first = _first_hour_of_day(d)
-    n_hours = 0
-    for slot in range(24):
-        k = first + slot
-        i = k % _RING
-        if ring_h[i] != k:
-            continue
-        n_hours += 1
-        agg.add(state, slot, {f: col[i] for f, col in zip(AIR_FACTORS, cols, strict=True)})
+    # the StationDay state ({factor: 24 hour slots}) is the day's slice of each column: every
+    # hour of a day that is evaluated lies within the ring's last _RING hours (see _air)
+    end = _first_hour_of_day(d) + 23
+    state = {f: _window(col, end, 24) for f, col in zip(AIR_FACTORS, cols, strict=True)}
+    n_hours = sum(1 for k in range(end - 23, end + 1) if ring_h[k % _RING] == k)
     res = agg.result(state)
     points: list[Point] = []
     fields: dict[str, float | int | str | bool] = {"hours": n_hours}
@@ -1164,19 +1166,25 @@ def _quality_day(
     valid: dict[str, float],
     bad: dict[str, str],
     ts: float,
-) -> Point | None:
+) -> list[Point]:
     """Transmission and valid-data rates per Beijing day (数据传输率/有效率, standards.md §8).
 
     A sample is a slot of its day keyed by its time: a duplicate counts once, a correction
-    replaces (the counters are updated by difference). Emitted for hourly and daily samples, for
-    late ones, and for sub-hourly ones at each whole hour (the day's point is one series; its
-    last write holds the day's figures)."""
+    replaces (the counters are updated by difference). The day's point (one series, its last
+    write holds the day's figures) is written: for daily samples always; for hourly samples every
+    six hours (labels 06:00, 12:00, 18:00 and 24:00 Beijing); for sub-hourly ones at every whole
+    hour; for a sample of an earlier day (late); and for the previous day when a new day begins
+    (its final figures even when its last samples are missing)."""
     d = _day_of_instant(ts)
     days: dict[str, dict[str, Any]] = st.setdefault("q_days", {})
     cur: int | None = st.get("q_day")
     if cur is not None and d < cur - _KEEP_DAYS:
-        return None  # older than any window: not counted (the evaluation raised already)
+        return []  # older than any window: not counted (the evaluation raised already)
+    points: list[Point] = []
     if cur is None or d > cur:
+        prev = days.get(str(cur))
+        if prev is not None:
+            points.append(_quality_point(prev, sample, ctx, cur))  # type: ignore[arg-type]
         st["q_day"] = cur = d
         for k in [k for k in days if int(k) < d - _KEEP_DAYS]:
             del days[k]
@@ -1184,14 +1192,13 @@ def _quality_day(
     if day is None:
         day = days[str(d)] = {"s": {}, "n": 0, "ok": 0, "flags": {}, "last": ts}
     slots: dict[str, list[Any]] = day["s"]
-    flags: dict[str, int] = day["flags"]
     key = str(math.ceil(ts))
     # [all values valid (0/1), invalid flags of its values]
     ok = 1 if not bad and len(valid) == len(sample.values) else 0
-    invalid = sorted(bad.values())
-    entry: list[Any] = [ok, invalid]
+    invalid = sorted(bad.values()) if bad else []
     old = slots.get(key)
-    if old != entry:
+    if old is None or old[0] != ok or old[1] != invalid:
+        flags: dict[str, int] = day["flags"]
         if old is None:
             day["n"] += 1
         else:
@@ -1201,17 +1208,25 @@ def _quality_day(
         day["ok"] += ok
         for x in invalid:
             flags[x] = flags.get(x, 0) + 1
-        slots[key] = entry
+        slots[key] = [ok, invalid]
     if ts > day["last"]:
         day["last"] = ts
     interval = sample.interval
-    if interval not in ("hour", "day") and ts % 3600 and d == cur:
-        return None
-    step_s = ctx.expected_interval_s or _INTERVAL_S.get(interval, 3600)
+    if d == cur and interval != "day":
+        whole_hours = int(ts) // 3600 if ts % 3600 == 0 else -1
+        if whole_hours < 0 or (interval == "hour" and (whole_hours + _UTC8_H) % 6):
+            return points
+    points.append(_quality_point(day, sample, ctx, d))
+    return points
+
+
+def _quality_point(day: dict[str, Any], sample: Sample, ctx: SourceContext, d: int) -> Point:
+    step_s = ctx.expected_interval_s or _INTERVAL_S.get(sample.interval, 3600)
     expected = max(1, 86400 // step_s)
     received: int = day["n"]
     n_valid: int = day["ok"]
-    latest = sample.time if day["last"] == ts else _EPOCH + timedelta(seconds=day["last"])
+    last: float = day["last"]
+    latest = sample.time if last == sample.time.timestamp() else _EPOCH + timedelta(seconds=last)
     fields: dict[str, float | int | str | bool] = {
         "expected": expected,
         "received": received,
@@ -1220,6 +1235,7 @@ def _quality_day(
         "valid_rate": round(n_valid / received, 4),
         "last_seen": latest.astimezone(UTC).isoformat(),
     }
+    flags: dict[str, int] = day["flags"]
     for x in sorted(flags):
         if flags[x]:
             fields[f"flag_{x}"] = flags[x]
