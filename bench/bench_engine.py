@@ -128,6 +128,15 @@ def _steps(samples: list[Sample], ctx: engine.SourceContext) -> Callable[[], Any
     return go
 
 
+def _parser(payloads: list[bytes]) -> Callable[[], object]:
+    loads = orjson.loads
+    return lambda: [loads(x) for x in payloads]
+
+
+def _aqi_only(conc: list[dict[str, float | None]], times: list[datetime]) -> Callable[[], object]:
+    return lambda: [realtime_aqi(c, at=t) for c, t in zip(conc, times, strict=True)]
+
+
 def _time(fn: Callable[[], object], repeat: int = 3) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -159,8 +168,7 @@ def main(quick: bool) -> None:
     air_aqi = 0.0
     for name, samples, ctx in kinds:
         payloads = [_payload(s) for s in samples]
-        loads = orjson.loads
-        parse = _time(lambda p=payloads: [loads(x) for x in p])  # type: ignore[misc]
+        parse = _time(_parser(payloads))
         go = _steps(samples, ctx)
         points = int(go())
         step = _time(go)
@@ -169,9 +177,7 @@ def main(quick: bool) -> None:
             air_step = step
             conc = [{f: v for f, (v, _fl) in s.values.items()} for s in samples]
             times = [s.time for s in samples]
-            air_aqi = _time(
-                lambda: [realtime_aqi(c, at=t) for c, t in zip(conc, times, strict=True)]
-            )
+            air_aqi = _time(_aqi_only(conc, times))
             n = len(samples)
             print(
                 f"  air realtime_aqi alone {n / air_aqi:>9,.0f}/s ({air_aqi / n * 1e6:5.1f} µs): "
