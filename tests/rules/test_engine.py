@@ -223,6 +223,18 @@ def test_a_late_sample_reemits_hour_moving_means_and_day_with_the_same_ids() -> 
     assert day_after == last(clean, "aggregate", period="day")
 
 
+def test_a_station_offline_for_days_still_gets_its_last_day_evaluated() -> None:
+    # 22 hours of the day (slots 0…21; its 23:00 and 24:00 never arrive), then nothing until
+    # 5 days later: the day is closed by the next sample and evaluated from its 22 hours
+    # (≥ 20, GB 3095 表4): pm25 (12·30 + 10·90)/22 = 1260/22 = 57.27…
+    samples = air_day(skip=[22, 23])
+    samples.append(sample("air", label(5 * 24 + 3), **air_day_values(3)))
+    _, pts = run(samples)
+    day = at_hour(pts, "aggregate", MIDNIGHT, period="day")
+    assert day.fields["hours"] == 22
+    assert day.fields["pm25"] == pytest.approx(57.273, abs=1e-3)
+
+
 def test_a_duplicate_sample_changes_nothing() -> None:
     samples = air_day()[:10]
     state, _ = run(samples)
