@@ -58,18 +58,25 @@ def sample(
     }
 
 
-async def produce(bootstrap: str, topic: str, samples: Iterable[Mapping[str, Any]]) -> int:
+async def produce(
+    bootstrap: str,
+    topic: str,
+    samples: Iterable[Mapping[str, Any]],
+    received: Sequence[datetime] | None = None,
+) -> int:
+    """Produce samples keyed by source; Kafka timestamp = ``received[i]`` or label + 5 min."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await producer.start()
     n = 0
     try:
-        for s in samples:
-            received = datetime.fromisoformat(s["time"]) + timedelta(minutes=5)
+        for i, s in enumerate(samples):
+            at = received[i] if received is not None else None
+            received_at = at or datetime.fromisoformat(s["time"]) + timedelta(minutes=5)
             await producer.send(
                 topic,
                 orjson.dumps(s),
                 key=s["source"].encode(),
-                timestamp_ms=int(received.timestamp() * 1000),
+                timestamp_ms=int(received_at.timestamp() * 1000),
             )
             n += 1
         await producer.flush()
