@@ -54,6 +54,7 @@ from rules.emission import (
     o2_corrected,
 )
 from rules.errors import InvalidReading, OutsideWindow, RulesError
+from rules.flags import Flag
 from rules.readings import VALID_FLAGS
 from rules.standards import gb3095
 from rules.standards.gb3095 import Grade, Period
@@ -98,6 +99,9 @@ AIR_FACTORS: Final = ("pm25", "pm10", "so2", "no2", "co", "o3")
 HOURLY_LIMITED: Final = ((2, "so2"), (3, "no2"), (4, "co"), (5, "o3"))
 #: GB 3095 表1 24-hour limits.
 DAILY_LIMITED: Final = ("so2", "no2", "co", "pm10", "pm25")
+#: Factors that may be negative (temperatures, flue-gas static pressure); every other value < 0
+#: is refused before any state changes, so a bad sample cannot poison a window.
+SIGNED_FACTORS: Final = frozenset({"temp", "pressure"})
 #: Status factors: 0/1 states, never a constant- or zero-value anomaly.
 STATUS_FACTORS: Final = frozenset({"bypass_open", "vapour_recovery"})
 #: Water factors without a GB 3838 class (accepted and ignored by the classification).
@@ -288,10 +292,19 @@ def _split(
         ph = valid.get("ph")
         if ph is not None and not 0.0 <= ph <= 14.0:
             raise InvalidReading("pH outside 0–14", factor="ph", value=ph)
+        if min(valid.values()) < 0:
+            for f, v in valid.items():
+                if v < 0 and f not in SIGNED_FACTORS:
+                    raise InvalidReading("negative value", factor=f, value=v)
+    if bad and not _KNOWN_FLAGS.issuperset(bad.values()):
+        f = next(f for f, flag in bad.items() if flag not in _KNOWN_FLAGS)
+        raise InvalidReading("not an HJ 212-2017 表8 data flag", factor=f, value=bad[f])
     return valid, bad
 
 
 _FLOAT_ONLY: Final = {float}
+#: HJ 212-2017 表8 flags (rules.flags.Flag).
+_KNOWN_FLAGS: Final = frozenset(f.value for f in Flag)
 
 
 def _reading(sample: Sample, valid: dict[str, float], bad: dict[str, str]) -> Point | None:

@@ -280,6 +280,18 @@ def test_a_non_numeric_value_is_a_typed_error() -> None:
         step(None, sample("air", label(3), pm25=float("nan")), SourceContext())
 
 
+def test_a_negative_value_or_unknown_flag_is_refused_before_the_state_changes() -> None:
+    state, _ = run(air_day()[:3])
+    before = json.dumps(state, sort_keys=True)
+    with pytest.raises(InvalidReading) as err:
+        step(state, sample("air", label(3), pm25=-5.0, pm10=40.0), SourceContext())
+    assert (err.value.factor, err.value.reason) == ("pm25", "negative value")
+    with pytest.raises(InvalidReading) as err:
+        step(state, sample("air", label(3), pm25=(5.0, "X")), SourceContext())
+    assert err.value.factor == "pm25"
+    assert json.dumps(state, sort_keys=True) == before
+
+
 # ------------------------------------------------------------------ the 2026 edition switch
 
 
