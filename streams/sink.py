@@ -345,6 +345,16 @@ class Spool:
         with self._lock:
             return self._size > 0 or bool(self.files())
 
+    def head(self, n: int) -> list[str]:
+        """The first ``n`` complete lines of the open segment (empty when there is none)."""
+        with self._lock:
+            if self._path is None or not self._size:
+                return []
+            with self._path.open("rb") as f:
+                data = f.read(min(self._size, 1 << 20))
+            lines = data.decode("utf-8", "replace").split("\n")[:-1]  # complete lines only
+            return lines[:n]
+
     @staticmethod
     def read(path: Path) -> list[str]:
         data = path.read_bytes()
@@ -487,9 +497,24 @@ class Sink:
         if self.writer is None:
             return True
         with self._lock:
+            skip = 0
+            if not self.spool.files():
+                # probe with the open segment's first lines *before* closing it, so an endpoint
+                # that stays down does not turn every probe into one more small file
+                head = self.spool.head(self.drain_batch)
+                if head:
+                    outcome = self._try(head, retries=0)
+                    if outcome is Outcome.SPOOLED:
+                        self.healthy = False
+                        return False
+                    skip = len(head)  # written (or rejected and kept aside): not again
+                    if outcome is Outcome.WRITTEN:
+                        self.drained += skip
             self.spool.roll()
             for path in self.spool.files():
                 lines = self.spool.read(path)
+                if skip:
+                    lines, skip = lines[skip:], 0
                 for i in range(0, len(lines), self.drain_batch):
                     chunk = lines[i : i + self.drain_batch]
                     if self._try(chunk, retries=0) is Outcome.SPOOLED:

@@ -269,3 +269,16 @@ def test_refused_connection_is_retryable() -> None:
         w.write(batch(1))
     assert info.value.retryable
     assert info.value.status is None
+
+
+def test_probing_a_down_endpoint_does_not_multiply_files(tmp_path: Path) -> None:
+    ep = FlakyEndpoint()
+    ep.down = True
+    sink = Sink(ep, Spool(tmp_path), retries=0, drain_interval=0)
+    for i in range(10):
+        sink.write(batch(i))
+        assert sink.drain() is False  # a probe every time, like the background drainer
+    assert sink.spool.files() == []  # still one open segment, not ten small files
+    ep.down = False
+    assert sink.drain() is True
+    assert ep.accepted == [ln for i in range(10) for ln in batch(i)]  # each line exactly once
