@@ -782,35 +782,47 @@ def _emission(
         return out + _emission_day_add(st, sample, ctx, h_end, valid)
     # minute / real-time data → hourly means with validity (≥ 45 valid minutes, HJ 212-2017
     # 附录D). A minute sample is labelled by its end, a real-time value by its instant.
-    start_of_value = sample.time - timedelta(minutes=1) if interval == "min" else sample.time
-    h_start = epoch_hours(start_of_value)
+    start_ts = ts - 60.0 if interval == "min" else ts
+    h_start = int(start_ts // 3600)
     _check_late(st, "last_h", h_start, LATENESS_HOURS, sample)
-    hour_start = from_epoch_hours(h_start)
     rule = MinuteRule.WASTEWATER if ctx.wastewater else MinuteRule.FLUE_GAS
     avg = HourlyAverage(rule=rule)
     hours: dict[str, dict[str, Any]] = st.setdefault("em_hours", {})
-    hstate = hours.setdefault(str(h_start), {})
+    hstate = hours.get(str(h_start))
+    if hstate is None:
+        hstate = hours[str(h_start)] = {}
+    # written straight into HourlyAverage's documented state (rules.emission.HourState: readings
+    # by second of the hour → [value, flag]); value and flag were validated by _split, and the
+    # offset lies in the hour by construction — the same state HourlyAverage.add would build
+    offset = str(int(start_ts - h_start * 3600))
     for f, (v, flag) in sample.values.items():
         if v is None:
             continue
-        fs = hstate.get(f) or avg.initialise(f, hour_start)
-        hstate[f] = avg.add(fs, at=start_of_value, value=v, flag=flag)
-    last = max(h_start, st.get("last_h", h_start))
+        fs = hstate.get(f)
+        if fs is None:
+            fs = hstate[f] = avg.initialise(f, from_epoch_hours(h_start))
+        fs["readings"][offset] = [float(v), flag]
+    last_prev: int | None = st.get("last_h")
+    last = h_start if last_prev is None or h_start > last_prev else last_prev
     st["last_h"] = last
+    opened: list[int] = st.setdefault("em_open", [])
     done: list[int] = st.setdefault("em_done", [])
     points: list[Point] = []
     # an hour closes when a sample of a later hour arrives; a closed hour is re-emitted when a
     # late minute of it arrives (same ids, corrected values)
-    to_close = sorted(
-        int(k) for k in hours if int(k) < last and (int(k) not in done or int(k) == h_start)
-    )
-    for hh in to_close:
-        points += _emission_hour(st, hours[str(hh)], avg, sample, ctx, hh)
-        if hh not in done:
+    if h_start in done:
+        points += _emission_hour(st, hstate, avg, sample, ctx, h_start)
+    elif h_start not in opened:
+        opened.append(h_start)
+    if opened and min(opened) < last:
+        for hh in sorted(x for x in opened if x < last):
+            points += _emission_hour(st, hours[str(hh)], avg, sample, ctx, hh)
             done.append(hh)
-    done[:] = [x for x in done if x >= last - LATENESS_HOURS]
-    for k in [k for k in hours if int(k) < last - LATENESS_HOURS]:
-        del hours[k]
+            opened.remove(hh)
+    if last != last_prev:
+        done[:] = [x for x in done if x >= last - LATENESS_HOURS]
+        for k in [k for k in hours if int(k) < last - LATENESS_HOURS]:
+            del hours[k]
     return points
 
 

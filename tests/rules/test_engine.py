@@ -475,6 +475,33 @@ def test_emission_hour_with_44_valid_minutes_has_no_so2_mean() -> None:
     assert not [p for p in pts if p.measurement == "exceedance"]  # invalid: no 超标判定
 
 
+def test_a_late_minute_reemits_its_closed_hour_with_the_same_id() -> None:
+    # 44 valid SO2 minutes (16 flagged M) → no SO2 mean; then one flagged minute arrives again
+    # as N (a correction, same time) → 45 valid → SO2 100, corrected 133.3333, exceedance
+    ctx = SourceContext(limits=SO2_PERMIT, reference_o2=9.0)
+    samples = [
+        sample(
+            "emission",
+            HOUR10 + timedelta(minutes=m + 1),
+            "min",
+            src="e1-g1",
+            so2=(100.0, "M" if m < 16 else "N"),
+            o2=12.0,
+        )
+        for m in range(61)
+    ]
+    state, first = run(samples, ctx)
+    before = last(first, "emission_hour")
+    assert "so2" not in before.fields
+    fix = sample("emission", HOUR10 + timedelta(minutes=1), "min", src="e1-g1", so2=100.0, o2=12.0)
+    _, late = run([fix], ctx, state)
+    after = last(late, "emission_hour")
+    assert after.id == before.id
+    assert (after.fields["valid_minutes_so2"], after.fields["flag_M"]) == (45, 15)
+    assert after.fields["so2_zs"] == pytest.approx(133.3333)
+    assert last(late, "exceedance", factor="so2").time == HOUR10 + timedelta(hours=1)
+
+
 def test_the_hour_closes_only_when_a_later_hour_begins() -> None:
     samples = [
         sample("emission", HOUR10 + timedelta(minutes=m + 1), "min", src="e", so2=50.0, o2=10.0)
