@@ -36,6 +36,8 @@ class Pipeline:
     topics: dict[str, Any] = field(default_factory=dict)
     observers: list[Observer] = field(default_factory=list)
     states: dict[str, Any] = field(default_factory=dict)
+    #: notification channels (alerts.settings.AlertsSettings); None: from ENVWATCH_ALERTS_* env
+    alerts_settings: Any = None
     counters: Counter[str] = field(default_factory=Counter)
 
     def topic(self, name: str) -> Any:
@@ -89,13 +91,14 @@ def make_sink(settings: Settings) -> Sink:
     return Sink(writer=writer, spool=Spool(settings.spool_dir))
 
 
-def build(settings: Settings, *, sink: Sink | None = None) -> Pipeline:
+def build(settings: Settings, *, sink: Sink | None = None, alerts_settings: Any = None) -> Pipeline:
     app = create_app(settings)
     pipeline = Pipeline(
         settings=settings,
         app=app,
         sink=sink or make_sink(settings),
         catalog=CatalogView(settings.config_dir),
+        alerts_settings=alerts_settings,
     )
     for t in topics.EXTERNAL:
         pipeline.topics[t] = app.topic(

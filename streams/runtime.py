@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
+from typing import Any
 
 from ingest.bridge import Bridge
 from streams import topics
@@ -22,10 +23,16 @@ from streams.sink import Sink
 
 class Runtime:
     def __init__(
-        self, settings: Settings, *, sink: Sink | None = None, bridge: bool = True
+        self,
+        settings: Settings,
+        *,
+        sink: Sink | None = None,
+        bridge: bool = True,
+        alerts_settings: Any = None,
     ) -> None:
         self.settings = settings
         self._sink = sink
+        self._alerts_settings = alerts_settings
         self._with_bridge = bridge
         self.pipeline: Pipeline | None = None
         self.bridge: Bridge | None = None
@@ -34,7 +41,7 @@ class Runtime:
     async def __aenter__(self) -> Runtime:
         s = self.settings
         await topics.ensure_topics(s.kafka, s.partitions, s.topic_prefix)
-        self.pipeline = build(s, sink=self._sink)
+        self.pipeline = build(s, sink=self._sink, alerts_settings=self._alerts_settings)
         if self._with_bridge:
             self.bridge = Bridge(s)
             ready = asyncio.Event()

@@ -162,3 +162,4 @@ def register(p: Pipeline) -> None:
             outputs = await state.process(records)
             await send_outputs(p, outputs)
             await checkpoint(p, state)
+            p.counters["aggregates"] += len(records)

@@ -107,7 +107,7 @@ def register(p: Pipeline) -> None:
         from alerts.outbox import Outbox
         from alerts.settings import AlertsSettings
 
-        alerts_settings = AlertsSettings(outbox_path=s.outbox_path)
+        alerts_settings = p.alerts_settings or AlertsSettings(outbox_path=s.outbox_path)
         s.outbox_path.parent.mkdir(parents=True, exist_ok=True)
         outbox = Outbox(s.outbox_path, alerts_settings.retry.policy())
         dispatcher = dispatcher_from_settings(outbox, alerts_settings)

@@ -27,6 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 
 from streams.cli._app import app
@@ -138,7 +139,8 @@ def demo(
         f"[bold]done[/]: published {summary['published']} samples, bridge produced {summary['produced']}, "
         f"worker evaluated {summary['evaluated']} and stored {summary['stored']} points; "
         f"{summary['transitions']} alert/warning transitions in {out_dir / 'alerts.jsonl'}; "
-        "every process stopped."
+        f"{summary['webhooks']} signed webhook notifications delivered "
+        f"({summary['bad_signatures']} bad signatures); every process stopped."
     )
 
 
@@ -175,33 +177,73 @@ async def _run(
         config_dir=config,
     )
     counts = {"stored": 0, "transitions": 0}
+    shown: dict[str, object] = {}
 
     def observe(e: Any) -> None:
         counts["stored"] += 1
-        if not quiet:
-            _print_evaluation(e)
+        if quiet:
+            return
+        # a corrected point keeps its id: print it again only when its value changed
+        value = e.fields.get("aqi", e.fields.get("value"))
+        if shown.get(e.id) == value:
+            return
+        shown[e.id] = value
+        _print_evaluation(e)
 
     def observe_transition(t: Any) -> None:
         counts["transitions"] += 1
         if not quiet and (t.kind.value == "warning" or t.notify):
             _print_transition(t)
 
-    async with Runtime(settings) as rt:
-        assert rt.pipeline is not None
-        assert rt.bridge is not None
-        rt.pipeline.observers.append(observe)
-        rt.pipeline.transition_observers.append(observe_transition)
-        published = await _play(
-            rt.pipeline.catalog.catalog, mqtt, scenario, hours, speed, seed, duration
-        )
-        # let the last samples pass through the bridge and the worker
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and rt.pipeline.counters["samples"] < published:  # noqa: ASYNC110 - polls another task's counter
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(1.0)  # the locality stage and the store follow the evaluation
-        produced = rt.bridge.counters.produced
-        evaluated = rt.pipeline.counters["samples"]
-    return {"published": published, "produced": produced, "evaluated": evaluated, **counts}
+    # every receiver of the catalogue (duty officers, emergency responders, enterprises) gets its
+    # notifications by signed webhook on a local receiver that verifies and deduplicates them
+    from alerts.settings import AlertsSettings, WebhookSettings
+    from streams.agents.notify import receivers_from_catalog
+    from streams.catalog import CatalogView
+    from streams.demo_receiver import DemoReceiver
+
+    secret = "envwatch-demo-secret"
+    names = [r.name for r in receivers_from_catalog(CatalogView(config).catalog)]
+    with DemoReceiver(secret) as receiver:
+        hooks = {
+            n: WebhookSettings(url=f"{receiver.url}/{n}", secret=SecretStr(secret)) for n in names
+        }
+        alerts_settings = AlertsSettings(outbox_path=state_dir / "outbox.db", webhooks=hooks)
+        async with Runtime(settings, alerts_settings=alerts_settings) as rt:
+            assert rt.pipeline is not None
+            assert rt.bridge is not None
+            rt.pipeline.observers.append(observe)
+            rt.pipeline.transition_observers.append(observe_transition)
+            published = await _play(
+                rt.pipeline.catalog.catalog, mqtt, scenario, hours, speed, seed, duration
+            )
+            # let the last samples pass through the bridge, the worker and the notifications
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and rt.pipeline.counters["samples"] < published:  # noqa: ASYNC110 - polls another task's counter
+                await asyncio.sleep(0.2)
+            await _settle(rt.pipeline.counters, "aggregates")  # the locality stage follows
+            produced = rt.bridge.counters.produced
+            evaluated = rt.pipeline.counters["samples"]
+        return {
+            "published": published,
+            "produced": produced,
+            "evaluated": evaluated,
+            "webhooks": len(receiver.keys),
+            "bad_signatures": receiver.bad_signatures,
+            **counts,
+        }
+
+
+async def _settle(counters: Any, key: str, quiet_for: float = 3.0, limit: float = 60.0) -> None:
+    """Wait until ``counters[key]`` has not moved for ``quiet_for`` s (at most ``limit`` s)."""
+    deadline = time.monotonic() + limit
+    last, since = counters[key], time.monotonic()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        if counters[key] != last:
+            last, since = counters[key], time.monotonic()
+        elif time.monotonic() - since >= quiet_for:
+            return
 
 
 async def _play(
