@@ -406,22 +406,7 @@ class LocalityState:
             self.warning, inp, now, rule_set=ctx.rule_set, enterprises=ctx.enterprises
         )
         for d in decisions:
-            ts = self.engine.apply_warning(d)
-            out.transitions += ts
-            if d.kind.value != "hold":
-                out.points.append(
-                    Point(
-                        "warning",
-                        {"locality": self.locality, "level": d.level.value},
-                        {
-                            "decision": d.kind.value,
-                            "previous": d.previous_level.value,
-                            "reason": d.reason.value,
-                            "rule_set": d.rule_set_id,
-                        },
-                        d.at,
-                    )
-                )
+            out.transitions += self.engine.apply_warning(d)
 
 
 def _num(v: object) -> float | None:
@@ -436,22 +421,40 @@ def _flags(invalid: object) -> frozenset[str]:
     return frozenset(part.split(":", 1)[1] for part in invalid.split(",") if ":" in part)
 
 
+_WARNING_STATE: Final = {
+    "warning_issued": "issued",
+    "warning_upgraded": "upgraded",
+    "warning_downgraded": "downgraded",
+    "warning_lifted": "lifted",
+}
+
+
 def transition_point(t: Transition) -> Point:
-    """An alert/warning transition as a point (measurement ``alert`` or ``warning_event``)."""
+    """A transition as a point: measurement ``warning`` for warnings, ``alert`` otherwise
+    (schema in streams/schema.py and docs/influx-schema.md)."""
+    summary = str(t.annotations.get("summary", ""))
+    if t.kind.value == "warning":
+        tags = {
+            "kind": "warning",
+            "locality": t.locality,
+            "source": t.source,
+            "rule": str(t.annotations.get("rule_set", "")),
+            "level": t.level or "none",
+            "state": _WARNING_STATE.get(t.reason.value, t.reason.value),
+        }
+        return Point("warning", tags, {"summary": summary, "id": t.id}, t.at.astimezone(UTC))
     tags = {
         "kind": t.kind.value,
-        "locality": t.locality or "",
-        "source": t.source or "",
+        "locality": t.locality,
+        "source": t.source,
         "rule": t.labels.get("rule", ""),
+        "level": t.severity.value,
         "state": t.state.value,
     }
-    if t.level:
-        tags["level"] = t.level
     fields: dict[str, float | int | str | bool] = {
         "id": t.id,
         "reason": t.reason.value,
-        "severity": t.severity.value,
-        "summary": str(t.annotations.get("summary", "")),
+        "summary": summary,
     }
     if t.value is not None:
         fields["value"] = float(t.value)

@@ -201,7 +201,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
         name="aqi",
         description="AQI (HJ 633) of a station or of the city: real-time hourly or daily",
         time="hour: the hour's label (end of the hour); day: 00:00 Beijing time of the day",
-        tags=(_LOCALITY, _SOURCE, _period("hour", "day")),
+        tags=(_LOCALITY, _SOURCE, _period("hour", "day", "rolling24h")),
         fields=(
             FieldSpec("aqi", FieldType.INTEGER, "1", "AQI (absent when NA)"),
             FieldSpec("published", FieldType.BOOLEAN, "", "false when the AQI is NA (withheld)"),
@@ -226,8 +226,19 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             FieldSpec("good", FieldType.BOOLEAN, "", "day only: 优良天 (daily AQI ≤ 100)"),
             FieldSpec("heavy", FieldType.BOOLEAN, "", "day only: 重度及以上 (daily AQI > 200)"),
             FieldSpec("stations", FieldType.INTEGER, "1", "city only: stations averaged"),
+            FieldSpec("hours", FieldType.INTEGER, "1", "city day/rolling24h: hours with data"),
+            FieldSpec("pm25", FieldType.FLOAT, "ug/m3", "city day: 24-h mean"),
+            FieldSpec("pm10", FieldType.FLOAT, "ug/m3", "city day: 24-h mean"),
+            FieldSpec("so2", FieldType.FLOAT, "ug/m3", "city day: 24-h mean"),
+            FieldSpec("no2", FieldType.FLOAT, "ug/m3", "city day: 24-h mean"),
+            FieldSpec("co", FieldType.FLOAT, "mg/m3", "city day: 24-h mean"),
+            FieldSpec("o3_8h", FieldType.FLOAT, "ug/m3", "city day: daily maximum 8-h mean"),
+            FieldSpec("o3_1h", FieldType.FLOAT, "ug/m3", "city day: daily maximum 1-h value"),
         ),
-        writer="rules.engine.step (air, hourly and daily), rules.engine.city_hour (source=city)",
+        writer=(
+            "rules.engine.step (air, hourly and daily); alerts.locality (source=city: hour,"
+            " rolling24h, day)"
+        ),
     ),
     Measurement(
         name="aggregate",
@@ -422,9 +433,9 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             FieldSpec(
                 "id", FieldType.STRING, "", "deterministic alert id (fingerprint + state + time)"
             ),
+            FieldSpec("reason", FieldType.STRING, "", "why it changed (alerts.model.Reason)"),
         ),
-        writer="(planned) the alert-events store",
-        status=Status.PLANNED,
+        writer="alerts.locality.transition_point (locality stage)",
     ),
     Measurement(
         name="warning",
@@ -450,8 +461,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             FieldSpec("summary", FieldType.STRING, "", "text for people (Chinese)"),
             FieldSpec("id", FieldType.STRING, "", "deterministic id"),
         ),
-        writer="(planned) the alert-events store",
-        status=Status.PLANNED,
+        writer="alerts.locality.transition_point (locality stage)",
     ),
     Measurement(
         name="dead_letter",
@@ -576,3 +586,43 @@ def iter_problems_in_schema(schema: Mapping[str, Measurement] = SCHEMA) -> Itera
         for n in m.field_names() | m.tag_names:
             if not _IDENT.match(n):
                 yield f"{m.name}: name {n!r}"
+
+
+def markdown_section(m: Measurement) -> str:
+    """The docs/influx-schema.md section of one measurement (``python -m streams.schema`` writes
+    all of them, so the document cannot drift from the data)."""
+    open_set = "open (bounded by the catalogue/rule set)"
+    writer = f"Written by `{m.writer}`"
+    if m.status is Status.PLANNED:
+        writer += " — **planned**, nothing writes it yet"
+    lines = [f"## `{m.name}`", "", f"{m.description}. {writer}.", "", f"*Timestamp:* {m.time}.", ""]
+    lines += ["| tag | values |", "|---|---|"]
+    for t in m.tags:
+        values = ", ".join(f"`{v}`" for v in t.values) + " —" if t.values else f"{open_set}:"
+        lines.append(f"| `{t.name}` | {values} {t.description} |")
+    lines += ["", "| field | type | unit | meaning |", "|---|---|---|---|"]
+    for f in m.fields:
+        unit = f.unit or "—"
+        meaning = f.description
+        if f.choices:
+            shown = (
+                ", ".join(f.choices) if len(f.choices) <= 12 else f"{len(f.choices)} factor names"
+            )
+            meaning += f"; `{{x}}` ∈ {shown}"
+        lines.append(f"| `{f.name}` | {f.type.value} | {unit} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(path: str) -> None:
+    """Replace the per-measurement sections of ``path`` (everything from the first ``## `` of a
+    measurement on) with sections generated from :data:`MEASUREMENTS`."""
+    from pathlib import Path
+
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
+    head = text.split(f"## `{MEASUREMENTS[0].name}`", 1)[0]
+    p.write_text(head + "\n".join(markdown_section(m) for m in MEASUREMENTS), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_markdown("docs/influx-schema.md")

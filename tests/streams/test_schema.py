@@ -187,7 +187,47 @@ def city_points() -> list[engine.Point]:
     return [p]
 
 
+def locality_points() -> list[engine.Point]:
+    """The locality stage (alerts.locality) on four days of one station with PM2.5 at 260 µg/m³:
+    daily AQI 310 under HJ 633-2012 (PM2.5 250 → 300, 350 → 400: 300 + 10 × 100/100 = 310), so the
+    national rule set issues a warning and the GB 3095 daily exceedance fires an alert — which
+    makes the stage write city ``aqi`` points, ``alert`` and ``warning`` points."""
+    import yaml
+
+    from alerts.locality import LocalityContext, LocalityState, transition_point
+    from alerts.rules import default_rules
+    from rules.warnings import WarningRuleSet, load_rule_sets
+
+    raw = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "deploy" / "config" / "warnings.yaml").read_text()
+    )
+    sets: dict[str, WarningRuleSet] = load_rule_sets(raw)
+    ctx = LocalityContext(locality="weifang", rule_set=sets["mee-2018-875"])
+    state = LocalityState("weifang", default_rules())
+    st = None
+    out: list[engine.Point] = []
+    for i in range(4 * 24 + 1):
+        at = T0 + timedelta(hours=i + 1)
+        sample = _sample(
+            "air", "aq-1", at, "hour", pm25=260.0, pm10=300.0, so2=10.0, no2=40.0, co=1.0, o3=20.0
+        )
+        st, pts = engine.step(st, sample, engine.SourceContext())
+        for p in pts:
+            if p.measurement in ("reading", "exceedance"):
+                wire = {
+                    "measurement": p.measurement,
+                    "tags": dict(p.tags),
+                    "fields": dict(p.fields),
+                    "time": p.time.isoformat(),
+                }
+                result = state.step(wire, ctx)
+                out += result.points
+                out += [transition_point(t) for t in result.transitions]
+    return out
+
+
 SOURCES = {
+    "locality": locality_points,
     "air": air_points,
     "water": water_points,
     "flue_gas": flue_gas_points,
