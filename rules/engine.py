@@ -1196,10 +1196,11 @@ def _quality_day(
 
     A sample is a slot of its day keyed by its time: a duplicate counts once, a correction
     replaces (the counters are updated by difference). The day's point (one series, its last
-    write holds the day's figures) is written: for daily samples always; for hourly samples every
-    six hours (labels 06:00, 12:00, 18:00 and 24:00 Beijing); for sub-hourly ones at every whole
-    hour; for a sample of an earlier day (late); and for the previous day when a new day begins
-    (its final figures even when its last samples are missing)."""
+    write holds the day's figures) is written for every hourly and daily sample; for sub-hourly
+    samples at whole hours and for samples older than the day's latest (late); and for the
+    previous day when a new day begins (its final figures even when its last samples are
+    missing). Writing it for every hourly sample keeps the last write of the day equal for a
+    clean and a late/duplicated stream of the same samples."""
     d = _day_of_instant(ts)
     days: dict[str, dict[str, Any]] = st.setdefault("q_days", {})
     cur: int | None = st.get("q_day")
@@ -1234,13 +1235,11 @@ def _quality_day(
         for x in invalid:
             flags[x] = flags.get(x, 0) + 1
         slots[key] = [ok, invalid]
-    if ts > day["last"]:
+    late = ts < day["last"]
+    if not late:
         day["last"] = ts
-    interval = sample.interval
-    if d == cur and interval != "day":
-        whole_hours = int(ts) // 3600 if ts % 3600 == 0 else -1
-        if whole_hours < 0 or (interval == "hour" and (whole_hours + _UTC8_H) % 6):
-            return points
+    if d == cur and not late and ts % 3600 and sample.interval not in ("hour", "day"):
+        return points  # sub-hourly: the day's figures at whole hours (and for late samples)
     points.append(_quality_point(day, sample, ctx, d))
     return points
 
