@@ -111,10 +111,15 @@ def build(settings: Settings, *, sink: Sink | None = None, alerts_settings: Any 
 
     from streams.agents import evaluate, locality, notify, store
 
-    evaluate.register(pipeline)
-    locality.register(pipeline)
-    store.register(pipeline)
-    notify.register(pipeline)
+    stages = {"evaluate": evaluate, "locality": locality, "store": store, "notify": notify}
+    wanted = [a.strip() for a in settings.agents.split(",") if a.strip()]
+    unknown = sorted(set(wanted) - set(stages))
+    if unknown:
+        raise ValueError(
+            f"ENVWATCH_AGENTS: unknown stage(s) {', '.join(unknown)}; known: {', '.join(stages)}"
+        )
+    for name in wanted:
+        stages[name].register(pipeline)
 
     @app.timer(settings.config_poll)  # type: ignore[untyped-decorator]  # faust is untyped
     async def _reload_catalog() -> None:

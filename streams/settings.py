@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var/faust"), description="Faust table storage directory")
     store: str = Field("memory://", description="Faust table store (memory:// or rocksdb://)")
 
+    # --- which stages this worker runs (several processes can split them)
+    agents: str = Field(
+        "evaluate,locality,store,notify",
+        description="comma-separated stages: evaluate (readings → evaluations), locality (city "
+        "values, warnings, alerts), store (evaluations → InfluxDB), notify (alert-events → outbox)",
+    )
+
     # --- evaluation
     config_dir: Path | None = Field(
         Path("deploy/config"), description="catalogue directory (None: evaluate any source)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -33,17 +33,42 @@ log = logging.getLogger(__name__)
 Output = tuple[str, bytes, bytes]
 
 
-def point_bytes(p: engine.Point) -> bytes:
-    return orjson.dumps(
-        {
-            "id": p.id,
-            "measurement": p.measurement,
-            "tags": p.tags,
-            "fields": p.fields,
-            "time": p.time.isoformat(),
-            "ns": ns(p.time),
-        }
-    )
+def point_dict(
+    p: engine.Point, _times: dict[datetime, tuple[str, str, int]] | None = None
+) -> dict[str, Any]:
+    """A point as the wire carries it. ``id`` equals :attr:`rules.engine.Point.id` (a test holds
+    them equal); the time strings are computed once per distinct time of a batch (``_times``)."""
+    t = p.time
+    cached = _times.get(t) if _times is not None else None
+    if cached is None:
+        cached = (t.isoformat(), t.astimezone(UTC).isoformat(), ns(t))
+        if _times is not None:
+            _times[t] = cached
+    iso, utc_iso, nanos = cached
+    tags = p.tags
+    tag_text = ",".join(f"{k}={tags[k]}" for k in sorted(tags))
+    return {
+        "id": f"{p.measurement}|{tag_text}|{utc_iso}",
+        "measurement": p.measurement,
+        "tags": tags,
+        "fields": p.fields,
+        "time": iso,
+        "ns": nanos,
+    }
+
+
+def points_bytes(points: Sequence[engine.Point]) -> bytes:
+    """The wire value of ``evaluations`` and ``aggregates``: a JSON array of points — all the
+    points of one sample (or one locality step) in one record, so the transport carries one
+    message per sample, not one per point (architecture.md §8)."""
+    times: dict[datetime, tuple[str, str, int]] = {}
+    return orjson.dumps([point_dict(p, times) for p in points])
+
+
+def decode_points(value: bytes) -> list[dict[str, Any]]:
+    """An ``evaluations``/``aggregates`` value → its points (one object is accepted too)."""
+    data = orjson.loads(value)
+    return data if isinstance(data, list) else [data]
 
 
 def decode_sample(value: bytes) -> engine.Sample:
@@ -109,14 +134,13 @@ def make_step(
             new, points = engine.step(state, sample, ctx)
         except RulesError as exc:
             return state, dead(key, value, offset, f"{type(exc).__name__}: {exc}")
-        outputs: list[Output] = []
-        loc = sample.locality.encode()
-        for p in points:
-            data = point_bytes(p)
-            outputs.append((topics.EVALUATIONS, key, data))
-            if _for_locality(p):
-                # the locality stage (city values, warnings, alerts) is keyed by locality
-                outputs.append((topics.AGGREGATES, loc, data))
+        if not points:
+            return new, []
+        outputs: list[Output] = [(topics.EVALUATIONS, key, points_bytes(points))]
+        forward = [p for p in points if _for_locality(p)]
+        if forward:
+            # the locality stage (city values, warnings, alerts) is keyed by locality
+            outputs.append((topics.AGGREGATES, sample.locality.encode(), points_bytes(forward)))
         return new, outputs
 
     return step

@@ -14,8 +14,15 @@ import orjson
 
 from alerts.locality import LocalityContext, LocalityState, transition_point
 from alerts.rules import AlertRules, default_rules
+from rules.engine import Point
 from streams import topics
-from streams.agents.evaluate import Output, checkpoint, point_bytes, send_outputs
+from streams.agents.evaluate import (
+    Output,
+    checkpoint,
+    decode_points,
+    points_bytes,
+    send_outputs,
+)
 from streams.catalog import WATER_INTERVAL_S, monitor_interval_s
 from streams.records import DeadLetter
 from streams.state import CheckpointedState
@@ -116,19 +123,26 @@ def make_step(p: Pipeline, rules: AlertRules) -> Any:
         state: LocalityState | None, key: bytes, value: bytes, offset: int, ts_ms: int
     ) -> tuple[LocalityState | None, list[Output]]:
         try:
-            point = orjson.loads(value)
-            locality = point["tags"]["locality"]
-            st = state if state is not None else LocalityState(locality, rules)
-            result = st.step(point, context(locality))
+            points = decode_points(value)
+            st = state
+            emitted: list[Point] = []
+            transitions = []
+            for point in points:
+                locality = point["tags"]["locality"]
+                st = st if st is not None else LocalityState(locality, rules)
+                result = st.step(point, context(locality))
+                emitted += result.points
+                transitions += result.transitions
         except Exception as exc:  # bad input must not stop the locality stage
             dl = DeadLetter.build(
                 "locality", f"{type(exc).__name__}: {exc}", value, origin=f"aggregates@{offset}"
             )
             return state, [(topics.DEAD_LETTER, key, dl.to_bytes())]
-        outputs: list[Output] = [(topics.EVALUATIONS, key, point_bytes(pt)) for pt in result.points]
-        for t in result.transitions:
-            outputs.append((topics.ALERT_EVENTS, key, orjson.dumps(t.to_dict())))
-            outputs.append((topics.EVALUATIONS, key, point_bytes(transition_point(t))))
+        emitted += [transition_point(t) for t in transitions]
+        outputs: list[Output] = []
+        if emitted:
+            outputs.append((topics.EVALUATIONS, key, points_bytes(emitted)))
+        outputs += [(topics.ALERT_EVENTS, key, orjson.dumps(t.to_dict())) for t in transitions]
         return st, outputs
 
     return step

@@ -6,8 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from streams.agents.evaluate import decode_points
 from streams.lineprotocol import line
 from streams.records import EvaluationRecord
 
@@ -29,7 +28,7 @@ def register(p: Pipeline) -> None:
     @p.app.agent(evaluations, name="store")
     async def store(stream: Any) -> None:
         async for values in stream.take(s.sink_batch_size, within=s.sink_flush_interval):
-            records = [orjson.loads(v) for v in values]
+            records = [d for v in values for d in decode_points(v)]
             lines = [to_line(r) for r in records]
             # a synchronous write, off the event loop; offsets are acknowledged only after it
             # returned (written, or spooled to disk when the endpoint is down)

@@ -125,8 +125,9 @@ def evaluations_by_id(records: Sequence[Record]) -> dict[str, list[dict[str, Any
     """Evaluation records grouped by id, each group in emission order (one key → one partition)."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for _p, _o, _k, v, _ts in sorted(records, key=lambda r: (r[0], r[1])):
-        d = orjson.loads(v)
-        groups.setdefault(d["id"], []).append(d)
+        data = orjson.loads(v)  # a JSON array of points per record (one sample's points)
+        for d in data if isinstance(data, list) else [data]:
+            groups.setdefault(d["id"], []).append(d)
     return groups
 
 

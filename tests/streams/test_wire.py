@@ -1,0 +1,59 @@
+"""The wire form of evaluation points (streams.agents.evaluate) against the domain's own ids."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from rules import engine
+from streams.agents.evaluate import decode_points, decode_sample, point_dict, points_bytes
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def _points() -> list[engine.Point]:
+    state = None
+    out: list[engine.Point] = []
+    t0 = datetime(2026, 2, 28, 1, tzinfo=BEIJING)
+    for h in range(30):  # crosses the HJ 633 edition switch at 2026-03-01 00:00 Beijing
+        vals = dict.fromkeys(("pm25", "pm10", "so2", "no2", "o3"), (30.0 + h, "N"))
+        vals["co"] = (0.8, "N")
+        s = engine.Sample("air", "weifang", "aq-1", t0 + timedelta(hours=h), "hour", vals)
+        state, pts = engine.step(state, s, engine.SourceContext())
+        out += pts
+    return out
+
+
+def test_wire_id_is_the_domain_id_and_time_round_trips() -> None:
+    points = _points()
+    assert len(points) > 60
+    decoded = decode_points(points_bytes(points))
+    assert [d["id"] for d in decoded] == [p.id for p in points]
+    for d, p in zip(decoded, points, strict=True):
+        assert datetime.fromisoformat(d["time"]) == p.time
+        # nanoseconds since the epoch of the event time: the InfluxDB timestamp
+        assert d["ns"] == int((p.time - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 10**9
+        assert d["measurement"] == p.measurement
+        assert d["tags"] == dict(p.tags)
+
+
+def test_one_point_object_is_accepted_as_well_as_an_array() -> None:
+    p = _points()[0]
+    assert decode_points(orjson.dumps(point_dict(p))) == decode_points(points_bytes([p]))
+
+
+def test_decode_sample_reads_the_bridge_payload() -> None:
+    body = {
+        "schema": 1,
+        "kind": "air",
+        "locality": "weifang",
+        "source": "aq-1",
+        "time": "2026-11-22T09:00:00+08:00",
+        "interval": "hour",
+        "values": {"pm25": {"value": 35.0, "flag": "N"}, "so2": {"value": None, "flag": "D"}},
+    }
+    s = decode_sample(orjson.dumps(body))
+    assert s.time == datetime(2026, 11, 22, 1, tzinfo=UTC)
+    assert s.values == {"pm25": (35.0, "N"), "so2": (None, "D")}
