@@ -49,6 +49,7 @@ def settings_for(
         spool_dir=tmp_path / "spool",
         sink_flush_interval=0.2,
         config_dir=None,  # no catalogue: every source is evaluated with default context
+        outbox_path=tmp_path / "outbox.db",
         **kw,
     )
 
