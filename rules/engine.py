@@ -197,6 +197,31 @@ def from_epoch_hours(h: int) -> datetime:
 
 # ----------------------------------------------------------------------------- time helpers
 
+_HOUR_DT: dict[int, datetime] = {}
+
+
+def _hour_dt(h: int) -> datetime:
+    """``from_epoch_hours(h)``, memoised: every station of a network labels the same hours."""
+    got = _HOUR_DT.get(h)
+    if got is None:
+        if len(_HOUR_DT) > 10_000:
+            _HOUR_DT.clear()
+        got = _HOUR_DT[h] = _EPOCH + h * _HOUR
+    return got
+
+
+_ISO: dict[float, str] = {}
+
+
+def _iso_utc(ts: float) -> str:
+    """ISO-8601 UTC text of epoch seconds ``ts``, memoised (shared sample times)."""
+    got = _ISO.get(ts)
+    if got is None:
+        if len(_ISO) > 10_000:
+            _ISO.clear()
+        got = _ISO[ts] = (_EPOCH + timedelta(seconds=ts)).isoformat()
+    return got
+
 
 def _day_of_hour(h: int) -> tuple[int, int]:
     """(Beijing day number since 1970-01-01, slot 0…23) of the hour labelled epoch hour ``h``."""
@@ -264,6 +289,31 @@ def _tags(*pairs: str) -> dict[str, str]:
     return tags
 
 
+class _SourceTags(NamedTuple):
+    reading: dict[str, str]
+    quality_run: dict[str, str]
+    quality_day: dict[str, str]
+
+
+_SOURCE_TAGS: dict[tuple[str, str, str], _SourceTags] = {}
+
+
+def _source_tags(sample: Sample) -> _SourceTags:
+    """The tag dicts every sample of a source uses (memoised per kind, locality, source)."""
+    key = (sample.kind, sample.locality, sample.source)
+    got = _SOURCE_TAGS.get(key)
+    if got is None:
+        if len(_SOURCE_TAGS) > 100_000:
+            _SOURCE_TAGS.clear()
+        kind, loc, src = key
+        got = _SOURCE_TAGS[key] = _SourceTags(
+            _tags("kind", kind, "locality", loc, "source", src),
+            _tags("kind", kind, "locality", loc, "source", src, "period", "run"),
+            _tags("kind", kind, "locality", loc, "source", src, "period", "day"),
+        )
+    return got
+
+
 def _split(
     values: Mapping[str, tuple[float | None, str]],
 ) -> tuple[dict[str, float], dict[str, str]]:
@@ -316,8 +366,7 @@ def _reading(sample: Sample, valid: dict[str, float], bad: dict[str, str]) -> Po
         fields = valid  # type: ignore[assignment]  # dict[str, float] is a valid field mapping
     else:
         return None
-    tags = _tags("kind", sample.kind, "locality", sample.locality, "source", sample.source)
-    return Point("reading", tags, fields, sample.time)
+    return Point("reading", _source_tags(sample).reading, fields, sample.time)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -540,18 +589,21 @@ def _air_hour(
 ) -> list[Point]:
     """Points of the hour labelled ``h``: moving means (always), real-time AQI and GB 3095 1-h
     exceedances (``full``, or when the 2012 SO2 fall-back makes the AQI depend on the 24-h mean)."""
-    at = from_epoch_hours(h)
+    at = _hour_dt(h)
     # moving means: 24 h for PM and SO2 (≥ 20 hours, GB 3095 表4), 8 h for O3 (≥ 6 hours, 表4)
     agg: dict[str, float | int | str | bool] = {}
-    pm25 = _moving(cols[0], h, 24, 20)
-    if pm25 is not None:
-        agg["pm25_24h"] = pm25
-    pm10 = _moving(cols[1], h, 24, 20)
-    if pm10 is not None:
-        agg["pm10_24h"] = pm10
-    so2_24h = _moving(cols[2], h, 24, 20)
-    if so2_24h is not None:
-        agg["so2_24h"] = so2_24h
+    b = h % _RING + 1
+    a = b - 24
+    so2_24h: float | None = None
+    for name, col in (("pm25_24h", cols[0]), ("pm10_24h", cols[1]), ("so2_24h", cols[2])):
+        w = col[a:b] if a >= 0 else col[a:] + col[:b]
+        count = 24 - w.count(None)
+        if count >= 20:
+            # sum in hour order: the same result whatever the arrival order; filter(None, …)
+            # also drops zeros, which add nothing
+            agg[name] = mean = round(sum(filter(None, w)) / count, 3)
+            if name == "so2_24h":
+                so2_24h = mean
     o3_8h = _moving(cols[5], h, 8, 6)
     if o3_8h is not None:
         agg["o3_8h"] = o3_8h
@@ -1178,10 +1230,7 @@ def _quality_runs(
             fields[f"constant_{f}"] = n
             if valid[f] == 0:
                 fields[f"zero_{f}"] = n
-    tags = _tags(
-        "kind", sample.kind, "locality", sample.locality, "source", sample.source, "period", "run"
-    )
-    return Point("data_quality", tags, fields, sample.time)
+    return Point("data_quality", _source_tags(sample).quality_run, fields, sample.time)
 
 
 def _quality_day(
@@ -1250,23 +1299,19 @@ def _quality_point(day: dict[str, Any], sample: Sample, ctx: SourceContext, d: i
     received: int = day["n"]
     n_valid: int = day["ok"]
     last: float = day["last"]
-    latest = sample.time if last == sample.time.timestamp() else _EPOCH + timedelta(seconds=last)
     fields: dict[str, float | int | str | bool] = {
         "expected": expected,
         "received": received,
         "valid": n_valid,
         "transmission_rate": round(min(1.0, received / expected), 4),
         "valid_rate": round(n_valid / received, 4),
-        "last_seen": latest.astimezone(UTC).isoformat(),
+        "last_seen": _iso_utc(last),
     }
     flags: dict[str, int] = day["flags"]
     for x in sorted(flags):
         if flags[x]:
             fields[f"flag_{x}"] = flags[x]
-    tags = _tags(
-        "kind", sample.kind, "locality", sample.locality, "source", sample.source, "period", "day"
-    )
-    return Point("data_quality", tags, fields, _day_start(d))
+    return Point("data_quality", _source_tags(sample).quality_day, fields, _day_start(d))
 
 
 # ----------------------------------------------------------------------------- locality stage
