@@ -40,6 +40,8 @@ KEEP_HOURS: Final = 72
 #: 24 hours (GB 3095 表4 daily validity, applied to the rolling window).
 MIN_ROLLING_HOURS: Final = 20
 _IGNORED_FOR_ALERTS: Final = frozenset({"temp", "humidity", "pressure", "flow", "velocity", "o2"})
+#: Source kinds whose readings feed the per-sample rules (constant/zero values, liveness).
+_SAMPLE_KINDS: Final = frozenset({"air", "water", "emission", "monitor"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,19 +127,12 @@ class LocalityState:
                 self._city_input(source, at, fields, ctx, out)
             elif kind == "forecast":
                 self._forecast(at, fields, ctx, out)
-            flags = _flags(fields.get("invalid"))
-            for f, v in fields.items():
-                if f == "invalid" or f in _IGNORED_FOR_ALERTS or not isinstance(v, (int, float)):
-                    continue
-                if kind in ("air", "water", "emission", "monitor"):
-                    self._eval(out, "sample", source, f, float(v), at, None, flags, detail)
-            if (
-                not any(isinstance(v, (int, float)) for k, v in fields.items() if k != "invalid")
-                and flags
-            ):
-                # a sample with only flagged values still proves the source is alive (and in
-                # maintenance when flagged M/C)
-                self._eval(out, "sample", source, "_flags", None, at, None, flags, detail)
+            seen = self.engine.sources.get(source)
+            if kind in _SAMPLE_KINDS and (seen is None or at > seen.last_seen):
+                # Only a sample newer than anything seen of the source counts: a redelivered
+                # (duplicate) or late sample would lengthen a constant-value run or "resume" an
+                # offline source with old data.
+                self._samples(out, source, at, fields, detail)
         elif m == "exceedance":
             factor = tags.get("factor", "")
             value = _num(fields.get("value"))
@@ -165,6 +160,27 @@ class LocalityState:
         return out
 
     # ------------------------------------------------------------------ pieces
+    def _samples(
+        self,
+        out: StepOutput,
+        source: str,
+        at: datetime,
+        fields: Mapping[str, Any],
+        detail: Mapping[str, str],
+    ) -> None:
+        flags = _flags(fields.get("invalid"))
+        numeric = False
+        for f, v in fields.items():
+            if f == "invalid" or not isinstance(v, (int, float)):
+                continue
+            numeric = True
+            if f not in _IGNORED_FOR_ALERTS:
+                self._eval(out, "sample", source, f, float(v), at, None, flags, detail)
+        if not numeric and flags:
+            # a sample with only flagged values still proves the source is alive (and in
+            # maintenance when flagged M/C)
+            self._eval(out, "sample", source, "_flags", None, at, None, flags, detail)
+
     def _eval(
         self,
         out: StepOutput,
@@ -177,6 +193,9 @@ class LocalityState:
         flags: frozenset[str],
         detail: Mapping[str, str],
     ) -> None:
+        seen = self.engine.sources.get(source)
+        if seen is not None and seen.offline and at <= seen.last_seen:
+            return  # old data of a silent source (redelivery, late): it has not come back
         ev = Evaluation(
             kind=kind,
             locality=self.locality,
