@@ -379,8 +379,8 @@ def step(
 
     The state is updated in place and returned (pass the returned one next time). Raises
     :class:`~rules.errors.RulesError` subclasses for input that cannot be evaluated (the caller
-    dead-letters the sample with the error's reason); the state is then left unchanged only as
-    far as the failing evaluation had not yet written to it — callers keep the previous state.
+    dead-letters the sample with the error's reason). Values, flags, time labels and lateness
+    are checked before anything is written, so such a sample leaves the state untouched.
     """
     t = sample.time
     if t.tzinfo is None or t.utcoffset() is None:
