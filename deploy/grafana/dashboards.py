@@ -97,9 +97,7 @@ def _ref() -> dm.DataSourceRef:
     return dm.DataSourceRef(type_val=DATASOURCE_REF["type"], uid=DATASOURCE_REF["uid"])
 
 
-def _place(
-    panel: P, title: str, description: str, flux: str | list[str], h: int, w: int
-) -> P:
+def _place(panel: P, title: str, description: str, flux: str | list[str], h: int, w: int) -> P:
     panel = panel.title(title).description(description).datasource(_ref()).height(h).span(w)
     for i, q in enumerate([flux] if isinstance(flux, str) else flux):
         panel = panel.with_target(FluxQuery(q, ref_id=chr(ord("A") + i)))
