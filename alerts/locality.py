@@ -81,6 +81,10 @@ class LocalityState:
         self.days_done: list[str] = []
         self.current_day: str | None = None
         self.warned_hour = -1
+        # derived, not persisted: per-hour city means (see _hour_means), per-sample factors
+        self._means: dict[int, tuple[list[float], list[int]]] = {}
+        self._factors: frozenset[str] | None = frozenset()
+        self._factors_of: AlertRules | None = None
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
@@ -169,17 +173,41 @@ class LocalityState:
         detail: Mapping[str, str],
     ) -> None:
         flags = _flags(fields.get("invalid"))
+        wanted = self._sample_factors()
         numeric = False
+        alive = False
         for f, v in fields.items():
             if f == "invalid" or not isinstance(v, (int, float)):
                 continue
             numeric = True
-            if f not in _IGNORED_FOR_ALERTS:
+            if f in _IGNORED_FOR_ALERTS:
+                continue
+            # The first value proves the source alive (offline, maintenance); after it only the
+            # factors a per-sample rule reads are evaluated — the others could only update a
+            # constant-value counter nobody reads (same transitions, half the work).
+            if not alive or wanted is None or f in wanted:
                 self._eval(out, "sample", source, f, float(v), at, None, flags, detail)
+                alive = True
         if not numeric and flags:
             # a sample with only flagged values still proves the source is alive (and in
             # maintenance when flagged M/C)
             self._eval(out, "sample", source, "_flags", None, at, None, flags, detail)
+
+    def _sample_factors(self) -> frozenset[str] | None:
+        """Factors any per-sample rule (constant/zero values) reads; None: every factor."""
+        rules = self.engine.rules
+        if self._factors_of is not rules:
+            wanted: set[str] = set()
+            self._factors = frozenset()
+            for rule in rules.by_evaluation_kind.get("sample", ()):
+                if not rule.factors:
+                    self._factors = None
+                    break
+                wanted |= rule.factors
+            else:
+                self._factors = frozenset(wanted)
+            self._factors_of = rules
+        return self._factors
 
     def _eval(
         self,
@@ -264,9 +292,11 @@ class LocalityState:
         if hour.get(source) == row:
             return  # duplicate: nothing changes
         hour[source] = row
+        self._means.pop(h, None)
         latest = max(self.city)
         for old in [k for k in self.city if k < latest - KEEP_HOURS]:
             del self.city[old]
+            self._means.pop(old, None)
         p = city_hour(hour, at, self.locality)
         if p is not None:
             out.points.append(p)
@@ -323,30 +353,43 @@ class LocalityState:
         o3_hours: list[float | None] = []
         n = 0
         for h in hours:
-            rows = self.city.get(h)
-            o3_vals: list[float] = []
-            if rows:
-                n += 1
-                hour_sum = [0.0] * 6
-                hour_n = [0] * 6
-                for row in rows.values():
-                    for i, v in enumerate(row):
-                        if v is not None:
-                            hour_sum[i] += v
-                            hour_n[i] += 1
-                for i in range(6):
-                    if hour_n[i]:
-                        sums[i] += hour_sum[i] / hour_n[i]
-                        counts[i] += 1
-                if hour_n[5]:
-                    o3_vals.append(hour_sum[5] / hour_n[5])
-            o3_hours.append(o3_vals[0] if o3_vals else None)
+            got = self._hour_means(h)
+            if got is None:
+                o3_hours.append(None)
+                continue
+            n += 1
+            hour_sum, hour_n = got
+            for i in range(6):
+                if hour_n[i]:
+                    sums[i] += hour_sum[i] / hour_n[i]
+                    counts[i] += 1
+            o3_hours.append(hour_sum[5] / hour_n[5] if hour_n[5] else None)
         means: dict[str, float | None] = {
             f: (sums[i] / counts[i] if counts[i] >= MIN_ROLLING_HOURS else None)
             for i, f in enumerate(AIR_FACTORS)
             if f != "o3"
         }
         return means, o3_hours, n
+
+    def _hour_means(self, h: int) -> tuple[list[float], list[int]] | None:
+        """(sums, counts) of the stations' valid values per factor in hour ``h`` (None: no
+        station). Memoised until a station's row of that hour changes: the rolling window
+        of every hour would otherwise re-add the same 24 hours."""
+        got = self._means.get(h)
+        if got is not None:
+            return got
+        rows = self.city.get(h)
+        if not rows:
+            return None
+        hour_sum = [0.0] * 6
+        hour_n = [0] * 6
+        for row in rows.values():
+            for i, v in enumerate(row):
+                if v is not None:
+                    hour_sum[i] += v
+                    hour_n[i] += 1
+        got = self._means[h] = (hour_sum, hour_n)
+        return got
 
     def _rolling(self, h: int) -> Point | None:
         """AQI of the 24 h ending at hour ``h`` (any consecutive 24 h, may cross midnight)."""
