@@ -24,7 +24,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 from rules.airstats import DailyO3Max8h
-from rules.engine import AIR_FACTORS, Point, city_hour, epoch_hours, from_epoch_hours
+from rules.ambient import exceedance as ambient_exceedance
+from rules.engine import (
+    AIR_FACTORS,
+    HOURLY_LIMITED,
+    Point,
+    city_hour,
+    epoch_hours,
+    from_epoch_hours,
+)
+from rules.errors import RulesError
+from rules.standards.gb3095 import Grade, Period
 from rules.standards.hj633 import BEIJING
 from rules.warnings import WarningInput, WarningRuleSet, WarningState
 from rules.warnings import step as warning_step
@@ -115,8 +125,35 @@ class LocalityState:
         return st
 
     # ------------------------------------------------------------------ the step
-    def step(self, point: Mapping[str, Any], ctx: LocalityContext) -> StepOutput:
-        """Process one evaluation point (as decoded from the wire) of this locality."""
+    def step_record(self, points: Sequence[Mapping[str, Any]], ctx: LocalityContext) -> StepOutput:
+        """All the points one sample produced (one wire record), in order.
+
+        Knowing the whole record lets the stage see which GB 3095 1-hour limits the sample did
+        *not* exceed, so an ambient alert can clear (the engine writes exceedance points only when
+        a limit is exceeded)."""
+        exceeded = frozenset(
+            (p["tags"].get("source", ""), p["tags"].get("factor", ""), p["time"])
+            for p in points
+            if p["measurement"] == "exceedance" and p["tags"].get("period") == "hourly"
+        )
+        out = StepOutput()
+        for p in points:
+            one = self.step(p, ctx, exceeded=exceeded)
+            out.points += one.points
+            out.transitions += one.transitions
+        return out
+
+    def step(
+        self,
+        point: Mapping[str, Any],
+        ctx: LocalityContext,
+        *,
+        exceeded: frozenset[tuple[str, str, str]] | None = None,
+    ) -> StepOutput:
+        """Process one evaluation point (as decoded from the wire) of this locality.
+
+        ``exceeded``: (source, factor, time) of the hourly exceedances of the same record, when the
+        caller knows the whole record (:meth:`step_record`); None: no clear observations."""
         out = StepOutput()
         m = point["measurement"]
         tags: Mapping[str, str] = point["tags"]
@@ -129,6 +166,7 @@ class LocalityState:
         if m == "reading":
             if kind == "air":
                 self._city_input(source, at, fields, ctx, out)
+                self._ambient_clear(out, source, at, fields, detail, exceeded)
             elif kind == "forecast":
                 self._forecast(at, fields, ctx, out)
             seen = self.engine.sources.get(source)
@@ -164,6 +202,37 @@ class LocalityState:
         return out
 
     # ------------------------------------------------------------------ pieces
+    def _ambient_clear(
+        self,
+        out: StepOutput,
+        source: str,
+        at: datetime,
+        fields: Mapping[str, Any],
+        detail: Mapping[str, str],
+        exceeded: frozenset[tuple[str, str, str]] | None,
+    ) -> None:
+        """A station hour within its GB 3095 1-hour limit clears an open ambient alert."""
+        if exceeded is None:
+            return
+        iso = at.isoformat()
+        grade = Grade.I if detail.get("area_grade") == "I" else Grade.II
+        for _index, f in HOURLY_LIMITED:  # (row index, factor) pairs in rules.engine
+            v = _num(fields.get(f))
+            if v is None or (source, f, iso) in exceeded:
+                continue
+            fp_open = any(
+                a.labels.get("source") == source and a.labels.get("factor") == f
+                for a in self.engine.alerts.values()
+            )
+            if not fp_open:
+                continue  # nothing to clear: skip the work
+            try:
+                ex = ambient_exceedance(f, v, period=Period.HOURLY, at=at, grade=grade)
+            except RulesError:
+                continue
+            if not ex.exceeded:
+                self._eval(out, "ambient", source, f, v, at, ex.limit, frozenset(), detail)
+
     def _samples(
         self,
         out: StepOutput,

@@ -142,6 +142,11 @@ class CatalogView:
             return False
         return self._load(initial=False)
 
+    def knows_locality(self, locality: str) -> bool:
+        if self.catalog is None:
+            return True
+        return any(loc.id == locality for loc in self.catalog.localities)
+
     def context(self, source_id: str) -> SourceContext | None:
         """None: unknown source (when a catalogue is configured)."""
         if self.catalog is None:

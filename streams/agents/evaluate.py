@@ -18,7 +18,7 @@ import orjson
 from rules import engine
 from rules.errors import RulesError
 from streams import topics
-from streams.catalog import CatalogView
+from streams.catalog import DEFAULT_CONTEXT, CatalogView
 from streams.lineprotocol import ns
 from streams.records import DeadLetter
 from streams.state import CheckpointedState
@@ -126,6 +126,10 @@ def make_step(
                 f"time {sample.time.isoformat()} is more than {max_past.days} days before receipt",
             )
         ctx = view.context(sample.source)
+        if ctx is None and sample.kind == "forecast" and view.knows_locality(sample.locality):
+            # AQI forecasts (the input of heavy-pollution warnings) come from the forecast
+            # office of a known locality, not from a catalogued monitor
+            ctx = DEFAULT_CONTEXT
         if ctx is None:
             return state, dead(
                 key, value, offset, f"unknown source {sample.source!r} (not in the catalogue)"

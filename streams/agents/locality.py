@@ -59,9 +59,14 @@ def locality_context(view: CatalogView, locality: str) -> LocalityContext:
             }
         )
         for out in ent.outlets:
-            detail[out.id] = {"enterprise": ent.id, "outlet": out.id}
+            # online monitors report at least hourly (HJ 212 2061 hourly data)
+            detail[out.id] = {"enterprise": ent.id, "outlet": out.id, "interval_minutes": "60"}
     for st in cat.stations_of(locality):
-        detail[st.id] = {"station": st.id}
+        detail[st.id] = {
+            "station": st.id,
+            "interval_minutes": "60",  # hourly air data (HJ 633 real-time report)
+            "area_grade": str(st.area_grade.value),
+        }
     for sec in cat.sections_of(locality):
         detail[sec.id] = {"section": sec.id, "interval_minutes": str(WATER_INTERVAL_S // 60)}
     for mon in cat.monitors_of(locality):
@@ -122,22 +127,28 @@ def make_step(p: Pipeline, rules: AlertRules) -> Any:
     def step(
         state: LocalityState | None, key: bytes, value: bytes, offset: int, ts_ms: int
     ) -> tuple[LocalityState | None, list[Output]]:
-        try:
-            points = decode_points(value)
-            st = state
-            emitted: list[Point] = []
-            transitions = []
-            for point in points:
-                locality = point["tags"]["locality"]
-                st = st if st is not None else LocalityState(locality, rules)
-                result = st.step(point, context(locality))
-                emitted += result.points
-                transitions += result.transitions
-        except Exception as exc:  # bad input must not stop the locality stage
+        def dead(
+            exc: Exception, st: LocalityState | None
+        ) -> tuple[LocalityState | None, list[Output]]:
             dl = DeadLetter.build(
                 "locality", f"{type(exc).__name__}: {exc}", value, origin=f"aggregates@{offset}"
             )
-            return state, [(topics.DEAD_LETTER, key, dl.to_bytes())]
+            return st, [(topics.DEAD_LETTER, key, dl.to_bytes())]
+
+        try:
+            points = decode_points(value)
+            locality = points[0]["tags"]["locality"]
+        except Exception as exc:  # bad input must not stop the locality stage
+            return dead(exc, state)
+        st = state if state is not None else LocalityState(locality, rules)
+        try:
+            result = st.step_record(points, context(locality))
+        except Exception as exc:
+            # The points before the failing one were applied: keep that state (a replay applies
+            # them the same way) and set the record aside with the reason.
+            return dead(exc, st)
+        emitted: list[Point] = list(result.points)
+        transitions = result.transitions
         emitted += [transition_point(t) for t in transitions]
         outputs: list[Output] = []
         if emitted:

@@ -214,9 +214,13 @@ async def _run(
             assert rt.bridge is not None
             rt.pipeline.observers.append(observe)
             rt.pipeline.transition_observers.append(observe_transition)
-            published = await _play(
-                rt.pipeline.catalog.catalog, mqtt, scenario, hours, speed, seed, duration
-            )
+            status = asyncio.create_task(_status(rt, counts, quiet))
+            try:
+                published = await _play(
+                    rt.pipeline.catalog.catalog, mqtt, scenario, hours, speed, seed, duration
+                )
+            finally:
+                status.cancel()
             # let the last samples pass through the bridge, the worker and the notifications
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline and rt.pipeline.counters["samples"] < published:  # noqa: ASYNC110 - polls another task's counter
@@ -232,6 +236,20 @@ async def _run(
             "bad_signatures": receiver.bad_signatures,
             **counts,
         }
+
+
+async def _status(rt: Any, counts: dict[str, int], quiet: bool, every: float = 5.0) -> None:
+    """A progress line every few seconds: what the bridge and the worker have done so far."""
+    while True:
+        await asyncio.sleep(every)
+        if quiet:
+            continue
+        c = rt.pipeline.counters
+        console.print(
+            f"[dim]… bridge received {rt.bridge.counters.received:,} readings · worker evaluated "
+            f"{c['samples']:,} samples · {counts['stored']:,} points stored · "
+            f"{counts['transitions']:,} alert/warning transitions[/]"
+        )
 
 
 async def _settle(counters: Any, key: str, quiet_for: float = 3.0, limit: float = 60.0) -> None:

@@ -472,3 +472,42 @@ def test_transition_points_match_the_store_schema() -> None:
     assert ap.fields["id"] == alert.id
     for p in out.points:  # the city points too
         assert check_point(p.measurement, p.tags, p.fields) == [], p
+
+
+def test_an_ambient_alert_clears_when_the_station_is_back_within_its_limit() -> None:
+    """O3 1-hour limit, GB 3095-2026 transitional grade II: 200 µg/m³ (standards.md §2.1).
+
+    Hours 1–2 at 260 µg/m³ exceed it (rules.engine writes an hourly exceedance; the rule has
+    for_minutes 0, so the alert fires at once). Hour 3 at 210 is still above 200. Hours 4–6 at
+    120 are within the limit and below the rule's clear margin (200 × (1 − 0.1) = 180), so the
+    record that carries no exceedance for O3 clears the alert: it resolves at hour 4, not before.
+    """
+    from rules import engine
+
+    st = LocalityState("weifang", default_rules())
+    c = ctx()
+    state = None
+    t0 = datetime(2026, 11, 1, tzinfo=BJ)
+    transitions: list[Transition] = []
+    for h, o3 in enumerate([260.0, 260.0, 210.0, 120.0, 120.0, 120.0], start=1):
+        vals = dict.fromkeys(("pm25", "pm10", "so2", "no2"), (20.0, "N"))
+        vals["co"] = (0.5, "N")
+        vals["o3"] = (o3, "N")
+        sample = engine.Sample("air", "weifang", "aq-1", t0 + timedelta(hours=h), "hour", vals)
+        state, points = engine.step(state, sample, engine.SourceContext())
+        wire = [
+            {
+                "measurement": p.measurement,
+                "tags": dict(p.tags),
+                "fields": dict(p.fields),
+                "time": p.time.isoformat(),
+            }
+            for p in points
+            if p.measurement in ("reading", "exceedance")
+        ]
+        transitions += st.step_record(wire, c).transitions
+    o3 = [t for t in transitions if t.labels.get("factor") == "o3" and t.kind.value == "alert"]
+    states = [(t.state, t.at) for t in o3 if t.state in (AlertState.FIRING, AlertState.RESOLVED)]
+    assert states[0] == (AlertState.FIRING, t0 + timedelta(hours=1))
+    resolved = [at for s, at in states if s is AlertState.RESOLVED]
+    assert resolved == [t0 + timedelta(hours=4)]
