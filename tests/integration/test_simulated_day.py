@@ -9,7 +9,7 @@ The network is a small catalogue written into the test's temp dir (locality ``si
 
 * two air stations (grade II area, GB 3095 二类区), 24 hourly samples each, labelled 01:00 … 24:00
   (= 00:00 of 2026-11-11, the last hour of the day, architecture.md §5); station B misses the
-  hours labelled 03:00 and 04:00;
+  hours labelled 03:00 and 04:00, station A's PM10 of 05:00 is flagged M (maintenance);
 * one river section with target class III, sampled every 4 h (02:00, 06:00 … 22:00);
 * one coal-boiler flue-gas outlet (reference O2 9 %, GB 13271-2014 表6) with hourly data and the
   GB 13271-2014 特别排放限值 as hourly permit limits.
@@ -111,13 +111,18 @@ def label(hour: int) -> datetime:
 #
 # Air, both stations, every hour (µg/m³, CO mg/m³), integers so that the HJ 633-2026 4.2.2 input
 # rounding (µg/m³ to integers, CO to 0.1 mg/m³) changes nothing:
-#   pm10 70, so2 10, no2 30, co 0.5, o3 60; pm25 54 at A, 80 at B; A has o3 250 at 15:00.
+#   pm10 70, so2 10, no2 30, co 0.5, o3 60; pm25 54 at A, 80 at B; A has o3 250 at 15:00,
+#   and A's pm10 of the hour labelled 05:00 is flagged M (维护期间, HJ 212-2017 表8): invalid.
+A_MAINTENANCE = 5
 
 
-def air_values(station: str, hour: int) -> dict[str, float]:
+def air_values(station: str, hour: int) -> dict[str, float | tuple[float, str]]:
     o3 = 250.0 if (station == STATION_A and hour == 15) else 60.0
     pm25 = 54.0 if station == STATION_A else 80.0
-    return {"pm25": pm25, "pm10": 70.0, "so2": 10.0, "no2": 30.0, "co": 0.5, "o3": o3}
+    pm10: float | tuple[float, str] = 70.0
+    if station == STATION_A and hour == A_MAINTENANCE:
+        pm10 = (70.0, "M")
+    return {"pm25": pm25, "pm10": pm10, "so2": 10.0, "no2": 30.0, "co": 0.5, "o3": o3}
 
 
 # Water (mg/L): ph 7.5, do 7.0, codmn 3.0 everywhere; nh3n 0.4 and tp 0.08 except
@@ -318,8 +323,14 @@ def test_a_simulated_day_gives_the_hand_computed_results_in_the_store(
     assert values(store, "aqi_iaqi_pm25", label(15), period="hour", **a) == [88.0]
     assert values(store, "aqi_iaqi_pm10", label(15), period="hour", **a) == [65.0]
     assert values(store, "aqi_aqi", label(15), period="hour", **b) == [119.0]
-    # every hour of A has its AQI, B's missing hours have none
-    assert len(series(store, "aqi_aqi", period="hour", **a)) == 24
+    # HJ 633-2026 5.3.1: A's PM10 of 05:00 is invalid (M); the AQI of the others is 88 ≤ 100,
+    # so the AQI is not published (NA): published false, the computed 88 kept apart.
+    assert values(store, "aqi_published", label(A_MAINTENANCE), period="hour", **a) == [0.0]
+    assert values(store, "aqi_computed_aqi", label(A_MAINTENANCE), period="hour", **a) == [88.0]
+    assert values(store, "aqi_aqi", label(A_MAINTENANCE), period="hour", **a) == []
+    assert values(store, "aqi_published", label(6), period="hour", **a) == [1.0]
+    # every other hour of A has its AQI, B's missing hours have none
+    assert len(series(store, "aqi_aqi", period="hour", **a)) == 23
     hours_b = series(store, "aqi_aqi", period="hour", **b)
     assert len(hours_b) == 22
     assert ms(label(3)) not in hours_b
@@ -357,6 +368,9 @@ def test_a_simulated_day_gives_the_hand_computed_results_in_the_store(
         assert_writes(got, final, {first, final})
         assert last_fields("aqi", city_h, label(h))["aqi"] == final, h
         assert last_fields("aqi", city_h, label(h))["stations"] == 2
+    # 05:00: A alone has no valid PM10 → city NA (5.3.1, as for A); with B's PM10 70 the city
+    # means are those of every other hour → 107, the only AQI value written.
+    assert values(store, "aqi_aqi", label(A_MAINTENANCE), **city_h) == [107.0]
     for h in B_MISSING:
         assert values(store, "aqi_aqi", label(h), **city_h) == [88.0], h
         assert values(store, "aqi_stations", label(h), **city_h) == [1.0], h
@@ -369,7 +383,7 @@ def test_a_simulated_day_gives_the_hand_computed_results_in_the_store(
     assert values(store, "aggregate_hours", DAY0, **day_b) == [22.0]
     assert values(store, "aggregate_pm25", DAY0, **day_a) == [54.0]
     assert values(store, "aggregate_pm25", DAY0, **day_b) == [80.0]
-    assert values(store, "aggregate_pm10", DAY0, **day_a) == [70.0]
+    assert values(store, "aggregate_pm10", DAY0, **day_a) == [70.0]  # 23 valid hours of 70
     assert values(store, "aggregate_no2", DAY0, **day_b) == [30.0]
     # A's daily max 8-h O3: the 8-h windows ending 15:00 … 22:00 hold the 250 hour:
     # (7 × 60 + 250)/8 = 83.75; the daily maximum 1-h O3 is 250.
@@ -476,6 +490,7 @@ def test_a_simulated_day_gives_the_hand_computed_results_in_the_store(
     # ------------------------------------------------------------------ data quality
     # 数据传输率 = received / expected (standards.md §8); hourly data: 86 400 / 3 600 = 24.
     #   B: 22 of 24 → 0.9167 (4 decimals); A: 24 of 24 → 1; the section: 4-hourly → 6 of 6.
+    #   B's values are all valid: 数据有效率 22/22 = 1.
     # The day's point is re-emitted with every sample (received 1, 2, … 22 for B).
     dq_b = {"source": STATION_B, "period": "day"}
     got = values(store, "data_quality_transmission_rate", DAY0, **dq_b)
@@ -489,7 +504,10 @@ def test_a_simulated_day_gives_the_hand_computed_results_in_the_store(
         {"kind": "air", "locality": LOCALITY, "source": STATION_A, "period": "day"},
         DAY0,
     )
+    # A: 24 of 24 received, 23 with every value valid (05:00 has PM10 flagged M):
+    # 数据有效率 = valid / received = 23/24 = 0.9583; one value flagged M.
     assert (final_a["received"], final_a["transmission_rate"]) == (24, 1.0)
+    assert (final_a["valid"], final_a["valid_rate"], final_a["flag_M"]) == (23, 0.9583, 1)
     final_w = last_fields(
         "data_quality",
         {"kind": "water", "locality": LOCALITY, "source": SECTION, "period": "day"},
