@@ -34,9 +34,9 @@ def _rate(n: int, seconds: float) -> float:
 
 def main(quick: bool) -> None:
     from ingest.simulators import simulate, specs_from_catalog
-    from streams.agents.evaluate import _for_locality, decode_points, points_bytes
     from streams.agents.locality import locality_context
     from streams.catalog import CatalogView
+    from streams.wire import decode_points, for_locality, points_bytes
 
     view = CatalogView(REPO / "deploy" / "config")
     specs = specs_from_catalog(view.catalog)
@@ -67,7 +67,7 @@ def main(quick: bool) -> None:
             continue  # forecasters are not in the catalogue: the worker dead-letters them
         st, pts = engine.step(states.get(smp.source), smp, ctx)
         states[smp.source] = st
-        forward = [p for p in pts if _for_locality(p)]
+        forward = [p for p in pts if for_locality(p)]
         if forward:
             records.append(points_bytes(forward))
     t_eval = time.perf_counter() - t

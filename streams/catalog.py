@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alerts.locality import LocalityContext
+from alerts.routing import Receiver, Role
 from rules.emission import Basis, PermitLimit
 from rules.engine import SourceContext
 from rules.errors import ConfigError, RulesError
@@ -157,3 +159,98 @@ class CatalogView:
             ctx = context_of(self.catalog, source_id)
             self._contexts[source_id] = ctx
             return ctx
+
+
+# --------------------------------------------------------------------------- locality contexts
+
+
+def locality_context(view: CatalogView, locality: str) -> LocalityContext:
+    """The catalogue's view of one locality (rule set, enterprises, routing labels)."""
+    cat = view.catalog
+    if cat is None:
+        return LocalityContext(locality=locality, rule_set=_default_rule_set(None, None))
+    try:
+        loc = cat.locality(locality)
+    except KeyError:
+        return LocalityContext(locality=locality, rule_set=_default_rule_set(cat, None))
+    detail: dict[str, dict[str, str]] = {}
+    enterprises = []
+    for ent in cat.enterprises_of(locality):
+        enterprises.append(
+            {
+                "id": ent.id,
+                "name": ent.name,
+                "locality": ent.locality,
+                "performance_grade": ent.grade.value if ent.grade is not None else "",
+                "measures": {
+                    lvl: tuple(m.text for m in getattr(ent.measures, lvl))
+                    for lvl in ("yellow", "orange", "red")
+                },
+            }
+        )
+        for out in ent.outlets:
+            # online monitors report at least hourly (HJ 212 2061 hourly data)
+            detail[out.id] = {"enterprise": ent.id, "outlet": out.id, "interval_minutes": "60"}
+    for st in cat.stations_of(locality):
+        detail[st.id] = {
+            "station": st.id,
+            "interval_minutes": "60",  # hourly air data (HJ 633 real-time report)
+            "area_grade": str(st.area_grade.value),
+        }
+    for sec in cat.sections_of(locality):
+        detail[sec.id] = {"section": sec.id, "interval_minutes": str(WATER_INTERVAL_S // 60)}
+    for mon in cat.monitors_of(locality):
+        d = {"enterprise": mon.enterprise} if mon.enterprise else {}
+        interval = monitor_interval_s(mon)
+        if interval is not None:
+            d["interval_minutes"] = str(interval // 60)
+        detail[mon.id] = d
+    return LocalityContext(
+        locality=locality,
+        rule_set=_default_rule_set(cat, loc.warning_rule_set),
+        enterprises=enterprises,
+        source_detail=detail,
+        stations=frozenset(s.id for s in cat.stations_of(locality)),
+    )
+
+
+def _default_rule_set(cat: Any, wanted: str | None) -> Any:
+    from rules.warnings import WarningRuleSet, default_rule_set
+
+    sets: dict[str, WarningRuleSet] = {}
+    if cat is not None:
+        for k, v in cat.warning_rule_sets.items():
+            sets[k] = v if isinstance(v, WarningRuleSet) else WarningRuleSet.model_validate(v)
+    if not sets:
+        from rules.warnings import load_rule_sets
+
+        sets = _shipped_rule_sets(load_rule_sets)
+    if wanted is not None and wanted in sets:
+        return sets[wanted]
+    return default_rule_set(sets)
+
+
+def _shipped_rule_sets(load: Any) -> Any:
+    import yaml
+
+    from streams.embedded import REPO
+
+    data = yaml.safe_load(
+        (REPO / "deploy" / "config" / "warnings.yaml").read_text(encoding="utf-8")
+    )
+    return load(data)
+
+
+def receivers_from_catalog(catalog: Any) -> list[Receiver]:
+    """Duty officers and emergency responders per locality; one receiver per enterprise."""
+    if catalog is None:
+        return []
+    out: list[Receiver] = []
+    for loc in catalog.localities:
+        out.append(Receiver(f"duty-{loc.id}", Role.DUTY, loc.id))
+        out.append(Receiver(f"emergency-{loc.id}", Role.EMERGENCY, loc.id))
+    for ent in catalog.enterprises:
+        out.append(
+            Receiver(f"enterprise-{ent.id}", Role.ENTERPRISE, ent.locality, enterprise=ent.id)
+        )
+    return out

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from rules import engine
 from rules.errors import RulesError
 from streams import topics
 from streams.catalog import DEFAULT_CONTEXT, CatalogView
-from streams.lineprotocol import ns
 from streams.records import DeadLetter
 from streams.state import CheckpointedState
+from streams.wire import decode_sample, for_locality, points_bytes
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -31,62 +29,6 @@ log = logging.getLogger(__name__)
 
 #: An output of a step: (logical topic, key, value).
 Output = tuple[str, bytes, bytes]
-
-
-def point_dict(
-    p: engine.Point, _times: dict[datetime, tuple[str, str, int]] | None = None
-) -> dict[str, Any]:
-    """A point as the wire carries it. ``id`` equals :attr:`rules.engine.Point.id` (a test holds
-    them equal); the time strings are computed once per distinct time of a batch (``_times``)."""
-    t = p.time
-    cached = _times.get(t) if _times is not None else None
-    if cached is None:
-        cached = (t.isoformat(), t.astimezone(UTC).isoformat(), ns(t))
-        if _times is not None:
-            _times[t] = cached
-    iso, utc_iso, nanos = cached
-    tags = p.tags
-    tag_text = ",".join(f"{k}={tags[k]}" for k in sorted(tags))
-    return {
-        "id": f"{p.measurement}|{tag_text}|{utc_iso}",
-        "measurement": p.measurement,
-        "tags": tags,
-        "fields": p.fields,
-        "time": iso,
-        "ns": nanos,
-    }
-
-
-def points_bytes(points: Sequence[engine.Point]) -> bytes:
-    """The wire value of ``evaluations`` and ``aggregates``: a JSON array of points — all the
-    points of one sample (or one locality step) in one record, so the transport carries one
-    message per sample, not one per point (architecture.md §8)."""
-    times: dict[datetime, tuple[str, str, int]] = {}
-    return orjson.dumps([point_dict(p, times) for p in points])
-
-
-def decode_points(value: bytes) -> list[dict[str, Any]]:
-    """An ``evaluations``/``aggregates`` value → its points (one object is accepted too)."""
-    data = orjson.loads(value)
-    return data if isinstance(data, list) else [data]
-
-
-def decode_sample(value: bytes) -> engine.Sample:
-    """Kafka ``readings`` value (streams.records.SampleRecord JSON) → engine.Sample."""
-    d = orjson.loads(value)
-    vals = {
-        f: (v.get("value"), v.get("flag", "N"))
-        for f, v in d["values"].items()
-        if isinstance(v, dict)
-    }
-    return engine.Sample(
-        kind=d["kind"],
-        locality=d["locality"],
-        source=d["source"],
-        time=datetime.fromisoformat(d["time"]),
-        interval=d.get("interval", "hour"),
-        values=vals,
-    )
 
 
 def make_step(
@@ -141,24 +83,13 @@ def make_step(
         if not points:
             return new, []
         outputs: list[Output] = [(topics.EVALUATIONS, key, points_bytes(points))]
-        forward = [p for p in points if _for_locality(p)]
+        forward = [p for p in points if for_locality(p)]
         if forward:
             # the locality stage (city values, warnings, alerts) is keyed by locality
             outputs.append((topics.AGGREGATES, sample.locality.encode(), points_bytes(forward)))
         return new, outputs
 
     return step
-
-
-def _for_locality(p: engine.Point) -> bool:
-    m = p.measurement
-    if m in ("reading", "exceedance"):
-        return True
-    if m == "water_class":
-        return p.tags.get("period") == "sample"
-    if m == "data_quality":
-        return p.tags.get("period") == "day"
-    return False
 
 
 def register(p: Pipeline) -> None:

@@ -20,29 +20,15 @@ import orjson
 
 from alerts.model import Transition
 from alerts.notification import notifications_for
-from alerts.routing import Receiver, Role, RouteTree, tree_from_receivers
+from alerts.routing import RouteTree, tree_from_receivers
 from alerts.templates import render
 from streams import topics
+from streams.catalog import receivers_from_catalog
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
 
 log = logging.getLogger(__name__)
-
-
-def receivers_from_catalog(catalog: Any) -> list[Receiver]:
-    """Duty officers and emergency responders per locality; one receiver per enterprise."""
-    if catalog is None:
-        return []
-    out: list[Receiver] = []
-    for loc in catalog.localities:
-        out.append(Receiver(f"duty-{loc.id}", Role.DUTY, loc.id))
-        out.append(Receiver(f"emergency-{loc.id}", Role.EMERGENCY, loc.id))
-    for ent in catalog.enterprises:
-        out.append(
-            Receiver(f"enterprise-{ent.id}", Role.ENTERPRISE, ent.locality, enterprise=ent.id)
-        )
-    return out
 
 
 def alerts_log_line(t: Transition) -> bytes:

@@ -6,9 +6,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from streams.agents.evaluate import decode_points
 from streams.lineprotocol import line
 from streams.records import EvaluationRecord
+from streams.wire import decode_points
 
 if TYPE_CHECKING:
     from streams.app import Pipeline

@@ -4,10 +4,10 @@ Two kinds of history:
 
 * **Samples** — what the live worker consumes — replayed through the SAME pure path as the
   worker: ``rules.engine.step`` (context from the catalogue, ``streams.catalog.context_of``) →
-  the points the evaluate agent forwards on ``aggregates`` (``streams.agents.evaluate``:
+  the points the evaluate agent forwards on ``aggregates`` (``streams.wire``:
   readings, exceedances, per-sample water classes, daily data quality; serialised and decoded as
   on the wire) → ``alerts.locality.LocalityState.step`` (context from
-  ``streams.agents.locality.locality_context``) — city AQI, heavy-pollution warnings and every
+  ``streams.catalog.locality_context``) — city AQI, heavy-pollution warnings and every
   alert rule, offline detection by the locality's watermark. Accepted as
 
   - JSON lines (``.jsonl``/``.json``): the MQTT payloads (``ingest/schemas.py``) as
@@ -315,7 +315,7 @@ class PipelineReplay:
     city_points: int = 0
 
     def context(self, locality: str) -> LocalityContext:
-        from streams.agents.locality import locality_context
+        from streams.catalog import locality_context
 
         ctx = self.contexts.get(locality)
         if ctx is None:
@@ -327,7 +327,7 @@ class PipelineReplay:
 
     def feed(self, line: int, sample: engine.Sample) -> list[Transition]:
         from alerts.locality import LocalityState
-        from streams.agents.evaluate import _for_locality, decode_points, points_bytes
+        from streams.wire import decode_points, for_locality, points_bytes
 
         self.samples += 1
         ctx = self.view.context(sample.source)
@@ -342,7 +342,7 @@ class PipelineReplay:
             )
             return []
         self.sources[sample.source] = state
-        forward = [p for p in points if _for_locality(p)]
+        forward = [p for p in points if for_locality(p)]
         if not forward:
             return []
         self.forwarded += len(forward)

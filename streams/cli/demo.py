@@ -198,8 +198,7 @@ async def _run(
     # every receiver of the catalogue (duty officers, emergency responders, enterprises) gets its
     # notifications by signed webhook on a local receiver that verifies and deduplicates them
     from alerts.settings import AlertsSettings, WebhookSettings
-    from streams.agents.notify import receivers_from_catalog
-    from streams.catalog import CatalogView
+    from streams.catalog import CatalogView, receivers_from_catalog
     from streams.demo_receiver import DemoReceiver
 
     secret = "envwatch-demo-secret"

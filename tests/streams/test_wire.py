@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from rules import engine
-from streams.agents.evaluate import decode_points, decode_sample, point_dict, points_bytes
+from streams.wire import decode_points, decode_sample, point_dict, points_bytes
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
