@@ -413,6 +413,11 @@ def test_a_simulated_day_gives_the_hand_computed_results_in_the_store(
     assert not series(store, "exceedance_value", source=STATION_B, factor="pm10", period="daily")
 
     # ------------------------------------------------------------------ city daily AQI
+    # The city's daily means are taken over the day's hours of the hourly city means (the
+    # locality stage's reading of standards.md §2.5 "city values = arithmetic mean of the city's
+    # valid stations" [MEM]). Reading it as the mean of the *stations' daily means* instead would
+    # give pm25 (54 + 80)/2 = 67 → 107 here, because B misses two hours: the two readings differ
+    # whenever stations miss different hours (reported; HJ 663's text was not available).
     # Mean over the day's hours of the hourly city means:
     #   pm25: 22 hours of 67 (both) + 2 hours of 54 (A alone) → (1474 + 108)/24 = 65.917
     #         → 66 (4.2.2) → 100 + 50 × 6/55 = 105.45 → 106
