@@ -66,13 +66,16 @@ class AlertsLog:
                     self.seen.add(orjson.loads(line)["id"])
 
     def write(self, transitions: list[Transition]) -> None:
-        new = [t for t in transitions if t.id not in self.seen]
+        new: list[Transition] = []
+        for t in transitions:  # a redelivery may repeat an id within one batch as well
+            if t.id not in self.seen:
+                self.seen.add(t.id)
+                new.append(t)
         if not new:
             return
         with self.path.open("ab") as f:
             for t in new:
                 f.write(alerts_log_line(t))
-                self.seen.add(t.id)
 
 
 def register(p: Pipeline) -> None:
