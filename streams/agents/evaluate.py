@@ -103,14 +103,23 @@ def register(p: Pipeline) -> None:
         step=make_step(view, s),
         interval=s.checkpoint_interval,
     )
-    p.states["evaluate"] = state
+    register_checkpointed(p, "evaluate", readings, state, counter="samples")
+
+
+def register_checkpointed(
+    p: Pipeline, name: str, topic: Any, state: CheckpointedState[Output], *, counter: str
+) -> None:
+    """A batched agent over ``topic`` whose state is ``state``: decode the batch's records, run
+    the pure step over them, send the outputs (flushed), checkpoint, then let Faust ack."""
+    s = p.settings
+    p.states[name] = state
 
     @p.app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's Signal typing
     async def _revoked(_app: Any, revoked: Any = (), **_: Any) -> None:
         state.revoke(tp.partition for tp in revoked if tp.topic == state.input_topic)
 
-    @p.app.agent(readings, name="evaluate")
-    async def evaluate(stream: Any) -> None:
+    @p.app.agent(topic, name=name)
+    async def agent(stream: Any) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_within):
             # Faust gives the record timestamp in seconds; the replay path (aiokafka) in ms
             records = [
@@ -120,7 +129,7 @@ def register(p: Pipeline) -> None:
             outputs = await state.process(records)
             await send_outputs(p, outputs)
             await checkpoint(p, state)
-            p.counters["samples"] += len(records)
+            p.counters[counter] += len(records)
 
 
 async def send_outputs(p: Pipeline, outputs: Sequence[Output]) -> None:

@@ -16,7 +16,7 @@ from alerts.locality import LocalityContext, LocalityState, transition_point
 from alerts.rules import AlertRules, default_rules
 from rules.engine import Point
 from streams import topics
-from streams.agents.evaluate import Output, checkpoint, send_outputs
+from streams.agents.evaluate import Output, register_checkpointed
 from streams.catalog import locality_context
 from streams.records import DeadLetter
 from streams.state import CheckpointedState
@@ -88,20 +88,4 @@ def register(p: Pipeline) -> None:
         dump=lambda st: st.to_dict(),
         load=lambda d: LocalityState.from_dict(d, rules),
     )
-    p.states["locality"] = state
-
-    @p.app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's Signal typing
-    async def _revoked(_app: Any, revoked: Any = (), **_: Any) -> None:
-        state.revoke(tp.partition for tp in revoked if tp.topic == state.input_topic)
-
-    @p.app.agent(p.topic(topics.AGGREGATES), name="locality")
-    async def locality(stream: Any) -> None:
-        async for events in stream.take_events(s.batch_size, within=s.batch_within):
-            records = [
-                (m.partition, m.offset, m.key or b"", m.value, round(m.timestamp * 1000))
-                for m in (e.message for e in events)
-            ]
-            outputs = await state.process(records)
-            await send_outputs(p, outputs)
-            await checkpoint(p, state)
-            p.counters["aggregates"] += len(records)
+    register_checkpointed(p, "locality", p.topic(topics.AGGREGATES), state, counter="aggregates")
