@@ -28,6 +28,13 @@ Ordering and reconnects:
   and the copy is acked instead (acking the stale id could acknowledge a *different* message that
   reuses the id). Messages still waiting from an older connection are dropped, not produced: the
   broker redelivers them, in order, ahead of anything newer.
+* Broker restarts: the bridge's session, the messages queued or in flight for it and its *plain*
+  subscription survive a mosquitto restart only if mosquitto could write its persistence file on
+  SIGTERM (a reconnect that finds no session is logged and counted in ``sessions_lost``).
+  mosquitto never saves *shared* subscriptions (2.0.11 installed; its persistence writer still
+  walks only plain subscriptions in 2.0.20): after a restart, messages published before the
+  bridge has re-subscribed match nothing and are dropped although the publisher got its PUBACK.
+  Where a broker restart must lose nothing, run without ``mqtt_share_group`` (docs/mqtt.md §5).
 * Kafka side: aiokafka reconnects and retries a failed batch at the head of its partition's queue
   (one request in flight per partition), so a short outage neither loses nor reorders. When a
   produce finally fails (batch expired after ``request_timeout_ms``, or a non-retriable error) the
@@ -99,6 +106,7 @@ class Counters:
     released: int = 0  # not acknowledged, left to the broker to redeliver (lost connection, halt)
     produce_failures: int = 0
     mqtt_connects: int = 0
+    sessions_lost: int = 0  # reconnects on which the broker no longer had our session
     halts: int = 0
     started: float = field(default_factory=time.monotonic)
     oldest_unacked: float | None = None  # monotonic receipt time of the oldest open message
@@ -224,7 +232,7 @@ class Bridge:
 
     # ---------------------------------------------------------------- paho thread side
     def _on_connect(
-        self, client: mqtt.Client, _u: object, _f: object, rc: object, _p: object = None
+        self, client: mqtt.Client, _u: object, flags: object, rc: object, _p: object = None
     ) -> None:
         if getattr(rc, "is_failure", False):
             log.error("bridge: MQTT connect refused: %s", rc)
@@ -233,14 +241,26 @@ class Bridge:
             self._gen += 1
             self._connected = True
         self.counters.mqtt_connects += 1
+        present = bool(getattr(flags, "session_present", False))
+        if not present and self.counters.mqtt_connects > 1:
+            # clean_start is off and the expiry long: the broker dropped the session (restarted
+            # without persistence, or could not write its persistence file), and with it every
+            # message it had queued or in flight for us — they will never arrive.
+            self.counters.sessions_lost += 1
+            log.error(
+                "bridge: the MQTT broker no longer has session %r: messages queued for it "
+                "while the connection was down are lost (is mosquitto persistence working?)",
+                self.s.mqtt_client_id,
+            )
         sub = self.s.mqtt_topic
         if self.s.mqtt_share_group:
             sub = f"$share/{self.s.mqtt_share_group}/{sub}"
         client.subscribe(sub, qos=1)
         log.info(
-            "bridge: connected to MQTT %s:%s, subscribed %s",
+            "bridge: connected to MQTT %s:%s (session present: %s), subscribed %s",
             self.s.mqtt_host,
             self.s.mqtt_port,
+            present,
             sub,
         )
         if self._loop is not None:
@@ -602,6 +622,7 @@ class Bridge:
             (p + "produce_failures_total", "counter", "Kafka produce batches that failed", c.produce_failures),
             (p + "halts_total", "counter", "reconnects of both sides after a failed produce", c.halts),
             (p + "mqtt_connects_total", "counter", "MQTT connections made (first and reconnects)", c.mqtt_connects),
+            (p + "mqtt_sessions_lost_total", "counter", "reconnects on which the broker no longer had the bridge's session", c.sessions_lost),
             (p + "in_flight", "gauge", "messages received and not yet acknowledged", c.in_flight),
             (p + "waiting", "gauge", "messages handed over by paho and not yet processed", waiting),
             (p + "lag_seconds", "gauge", "age of the oldest message not yet acknowledged", lag),
@@ -621,7 +642,7 @@ class Bridge:
         c = self.counters
         log.info(
             "bridge: received=%d produced=%d dead_lettered=%d acked=%d in_flight=%d "
-            "lag=%.2fs produce_failures=%d mqtt_connects=%d",
+            "lag=%.2fs produce_failures=%d mqtt_connects=%d sessions_lost=%d",
             c.received,
             c.produced,
             c.dead_lettered,
@@ -630,6 +651,7 @@ class Bridge:
             c.lag(time.monotonic()),
             c.produce_failures,
             c.mqtt_connects,
+            c.sessions_lost,
         )
 
 
