@@ -156,6 +156,22 @@ def mosquitto_binary() -> str | None:
     )
 
 
+def _hand_to_broker_user(work: Path) -> None:
+    """Started as root, mosquitto drops to the ``mosquitto`` user and could not save its
+    persistence file in a root-owned directory (sessions lost on restart): give it the directory."""
+    if os.geteuid() != 0:
+        return
+    import pwd
+
+    for user in ("mosquitto", "nobody"):
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            continue
+        os.chown(work, entry.pw_uid, entry.pw_gid)
+        return
+
+
 @dataclass
 class MqttBroker:
     host: str
@@ -178,6 +194,7 @@ def mosquitto(port: int | None = None) -> Iterator[MqttBroker]:
         work = Path(tmp)
         conf = work / "mosquitto.conf"
         conf.write_text(render_mosquitto_conf(port, work))
+        _hand_to_broker_user(work)
         proc = Process("mosquitto", [binary, "-c", str(conf)], work, port)
         proc.start()
         try:

@@ -67,8 +67,12 @@ class Settings(BaseSettings):
     mqtt_password: SecretStr | None = None
     mqtt_topic: str = Field("env/#", description="what the bridge subscribes to")
     mqtt_share_group: str | None = Field(
-        "envwatch-bridge",
-        description="MQTT v5 shared-subscription group (None: plain subscription)",
+        None,
+        description="MQTT v5 shared-subscription group, e.g. envwatch-bridge, so several bridges "
+        "split one topic filter. Default None (a plain subscription): mosquitto does not persist "
+        "shared subscriptions, so across a broker restart a shared group can miss messages "
+        "(docs/mqtt.md §5); to scale without that limit give bridges disjoint ENVWATCH_MQTT_TOPIC "
+        "filters, e.g. one locality each.",
     )
     mqtt_client_id: str = Field(
         "envwatch-bridge-1", description="stable id: the broker keeps its session"
