@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -38,7 +38,14 @@ from alerts.model import (
     fingerprint,
     transition_id,
 )
-from alerts.rules import AlertRule, AlertRules, Evaluation, EvaluationKind, evaluate
+from alerts.rules import (
+    ROUTING_LABELS,
+    AlertRule,
+    AlertRules,
+    Evaluation,
+    EvaluationKind,
+    evaluate,
+)
 from alerts.rules import offline_observation as _offline_obs
 from alerts.silences import Silence, in_maintenance, matches_all, silenced_by
 
@@ -78,6 +85,9 @@ class SourceState:
     #: a source is offline only after max(rule threshold, OFFLINE_INTERVALS × its interval), so a
     #: section sampled every 4 h or a daily dustfall gauge is not "offline" after 2 h.
     interval_minutes: float | None = None
+    #: routing labels of the source (enterprise, outlet, station, section) from the last
+    #: evaluation: an offline alert reaches the enterprise whose outlet fell silent
+    detail: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +96,7 @@ class SourceState:
             "offline": self.offline,
             "maintenance": self.maintenance,
             "interval_minutes": self.interval_minutes,
+            "detail": dict(self.detail),
         }
 
 
@@ -200,11 +211,19 @@ class Engine:
                 offline=False,
                 maintenance=bool(ev.flags) and in_maintenance(ev.flags),
                 interval_minutes=float(interval) if interval else None,
+                detail={k: v for k, v in (ev.detail or {}).items() if k in ROUTING_LABELS},
             )
             if was_offline:
                 for rule in self.rules.offline_rules:
                     if rule.applies_to_source(ev.locality, ev.source):
-                        obs = _offline_obs(rule, ev.locality, ev.source, ev.time, breach=False)
+                        obs = _offline_obs(
+                            rule,
+                            ev.locality,
+                            ev.source,
+                            ev.time,
+                            breach=False,
+                            detail=self.sources[ev.source].detail,
+                        )
                         out.extend(self._apply(rule, obs, now))
         run_length = 0
         if ev.kind == EvaluationKind.SAMPLE and ev.value is not None:
@@ -232,7 +251,12 @@ class Engine:
                 if now - src.last_seen > silent:
                     self.sources[source] = replace(src, offline=True, maintenance=False)
                     obs = _offline_obs(
-                        rule, src.locality, source, src.last_seen + silent, breach=True
+                        rule,
+                        src.locality,
+                        source,
+                        src.last_seen + silent,
+                        breach=True,
+                        detail=src.detail,
                     )
                     out.extend(self._apply(rule, obs, now))
         for fp, alert in list(self.alerts.items()):
@@ -377,6 +401,7 @@ class Engine:
                     offline=bool(raw.get("offline", False)),
                     maintenance=bool(raw.get("maintenance", False)),
                     interval_minutes=raw.get("interval_minutes"),
+                    detail={str(k): str(v) for k, v in dict(raw.get("detail") or {}).items()},
                 )
             for key, (value, n) in dict(data.get("runs") or {}).items():
                 eng.runs[key] = (float(value), int(n))

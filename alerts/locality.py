@@ -134,7 +134,7 @@ class LocalityState:
         exceeded = frozenset(
             (p["tags"].get("source", ""), p["tags"].get("factor", ""), p["time"])
             for p in points
-            if p["measurement"] == "exceedance" and p["tags"].get("period") == "hourly"
+            if p["measurement"] == "exceedance" and p["tags"].get("period") in ("hourly", "hour")
         )
         out = StepOutput()
         for p in points:
@@ -190,6 +190,8 @@ class LocalityState:
                     self._eval(
                         out, monitor_kind, source, factor, value, at, limit, frozenset(), detail
                     )
+        elif m == "emission_hour":
+            self._permit_clear(out, source, at, fields, detail, exceeded)
         elif m == "water_class" and tags.get("period") == "sample":
             # no target class (the plan gives none): 6 (劣V) as the limit, so only the
             # worse-than-V rule can fire for the section
@@ -202,6 +204,36 @@ class LocalityState:
         return out
 
     # ------------------------------------------------------------------ pieces
+    def _permit_clear(
+        self,
+        out: StepOutput,
+        source: str,
+        at: datetime,
+        fields: Mapping[str, Any],
+        detail: Mapping[str, str],
+        exceeded: frozenset[tuple[str, str, str]] | None,
+    ) -> None:
+        """An outlet hour within its permit limit (O2-corrected where corrected) clears an open
+        permit alert (rules.engine writes exceedance points only above the limit)."""
+        if exceeded is None:
+            return
+        iso = at.isoformat()
+        for key, raw in detail.items():
+            if not key.startswith("limit_"):
+                continue
+            f = key[len("limit_") :]
+            value = _num(fields.get(f"{f}_zs", fields.get(f)))
+            if value is None or (source, f, iso) in exceeded:
+                continue
+            if not any(
+                a.labels.get("source") == source
+                and a.labels.get("factor") == f
+                and a.labels.get("rule_kind") == "permit_exceedance"
+                for a in self.engine.alerts.values()
+            ):
+                continue
+            self._eval(out, "permit", source, f, value, at, float(raw), frozenset(), detail)
+
     def _ambient_clear(
         self,
         out: StepOutput,

@@ -190,7 +190,11 @@ def locality_context(view: CatalogView, locality: str) -> LocalityContext:
         )
         for out in ent.outlets:
             # online monitors report at least hourly (HJ 212 2061 hourly data)
-            detail[out.id] = {"enterprise": ent.id, "outlet": out.id, "interval_minutes": "60"}
+            d = {"enterprise": ent.id, "outlet": out.id, "interval_minutes": "60"}
+            for lim in out.limits:
+                if lim.limit is not None and lim.basis == "hour":
+                    d[f"limit_{lim.factor}"] = repr(float(lim.limit))  # to clear permit alerts
+            detail[out.id] = d
     for st in cat.stations_of(locality):
         detail[st.id] = {
             "station": st.id,

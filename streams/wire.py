@@ -76,7 +76,7 @@ def decode_sample(value: bytes) -> engine.Sample:
 
 def for_locality(p: engine.Point) -> bool:
     m = p.measurement
-    if m in ("reading", "exceedance"):
+    if m in ("reading", "exceedance", "emission_hour"):
         return True
     if m == "water_class":
         return p.tags.get("period") == "sample"

@@ -511,3 +511,69 @@ def test_an_ambient_alert_clears_when_the_station_is_back_within_its_limit() -> 
     assert states[0] == (AlertState.FIRING, t0 + timedelta(hours=1))
     resolved = [at for s, at in states if s is AlertState.RESOLVED]
     assert resolved == [t0 + timedelta(hours=4)]
+
+
+def _outlet_hour(at: datetime, nox_zs: float, limit: float) -> list[dict[str, Any]]:
+    """The points one hourly flue-gas sample gives the locality stage: its emission_hour point
+    (NOx O2-corrected, field ``nox_zs``) and, above the permit limit, an hourly exceedance."""
+    tags = {"locality": "weifang", "source": "e-wf-01-g1"}
+    out: list[dict[str, Any]] = [
+        {
+            "measurement": "emission_hour",
+            "tags": tags,
+            "fields": {"nox_zs": nox_zs},
+            "time": at.isoformat(),
+        }
+    ]
+    if nox_zs > limit:
+        out.append(
+            {
+                "measurement": "exceedance",
+                "tags": {**tags, "kind": "emission", "factor": "nox", "period": "hour"},
+                "fields": {"value": nox_zs, "limit": limit, "multiple": (nox_zs - limit) / limit},
+                "time": at.isoformat(),
+            }
+        )
+    return out
+
+
+def test_a_permit_alert_clears_when_the_outlet_is_back_within_its_limit_and_offline_reaches_the_enterprise() -> (
+    None
+):
+    """NOx permit limit 150 mg/m³ (hourly, O2-corrected). Hour 1 at 300 (multiple (300−150)/150 = 1)
+    fires the permit alert for enterprise e-wf-01; hour 2 at 85 is within the limit and below the
+    clear margin, so the alert resolves at hour 2. Then the outlet falls silent: its offline alert
+    (3 missed hourly intervals) carries the enterprise label, so the enterprise is told too."""
+    st = LocalityState("weifang", default_rules())
+    c = LocalityContext(
+        locality="weifang",
+        rule_set=None,
+        source_detail={
+            "e-wf-01-g1": {
+                "enterprise": "e-wf-01",
+                "outlet": "e-wf-01-g1",
+                "interval_minutes": "60",
+                "limit_nox": "150.0",
+            }
+        },
+    )
+    t0 = datetime(2026, 11, 1, tzinfo=BJ)
+    ts: list[Transition] = []
+    ts += st.step_record(_outlet_hour(t0 + timedelta(hours=1), 300.0, 150.0), c).transitions
+    ts += st.step_record(_outlet_hour(t0 + timedelta(hours=2), 85.0, 150.0), c).transitions
+    permit = [t for t in ts if t.labels.get("rule_kind") == "permit_exceedance"]
+    assert [(t.state, t.at) for t in permit if t.state is not AlertState.PENDING] == [
+        (AlertState.FIRING, t0 + timedelta(hours=1)),
+        (AlertState.RESOLVED, t0 + timedelta(hours=2)),
+    ]
+    assert all(t.labels.get("enterprise") == "e-wf-01" for t in permit)
+    # another locality source keeps the watermark moving while the outlet is silent
+    c2 = LocalityContext(locality="weifang", rule_set=None)
+    later: list[Transition] = []
+    for h in range(3, 8):
+        later += st.step(air("aq-1", t0 + timedelta(hours=h), 20.0), c2).transitions
+    offline = [
+        t for t in later if t.labels.get("rule_kind") == "offline" and t.state is AlertState.FIRING
+    ]
+    assert [t.source for t in offline] == ["e-wf-01-g1"]
+    assert offline[0].labels.get("enterprise") == "e-wf-01"
