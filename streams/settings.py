@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     rebalance_timeout: float = Field(30.0, gt=0, description="Kafka rebalance timeout, s")
     heartbeat_interval: float = Field(3.0, gt=0, description="Kafka heartbeat interval, s")
     data_dir: Path = Field(Path("var/faust"), description="Faust table storage directory")
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        description="longest a worker's fetch waits for data (Faust hard-codes 1500 ms; a broker "
+        "that does not answer a long poll early, as Tansu here, adds that much latency per hop)",
+    )
     store: str = Field("memory://", description="Faust table store (memory:// or rocksdb://)")
 
     # --- which stages this worker runs (several processes can split them)
