@@ -129,9 +129,15 @@ def build(settings: Settings, *, sink: Sink | None = None, alerts_settings: Any 
             value_serializer="raw",
         )
 
-    from streams.agents import evaluate, locality, notify, store
+    from streams.agents import deadletter, evaluate, locality, notify, store
 
-    stages = {"evaluate": evaluate, "locality": locality, "store": store, "notify": notify}
+    stages = {
+        "evaluate": evaluate,
+        "locality": locality,
+        "store": store,
+        "notify": notify,
+        "deadletter": deadletter,
+    }
     wanted = [a.strip() for a in settings.agents.split(",") if a.strip()]
     unknown = sorted(set(wanted) - set(stages))
     if unknown:

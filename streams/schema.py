@@ -466,7 +466,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
     Measurement(
         name="dead_letter",
         description="bad input set aside with its reason (architecture.md §6): one point per dead letter",
-        time="when the input was set aside (the DeadLetter record's ``at``)",
+        time="the dead-letter record's Kafka timestamp (offset folded into the sub-ms digits)",
         tags=(
             TagSpec(
                 "stage",
@@ -477,8 +477,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             FieldSpec("reason", FieldType.STRING, "", "why (the DeadLetter reason)"),
             FieldSpec("origin", FieldType.STRING, "", "topic@offset or peer it came from"),
         ),
-        writer="(planned) a dead-letter counter agent",
-        status=Status.PLANNED,
+        writer="streams.agents.deadletter (the deadletter stage)",
     ),
 )
 

@@ -42,9 +42,9 @@ class Settings(BaseSettings):
 
     # --- which stages this worker runs (several processes can split them)
     agents: str = Field(
-        "evaluate,locality,store,notify",
+        "evaluate,locality,store,notify,deadletter",
         description="comma-separated stages: evaluate (readings → evaluations), locality (city "
-        "values, warnings, alerts), store (evaluations → InfluxDB), notify (alert-events → outbox)",
+        "values, warnings, alerts), store (evaluations → InfluxDB), notify (alert-events → outbox), deadletter (dead letters → dead_letter points)",
     )
 
     # --- evaluation

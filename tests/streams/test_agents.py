@@ -117,3 +117,24 @@ def test_notify_agent_logs_each_transition_once(tmp_path: Path) -> None:
         "aq-1",
     )
     assert record["at"] == "2026-11-22T01:00:00+00:00"
+
+
+def test_deadletter_agent_counts_bad_input_as_points(tmp_path: Path) -> None:
+    from streams.records import DeadLetter
+
+    p = _pipeline(tmp_path, "deadletter")
+    dl = DeadLetter.build(
+        "bridge", "invalid sample: time: Field required", b"{}", origin="env/air/x/y"
+    )
+
+    async def run() -> None:
+        async with p.app.agents["deadletter"].test_context() as agent:
+            await agent.put(dl.to_bytes())
+            await _until(lambda: p.counters["dead_letters"] >= 1)
+        p.sink.close()
+
+    asyncio.run(run())
+    text = "".join(f.read_text() for f in sorted((tmp_path / "spool").glob("*.lp*")))
+    assert text.startswith("dead_letter,stage=bridge ")
+    assert 'reason="invalid sample: time: Field required"' in text
+    assert 'origin="env/air/x/y"' in text

@@ -226,7 +226,18 @@ def locality_points() -> list[engine.Point]:
     return out
 
 
+def dead_letter_points() -> list[engine.Point]:
+    """What the deadletter stage writes for a dead letter of the evaluate stage."""
+    from streams.agents.deadletter import dead_letter_point
+    from streams.records import DeadLetter
+
+    dl = DeadLetter.build("evaluate", "unknown source 'x'", b"{}", origin="readings@7")
+    tags, fields, ns = dead_letter_point(dl.to_bytes(), 1_795_309_200_000, 7)
+    return [engine.Point("dead_letter", tags, fields, datetime.fromtimestamp(ns / 1e9, tz=UTC))]
+
+
 SOURCES = {
+    "dead_letter": dead_letter_points,
     "locality": locality_points,
     "air": air_points,
     "water": water_points,
