@@ -8,8 +8,8 @@ deduplicates on ``Idempotency-Key`` and counts raw requests per key.
 
 The scenario: Weifang's two gas outlets report one Beijing day of hourly samples straight into
 ``readings`` (aiokafka, keyed by source like the bridge). Hand-derived notifications
-(:data:`EXPECTED`, the arithmetic is next to it): 13 alert transitions, each to ``duty-weifang``
-and to the outlet's own enterprise (offline alerts: duty only, see EXPECTED) — 24 notifications.
+(:data:`EXPECTED`, the arithmetic is next to it): 24 alert transitions, each to ``duty-weifang``
+and to the outlet's own enterprise — 48 notifications.
 
 * ``test_kill_9_mid_delivery``: the worker is SIGKILLed by the receiver itself while it handles
   the k-th webhook request (k drawn from a seeded RNG, so the crash hits a send in flight), the
@@ -110,47 +110,56 @@ def day_samples(hours: range) -> list[dict[str, Any]]:
 # (source, rule, factor, state, reason, hour label) of every transition people are told of.
 # WF1: gas boiler, reference O2 3.5 % (defaults.yaml, GB 13271-2014 表6), NOx permit 150
 #   (weifang.yaml: GB 13271-2014 特别排放限值 燃气锅炉); O2 3.5 → corrected = measured.
-#   critical at ≥ 1.5 × 150 = 225 (permit-exceedance critical_ratio, alerts/rules.py [MEM]).
+#   critical at ≥ 1.5 × 150 = 225 (permit-exceedance critical_ratio, alerts/rules.py [MEM]);
+#   the permit rule clears at ≤ the limit (clear_margin 0).
+#   A sample's reading point moves the locality's watermark first (escalation is checked there),
+#   then its emission_hour point (within the limit: clears) or its exceedance (breach).
 #   h3 300 > 150, ≥ 225: fires at once (for = 0), critical; h4 = h3 + 60 min unacknowledged:
-#   escalated (escalate_after 60 min [MEM]); h4 260 still critical: nothing; h10 200 < 225:
-#   severity lowered; h17 400: raised; h18 180: lowered. As built, an hour within the permit
-#   sends no point to the locality stage, so the alert never resolves (reported to the owners of
-#   alerts/locality.py and rules.engine: permit alerts should clear like ambient ones).
+#   escalated (escalate_after 60 min [MEM]; 260 still a breach); h5 85 ≤ 150: resolved.
+#   h10 200 > 150 (< 225): fires again; h11 escalated (60 min), then 91 ≤ 150: resolved.
+#   h17 400: fires (critical); h18 escalated, then 180 > 150 but < 225: severity lowered;
+#   h19 99: resolved.
 # WF2: reference O2 9 % (weifang.yaml), NOx permit 100 (critical ≥ 150), SO2 permit 50
-#   (critical ≥ 75). h6 150 ≥ 150: fires critical, h7 escalated; h8 SO2 70 > 50 (< 75): fires,
-#   h9 escalated; h12 NOx 120 < 150: severity lowered; last sample h13, then silent: an hourly
-#   outlet is offline after max(offline rule's 120 min [MEM], 3 missed intervals × 60 min) =
-#   3 h → offline firing stamped 13:00 + 3 h = h16 (when WF1's h17 sample moves the locality's
-#   watermark past it); the h18 sample → offline resolved (data_resumed); h20 NOx 250 ≥ 150:
-#   severity raised.
+#   (critical ≥ 75). h6 NOx 150: fires critical; h7 escalated, then 57 ≤ 100: resolved.
+#   h8 SO2 70 > 50: fires; h9 escalated, then 24: resolved. h12 NOx 120: fires; h13
+#   escalated, then 63: resolved. Last sample h13, then silent: an hourly outlet is offline after
+#   max(offline rule's 120 min [MEM], 3 missed intervals × 60 min) = 3 h → offline firing stamped
+#   13:00 + 3 h = h16 (when WF1's h17 sample moves the watermark past it); the h18 sample →
+#   offline resolved (data_resumed). h20 NOx 250: fires critical; h21 escalated, then 71: resolved.
 EXPECTED_TRANSITIONS = [
     (WF1, "permit-exceedance", "nox", "firing", "condition_met_no_wait", 3),
     (WF1, "permit-exceedance", "nox", "firing", "escalated", 4),
+    (WF1, "permit-exceedance", "nox", "resolved", "clear_condition_met", 5),
     (WF2, "permit-exceedance", "nox", "firing", "condition_met_no_wait", 6),
     (WF2, "permit-exceedance", "nox", "firing", "escalated", 7),
+    (WF2, "permit-exceedance", "nox", "resolved", "clear_condition_met", 7),
     (WF2, "permit-exceedance", "so2", "firing", "condition_met_no_wait", 8),
     (WF2, "permit-exceedance", "so2", "firing", "escalated", 9),
-    (WF1, "permit-exceedance", "nox", "firing", "severity_lowered", 10),
-    (WF2, "permit-exceedance", "nox", "firing", "severity_lowered", 12),
+    (WF2, "permit-exceedance", "so2", "resolved", "clear_condition_met", 9),
+    (WF1, "permit-exceedance", "nox", "firing", "condition_met_no_wait", 10),
+    (WF1, "permit-exceedance", "nox", "firing", "escalated", 11),
+    (WF1, "permit-exceedance", "nox", "resolved", "clear_condition_met", 11),
+    (WF2, "permit-exceedance", "nox", "firing", "condition_met_no_wait", 12),
+    (WF2, "permit-exceedance", "nox", "firing", "escalated", 13),
+    (WF2, "permit-exceedance", "nox", "resolved", "clear_condition_met", 13),
     (WF2, "offline", "*", "firing", "condition_met_no_wait", 16),
-    (WF1, "permit-exceedance", "nox", "firing", "severity_raised", 17),
+    (WF1, "permit-exceedance", "nox", "firing", "condition_met_no_wait", 17),
+    (WF1, "permit-exceedance", "nox", "firing", "escalated", 18),
     (WF1, "permit-exceedance", "nox", "firing", "severity_lowered", 18),
     (WF2, "offline", "*", "resolved", "data_resumed", 18),
-    (WF2, "permit-exceedance", "nox", "firing", "severity_raised", 20),
+    (WF1, "permit-exceedance", "nox", "resolved", "clear_condition_met", 19),
+    (WF2, "permit-exceedance", "nox", "firing", "condition_met_no_wait", 20),
+    (WF2, "permit-exceedance", "nox", "firing", "escalated", 21),
+    (WF2, "permit-exceedance", "nox", "resolved", "clear_condition_met", 21),
 ]
 # routing (docs/notifications.md §2): the duty officer of Weifang gets everything of Weifang, an
-# enterprise the alerts labelled with its own id. As built, offline alerts carry no enterprise
-# label (alerts.engine.tick builds the offline observation without the source's detail), so
-# enterprise-e-wf-02 is not told that its outlet went silent — reported to the alerts owner;
-# when that changes, its two offline notifications belong here too.
-# 13 (duty) + 5 (WF1) + 6 (WF2's permit alerts) = 24 notifications.
+# enterprise the alerts labelled with its own id — offline alerts included (the offline
+# observation carries the outlet's routing labels). 24 transitions × 2 receivers = 48.
 ENTERPRISE = {WF1: "enterprise-e-wf-01", WF2: "enterprise-e-wf-02"}
 EXPECTED = sorted(
-    (receiver, *t)
-    for t in EXPECTED_TRANSITIONS
-    for receiver in ("duty-weifang", ENTERPRISE[t[0]])
-    if receiver == "duty-weifang" or t[1] != "offline"
+    (receiver, *t) for t in EXPECTED_TRANSITIONS for receiver in ("duty-weifang", ENTERPRISE[t[0]])
 )
+N = len(EXPECTED)  # 48
 #: notifications caused by hours 1 … 12 (the first part produced before the kill): 8 × 2
 FIRST_PART = sum(2 for t in EXPECTED_TRANSITIONS if t[5] <= 12)
 
@@ -299,7 +308,7 @@ def check_delivery(receiver: Receiver, from_topic: set[tuple[str, str]]) -> None
     )
     assert receiver.bad == [], "every signature verifies with the receiver's own secret"
     # the alert-events topic and the hand-derived list agree, and both were delivered
-    assert len(from_topic) == len(EXPECTED) == 24
+    assert len(from_topic) == len(EXPECTED) == 48
     assert {(k, b["path"]) for k, b in receiver.accepted.items()} == from_topic
     assert receiver.delivered() == EXPECTED
     # exactly once after deduplication: one accepted body per key, keys never shared
@@ -378,7 +387,7 @@ def test_kill_9_mid_delivery(
     # the request cut off by the crash was delivered again after the restart, with the same key,
     # and the receiver accepted it once
     assert receiver.raw[killed_key[0]] >= 2, "the send cut off by the crash was not retried"
-    assert outbox_counts(outbox) == {RowState.SENT: 24, RowState.PENDING: 0, RowState.DEAD: 0}
+    assert outbox_counts(outbox) == {RowState.SENT: N, RowState.PENDING: 0, RowState.DEAD: 0}
     # the restarted worker resumed from its checkpoints, it did not start from scratch
     assert worker.tail(10_000).count("restored") >= 2
 
@@ -441,7 +450,7 @@ def test_receiver_down_for_5_minutes(
         )
         # every notification is in the outbox and the worker's dispatcher has tried each once
         await wait_until(
-            lambda: outbox_path.exists() and len(a := attempts()) == 24 and min(a) >= 1, within=30
+            lambda: outbox_path.exists() and len(a := attempts()) == N and min(a) >= 1, within=30
         )
         worker.kill()  # kill -9 the dispatcher in the middle of the outage
 
@@ -474,7 +483,7 @@ def test_receiver_down_for_5_minutes(
             assert receiver.requests == 0
             assert box.counts()[RowState.DEAD] == 0, "nothing dead-lettered during the outage"
             receiver.start()  # the same port again: the outage is over
-            await wait_until(lambda: len(receiver.accepted) >= 24, within=30, interval=0.2)
+            await wait_until(lambda: len(receiver.accepted) >= N, within=30, interval=0.2)
             await asyncio.sleep(2.0)  # a duplicate would arrive now
             stop.set()
             await run
@@ -499,4 +508,4 @@ def test_receiver_down_for_5_minutes(
     check_delivery(receiver, from_topic)
     # the receiver was down while the sends failed: it saw each key exactly once
     assert set(receiver.raw.values()) == {1}
-    assert outbox_counts(outbox_path) == {RowState.SENT: 24, RowState.PENDING: 0, RowState.DEAD: 0}
+    assert outbox_counts(outbox_path) == {RowState.SENT: N, RowState.PENDING: 0, RowState.DEAD: 0}
