@@ -204,6 +204,37 @@ class LocalityState:
         return out
 
     # ------------------------------------------------------------------ pieces
+    def _open(self, source: str, factor: str, rule_kind: str) -> bool:
+        """Whether an alert of ``rule_kind`` is open for this source and factor."""
+        return any(
+            a.labels.get("source") == source
+            and a.labels.get("factor") == factor
+            and a.labels.get("rule_kind") == rule_kind
+            for a in self.engine.alerts.values()
+        )
+
+    def _clears(
+        self,
+        source: str,
+        at: datetime,
+        exceeded: frozenset[tuple[str, str, str]] | None,
+        candidates: Iterable[tuple[str, float | None]],
+        rule_kind: str,
+    ) -> list[tuple[str, float]]:
+        """(factor, value) of the candidates that could clear an open ``rule_kind`` alert: a
+        value in a record that carries no exceedance for that factor (rules.engine writes
+        exceedance points only above a limit, so a value without one is within it)."""
+        if exceeded is None:
+            return []
+        iso = at.isoformat()
+        return [
+            (f, v)
+            for f, v in candidates
+            if v is not None
+            and (source, f, iso) not in exceeded
+            and self._open(source, f, rule_kind)
+        ]
+
     def _permit_clear(
         self,
         out: StepOutput,
@@ -214,25 +245,11 @@ class LocalityState:
         exceeded: frozenset[tuple[str, str, str]] | None,
     ) -> None:
         """An outlet hour within its permit limit (O2-corrected where corrected) clears an open
-        permit alert (rules.engine writes exceedance points only above the limit)."""
-        if exceeded is None:
-            return
-        iso = at.isoformat()
-        for key, raw in detail.items():
-            if not key.startswith("limit_"):
-                continue
-            f = key[len("limit_") :]
-            value = _num(fields.get(f"{f}_zs", fields.get(f)))
-            if value is None or (source, f, iso) in exceeded:
-                continue
-            if not any(
-                a.labels.get("source") == source
-                and a.labels.get("factor") == f
-                and a.labels.get("rule_kind") == "permit_exceedance"
-                for a in self.engine.alerts.values()
-            ):
-                continue
-            self._eval(out, "permit", source, f, value, at, float(raw), frozenset(), detail)
+        permit alert; the limits come with the outlet's routing detail (``limit_<factor>``)."""
+        limits = {k[len("limit_") :]: float(v) for k, v in detail.items() if k.startswith("limit_")}
+        values = ((f, _num(fields.get(f"{f}_zs", fields.get(f)))) for f in limits)
+        for f, v in self._clears(source, at, exceeded, values, "permit_exceedance"):
+            self._eval(out, "permit", source, f, v, at, limits[f], frozenset(), detail)
 
     def _ambient_clear(
         self,
@@ -244,20 +261,9 @@ class LocalityState:
         exceeded: frozenset[tuple[str, str, str]] | None,
     ) -> None:
         """A station hour within its GB 3095 1-hour limit clears an open ambient alert."""
-        if exceeded is None:
-            return
-        iso = at.isoformat()
         grade = Grade.I if detail.get("area_grade") == "I" else Grade.II
-        for _index, f in HOURLY_LIMITED:  # (row index, factor) pairs in rules.engine
-            v = _num(fields.get(f))
-            if v is None or (source, f, iso) in exceeded:
-                continue
-            fp_open = any(
-                a.labels.get("source") == source and a.labels.get("factor") == f
-                for a in self.engine.alerts.values()
-            )
-            if not fp_open:
-                continue  # nothing to clear: skip the work
+        values = ((f, _num(fields.get(f))) for _i, f in HOURLY_LIMITED)  # (row, factor) pairs
+        for f, v in self._clears(source, at, exceeded, values, "ambient_exceedance"):
             try:
                 ex = ambient_exceedance(f, v, period=Period.HOURLY, at=at, grade=grade)
             except RulesError:
