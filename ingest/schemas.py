@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from rules.factors import BY_KIND, Kind
+from rules.flags import VALID_FLAGS, Flag
 
 SCHEMA_VERSION = 1
 
@@ -27,21 +28,9 @@ SourceId = Annotated[
 LocalityId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 
 
-class Flag(StrEnum):
-    """HJ 212-2017 表8 data flags."""
-
-    N = "N"  # 仪器工作正常 normal
-    F = "F"  # 仪器停运 stopped
-    M = "M"  # 维护期间产生的数据 maintenance
-    S = "S"  # 手工输入的设定值 manual set value
-    D = "D"  # 仪器故障 fault
-    C = "C"  # 校准状态 calibration
-    T = "T"  # 采样数值超过测量上限 over range
-    B = "B"  # 仪器与数采仪通讯异常 communication fault
-
-
-#: Flags whose data are valid for statistics (standards.md §4.6; issue [B]: N and S valid).
-VALID_FLAGS: frozenset[Flag] = frozenset({Flag.N, Flag.S})
+# HJ 212-2017 表8 data flags: one vocabulary for the whole system (rules.flags), re-exported here
+# because the payload model uses it.
+__all__ = ["VALID_FLAGS", "Flag", "Interval", "Sample", "Value", "topic_for"]
 
 
 class Interval(StrEnum):

@@ -54,8 +54,7 @@ from rules.emission import (
     o2_corrected,
 )
 from rules.errors import InvalidReading, OutsideWindow, RulesError
-from rules.flags import Flag
-from rules.readings import VALID_FLAGS
+from rules.flags import VALID_FLAGS, Flag
 from rules.standards import gb3095
 from rules.standards.gb3095 import Grade, Period
 from rules.standards.hj633 import BEIJING
@@ -318,7 +317,7 @@ def _split(
     values: Mapping[str, tuple[float | None, str]],
 ) -> tuple[dict[str, float], dict[str, str]]:
     """(valid values as floats, invalid flags by factor). A value is valid when present and flagged
-    N or S (HJ 212-2017 表8; rules.readings.VALID_FLAGS).
+    N or S (HJ 212-2017 表8; rules.flags.VALID_FLAGS).
 
     Raises InvalidReading for a value that is not a finite number, or a pH outside 0–14.
     """

@@ -1,7 +1,7 @@
 """Data flags (数据标记) of HJ 212-2017 表8, as the rule engine sees them.
 
 ``rules`` may not import ``ingest`` (architecture.md §3), so the flag vocabulary the rules need is
-defined here; ``ingest.schemas.Flag`` carries the same letters on the wire.
+defined here; ``ingest.schemas`` re-exports it for the payload model.
 
 Validity (issue 3, standards.md §4.6): only N (normal) and S (manually entered set value) are
 valid for statistics and for exceedance judgement; every other flag makes the value invalid and is
