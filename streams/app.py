@@ -17,14 +17,13 @@ import faust
 
 from streams import topics
 from streams.catalog import CatalogView
-from streams.records import EvaluationRecord
 from streams.settings import Settings
 from streams.sink import InfluxWriter, Sink, Spool
 
 log = logging.getLogger(__name__)
 
 #: Called for every evaluation the worker emits (the demo prints them).
-Observer = Callable[[EvaluationRecord], None]
+Observer = Callable[[dict[str, Any]], None]  # a point in its wire form (streams.wire)
 
 
 @dataclass
@@ -45,7 +44,7 @@ class Pipeline:
 
     transition_observers: list[Callable[[Any], None]] = field(default_factory=list)
 
-    def observe(self, evaluation: EvaluationRecord) -> None:
+    def observe(self, evaluation: dict[str, Any]) -> None:
         for fn in self.observers:
             try:
                 fn(evaluation)

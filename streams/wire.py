@@ -57,7 +57,7 @@ def decode_points(value: bytes) -> list[dict[str, Any]]:
 
 
 def decode_sample(value: bytes) -> engine.Sample:
-    """Kafka ``readings`` value (streams.records.SampleRecord JSON) → engine.Sample."""
+    """Kafka ``readings`` value (ingest.schemas.Sample as JSON, written by the bridge) → engine.Sample."""
     d = orjson.loads(value)
     vals = {
         f: (v.get("value"), v.get("flag", "N"))

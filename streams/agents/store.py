@@ -7,7 +7,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from streams.lineprotocol import line
-from streams.records import EvaluationRecord
 from streams.wire import decode_points
 
 if TYPE_CHECKING:
@@ -35,12 +34,4 @@ def register(p: Pipeline) -> None:
             await asyncio.to_thread(p.sink.write, lines)
             if p.observers:
                 for r in records:
-                    p.observe(
-                        EvaluationRecord(
-                            id=r["id"],
-                            measurement=r["measurement"],
-                            tags=r["tags"],
-                            fields=r["fields"],
-                            time=r["time"],
-                        )
-                    )
+                    p.observe(r)

@@ -40,21 +40,21 @@ LEVEL_STYLE = {"yellow": "bold yellow", "orange": "bold dark_orange", "red": "bo
 
 def _print_evaluation(e: Any) -> None:
     """City AQI per hour (one compact line) and exceedances; the rest goes to the output files."""
-    tags = e.tags
-    t = datetime.fromisoformat(e.time).astimezone(BEIJING).strftime("%m-%d %H:%M")
+    tags = e["tags"]
+    t = datetime.fromisoformat(e["time"]).astimezone(BEIJING).strftime("%m-%d %H:%M")
     if (
-        e.measurement == "aqi"
+        e["measurement"] == "aqi"
         and tags.get("source") == "city"
         and tags.get("period") in ("hour", "day")
     ):
-        f = e.fields
+        f = e["fields"]
         aqi = f.get("aqi", f.get("computed_aqi", "NA"))
         extra = f"  {f.get('category', '')} {f.get('primary', '')}".rstrip()
         label = "city AQI" if tags["period"] == "hour" else "DAILY AQI"
         style = "bold" if tags["period"] == "day" else "default"
         console.print(f"[dim]{t}[/] {label:<9} {tags['locality']:<15} [{style}]{aqi:>4}[/]{extra}")
-    elif e.measurement == "exceedance":
-        f = e.fields
+    elif e["measurement"] == "exceedance":
+        f = e["fields"]
         console.print(
             f"[dim]{t}[/] [magenta]exceedance[/] {tags.get('locality', ''):<15} {tags.get('source', ''):<22} "
             f"{tags.get('factor', '')}={f.get('value')} > {f.get('limit')} ({tags.get('period', '')})"
@@ -184,10 +184,10 @@ async def _run(
         if quiet:
             return
         # a corrected point keeps its id: print it again only when its value changed
-        value = e.fields.get("aqi", e.fields.get("value"))
-        if shown.get(e.id) == value:
+        value = e["fields"].get("aqi", e["fields"].get("value"))
+        if shown.get(e["id"]) == value:
             return
-        shown[e.id] = value
+        shown[e["id"]] = value
         _print_evaluation(e)
 
     def observe_transition(t: Any) -> None:
