@@ -18,19 +18,17 @@ Errors of paho and sockets are translated once, here, into :class:`PublishError`
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
 import orjson
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from rules.factors import Kind
 
 from ingest import hj212
+from ingest.publisher import Publisher, PublisherError
 from ingest.schemas import Interval, Sample, topic_for
 from ingest.simulators.errors import PublishError
 from ingest.simulators.model import Delivery, SimClock
@@ -75,7 +73,9 @@ class JsonLinesSink:
 
 
 class MqttSink:
-    """QoS1 publisher with a bounded in-flight window (see the module docstring)."""
+    """QoS1 publisher with a bounded in-flight window: the project's one MQTT publisher
+    (:class:`ingest.publisher.Publisher`: blocks while the window is full or the broker is away,
+    keeps publishing order across reconnects) behind the simulator's ``Sink`` interface."""
 
     def __init__(
         self,
@@ -91,63 +91,36 @@ class MqttSink:
             raise PublishError(f"{host}:{port}", f"window must be >= 1, got {window}")
         self.target = f"mqtt://{host}:{port}"
         self.ack_timeout = ack_timeout
-        self.window = window
-        self._slots = threading.BoundedSemaphore(window)
-        self._connected = threading.Event()
-        self._refused: str | None = None
-        self.sent = 0
-        self.acked = 0
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311
-        )
-        self._client.max_inflight_messages_set(window)
-        self._client.on_connect = self._on_connect
-        self._client.on_publish = self._on_publish
         try:
-            self._client.connect(host, port, keepalive=30)
-        except OSError as exc:
+            self._pub = Publisher(
+                host,
+                port,
+                client_id=client_id,
+                inflight=window,
+                connect_timeout=connect_timeout,
+                block_timeout=ack_timeout,
+            )
+        except (PublisherError, OSError) as exc:
             raise PublishError(self.target, f"cannot connect: {exc}") from exc
-        self._client.loop_start()
-        if not self._connected.wait(connect_timeout) or self._refused is not None:
-            self._client.loop_stop()
-            raise PublishError(self.target, self._refused or "no CONNACK in time")
+        self.sent = 0
 
-    def _on_connect(self, _c: Any, _u: Any, _flags: Any, rc: Any, _p: Any = None) -> None:
-        if getattr(rc, "is_failure", False):
-            self._refused = f"connection refused: {rc}"
-        self._connected.set()
-
-    def _on_publish(self, _c: Any, _u: Any, _mid: int, _rc: Any = None, _p: Any = None) -> None:
-        self.acked += 1
-        self._slots.release()
+    @property
+    def acked(self) -> int:
+        return self._pub.acked
 
     def send(self, delivery: Delivery) -> None:
-        if not self._slots.acquire(timeout=self.ack_timeout):
-            raise PublishError(self.target, f"no PUBACK for {self.ack_timeout:g} s (window full)")
-        sample = delivery.sample
-        info = self._client.publish(topic_for(sample), payload_of(sample), qos=1)
-        # NO_CONN: paho keeps the message and sends it after the automatic reconnect.
-        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-            self._slots.release()
-            raise PublishError(self.target, f"publish failed: {mqtt.error_string(info.rc)}")
+        try:
+            self._pub.publish(delivery.sample)
+        except PublisherError as exc:
+            raise PublishError(self.target, str(exc)) from exc
         self.sent += 1
 
     def close(self) -> None:
-        """Wait until every message is acknowledged (all slots free), then disconnect."""
-        deadline = time.monotonic() + self.ack_timeout
-        taken = 0
+        """Wait until every message is acknowledged, then disconnect."""
         try:
-            while taken < self.window:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._slots.acquire(timeout=left):
-                    missing = self.sent - self.acked
-                    raise PublishError(self.target, f"{missing} message(s) never acknowledged")
-                taken += 1
-        finally:
-            for _ in range(taken):
-                self._slots.release()
-            self._client.disconnect()
-            self._client.loop_stop()
+            self._pub.close(self.ack_timeout)
+        except PublisherError as exc:
+            raise PublishError(self.target, str(exc)) from exc
 
 
 #: HJ 212-2017 表5 system codes (ST) used by the simulated loggers: 31 大气环境污染源 (flue gas),
