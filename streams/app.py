@@ -15,12 +15,15 @@ from typing import Any
 
 import faust
 
-from streams import topics
+from streams import dispatch, topics
 from streams.catalog import CatalogView
 from streams.settings import Settings
 from streams.sink import InfluxWriter, Sink, Spool
 
 log = logging.getLogger(__name__)
+
+#: events a stream may buffer (Faust's default is 4 096): see create_app
+STREAM_BUFFER = 16_384
 
 #: Called for every evaluation the worker emits (the demo prints them).
 Observer = Callable[[dict[str, Any]], None]  # a point in its wire form (streams.wire)
@@ -81,7 +84,7 @@ def _limit_fetch_wait(ms: int) -> None:
 def create_app(settings: Settings) -> faust.App:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _limit_fetch_wait(settings.fetch_max_wait_ms)
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=settings.kafka,
         store=settings.store,
@@ -96,7 +99,15 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
         producer_linger=0.005,
+        # Room for what the fetcher already holds when a stream's buffer reaches high pressure
+        # (80 % of the size: fetching of the partition pauses, but fetched records are still
+        # delivered): a record that meets a *full* buffer takes Faust's slow path, a task
+        # per record (streams.dispatch). One fetch is at most consumer_max_fetch_size (1 MiB)
+        # per partition, a few thousand samples.
+        stream_buffer_maxsize=STREAM_BUFFER,
     )
+    dispatch.install(app)
+    return app
 
 
 def make_sink(settings: Settings) -> Sink:
