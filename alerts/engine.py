@@ -127,6 +127,8 @@ class Engine:
         self.silences: tuple[Silence, ...] = tuple(silences)
         self.inhibit_rules: tuple[InhibitRule, ...] = tuple(inhibit_rules)
         self.alerts: dict[str, Alert] = {}
+        # (source, factor, rule_kind) → fingerprints in ``alerts``: has_alert without a scan
+        self._by_subject: dict[tuple[str, str, str], set[str]] = {}
         self.sources: dict[str, SourceState] = {}
         self.runs: dict[str, tuple[float, int]] = {}  # "source|factor" → (last value, run length)
         self.warnings: dict[str, Level] = {}  # locality → level in force
@@ -146,8 +148,7 @@ class Engine:
                 continue
             _, ts = lifecycle.close(alert, now, Reason.RULE_REMOVED)
             out.extend(ts)
-            del self.alerts[fp]
-            self._inhibitors.pop(fp, None)
+            self._drop(fp)
         return out
 
     # ------------------------------------------------------------ suppression
@@ -175,11 +176,31 @@ class Engine:
                 by.extend(fps)
         return tuple(kinds), tuple(by)
 
+    @staticmethod
+    def _subject(labels: Mapping[str, str]) -> tuple[str, str, str]:
+        return (labels.get("source", ""), labels.get("factor", ""), labels.get("rule_kind", ""))
+
+    def has_alert(self, source: str, factor: str, rule_kind: str) -> bool:
+        """Whether an alert (in any state still held) exists for this source, factor and kind
+        of rule — an index lookup, not a scan over every alert."""
+        return bool(self._by_subject.get((source, factor, rule_kind)))
+
+    def _drop(self, fp: str) -> None:
+        alert = self.alerts.pop(fp)
+        subject = self._subject(alert.labels)
+        fps = self._by_subject.get(subject)
+        if fps is not None:
+            fps.discard(fp)
+            if not fps:
+                del self._by_subject[subject]
+        self._inhibitors.pop(fp, None)
+
     def _store(self, alert: Alert | None) -> None:
         if alert is None:
             return
         fp = alert.fingerprint
         self.alerts[fp] = alert
+        self._by_subject.setdefault(self._subject(alert.labels), set()).add(fp)
         if alert.state is AlertState.FIRING and self._is_inhibitor(alert.labels):
             self._inhibitors[fp] = alert.labels
         else:
@@ -262,7 +283,7 @@ class Engine:
         for fp, alert in list(self.alerts.items()):
             if alert.state is AlertState.RESOLVED and alert.notified_state is not AlertState.FIRING:
                 if alert.resolved_at is not None and now - alert.resolved_at > RETAIN_RESOLVED:
-                    del self.alerts[fp]
+                    self._drop(fp)
                 continue
             alert_rule = self.rules.by_id.get(alert.labels.get("rule", ""))
             if alert_rule is None:

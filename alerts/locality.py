@@ -206,12 +206,7 @@ class LocalityState:
     # ------------------------------------------------------------------ pieces
     def _open(self, source: str, factor: str, rule_kind: str) -> bool:
         """Whether an alert of ``rule_kind`` is open for this source and factor."""
-        return any(
-            a.labels.get("source") == source
-            and a.labels.get("factor") == factor
-            and a.labels.get("rule_kind") == rule_kind
-            for a in self.engine.alerts.values()
-        )
+        return self.engine.has_alert(source, factor, rule_kind)
 
     def _clears(
         self,

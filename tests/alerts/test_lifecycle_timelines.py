@@ -466,3 +466,23 @@ def test_data_rate_below_90_percent_fires() -> None:
         kind="data_rate", locality="laixi", source="ws-1", factor="rate", value=0.95, time=at(1440)
     )
     assert [t.state for t in eng.process(ok)] == [R]
+
+
+def test_has_alert_follows_alerts_through_resolve_expiry_and_restore() -> None:
+    """The locality stage asks "is a permit alert held for this outlet and factor?" for every
+    value it could clear with; the engine answers from an index that must track every alert it
+    holds: open, resolved but retained (RETAIN_RESOLVED, one day), dropped, restored."""
+    eng = engine(for_minutes=0)
+    assert not eng.has_alert("e-wf-001", "so2", "permit_exceedance")
+    eng.process(ev(0, 120))  # 120 > 100: firing at once (for 0)
+    assert eng.has_alert("e-wf-001", "so2", "permit_exceedance")
+    assert not eng.has_alert("e-wf-001", "nox", "permit_exceedance")
+    assert not eng.has_alert("e-wf-002", "so2", "permit_exceedance")
+    eng.process(ev(5, 50))  # back within the limit: resolved, still held for a day
+    assert eng.has_alert("e-wf-001", "so2", "permit_exceedance")
+    restored = Engine.from_dict(json.loads(json.dumps(eng.to_dict())), eng.rules)
+    assert restored.has_alert("e-wf-001", "so2", "permit_exceedance")
+    eng.process(ev(5 + 24 * 60 + 1, 50))  # the source keeps reporting
+    eng.tick(at(5 + 24 * 60 + 2))  # more than a day after the resolve: dropped
+    assert "permit" not in {a.labels.get("rule") for a in eng.alerts.values()}
+    assert not eng.has_alert("e-wf-001", "so2", "permit_exceedance")
