@@ -35,6 +35,22 @@ def _field(v: object) -> str:
     return '"' + str(v).translate(_STR) + '"'
 
 
+#: escaped forms of the names and tag values met so far: the same few thousand strings (sources,
+#: factors, measurement and field names) recur in every line; bounded so that an unbounded tag
+#: value (which the schema forbids anyway, docs/influx-schema.md) cannot grow it forever
+_ESCAPED: dict[str, str] = {}
+_ESCAPED_MAX = 200_000
+
+
+def _tag(s: str) -> str:
+    e = _ESCAPED.get(s)
+    if e is None:
+        if len(_ESCAPED) >= _ESCAPED_MAX:
+            _ESCAPED.clear()
+        e = _ESCAPED[s] = s.translate(_TAG)
+    return e
+
+
 def line(
     measurement: str,
     tags: Mapping[str, str],
@@ -42,13 +58,16 @@ def line(
     timestamp_ns: int,
 ) -> str:
     """One line of line protocol. Tags are sorted (InfluxDB's preferred order); empty tags dropped."""
-    parts = [measurement.translate(_MEAS)]
+    head = measurement.translate(_MEAS)
     for k in sorted(tags):
         v = tags[k]
         if v != "":
-            parts.append(f"{k.translate(_TAG)}={str(v).translate(_TAG)}")
-    head = ",".join(parts)
-    body = ",".join(f"{k.translate(_TAG)}={_field(v)}" for k, v in fields.items() if v is not None)
+            head += "," + _tag(k) + "=" + _tag(v if isinstance(v, str) else str(v))
+    body = ",".join(
+        _tag(k) + "=" + (repr(v) if type(v) is float else _field(v))
+        for k, v in fields.items()
+        if v is not None
+    )
     if not body:
         raise ValueError(f"line for {measurement!r} has no field")
     return f"{head} {body} {timestamp_ns}"
