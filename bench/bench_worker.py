@@ -52,10 +52,13 @@ async def _fill(bootstrap: str, topic: str, n: int, t0: datetime) -> None:
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024)
     await p.start()
     try:
-        ts = int((t0 + timedelta(days=1)).timestamp() * 1000)
         for i in range(n):
             k, v = _sample(i, t0)
-            await p.send(topic, v, key=k, timestamp_ms=ts)
+            # received 5 min after the hour it reports, as the bridge stamps it: every sample is
+            # within the worker's plausibility window (max_future_s, max_past_days), none is
+            # dead-lettered
+            at = t0 + timedelta(hours=i // STATIONS, minutes=5)
+            await p.send(topic, v, key=k, timestamp_ms=int(at.timestamp() * 1000))
         await p.flush()
     finally:
         await p.stop()
