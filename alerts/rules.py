@@ -439,7 +439,29 @@ def evaluate(rule: AlertRule, ev: Evaluation, *, run_length: int = 0) -> Observa
     had the same value, counted by the engine. Returns None when the rule does not apply."""
     if not rule.applies(ev):
         return None
-    labels = rule.labels(ev.locality, ev.source, ev.factor, ev.detail)
+    status, severity, limit = _verdict(rule, ev, run_length)
+    return Observation(
+        labels=rule.labels(ev.locality, ev.source, ev.factor, ev.detail),
+        at=ev.time,
+        status=status,
+        severity=severity,
+        annotations=_annotations(rule, ev, limit),
+        value=ev.value,
+        limit=limit,
+    )
+
+
+def breaches(rule: AlertRule, ev: Evaluation, *, run_length: int = 0) -> bool:
+    """Whether :func:`evaluate` gives a BREACH observation — without building it. Anything else
+    changes nothing while no alert is held for the subject (``lifecycle.step`` of no alert and
+    a clear, band, no-data or maintenance observation), which is the engine's fast path."""
+    return rule.applies(ev) and _verdict(rule, ev, run_length)[0] is ObservationStatus.BREACH
+
+
+def _verdict(
+    rule: AlertRule, ev: Evaluation, run_length: int
+) -> tuple[ObservationStatus, Severity, float | None]:
+    """(status, severity, limit) of ``rule`` (which applies) for ``ev``."""
     severity = rule.severity
     status: ObservationStatus
     limit = ev.limit if ev.limit is not None else rule.limit
@@ -483,15 +505,7 @@ def evaluate(rule: AlertRule, ev: Evaluation, *, run_length: int = 0) -> Observa
                 and value >= limit * rule.critical_ratio
             ):
                 severity = Severity.CRITICAL
-    return Observation(
-        labels=labels,
-        at=ev.time,
-        status=status,
-        severity=severity,
-        annotations=_annotations(rule, ev, limit),
-        value=value,
-        limit=limit,
-    )
+    return status, severity, limit
 
 
 def _annotations(rule: AlertRule, ev: Evaluation, limit: float | None) -> dict[str, str]:

@@ -486,3 +486,34 @@ def test_has_alert_follows_alerts_through_resolve_expiry_and_restore() -> None:
     eng.tick(at(5 + 24 * 60 + 2))  # more than a day after the resolve: dropped
     assert "permit" not in {a.labels.get("rule") for a in eng.alerts.values()}
     assert not eng.has_alert("e-wf-001", "so2", "permit_exceedance")
+
+
+def test_engine_fast_path_gives_the_transitions_of_evaluating_every_rule() -> None:
+    """The engine skips a rule when no alert is held for the subject and the rule's verdict is
+    not a breach (alerts.rules.breaches). A reference engine that evaluates every rule on every
+    evaluation must produce exactly the same transitions over a mixed stream: constant and zero
+    runs, maintenance flags, permit breaches, band values, clears and silence."""
+    from alerts.rules import default_rules
+
+    class EveryRule(Engine):
+        def process(self, ev: Evaluation, now: datetime | None = None) -> list[Transition]:
+            self._by_subject = _AlwaysHeld()
+            return super().process(ev, now)
+
+    class _AlwaysHeld(dict[tuple[str, str, str], set[str]]):
+        def get(self, key: object, default: object = None) -> set[str]:
+            return {"held"}
+
+    fast, slow = Engine(default_rules()), EveryRule(default_rules())
+    stream: list[Evaluation] = []
+    for minute in range(0, 600, 10):
+        flags = frozenset({"M"}) if 200 <= minute < 240 else frozenset()
+        stream.append(ev(minute, 0.0, kind="sample", factor="so2", flags=flags))  # zero run
+        stream.append(ev(minute, 7.5, kind="sample", factor="no2"))  # constant run
+        stream.append(ev(minute, float(minute % 97), kind="sample", factor="co"))
+        nox = 180.0 if 100 <= minute < 300 else (95.0 if minute < 400 else 40.0)
+        stream.append(ev(minute, nox, kind="permit", factor="nox"))
+    got_fast = [t.to_dict() for e in stream for t in fast.process(e)]
+    got_slow = [t.to_dict() for e in stream for t in slow.process(e)]
+    assert got_slow  # the stream does open and close alerts
+    assert got_fast == got_slow
