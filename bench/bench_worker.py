@@ -4,9 +4,12 @@ Side by side in one run, on embedded Tansu (and VictoriaMetrics when installed):
 
 * **worker**: the real app (``streams.app.build``) in-process, reading a pre-filled ``readings``
   topic of N hourly station samples (6 pollutants each), evaluating, emitting, storing (spool);
-  rate = samples / (time of the last sample counted − time of the first);
+  rate = samples / (time of the last sample counted − time of the first). Twice: the
+  ``evaluate`` stage alone (a worker process with every evaluation on, ``ENVWATCH_AGENTS``) and
+  every stage in one process (evaluate, locality, store, notify, dead-letter);
 * **bare**: a Faust app with one ``take_events`` agent that only counts, on a copy of the same
-  topic — the transport's ceiling. Goals (issue 6): worker ≥ 20 000 samples/s, ≥ 90 % of bare;
+  topic — stock Faust, and the same with envwatch's inline record delivery (streams.dispatch),
+  the transport the worker runs on. Goals (issue 6): worker ≥ 20 000 samples/s, ≥ 90 % of bare;
 * **sink**: lines/s to VictoriaMetrics through ``streams.sink.InfluxWriter`` (httpx), the
   influxdb-client writer and a bare ``httpx.post``, each on its own *fresh* series (the first
   writer of a series pays its creation in VictoriaMetrics; comparing fresh with warm series is
@@ -31,6 +34,7 @@ from aiokafka import AIOKafkaProducer
 from streams import embedded, topics
 
 STATIONS = 200
+ALL_STAGES = "evaluate,locality,store,notify,deadletter"
 
 
 def _sample(i: int, t0: datetime) -> tuple[bytes, bytes]:
@@ -75,11 +79,11 @@ def _settings(kafka: Any, prefix: str, tmp: Path, **kw: Any) -> Any:
     )  # fmt: skip
 
 
-async def _run_worker(kafka: Any, n: int, tmp: Path, t0: datetime) -> float:
+async def _run_worker(kafka: Any, n: int, tmp: Path, t0: datetime, agents: str) -> float:
     from streams.app import build
 
-    prefix = "bw-worker-"
-    s = _settings(kafka, prefix, tmp / "w")
+    prefix = f"bw-worker-{agents.replace(',', '-')}-"
+    s = _settings(kafka, prefix, tmp / prefix, agents=agents)
     await topics.ensure_topics(kafka.url, 1, prefix)
     await _fill(kafka.bootstrap, topics.name(topics.READINGS, prefix), n, t0)
     p = build(s)
@@ -99,17 +103,26 @@ async def _run_worker(kafka: Any, n: int, tmp: Path, t0: datetime) -> float:
     return (done - 0) / (last - (first or last)) if first else 0.0
 
 
-async def _run_bare(kafka: Any, n: int, tmp: Path, t0: datetime) -> float:
+async def _run_bare(kafka: Any, n: int, tmp: Path, t0: datetime, *, inline: bool) -> float:
+    """A Faust app with one counting agent. ``inline``: with the worker's record delivery
+    (streams.dispatch) and stream buffer — the same transport the worker has."""
     import faust
 
-    topic_name = "bw-bare-readings"
-    await topics.ensure_topics(kafka.url, 1, "bw-bare-")
+    from streams import dispatch
+    from streams.app import STREAM_BUFFER
+
+    name = "bw-bare-inline" if inline else "bw-bare"
+    topic_name = f"{name}-readings"
+    await topics.ensure_topics(kafka.url, 1, f"{name}-")
     await _fill(kafka.bootstrap, topic_name, n, t0)
+    extra = {"stream_buffer_maxsize": STREAM_BUFFER} if inline else {}
     app = faust.App(
-        "bw-bare", broker=kafka.url, store="memory://", datadir=str(tmp / "bare"),
+        name, broker=kafka.url, store="memory://", datadir=str(tmp / name),
         web_enabled=False, broker_session_timeout=6, broker_rebalance_timeout=6,
-        broker_heartbeat_interval=1, consumer_auto_offset_reset="earliest",
+        broker_heartbeat_interval=1, consumer_auto_offset_reset="earliest", **extra,
     )  # fmt: skip
+    if inline:
+        dispatch.install(app)
     t = app.topic(topic_name, key_type=bytes, value_type=bytes,
                   key_serializer="raw", value_serializer="raw")  # fmt: skip
     count = [0]
@@ -143,9 +156,9 @@ async def _latency(kafka: Any, tmp: Path, rate: int, seconds: float) -> tuple[fl
     sent: dict[str, float] = {}
     lat: list[float] = []
 
-    def seen(e: Any) -> None:
-        if e.measurement == "reading":
-            key = f"{e.tags['source']}|{e.time}"
+    def seen(e: dict[str, Any]) -> None:  # a point in its wire form (streams.wire)
+        if e["measurement"] == "reading":
+            key = f"{e['tags']['source']}|{e['ns']}"
             t = sent.pop(key, None)
             if t is not None:
                 lat.append(time.perf_counter() - t)
@@ -161,7 +174,8 @@ async def _latency(kafka: Any, tmp: Path, rate: int, seconds: float) -> tuple[fl
         for i in range(n):
             k, v = _sample(i, t0)
             d = orjson.loads(v)
-            sent[f"{d['source']}|{d['time']}"] = time.perf_counter()
+            at_ns = int(datetime.fromisoformat(d["time"]).timestamp()) * 1_000_000_000
+            sent[f"{d['source']}|{at_ns}"] = time.perf_counter()
             await prod.send(topics.name(topics.READINGS, prefix), v, key=k)
             delay = start + (i + 1) / rate - time.perf_counter()
             if delay > 0:
@@ -246,15 +260,23 @@ def main(quick: bool) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
             tdir = Path(tmp)
-            bare = asyncio.run(_run_bare(kafka, n, tdir, t0))
-            worker = asyncio.run(_run_worker(kafka, n, tdir, t0))
+            bare = asyncio.run(_run_bare(kafka, n, tdir, t0, inline=False))
+            bare_inline = asyncio.run(_run_bare(kafka, n, tdir, t0, inline=True))
+            evaluate = asyncio.run(_run_worker(kafka, n, tdir, t0, "evaluate"))
+            every = asyncio.run(_run_worker(kafka, n, tdir, t0, ALL_STAGES))
             print(
-                f"worker     all evaluations {worker:>10,.0f} samples/s | bare take_events "
-                f"{bare:>10,.0f} events/s ({n:,} station samples, 1 partition)"
+                f"worker     bare Faust take_events {bare:>8,.0f} events/s | the same with "
+                f"envwatch's inline delivery {bare_inline:>8,.0f} ({n:,} station samples, 1 "
+                "partition)"
             )
             print(
-                f"           ratio worker/bare = {worker / bare:.2f} (goal ≥ 0.90); "
-                f"worker vs goal 20 000/s = {worker / 20_000:.2f}"
+                f"           evaluate stage (every evaluation on) {evaluate:>8,.0f} samples/s | "
+                f"all stages in one process {every:>8,.0f} samples/s"
+            )
+            print(
+                f"           ratio evaluate/bare = {evaluate / bare:.2f} (goal ≥ 0.90), "
+                f"evaluate/bare-inline = {evaluate / bare_inline:.2f}, all-stages/bare = "
+                f"{every / bare:.2f}; evaluate vs goal 20 000/s = {evaluate / 20_000:.2f}"
             )
             p50, p99, got = asyncio.run(_latency(kafka, tdir, 1000, 3 if quick else 10))
             print(
