@@ -17,21 +17,36 @@ import orjson
 from rules import engine
 from streams.lineprotocol import ns
 
+#: memo of the per-time strings and per-tag-set text of point ids: a batch's points share a
+#: few hours and a few thousand tag sets; cleared when large (the next uses rebuild them)
+_TIMES: dict[tuple[datetime, object], tuple[str, str, int]] = {}
+_TAG_TEXT: dict[tuple[tuple[str, str], ...], str] = {}
+_MEMO_MAX = 100_000
 
-def point_dict(
-    p: engine.Point, _times: dict[datetime, tuple[str, str, int]] | None = None
-) -> dict[str, Any]:
+
+def _time_strings(t: datetime) -> tuple[str, str, int]:
+    # keyed with the zone too: equal instants in two zones are equal datetimes, but their
+    # ``time`` strings differ (and the locality stage compares those strings)
+    key = (t, t.tzinfo)
+    got = _TIMES.get(key)
+    if got is None:
+        if len(_TIMES) >= _MEMO_MAX:
+            _TIMES.clear()
+        got = _TIMES[key] = (t.isoformat(), t.astimezone(UTC).isoformat(), ns(t))
+    return got
+
+
+def point_dict(p: engine.Point) -> dict[str, Any]:
     """A point as the wire carries it. ``id`` equals :attr:`rules.engine.Point.id` (a test holds
-    them equal); the time strings are computed once per distinct time of a batch (``_times``)."""
-    t = p.time
-    cached = _times.get(t) if _times is not None else None
-    if cached is None:
-        cached = (t.isoformat(), t.astimezone(UTC).isoformat(), ns(t))
-        if _times is not None:
-            _times[t] = cached
-    iso, utc_iso, nanos = cached
+    them equal)."""
+    iso, utc_iso, nanos = _time_strings(p.time)
     tags = p.tags
-    tag_text = ",".join(f"{k}={tags[k]}" for k in sorted(tags))
+    items = tuple(tags.items())
+    tag_text = _TAG_TEXT.get(items)
+    if tag_text is None:
+        if len(_TAG_TEXT) >= _MEMO_MAX:
+            _TAG_TEXT.clear()
+        tag_text = _TAG_TEXT[items] = ",".join(f"{k}={tags[k]}" for k in sorted(tags))
     return {
         "id": f"{p.measurement}|{tag_text}|{utc_iso}",
         "measurement": p.measurement,
@@ -46,8 +61,7 @@ def points_bytes(points: Sequence[engine.Point]) -> bytes:
     """The wire value of ``evaluations`` and ``aggregates``: a JSON array of points — all the
     points of one sample (or one locality step) in one record, so the transport carries one
     message per sample, not one per point (architecture.md §8)."""
-    times: dict[datetime, tuple[str, str, int]] = {}
-    return orjson.dumps([point_dict(p, times) for p in points])
+    return orjson.dumps([point_dict(p) for p in points])
 
 
 def decode_points(value: bytes) -> list[dict[str, Any]]:

@@ -57,3 +57,22 @@ def test_decode_sample_reads_the_bridge_payload() -> None:
     s = decode_sample(orjson.dumps(body))
     assert s.time == datetime(2026, 11, 22, 1, tzinfo=UTC)
     assert s.values == {"pm25": (35.0, "N"), "so2": (None, "D")}
+
+
+def test_equal_instants_in_two_zones_keep_their_own_time_string() -> None:
+    """08:00 in Beijing and 00:00 UTC are the same instant (equal datetimes); each point must
+    still carry the offset it was made with — the locality stage matches readings to
+    exceedances by that string."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from rules.engine import Point
+
+    bj = datetime(2026, 6, 1, 8, tzinfo=ZoneInfo("Asia/Shanghai"))
+    utc = datetime(2026, 6, 1, 0, tzinfo=UTC)
+    assert bj == utc
+    first = decode_points(points_bytes([Point("reading", {"source": "a"}, {"v": 1.0}, bj)]))
+    second = decode_points(points_bytes([Point("reading", {"source": "a"}, {"v": 1.0}, utc)]))
+    assert first[0]["time"] == "2026-06-01T08:00:00+08:00"
+    assert second[0]["time"] == "2026-06-01T00:00:00+00:00"
+    assert first[0]["id"] == second[0]["id"]  # the id is the instant in UTC
