@@ -40,9 +40,12 @@ ALL_STAGES = "evaluate,locality,store,notify,deadletter"
 def _sample(i: int, t0: datetime) -> tuple[bytes, bytes]:
     source = f"aq-b-{i % STATIONS:03d}"
     at = t0 + timedelta(hours=i // STATIONS)
+    # every factor varies from hour to hour: a constant so2 or co at all 200 stations would keep
+    # 400 constant-value alerts (alerts.rules) busy — a stuck network, not the normal stream
+    h = i // STATIONS
     v = {
-        "pm25": 30.0 + i % 23, "pm10": 70.0 + i % 11, "so2": 8.0, "no2": 25.0 + i % 5,
-        "co": 0.6, "o3": 50.0 + i % 31,
+        "pm25": 30.0 + i % 23, "pm10": 70.0 + i % 11, "so2": 8.0 + (i + h) % 3,
+        "no2": 25.0 + i % 5, "co": 0.6 + 0.1 * ((i + h) % 4), "o3": 50.0 + i % 31,
     }  # fmt: skip
     d = {
         "schema": 1, "kind": "air", "locality": "weifang", "source": source,
