@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -65,6 +65,7 @@ __all__ = [
     "daily_aqi",
     "iaqi",
     "realtime_aqi",
+    "realtime_iaqis",
     "round_gbt8170",
 ]
 
@@ -325,6 +326,46 @@ def realtime_aqi(concentrations: Mapping[str, float | None], *, at: datetime) ->
     return _compute(
         edition, Report.REALTIME, _REALTIME_PLANS[edition.name], concentrations, so2_24h
     )
+
+
+_REALTIME_2012: Final = _REALTIME_PLANS[HJ633_2012.name]
+_REALTIME_2026: Final = _REALTIME_PLANS[HJ633_2026.name]
+
+
+def realtime_iaqis(row: Sequence[float | None], *, edition_2026: bool) -> list[int] | None:
+    """The common case of :func:`realtime_aqi`, for a hot caller (rules.engine) that knows the
+    edition: the IAQIs of ``row`` (the 1-hour values of ``pm25 pm10 so2 no2 co o3``, the order
+    of REALTIME_TABLE) when every value is a float within its table, else None — a value missing,
+    not a float, negative, not finite or above its table's top breakpoint (no fall-back, cap or
+    NA rule applies) is left to :func:`realtime_aqi`.
+
+    The numbers are those of :func:`realtime_aqi` (same plans, same HJ 633-2026 4.2.2/4.2.3 input
+    rounding, same HJ 633 式(1) and upward rounding); tests/rules/test_aqi_properties.py holds
+    them equal. The AQI is ``max`` of the result (式(2)).
+    """
+    plan = _REALTIME_2026 if edition_2026 else _REALTIME_2012
+    out: list[int] = []
+    for c, (_key, bps, segs, _rule, scale) in zip(row, plan, strict=True):
+        if type(c) is not float or not 0.0 <= c < _INF:  # None, int, NaN … → realtime_aqi
+            return None
+        if edition_2026:  # round_gbt8170 inlined, as in _compute
+            y = c * scale
+            f = math.floor(y)
+            d = y - f
+            if d:
+                if abs(d - 0.5) <= 1e-9 * (y if y > 1.0 else 1.0):
+                    y = float(f if f % 2 == 0 else f + 1)
+                else:
+                    y = float(math.floor(y + 0.5))
+                c = y / scale
+        i = bisect_left(bps, c)
+        if i >= len(bps):
+            return None
+        lo, slope, ilo = segs[i]
+        v = ilo + slope * (c - lo)
+        n = int(v)
+        out.append(n + 1 if v - n > CEIL_EPSILON else n)
+    return out
 
 
 def daily_aqi(means: Mapping[str, float | None], *, day: date) -> AqiResult:

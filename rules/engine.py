@@ -40,8 +40,6 @@ from typing import Any, Final, NamedTuple
 
 from rules import aqi as aqi_mod
 from rules.airstats import DailyO3Max8h, StationDay
-from rules.ambient import Exceedance
-from rules.ambient import exceedance as ambient_exceedance
 from rules.emission import (
     MIN_VALID_HOURS,
     EffluentClass,
@@ -57,8 +55,8 @@ from rules.errors import InvalidReading, OutsideWindow, RulesError
 from rules.flags import VALID_FLAGS, Flag
 from rules.standards import gb3095
 from rules.standards.gb3095 import Grade, Period
-from rules.standards.hj633 import BEIJING
-from rules.water import classify, compliance
+from rules.standards.hj633 import BEIJING, HJ633_2012, HJ633_2026, IAQI_POINTS
+from rules.water import classify, parse_class
 
 __all__ = [
     "AIR_FACTORS",
@@ -503,13 +501,28 @@ def _air(
     return points
 
 
-class _AirTags(NamedTuple):
-    moving: dict[str, str]
-    aqi_hour: dict[str, str]
-    aqi_day: dict[str, str]
-    day: dict[str, str]
-    loc: str
-    src: str
+class _AirTags:
+    """The tag dicts of an air station's points (built once per station, shared; never mutated)."""
+
+    __slots__ = ("_exceedance", "aqi_day", "aqi_hour", "day", "loc", "moving", "src")
+
+    def __init__(self, loc: str, src: str) -> None:
+        self.moving = _tags("kind", "air", "locality", loc, "source", src, "period", "moving")
+        self.aqi_hour = _tags("locality", loc, "source", src, "period", "hour")
+        self.aqi_day = _tags("locality", loc, "source", src, "period", "day")
+        self.day = _tags("kind", "air", "locality", loc, "source", src, "period", "day")
+        self.loc = loc
+        self.src = src
+        self._exceedance: dict[tuple[str, str], dict[str, str]] = {}
+
+    def exceedance(self, factor: str, period: str) -> dict[str, str]:
+        got = self._exceedance.get((factor, period))
+        if got is None:
+            got = self._exceedance[(factor, period)] = _tags(
+                "kind", "air", "locality", self.loc, "source", self.src,
+                "factor", factor, "period", period,
+            )  # fmt: skip
+        return got
 
 
 _AIR_TAGS: dict[tuple[str, str], _AirTags] = {}
@@ -520,14 +533,7 @@ def _air_tags(loc: str, src: str) -> _AirTags:
     if got is None:
         if len(_AIR_TAGS) > 100_000:
             _AIR_TAGS.clear()
-        got = _AIR_TAGS[(loc, src)] = _AirTags(
-            _tags("kind", "air", "locality", loc, "source", src, "period", "moving"),
-            _tags("locality", loc, "source", src, "period", "hour"),
-            _tags("locality", loc, "source", src, "period", "day"),
-            _tags("kind", "air", "locality", loc, "source", src, "period", "day"),
-            loc,
-            src,
-        )
+        got = _AIR_TAGS[(loc, src)] = _AirTags(loc, src)
     return got
 
 
@@ -540,20 +546,21 @@ _SWITCH_FINAL_H: Final = int(gb3095.SWITCH_FINAL.timestamp()) // 3600
 
 def _hourly_limits_of(
     edition: gb3095.LimitEdition, grade: Grade
-) -> tuple[tuple[int, str, float], ...]:
+) -> tuple[tuple[int, str, float, str, str], ...]:
     rows = []
     for idx, f in HOURLY_LIMITED:
         lim = edition.limit(f, Period.HOURLY, grade)
         if lim is not None:
-            rows.append((idx, f, lim.value))
+            rows.append((idx, f, lim.value, edition.name, lim.source))
     return tuple(rows)
 
 
-#: (index, factor, limit) of the GB 3095 表1 1-hour limits: [edition 2012/2026 过渡/2026 最终][grade]
+#: (index, factor, limit, edition, clause) of the GB 3095 表1 1-hour limits:
+#: [edition 2012/2026 过渡/2026 最终][grade] — looked up once, not per sample
 _HOURLY_LIMITS: Final = tuple({g: _hourly_limits_of(e, g) for g in Grade} for e in gb3095.EDITIONS)
 
 
-def _hourly_limits(h: int, grade: Grade) -> tuple[tuple[int, str, float], ...]:
+def _hourly_limits(h: int, grade: Grade) -> tuple[tuple[int, str, float, str, str], ...]:
     """The GB 3095 1-hour limits in force for the hour labelled epoch hour ``h`` (the edition
     switches of rules.standards.gb3095 are whole hours)."""
     e = 0 if h < _SWITCH_2026_H else 1 if h < _SWITCH_FINAL_H else 2
@@ -567,15 +574,57 @@ def _window(col: list[float | None], end: int, n: int) -> list[float | None]:
     return col[a:b] if a >= 0 else col[a:] + col[:b]
 
 
-def _moving(col: list[float | None], end: int, n: int, need: int) -> float | None:
-    """Mean of the values present in the window (sum in hour order: the same result whatever
-    the arrival order), or None with fewer than ``need`` values. ``filter(None, …)`` also drops
-    zeros, which add nothing to the sum; the count comes from the Nones."""
-    w = _window(col, end, n)
-    count = n - w.count(None)
-    if count < need:
-        return None
-    return round(sum(filter(None, w)) / count, 3)
+def _round3(x: float) -> float:
+    """``round(x, 3)``, bit for bit, about twice as fast for the moving means.
+
+    ``round`` rounds the exact binary value to 3 decimals and converts that decimal back
+    (correctly rounded). For 0 < x < 10⁶ the product y = x·1000 is within 6·10⁻⁸ of the exact
+    one, so unless y's fraction lies within 10⁻⁶ of a tie both round to the same integer r, and
+    r / 1000 (an IEEE division, correctly rounded) is that same decimal's nearest float. Ties,
+    zero, negative and large values take ``round`` itself (tests/rules/test_engine_fast.py)."""
+    y = x * 1000.0
+    f = math.floor(y)
+    d = y - f
+    if 0.0 < x < 1e6 and abs(d - 0.5) > 1e-6:
+        return (f + 1 if d > 0.5 else f) / 1000.0
+    return round(x, 3)
+
+
+#: (level, category, category_en, color) of every AQI 0…500 (HJ 633 表 levels, rules.aqi.LEVELS)
+_LEVEL_FIELDS: Final = tuple(
+    (r.level, r.category, r.category_en, r.color)
+    for r in (aqi_mod.aqi_level(a) for a in range(IAQI_POINTS[-1] + 1))
+)
+_REALTIME_KEYS: Final = tuple(aqi_mod.REALTIME_TABLE)
+_HJ633_2012: Final = HJ633_2012.name
+_HJ633_2026: Final = HJ633_2026.name
+
+
+def _realtime_fields(iaqis: list[int], edition: str) -> dict[str, float | int | str | bool]:
+    """The fields :func:`_aqi_point` writes for a real-time AQI that rules.aqi.realtime_iaqis
+    computed (every pollutant present and within its table): AQI = max IAQI (HJ 633 式(2)),
+    published; primary pollutants when AQI > 50 (those whose IAQI equals the AQI)."""
+    pm25, pm10, so2, no2, co, o3 = iaqis
+    aqi = max(iaqis)
+    level, category, category_en, color = _LEVEL_FIELDS[aqi]
+    if aqi <= 50:
+        return {
+            "edition": edition, "aqi": aqi, "published": True, "level": level,
+            "category": category, "category_en": category_en, "color": color,
+            "iaqi_pm25": pm25, "iaqi_pm10": pm10, "iaqi_so2": so2, "iaqi_no2": no2,
+            "iaqi_co": co, "iaqi_o3": o3,
+        }  # fmt: skip
+    primary = (
+        _REALTIME_KEYS[iaqis.index(aqi)]
+        if iaqis.count(aqi) == 1
+        else ",".join([k for k, n in zip(_REALTIME_KEYS, iaqis, strict=True) if n == aqi])
+    )
+    return {
+        "edition": edition, "aqi": aqi, "published": True, "level": level,
+        "category": category, "category_en": category_en, "color": color, "primary": primary,
+        "iaqi_pm25": pm25, "iaqi_pm10": pm10, "iaqi_so2": so2, "iaqi_no2": no2,
+        "iaqi_co": co, "iaqi_o3": o3,
+    }  # fmt: skip
 
 
 def _air_hour(
@@ -600,42 +649,69 @@ def _air_hour(
         if count >= 20:
             # sum in hour order: the same result whatever the arrival order; filter(None, …)
             # also drops zeros, which add nothing
-            agg[name] = mean = round(sum(filter(None, w)) / count, 3)
+            agg[name] = mean = _round3(sum(filter(None, w)) / count)
             if name == "so2_24h":
                 so2_24h = mean
-    o3_8h = _moving(cols[5], h, 8, 6)
-    if o3_8h is not None:
-        agg["o3_8h"] = o3_8h
+    a = b - 8
+    col = cols[5]
+    w = col[a:b] if a >= 0 else col[a:] + col[:b]
+    count = 8 - w.count(None)
+    if count >= 6:
+        agg["o3_8h"] = _round3(sum(filter(None, w)) / count)
     points: list[Point] = []
     if agg:
         points.append(Point("aggregate", tags.moving, agg, at))
-    i = h % _RING
-    so2 = cols[2][i]
+    i = b - 1
+    row = [col[i] for col in cols]
+    so2 = row[2]
+    new = h >= _SWITCH_2026_H
     # HJ 633-2012 表1 注2: SO2 1-h > 800 µg/m³ → SO2 IAQI from the 24-h mean
-    fallback = h < _SWITCH_2026_H and so2 is not None and so2 > 800.0
+    fallback = not new and so2 is not None and so2 > 800.0
     if not full and not fallback:
         return points
-    row = [col[i] for col in cols]
-    conc: dict[str, float | None] = {
-        "pm25": row[0],
-        "pm10": row[1],
-        "so2": so2,
-        "no2": row[3],
-        "co": row[4],
-        "o3": row[5],
-    }
-    if fallback and so2_24h is not None:
-        conc["so2_24h"] = so2_24h
-    result = aqi_mod.realtime_aqi(conc, at=at)
-    points.append(_aqi_point(result, tags.aqi_hour, at))
+    iaqis = None if fallback else aqi_mod.realtime_iaqis(row, edition_2026=new)
+    if iaqis is not None:
+        points.append(
+            Point(
+                "aqi",
+                tags.aqi_hour,
+                _realtime_fields(iaqis, _HJ633_2026 if new else _HJ633_2012),
+                at,
+            )
+        )
+    else:
+        conc: dict[str, float | None] = {
+            "pm25": row[0],
+            "pm10": row[1],
+            "so2": so2,
+            "no2": row[3],
+            "co": row[4],
+            "o3": row[5],
+        }
+        if fallback and so2_24h is not None:
+            conc["so2_24h"] = so2_24h
+        result = aqi_mod.realtime_aqi(conc, at=at)
+        points.append(_aqi_point(result, tags.aqi_hour, at))
     if not full:
         return points
-    grade = _grade(ctx)
-    for idx, f, limit in _hourly_limits(h, grade):
+    for idx, f, limit, edition, clause in _hourly_limits(h, _grade(ctx)):
         v = row[idx]
         if v is not None and v > limit:
-            ex = ambient_exceedance(f, v, period=Period.HOURLY, at=at, grade=grade)
-            points.append(_ambient_point(ex, tags.loc, tags.src, at))
+            # GB 3095 表1 1-h limit; 超标倍数 (C − limit)/limit (rules.ambient.exceedance)
+            points.append(
+                Point(
+                    "exceedance",
+                    tags.exceedance(f, "hourly"),
+                    {
+                        "value": float(v),
+                        "limit": limit,
+                        "multiple": round((v - limit) / limit, 4),
+                        "standard": edition,
+                        "clause": clause,
+                    },
+                    at,
+                )
+            )
     return points
 
 
@@ -673,30 +749,24 @@ def _aqi_point(result: aqi_mod.AqiResult, tags: Mapping[str, str], at: datetime)
     return Point("aqi", tags, fields, at)
 
 
-def _ambient_point(ex: Exceedance, loc: str, src: str, at: datetime) -> Point:
-    return Point(
-        "exceedance",
-        _tags(
-            "kind",
-            "air",
-            "locality",
-            loc,
-            "source",
-            src,
-            "factor",
-            ex.pollutant,
-            "period",
-            ex.period.value,
-        ),
-        {
-            "value": ex.value,
-            "limit": ex.limit,
-            "multiple": round(ex.multiple or 0.0, 4),
-            "standard": ex.edition,
-            "clause": ex.source,
-        },
-        at,
-    )
+def _daily_limits_of(
+    edition: gb3095.LimitEdition, grade: Grade
+) -> tuple[tuple[str, str, str, float, str, str], ...]:
+    """(mean key, factor, period, limit, edition, clause) of the GB 3095 表1 24-hour limits
+    (DAILY_LIMITED) and the O3 daily max 8-h limit — the judgements of rules.ambient.exceedance
+    for a Beijing day, looked up once per edition and grade."""
+    rows = []
+    for key, f, period in (*((f, f, Period.DAILY) for f in DAILY_LIMITED), ("o3_8h", "o3", _8H)):
+        lim = edition.limit(f, period, grade)
+        if lim is None:  # pragma: no cover - GB 3095 表1 has all of them in every edition
+            raise AssertionError(f"{edition.name} has no {period.value} limit for {f}")
+        rows.append((key, f, period.value, lim.value, edition.name, lim.source))
+    return tuple(rows)
+
+
+_8H: Final = Period.MAX_8H
+#: [edition 2012/2026 过渡/2026 最终][grade] → rows of _daily_limits_of
+_DAILY_LIMITS: Final = tuple({g: _daily_limits_of(e, g) for g in Grade} for e in gb3095.EDITIONS)
 
 
 def _air_day(
@@ -709,14 +779,16 @@ def _air_day(
     day = _date(d)
     start = _day_start(d)
     grade = _grade(ctx)
-    edition = gb3095.edition_at(start)
-    o3_limit = edition.limit("o3", Period.MAX_8H, grade)
+    # the GB 3095 edition of the day: its 00:00 Beijing (epoch hour) against the switches
+    h0 = _first_hour_of_day(d) - 1
+    limits = _DAILY_LIMITS[0 if h0 < _SWITCH_2026_H else 1 if h0 < _SWITCH_FINAL_H else 2][grade]
+    o3_limit = limits[-1][3]
     # HJ 663: a daily max 8-h O3 of fewer than 14 windows is valid anyway when it exceeds the
     # GB 3095 表1 limit of the area grade (160 grade II, 100 grade I)
-    agg = StationDay(o3=DailyO3Max8h(limit=o3_limit.value if o3_limit else 160.0))
+    agg = StationDay(o3=DailyO3Max8h(limit=o3_limit))
     # the StationDay state ({factor: 24 hour slots}) is the day's slice of each column: every
     # hour of a day that is evaluated lies within the ring's last _RING hours (see _air)
-    end = _first_hour_of_day(d) + 23
+    end = h0 + 24
     state = {f: _window(col, end, 24) for f, col in zip(AIR_FACTORS, cols, strict=True)}
     n_hours = sum(1 for k in range(end - 23, end + 1) if ring_h[k % _RING] == k)
     res = agg.result(state)
@@ -739,18 +811,26 @@ def _air_day(
         "heavy": daily.aqi is not None and daily.aqi > 200,
     }
     points.append(Point(p.measurement, p.tags, {**p.fields, **extra}, p.time))
-    for f in DAILY_LIMITED:
-        v = res.means.get(f)
-        if v is None:
-            continue
-        ex = ambient_exceedance(f, v, period=Period.DAILY, at=day, grade=grade)
-        if ex.exceeded:
-            points.append(_ambient_point(ex, tags.loc, tags.src, start))
-    o3 = res.means.get("o3_8h")
-    if o3 is not None and o3_limit is not None:
-        o3ex = ambient_exceedance("o3", o3, period=Period.MAX_8H, at=day, grade=grade)
-        if o3ex.exceeded:
-            points.append(_ambient_point(o3ex, tags.loc, tags.src, start))
+    # GB 3095 表1 24-h limits and the O3 daily max 8-h limit; a value equal to the limit
+    # complies; 超标倍数 (C − limit)/limit (rules.ambient.exceedance)
+    means = res.means
+    for key, f, period, limit, edition, clause in limits:
+        v = means.get(key)
+        if v is not None and v > limit:
+            points.append(
+                Point(
+                    "exceedance",
+                    tags.exceedance(f, period),
+                    {
+                        "value": float(v),
+                        "limit": limit,
+                        "multiple": round((v - limit) / limit, 4),
+                        "standard": edition,
+                        "clause": clause,
+                    },
+                    start,
+                )
+            )
     return points
 
 
@@ -805,10 +885,13 @@ def _water_point(result: Any, ctx: SourceContext, tags: Mapping[str, str], at: d
             if m is not None:
                 fields[f"multiple_{f}"] = round(m, 4)
     if ctx.target_class is not None:
-        c = compliance(result, ctx.target_class)
-        fields["target"] = c.target
-        fields["meets"] = c.meets
-        fields["classes_worse"] = c.classes_worse
+        # rules.water.compliance's target, meets and classes_worse, without the list of items
+        # worse than the target (not written): classes worse = max(0, grade − target)
+        target = parse_class(ctx.target_class)
+        worse = max(0, result.grade - target)
+        fields["target"] = target
+        fields["meets"] = worse == 0
+        fields["classes_worse"] = worse
     return Point("water_class", tags, fields, at)
 
 
@@ -1302,15 +1385,30 @@ def _quality_point(day: dict[str, Any], sample: Sample, ctx: SourceContext, d: i
         "expected": expected,
         "received": received,
         "valid": n_valid,
-        "transmission_rate": round(min(1.0, received / expected), 4),
-        "valid_rate": round(n_valid / received, 4),
+        "transmission_rate": _rate(received, expected),
+        "valid_rate": _rate(n_valid, received),
         "last_seen": _iso_utc(last),
     }
     flags: dict[str, int] = day["flags"]
-    for x in sorted(flags):
-        if flags[x]:
-            fields[f"flag_{x}"] = flags[x]
+    if flags:
+        for x in sorted(flags):
+            if flags[x]:
+                fields[f"flag_{x}"] = flags[x]
     return Point("data_quality", _source_tags(sample).quality_day, fields, _day_start(d))
+
+
+_RATES: dict[tuple[int, int], float] = {}
+
+
+def _rate(n: int, of: int) -> float:
+    """``round(min(1.0, n / of), 4)``, memoised: the counts of a day are small integers shared by
+    every source with the same interval, and float ``round`` to digits is slow."""
+    got = _RATES.get((n, of))
+    if got is None:
+        if len(_RATES) > 100_000:
+            _RATES.clear()
+        got = _RATES[(n, of)] = round(min(1.0, n / of), 4)
+    return got
 
 
 # ----------------------------------------------------------------------------- locality stage

@@ -1,0 +1,108 @@
+"""The engine's hot-path shortcuts give exactly what the general functions give.
+
+rules.engine computes the hourly AQI point, the GB 3095 exceedances and a few roundings without
+going through rules.aqi.realtime_aqi / rules.ambient.exceedance / ``round`` for every sample
+(bench/bench_engine.py). These tests hold the shortcuts equal to the general path, value for
+value and type for type (the points are compared as their JSON text).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from rules import aqi, engine
+from rules.ambient import exceedance
+from rules.standards.gb3095 import Grade, Period
+
+BJ = ZoneInfo("Asia/Shanghai")
+HOURS = {
+    2012: datetime(2026, 2, 28, 23, tzinfo=BJ),
+    2026: datetime(2026, 3, 1, 0, tzinfo=BJ),  # the first hour of HJ 633-2026
+}
+
+value = st.one_of(
+    st.none(),
+    st.floats(min_value=0, max_value=1300, allow_nan=False),
+    st.integers(min_value=0, max_value=1300).map(float),
+    st.integers(min_value=0, max_value=13000).map(lambda n: n / 10),
+    st.sampled_from([0.0, 35.0, 75.0, 115.0, 150.0, 250.0, 500.0, 800.0, 800.5, 1200.0]),
+)
+co = st.one_of(st.none(), st.floats(min_value=0, max_value=170, allow_nan=False))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from([2012, 2026]),
+    st.tuples(value, value, value, value, co, value),
+)
+@example(2026, (0.25, 0.35, 2.5, 3.5, 0.05, 0.15))  # GB/T 8170 ties
+@example(2012, (35.0, 50.0, 150.0, 100.0, 5.0, 160.0))  # breakpoints exactly
+def test_realtime_iaqis_and_fields_equal_realtime_aqi(
+    edition: int, row: tuple[float | None, ...]
+) -> None:
+    at = HOURS[edition]
+    conc = dict(zip(aqi.REALTIME_TABLE, row, strict=True))
+    ref = aqi.realtime_aqi(conc, at=at)
+    fast = aqi.realtime_iaqis(list(row), edition_2026=edition == 2026)
+    if fast is None:
+        # only what the general path must handle: a value missing or above its table
+        assert ref.missing or ref.above_top
+        return
+    assert not ref.missing
+    assert not ref.above_top
+    assert fast == [ref.iaqi[k] for k in aqi.REALTIME_TABLE]
+    expected = engine._aqi_point(ref, {}, at).fields
+    got = engine._realtime_fields(fast, ref.edition)
+    assert list(got.items()) == list(expected.items())
+    assert [type(v) for v in got.values()] == [type(v) for v in expected.values()]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(min_value=-10, max_value=2e6, allow_nan=False, allow_infinity=False),
+        st.integers(min_value=0, max_value=10**8).map(lambda n: n / 2000),
+        st.integers(min_value=0, max_value=10**7).map(lambda n: n / 16),
+        st.integers(min_value=1, max_value=10**6).map(lambda n: n / 7),
+    )
+)
+@example(0.0625)  # an exact tie (62.5 thousandths): half to even
+@example(0.0)
+@example(-0.0)
+@example(2.0005)
+def test_round3_is_round_to_3_digits(x: float) -> None:
+    assert repr(engine._round3(x)) == repr(round(x, 3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=3000), st.integers(min_value=1, max_value=3000))
+def test_rate_is_the_rounded_share(n: int, of: int) -> None:
+    assert repr(engine._rate(n, of)) == repr(round(min(1.0, n / of), 4))
+
+
+def test_precomputed_gb3095_limits_are_rules_ambient_judgements() -> None:
+    """Hourly and daily limit rows against rules.ambient.exceedance around both switches."""
+    for grade in Grade:
+        for start in (
+            datetime(2026, 2, 28, 22, tzinfo=BJ),
+            datetime(2030, 12, 31, 22, tzinfo=BJ),
+        ):
+            for k in range(4):
+                at = start + timedelta(hours=k)
+                h = engine.epoch_hours(at)
+                for _idx, f, limit, edition, clause in engine._hourly_limits(h, grade):
+                    ex = exceedance(f, limit * 1.5, period=Period.HOURLY, at=at, grade=grade)
+                    assert (ex.limit, ex.edition, ex.source) == (limit, edition, clause)
+        for day in (date(2026, 2, 28), date(2026, 3, 1), date(2030, 12, 31), date(2031, 1, 1)):
+            d = day.toordinal() - date(1970, 1, 1).toordinal()
+            h0 = engine._first_hour_of_day(d) - 1
+            e = 0 if h0 < engine._SWITCH_2026_H else 1 if h0 < engine._SWITCH_FINAL_H else 2
+            for key, f, period, limit, edition, clause in engine._DAILY_LIMITS[e][grade]:
+                assert key == ("o3_8h" if f == "o3" else f)
+                ex = exceedance(f, limit * 2, period=Period(period), at=day, grade=grade)
+                assert (ex.limit, ex.edition, ex.source) == (limit, edition, clause)
+                assert round(ex.multiple or 0.0, 4) == round((limit * 2 - limit) / limit, 4)
