@@ -32,7 +32,7 @@ from typing import Final, TypedDict
 
 from rules.errors import InvalidReading, OutsideWindow, OxygenOutOfRange, UnknownFactor
 from rules.factors import EMISSION_WATER, WATER
-from rules.flags import INVALID_FLAGS, Flag, is_valid, parse_flag
+from rules.flags import INVALID_FLAGS, VALID_FLAGS, Flag, parse_flag
 
 # ---------------------------------------------------------------------------- oxygen correction
 
@@ -205,6 +205,10 @@ def _check_aware(at: object, factor: str) -> datetime:
     return at
 
 
+#: Flag by its letter (a dict lookup instead of an Enum call per stored reading).
+_FLAG_BY_LETTER: Final[dict[str, Flag]] = {f.value: f for f in Flag}
+
+
 @dataclass(frozen=True, slots=True)
 class HourlyAverage:
     """Incremental hourly mean of one factor from minute or real-time values.
@@ -242,9 +246,11 @@ class HourlyAverage:
         minutes: dict[int, list[float]] = {}  # minute → [valid sum, valid n, invalid n]
         invalid_counts: dict[Flag, int] = {}
         for second, (value, letter) in state["readings"].items():
-            flag = Flag(str(letter))
+            flag = _FLAG_BY_LETTER.get(letter) if type(letter) is str else None
+            if flag is None:
+                flag = Flag(str(letter))
             acc = minutes.setdefault(int(second) // 60, [0.0, 0, 0])
-            if is_valid(flag):
+            if flag in VALID_FLAGS:  # is_valid(flag), inlined for the per-reading loop
                 acc[0] += float(value)
                 acc[1] += 1
             else:

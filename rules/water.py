@@ -256,13 +256,34 @@ def _ge(value: float, limit: float) -> bool:
     return value >= limit * (1 - REL_TOL)
 
 
-def _item_grade(value: float, standard: ItemStandard) -> int:
+def _thresholds(standard: ItemStandard) -> tuple[float, ...]:
+    """The bounds _le/_ge compare with (limit × (1 ± REL_TOL)), computed once per row."""
     if standard.comparison is Comparison.RANGE:
         low, high = PH_RANGE
-        return 1 if _ge(value, low) and _le(value, high) else WORSE_THAN_V
-    passes = _ge if standard.comparison is Comparison.AT_LEAST else _le
-    for grade, limit in enumerate(standard.limits, start=1):
-        if passes(value, limit):
+        return (low * (1 - REL_TOL), high * (1 + REL_TOL))
+    if standard.comparison is Comparison.AT_LEAST:
+        return tuple(limit * (1 - REL_TOL) for limit in standard.limits)
+    return tuple(limit * (1 + REL_TOL) for limit in standard.limits)
+
+
+#: by id() of the module's rows (hashing a dataclass row per value would cost more than it saves)
+_THRESHOLDS: Final[dict[int, tuple[float, ...]]] = {
+    id(s): _thresholds(s) for s in (*RIVER_ITEMS, LAKE_TP, TN, FECAL_COLIFORM)
+}
+
+
+def _item_grade(value: float, standard: ItemStandard) -> int:
+    bounds = _THRESHOLDS.get(id(standard)) or _thresholds(standard)
+    comparison = standard.comparison
+    if comparison is Comparison.RANGE:
+        return 1 if bounds[0] <= value <= bounds[1] else WORSE_THAN_V
+    if comparison is Comparison.AT_LEAST:  # _ge of each class limit, best class first
+        for grade, bound in enumerate(bounds, start=1):
+            if value >= bound:
+                return grade
+        return WORSE_THAN_V
+    for grade, bound in enumerate(bounds, start=1):  # _le
+        if value <= bound:
             return grade
     return WORSE_THAN_V
 
@@ -299,7 +320,10 @@ def classify_item(factor: str, value: float, *, lake: bool = False) -> ItemClass
     standard = table.get(factor) or {"tn": TN, "fecal_coliform": FECAL_COLIFORM}.get(factor)
     if standard is None:
         raise UnknownFactor(factor)
-    number = _check_value(factor, value)
+    if type(value) is float and 0.0 <= value < math.inf and (value <= 14.0 or factor != "ph"):
+        number = value  # fast path: what _check_value returns for a valid float
+    else:
+        number = _check_value(factor, value)
     grade = _item_grade(number, standard)
     multiple = None
     if grade > 3 and standard.comparison is Comparison.AT_MOST:
