@@ -10,7 +10,8 @@ Guarantees (docs/mqtt.md has the full contract):
 * MQTT v5 shared subscription (``$share/<group>/env/#``) so several bridge processes split the load.
 * Kafka key = source id, partition = Kafka's default murmur2 partitioner, so one source's samples
   stay ordered in one partition.
-* Payloads are validated with :class:`ingest.schemas.Sample` and re-serialised canonically;
+* Payloads are validated with :class:`ingest.schemas.Sample` and re-serialised canonically (a
+  payload that already is canonical JSON is checked cheaply and forwarded as it came);
   anything invalid goes to the ``dead-letter`` topic with its original bytes, MQTT topic and
   reason, and is acknowledged once the dead letter is in Kafka.
 
@@ -58,6 +59,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -65,6 +67,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import orjson
 import paho.mqtt.client as mqtt
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
@@ -72,11 +75,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
+from rules.factors import BY_KIND
 from streams import topics
 from streams.records import DeadLetter
 from streams.settings import Settings
 
-from ingest.schemas import Sample
+from ingest.schemas import Flag, Interval, Sample, Value
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +131,96 @@ def topic_source(topic: str) -> str | None:
     return parts[3] if len(parts) == 4 and parts[0] == "env" else None
 
 
+def _string_rule(name: str) -> tuple[int, int, re.Pattern[str]]:
+    """(min length, max length, pattern) of a constrained ``str`` field of :class:`Sample`."""
+    lo = hi = pattern = None
+    for m in Sample.model_fields[name].metadata:
+        lo = getattr(m, "min_length", lo)
+        hi = getattr(m, "max_length", hi)
+        pattern = getattr(m, "pattern", pattern)
+    if lo is None or hi is None or pattern is None:
+        raise RuntimeError(f"Sample.{name}: expected min_length, max_length and pattern")
+    return lo, hi, re.compile(pattern)
+
+
+# What the fast path checks, read from the models (they stay the single source of truth).
+_SAMPLE_KEYS: Final = tuple(f.alias or n for n, f in Sample.model_fields.items())
+_VALUE_KEYS: Final = tuple(f.alias or n for n, f in Value.model_fields.items())
+_SOURCE_RULE: Final = _string_rule("source")
+_LOCALITY_RULE: Final = _string_rule("locality")
+_FACTORS: Final = {kind.value: frozenset(vocab) for kind, vocab in BY_KIND.items()}
+_INTERVALS: Final = frozenset(i.value for i in Interval)
+_FLAGS: Final = frozenset(f.value for f in Flag)
+#: The one time shape the fast path accepts: what pydantic parses and writes back unchanged (it
+#: writes a zero offset as ``Z`` and fractions as six digits, so those go to the model). The day
+#: of the month is checked by ``datetime.fromisoformat``.
+_TIME: Final = re.compile(
+    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+    r"(?:Z|[+-](?:0[1-9]|1\d|2[0-3]):[0-5]\d|[+-]00:(?:0[1-9]|[1-5]\d))"
+)
+
+
+def _canonical_key(topic: str, payload: bytes) -> bytes | None:
+    """The Kafka key if ``payload`` already *is* the canonical JSON of a valid sample for ``topic``.
+
+    ``None`` means "not sure": the caller asks the model, which decides and names the reason.
+    So this accepts only a subset of what :class:`Sample` accepts — all fields present, in the
+    model's order, values as floats (or null) with flags, no whitespace — and for that subset the
+    model would write exactly ``payload`` back (tests/ingest/test_bridge.py checks both).
+    """
+    try:
+        d = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if type(d) is not dict or tuple(d) != _SAMPLE_KEYS:
+        return None
+    schema, kind, locality, source, when, interval, values = d.values()
+    if type(schema) is not int or schema != 1:
+        return None
+    if type(kind) is not str or (vocab := _FACTORS.get(kind)) is None:
+        return None
+    lo, hi, pattern = _SOURCE_RULE
+    if type(source) is not str or not lo <= len(source) <= hi or not pattern.match(source):
+        return None
+    lo, hi, pattern = _LOCALITY_RULE
+    if type(locality) is not str or not lo <= len(locality) <= hi or not pattern.match(locality):
+        return None
+    if topic != f"env/{kind}/{locality}/{source}":
+        return None
+    if type(when) is not str or not _TIME.fullmatch(when):
+        return None
+    try:
+        datetime.fromisoformat(when)
+    except ValueError:
+        return None
+    if type(interval) is not str or interval not in _INTERVALS:
+        return None
+    if type(values) is not dict or not values:
+        return None
+    for name, v in values.items():
+        if name not in vocab or type(v) is not dict or tuple(v) != _VALUE_KEYS:
+            return None
+        x, flag = v.values()
+        if (x is not None and type(x) is not float) or type(flag) is not str:
+            return None
+        if flag not in _FLAGS:
+            return None
+    if orjson.dumps(d) != payload:  # whitespace, escapes, duplicate keys, number spelling
+        return None
+    return source.encode()
+
+
 def normalise(topic: str, payload: bytes) -> tuple[bytes, bytes]:
-    """Validate one MQTT message; return (Kafka key, canonical JSON). Raises ValueError."""
+    """Validate one MQTT message; return (Kafka key, canonical JSON). Raises ValueError.
+
+    A payload that already is canonical JSON is forwarded as it came (:func:`_canonical_key`);
+    anything else is validated and re-serialised by the model, which names what is wrong.
+    """
     if len(payload) > MAX_PAYLOAD:
         raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    key = _canonical_key(topic, payload)
+    if key is not None:
+        return key, payload
     try:
         sample = Sample.model_validate_json(payload)
     except ValidationError as exc:

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from ingest.bridge import MAX_PAYLOAD, normalise, prometheus_text, serve_metrics, topic_source
+from ingest.bridge import (
+    MAX_PAYLOAD,
+    _canonical_key,
+    normalise,
+    prometheus_text,
+    serve_metrics,
+    topic_source,
+)
+from ingest.schemas import Sample
 
 TOPIC = "env/air/weifang/aq-wf-001"
 
@@ -95,3 +107,238 @@ def test_metrics_server_answers_get_metrics_and_404_elsewhere() -> None:
     assert ok.endswith(b"\r\n\r\nx 1\n")
     assert b"version=0.0.4" in ok
     assert missing.startswith(b"HTTP/1.0 404")
+
+
+# ------------------------------------------------------------------ fast path vs the model
+#
+# normalise() forwards a payload that already is canonical JSON without asking pydantic
+# (_canonical_key). The model stays the judge: whatever the fast path accepts, the model must
+# accept too and write back byte for byte, and normalise() as a whole must say what the model
+# says about every payload. The reference below uses the model only.
+
+
+def model_verdict(topic: str, payload: bytes) -> tuple[bytes, bytes] | None:
+    """(key, canonical JSON) as the model alone decides, or None when it refuses."""
+    try:
+        sample = Sample.model_validate_json(payload)
+    except ValidationError:
+        return None
+    if topic != f"env/{sample.kind.value}/{sample.locality}/{sample.source}":
+        return None
+    return sample.source.encode(), sample.model_dump_json(by_alias=True).encode()
+
+
+def canonical(
+    kind: str = "air",
+    locality: str = "weifang",
+    source: str = "aq-wf-001",
+    time: str = "2026-11-22T09:00:00+08:00",
+    interval: str = "hour",
+    values: dict[str, object] | None = None,
+) -> tuple[str, bytes]:
+    """(topic, payload) of a sample written the canonical way: every field, in model order."""
+    payload = orjson.dumps(
+        {
+            "schema": 1,
+            "kind": kind,
+            "locality": locality,
+            "source": source,
+            "time": time,
+            "interval": interval,
+            "values": values or {"pm25": {"value": 35.0, "flag": "N"}},
+        }
+    )
+    return f"env/{kind}/{locality}/{source}", payload
+
+
+CANONICAL = [
+    canonical(),
+    canonical(values={"pm25": {"value": None, "flag": "M"}, "o3": {"value": -0.5, "flag": "D"}}),
+    canonical(values={f: {"value": 1e-7, "flag": "N"} for f in ("so2", "no2", "co", "pm10")}),
+    canonical(values={"pm25": {"value": 1.7976931348623157e308, "flag": "T"}}),
+    canonical(kind="water", source="ws.01:a_b-c", values={"ph": {"value": 7.25, "flag": "B"}}),
+    canonical(kind="emission", interval="min", values={"nox": {"value": 120.0, "flag": "C"}}),
+    canonical(kind="monitor", interval="rt", values={"dustfall": {"value": 3.0, "flag": "F"}}),
+    canonical(kind="forecast", interval="day", values={"aqi": {"value": 88.0, "flag": "S"}}),
+    canonical(time="2026-11-22T01:00:00Z"),
+    canonical(time="2024-02-29T23:59:59-09:30"),
+    canonical(time="2026-01-01T00:00:00+23:59"),
+    canonical(time="2026-01-01T00:00:00-00:01"),
+    canonical(locality="a" * 64, source="B" * 64),
+    canonical(locality="0", source="9"),
+]
+
+# Valid for the model, but not written the way the model writes them: the model re-serialises.
+NOT_CANONICAL_BUT_VALID = [
+    (TOPIC, body()),  # no schema, interval or flag; value an integer
+    (TOPIC, canonical()[1].replace(b"35.0", b"35")),
+    (TOPIC, canonical()[1].replace(b"35.0", b"3.5e1")),
+    (TOPIC, canonical()[1].replace(b'"schema":1,', b"")),
+    (TOPIC, canonical()[1].replace(b'"schema":1', b'"schema_version":1')),
+    (TOPIC, canonical()[1].replace(b',"flag":"N"', b"")),
+    (TOPIC, canonical()[1].replace(b'"schema":1,"kind":"air"', b'"kind":"air","schema":1')),
+    (TOPIC, canonical()[1].replace(b",", b", ")),
+    (TOPIC, b" " + canonical()[1] + b"\n"),
+    (TOPIC, canonical()[1].replace(b'"air"', b'"\\u0061ir"')),
+    (TOPIC, canonical()[1].replace(b"+08:00", b"+00:00")),
+    (TOPIC, canonical()[1].replace(b"+08:00", b"-00:00")),
+    (TOPIC, canonical()[1].replace(b"+08:00", b"+0800")),
+    (TOPIC, canonical()[1].replace(b":00+08:00", b":00.5+08:00")),
+    (TOPIC, canonical()[1].replace(b"T09:00:00", b"t09:00:00")),
+    (TOPIC, canonical()[1].replace(b"T09:00:00", b" 09:00:00")),
+    (TOPIC, canonical()[1].replace(b"+08:00", b"z")),
+    (TOPIC, canonical()[1].replace(b'"value":35.0,"flag":"N"', b'"flag":"N","value":35.0')),
+    (TOPIC, canonical()[1].replace(b'"kind":"air"', b'"kind":"water","kind":"air"')),
+    # pydantic's lax mode: true for 1, a number in a string, true for 1.0
+    (TOPIC, canonical()[1].replace(b'"schema":1', b'"schema":true')),
+    (TOPIC, canonical()[1].replace(b"35.0", b'"35.0"')),
+    (TOPIC, canonical()[1].replace(b"35.0", b"true")),
+]
+
+INVALID = [
+    *(
+        (TOPIC, canonical()[1].replace(old, new))
+        for old, new in [
+            (b'"schema":1', b'"schema":2'),
+            (b'"schema":1', b'"schema":"1"'),
+            (b'"schema":1', b'"schema":null'),
+            (b'"kind":"air"', b'"kind":"Air"'),
+            (b'"kind":"air"', b'"kind":"noise"'),
+            (b'"kind":"air",', b""),
+            (b'"locality":"weifang"', b'"locality":"WeiFang"'),
+            (b'"locality":"weifang"', b'"locality":7'),
+            (b'"source":"aq-wf-001"', b'"source":"aq-wf-001\\n"'),
+            (b'"time":"2026-11-22T09:00:00+08:00"', b'"time":"2026-11-22T09:00:00"'),
+            (b'"time":"2026-11-22T09:00:00+08:00"', b'"time":"2026-11-22"'),
+            (b'"time":"2026-11-22T09:00:00+08:00"', b'"time":null'),
+            (b"2026-11-22T09", b"2026-02-29T09"),
+            (b"2026-11-22T09", b"2026-11-31T09"),
+            (b"2026-11-22T09", b"2026-13-22T09"),
+            (b"T09:00:00", b"T24:00:00"),
+            (b"T09:00:00", b"T09:60:00"),
+            (b"T09:00:00", b"T09:00:60"),
+            (b"+08:00", b"+24:00"),
+            (b"+08:00", b"+08:75"),
+            (b"+08:00", b"+08"),
+            (b'"interval":"hour"', b'"interval":"week"'),
+            (b'"interval":"hour"', b'"interval":"HOUR"'),
+            (b'"values":{', b'"extra":1,"values":{'),
+            (b'"pm25"', b'"pm2.5"'),
+            (b'"pm25"', b'"dustfall"'),  # a monitor factor on an air source
+            (b"35.0", b"NaN"),
+            (b"35.0", b"Infinity"),
+            (b"35.0", b"1e400"),
+            (b"35.0", b"[35.0]"),
+            (b'"flag":"N"', b'"flag":"n"'),
+            (b'"flag":"N"', b'"flag":"X"'),
+            (b'"flag":"N"', b'"flag":null'),
+            (b'"flag":"N"', b'"flag":"N","note":"x"'),
+            (b'{"value":35.0,"flag":"N"}', b"35.0"),
+            (b'{"pm25":{"value":35.0,"flag":"N"}}', b"{}"),
+            (b'{"pm25":{"value":35.0,"flag":"N"}}', b"[]"),
+            (b"}}}", b"}}"),
+        ]
+    ),
+    ("env/air/weifang/other", canonical()[1]),
+    ("env/water/weifang/aq-wf-001", canonical()[1]),
+    (TOPIC + "/x", canonical()[1]),
+    canonical(locality="a" * 65),
+    canonical(source="B" * 65),
+    canonical(source="-starts-with-dash"),
+    canonical(locality="under_score-OK-but-UPPER"),
+    (TOPIC, b"[]"),
+    (TOPIC, b'"text"'),
+    (TOPIC, b"null"),
+    (TOPIC, b""),
+    (TOPIC, b"\xff\xfe not json"),
+    (TOPIC, canonical()[1].replace(b"weifang", b"wei\xfffang")),
+]
+
+
+def test_the_corpus_says_what_it_means() -> None:
+    """Each group really is what its name says, according to the model alone."""
+    assert all(model_verdict(t, p) == (orjson.loads(p)["source"].encode(), p) for t, p in CANONICAL)
+    assert all(
+        model_verdict(t, p) not in (None, (b"aq-wf-001", p)) for t, p in NOT_CANONICAL_BUT_VALID
+    )
+    assert [model_verdict(t, p) for t, p in INVALID] == [None] * len(INVALID)
+
+
+@pytest.mark.parametrize(("topic", "payload"), CANONICAL)
+def test_canonical_payloads_take_the_fast_path_and_are_forwarded_as_they_came(
+    topic: str, payload: bytes
+) -> None:
+    source = topic.rsplit("/", 1)[1]
+    assert _canonical_key(topic, payload) == source.encode()
+    assert normalise(topic, payload) == (source.encode(), payload)
+
+
+@pytest.mark.parametrize(("topic", "payload"), CANONICAL + NOT_CANONICAL_BUT_VALID + INVALID)
+def test_fast_path_and_model_agree(topic: str, payload: bytes) -> None:
+    expected = model_verdict(topic, payload)
+    fast = _canonical_key(topic, payload)
+    if fast is not None:  # the fast path only ever accepts what the model writes back unchanged
+        assert expected == (fast, payload)
+    if expected is None:
+        with pytest.raises(ValueError):
+            normalise(topic, payload)
+    else:
+        assert normalise(topic, payload) == expected
+
+
+@pytest.mark.parametrize(("topic", "payload"), NOT_CANONICAL_BUT_VALID + INVALID)
+def test_everything_else_is_left_to_the_model(topic: str, payload: bytes) -> None:
+    assert _canonical_key(topic, payload) is None
+
+
+_IDS = st.from_regex(r"\A[a-z0-9][a-z0-9_-]{0,70}\Z")
+_FLOATS = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False))
+_TIMES = st.datetimes(
+    min_value=datetime(1, 1, 2),  # the bounds of an aware strategy are naive
+    max_value=datetime(9999, 12, 30),
+    timezones=st.builds(
+        timezone,
+        st.timedeltas(
+            min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
+        ).map(lambda d: timedelta(minutes=d // timedelta(minutes=1))),
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    kind=st.sampled_from(["air", "water", "emission", "monitor", "forecast"]),
+    locality=_IDS,
+    source=_IDS,
+    when=_TIMES,
+    interval=st.sampled_from(["rt", "min", "hour", "day", "week"]),
+    values=st.dictionaries(
+        st.sampled_from(["pm25", "o3", "ph", "nox", "dustfall", "aqi", "bogus"]),
+        st.fixed_dictionaries(
+            {
+                "value": _FLOATS,
+                "flag": st.sampled_from(["N", "F", "M", "S", "D", "C", "T", "B", "n"]),
+            }
+        ),
+        max_size=3,
+    ),
+    cut=st.integers(min_value=0, max_value=400),
+    insert=st.sampled_from([b"", b" ", b"0", b"1", b"-", b".", b'"', b"e", b",", b"}"]),
+)
+def test_fast_path_never_accepts_what_the_model_would_not_write_back(
+    kind: str,
+    locality: str,
+    source: str,
+    when: datetime,
+    interval: str,
+    values: dict[str, object],
+    cut: int,
+    insert: bytes,
+) -> None:
+    """Generated samples, valid or not, and the same bytes with one character replaced."""
+    topic, payload = canonical(kind, locality, source, when.isoformat(), interval, values)
+    mutated = payload[:cut] + insert + payload[cut + 1 :]
+    for p in (payload, mutated):
+        fast = _canonical_key(topic, p)
+        if fast is not None:
+            assert model_verdict(topic, p) == (fast, p)
