@@ -15,16 +15,20 @@ Guarantees (docs/mqtt.md has the full contract):
   anything invalid goes to the ``dead-letter`` topic with its original bytes, MQTT topic and
   reason, and is acknowledged once the dead letter is in Kafka.
 
-Throughput: paho's network thread only appends ``(generation, message)`` to a deque and wakes the
-asyncio loop once per burst (not once per message). The loop drains the whole burst, validates it,
-fills one aiokafka ``BatchBuilder`` per (topic, partition) and submits each with ``send_batch``:
-one future, one callback and one lock acquisition per Kafka batch instead of per message.
+Throughput: everything runs on one asyncio loop — paho is driven through its external-loop API
+(:class:`_PahoOnLoop`), so there is no network thread, no thread hand-off and no contention for the
+GIL. A readable socket is read for a burst of packets; ``on_message`` only appends the message's
+plain values (generation, topic, payload, packet id) to a deque — the message object itself dies
+at once instead of burdening the garbage collector while in flight. The pump drains the whole
+burst, validates it (:func:`normalise`), fills one aiokafka ``BatchBuilder`` per (topic,
+partition) and submits each with ``send_batch``: one future and one callback per Kafka batch, and
+its PUBACKs go out together when it completes.
 
 Ordering and reconnects:
 
-* MQTT side: paho reconnects by itself (backoff 1…30 s) with the same client id and session. Every
+* MQTT side: the bridge reconnects (backoff 1…30 s) with the same client id and session. Every
   (re)connect and disconnect bumps a *generation*; a message is acknowledged only on the connection
-  it arrived on (checked under a lock shared with the paho callbacks). A message from an older
+  it arrived on (paho's callbacks and the acks run on the same loop). A message from an older
   connection is never acked on a newer one — the broker resends it with its original packet id
   and the copy is acked instead (acking the stale id could acknowledge a *different* message that
   reuses the id). Messages still waiting from an older connection are dropped, not produced: the
@@ -277,6 +281,11 @@ async def serve_metrics(render: Callable[[], bytes], host: str, port: int) -> as
 # ------------------------------------------------------------------------------ the bridge
 
 
+#: A message as paho delivered it: (connection generation, monotonic receipt time, topic, payload,
+#: packet id, QoS).
+_Received = tuple[int, float, str, bytes, int, int]
+
+
 @dataclass(slots=True)
 class _Out:
     """One Kafka batch being filled: its builder and the messages it acknowledges."""
@@ -285,6 +294,144 @@ class _Out:
     mids: list[tuple[int, int]]  # (mid, qos) to ack
     samples: int = 0
     dead: int = 0
+
+
+class _PahoOnLoop:
+    """Drives one paho client from the asyncio loop: no network thread, no hand-off.
+
+    paho's external-loop API: the socket callbacks register the client's socket with the loop
+    (``loop_read`` when readable, ``loop_write`` while paho has something to send), a task calls
+    ``loop_misc`` every second (keepalive) and, when the connection is lost, reconnects with
+    exponential backoff — what ``loop_start`` did in its thread. All paho callbacks
+    (``on_connect``, ``on_message``, ``on_disconnect``) therefore run on the loop. Only the
+    blocking TCP connect runs in a worker thread; the socket callbacks it triggers are forwarded
+    to the loop.
+    """
+
+    #: Packets read per readable event before the loop gets a turn (processing, Kafka, acks).
+    READ_BURST: Final = 64
+    #: Seconds :meth:`close` waits for paho to write DISCONNECT before it closes the socket.
+    CLOSE_GRACE: Final = 3.0
+
+    def __init__(
+        self,
+        client: mqtt.Client,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        progress: Callable[[], int],
+        after_read: Callable[[], None],
+        min_delay: float = 1.0,
+        max_delay: float = 30.0,
+    ) -> None:
+        self.client = client
+        self._loop = loop
+        self._thread = threading.get_ident()
+        self._progress = progress  # grows with every message paho delivered
+        self._after_read = after_read
+        self._min_delay = min_delay
+        self._max_delay = max_delay
+        self.delay = min_delay
+        self._sock: Any = None
+        self._closed = asyncio.Event()
+        self._closed.set()
+        self._connecting: asyncio.Future[Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+        client.on_socket_open = self._from_any_thread(self._opened)
+        client.on_socket_close = self._from_any_thread(self._gone)
+        client.on_socket_register_write = self._from_any_thread(self._want_write)
+        client.on_socket_unregister_write = self._from_any_thread(self._no_write)
+
+    def _from_any_thread(self, fn: Callable[[Any], None]) -> Callable[..., None]:
+        def callback(_client: object, _userdata: object, sock: Any) -> None:
+            if threading.get_ident() == self._thread:
+                fn(sock)
+            else:  # the connect in the worker thread
+                self._loop.call_soon_threadsafe(fn, sock)
+
+        return callback
+
+    def _opened(self, sock: Any) -> None:
+        self._sock = sock
+        self._closed.clear()
+        self._loop.add_reader(sock, self._readable)
+
+    def _gone(self, sock: Any) -> None:
+        self._loop.remove_reader(sock)
+        self._loop.remove_writer(sock)
+        if self._sock is sock:
+            self._sock = None
+            self._closed.set()
+
+    def _want_write(self, sock: Any) -> None:
+        if sock is self._sock:
+            self._loop.add_writer(sock, self.client.loop_write)
+
+    def _no_write(self, sock: Any) -> None:
+        self._loop.remove_writer(sock)
+
+    def _readable(self) -> None:
+        client, progress = self.client, self._progress
+        try:
+            for _ in range(self.READ_BURST):
+                before = progress()
+                if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or progress() == before:
+                    break  # lost, no more data yet, or a control packet: the next event goes on
+        finally:
+            self._after_read()
+
+    async def _connect(self, connect: Callable[[], object]) -> None:
+        """``connect`` (blocking) in a worker thread; finishes even if the caller is cancelled."""
+        self._connecting = asyncio.ensure_future(asyncio.to_thread(connect))
+        try:
+            await asyncio.shield(self._connecting)
+        finally:
+            if self._connecting.done():
+                self._connecting = None
+
+    async def start(self, connect: Callable[[], object]) -> None:
+        """First connect (raises if the broker is unreachable), then keep the client connected."""
+        await self._connect(connect)
+        self._task = asyncio.create_task(self._keep())
+
+    async def _keep(self) -> None:
+        client = self.client
+        while True:
+            while self._sock is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), 1.0)
+                if self._sock is not None:
+                    client.loop_misc()
+            log.info("bridge: reconnecting to MQTT in %.0fs", self.delay)
+            await asyncio.sleep(self.delay)
+            self.delay = min(self.delay * 2, self._max_delay)
+            try:
+                await self._connect(client.reconnect)
+            except Exception as exc:
+                log.warning("bridge: MQTT reconnect failed: %r", exc)
+
+    def connected(self) -> None:
+        """CONNACK accepted: the next reconnect starts from the shortest delay again."""
+        self.delay = self._min_delay
+
+    async def close(self) -> None:
+        """Stop reconnecting, send DISCONNECT, and close the socket (forced after a grace)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._connecting is not None:  # never leave a connection opened behind our back
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._connecting), self.CLOSE_GRACE + 10)
+        sock = self._sock
+        if sock is None:
+            return
+        with contextlib.suppress(Exception):
+            self.client.disconnect()  # paho closes the socket once DISCONNECT is written
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), self.CLOSE_GRACE)
+        if self._sock is sock:
+            self._gone(sock)
+            sock.close()
 
 
 class Bridge:
@@ -301,12 +448,11 @@ class Bridge:
         self._client: mqtt.Client | None = None
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
-        # paho thread → loop hand-off
-        self._inbox: collections.deque[tuple[int, mqtt.MQTTMessage, float]] = collections.deque()
-        self._wake_pending = False
+        self._paho: _PahoOnLoop | None = None
+        # messages paho delivered, not yet processed
+        self._inbox: collections.deque[_Received] = collections.deque()
         # generation of the MQTT connection; acks only for the current one (see module docs)
         self._gen = 0
-        self._gen_lock = threading.Lock()
         self._connected = False
         self._connected_event = asyncio.Event()
         self._pending: set[asyncio.Future[Any]] = set()
@@ -320,16 +466,17 @@ class Bridge:
         self._dead = topics.name(topics.DEAD_LETTER, settings.topic_prefix)
         self.metrics_address: tuple[str, int] | None = None
 
-    # ---------------------------------------------------------------- paho thread side
+    # ---------------------------------------------------------------- paho callbacks (on the loop)
     def _on_connect(
         self, client: mqtt.Client, _u: object, flags: object, rc: object, _p: object = None
     ) -> None:
         if getattr(rc, "is_failure", False):
             log.error("bridge: MQTT connect refused: %s", rc)
             return
-        with self._gen_lock:
-            self._gen += 1
-            self._connected = True
+        self._gen += 1
+        self._connected = True
+        if self._paho is not None:
+            self._paho.connected()
         self.counters.mqtt_connects += 1
         present = bool(getattr(flags, "session_present", False))
         if not present and self.counters.mqtt_connects > 1:
@@ -353,29 +500,29 @@ class Bridge:
             present,
             sub,
         )
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._connected_event.set)
+        self._connected_event.set()
 
     def _on_disconnect(
         self, _c: object, _u: object, _f: object, rc: object, _p: object = None
     ) -> None:
-        with self._gen_lock:
-            self._gen += 1
-            self._connected = False
+        self._gen += 1
+        self._connected = False
         if self._stop.is_set() or self._failure is not None:
             log.info("bridge: MQTT disconnected (%s)", rc)
         else:
-            log.warning("bridge: MQTT disconnected (%s); paho reconnects with backoff", rc)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._connected_event.clear)
+            log.warning("bridge: MQTT disconnected (%s); reconnecting with backoff", rc)
+        self._connected_event.clear()
 
     def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
-        self.counters.received += 1  # only this thread writes it
-        self._inbox.append((self._gen, msg, time.monotonic()))
-        if not self._wake_pending:
-            self._wake_pending = True
-            assert self._loop is not None
-            self._loop.call_soon_threadsafe(self._wake.set)
+        self.counters.received += 1
+        # keep only plain values: the message object (with its properties) dies here, by
+        # reference count, instead of piling up for the garbage collector while in flight
+        payload = bytes(msg.payload)  # paho gives bytes: no copy
+        self._inbox.append((self._gen, time.monotonic(), msg.topic, payload, msg.mid, msg.qos))
+
+    def _after_read(self) -> None:
+        if self._inbox:
+            self._wake.set()
 
     # ---------------------------------------------------------------- lifecycle
     def _make_client(self) -> mqtt.Client:
@@ -389,7 +536,6 @@ class Bridge:
             pw = self.s.mqtt_password.get_secret_value() if self.s.mqtt_password else None
             client.username_pw_set(self.s.mqtt_username, pw)
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -482,12 +628,23 @@ class Bridge:
                 properties=props,
             )
 
-        await asyncio.to_thread(connect)
-        self._client = client
-        client.loop_start()
+        assert self._loop is not None
+        paho = _PahoOnLoop(
+            client,
+            self._loop,
+            progress=lambda: self.counters.received,
+            after_read=self._after_read,
+        )
+        self._client, self._paho = client, paho
+        try:
+            await paho.start(connect)
+        except BaseException:
+            self._client = self._paho = None
+            await paho.close()
+            raise
 
     async def _wait_connected(self) -> None:
-        """Until the first CONNACK (paho keeps retrying in its thread) or stop."""
+        """Until the first CONNACK (:class:`_PahoOnLoop` keeps reconnecting) or stop."""
         stop = asyncio.ensure_future(self._stop.wait())
         conn = asyncio.ensure_future(self._connected_event.wait())
         try:
@@ -533,15 +690,12 @@ class Bridge:
             await asyncio.wait_for(self._stop.wait(), delay)
 
     async def _teardown_client(self) -> None:
-        client, self._client = self._client, None
-        if client is None:
+        paho, self._paho, self._client = self._paho, None, None
+        if paho is None:
             return
-        with self._gen_lock:
-            self._gen += 1
-            self._connected = False
-        with contextlib.suppress(Exception):
-            client.disconnect()
-        await asyncio.to_thread(client.loop_stop)
+        self._gen += 1
+        self._connected = False
+        await paho.close()
         self._connected_event.clear()
         self._drop_inbox()
 
@@ -563,7 +717,6 @@ class Bridge:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            self._wake_pending = False
             if self._stop.is_set():
                 return
             if self._failure is not None:
@@ -573,20 +726,18 @@ class Bridge:
             batch = [inbox.popleft() for _ in range(len(inbox))]
             await self._process(batch)
 
-    async def _process(self, batch: list[tuple[int, mqtt.MQTTMessage, float]]) -> None:
+    async def _process(self, batch: list[_Received]) -> None:
         assert self._producer is not None
         producer = self._producer
         gen = self._gen
         outs: dict[tuple[str, int], _Out] = {}
         full: list[tuple[str, int, _Out]] = []
-        received_at = batch[0][2]
+        received_at = batch[0][1]
         c = self.counters
-        for msg_gen, msg, _at in batch:
+        for msg_gen, _at, topic, payload, mid, qos in batch:
             if msg_gen != gen:  # from a lost connection: the broker redelivers it
                 c.released += 1
                 continue
-            topic = msg.topic
-            payload = bytes(msg.payload)  # paho gives bytes: no copy
             try:
                 key, value = normalise(topic, payload)
                 target, dead = self._readings, False
@@ -605,7 +756,7 @@ class Bridge:
                 full.append((target, part, out))
                 out = outs[(target, part)] = _Out(producer.create_batch(), [])
                 out.builder.append(key=key, value=value, timestamp=None)
-            out.mids.append((msg.mid, msg.qos))
+            out.mids.append((mid, qos))
             if dead:
                 out.dead += 1
             else:
@@ -660,12 +811,11 @@ class Bridge:
             c.released += len(out.mids)
             return
         client = self._client
-        with self._gen_lock:
-            if gen != self._gen or client is None or not self._connected:
-                c.released += len(out.mids)
-                return
-            for mid, qos in out.mids:
-                client.ack(mid, qos)
+        if gen != self._gen or client is None or not self._connected:
+            c.released += len(out.mids)
+            return
+        for mid, qos in out.mids:
+            client.ack(mid, qos)
         c.acked += len(out.mids)
 
     def _fail(self, exc: BaseException) -> None:
@@ -688,7 +838,7 @@ class Bridge:
         if first is not None:
             self.counters.oldest_unacked = first[0]
         elif self._inbox:
-            self.counters.oldest_unacked = self._inbox[0][2]
+            self.counters.oldest_unacked = self._inbox[0][1]
         else:
             self.counters.oldest_unacked = None
 
@@ -699,8 +849,8 @@ class Bridge:
         now = time.monotonic()
         waiting = len(self._inbox)
         oldest = c.oldest_unacked
-        if waiting and (oldest is None or self._inbox[0][2] < oldest):
-            oldest = self._inbox[0][2]
+        if waiting and (oldest is None or self._inbox[0][1] < oldest):
+            oldest = self._inbox[0][1]
         lag = 0.0 if oldest is None else max(0.0, now - oldest)
         p = "envwatch_bridge_"
         return [
