@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta, timezone
 
 import orjson
+import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
 from ingest.bridge import (
     MAX_PAYLOAD,
     _canonical_key,
+    _PahoOnLoop,
     normalise,
     prometheus_text,
     serve_metrics,
@@ -342,3 +346,85 @@ def test_fast_path_never_accepts_what_the_model_would_not_write_back(
         fast = _canonical_key(topic, p)
         if fast is not None:
             assert model_verdict(topic, p) == (fast, p)
+
+
+# ------------------------------------------------------------------ paho driven by the loop
+#
+# A fake broker on loopback that speaks just enough MQTT v5: it answers every CONNECT with a
+# CONNACK and records the packet types it receives, so the test sees what the client sent.
+
+
+class FakeBroker:
+    def __init__(self) -> None:
+        self.connections: list[list[int]] = []  # packet types received, per connection
+        self.drop_first = True  # close the first connection right after its CONNACK
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen: list[int] = []
+        self.connections.append(seen)
+        try:
+            while True:
+                header = await reader.readexactly(1)
+                length, shift = 0, 0
+                while True:
+                    byte = (await reader.readexactly(1))[0]
+                    length |= (byte & 0x7F) << shift
+                    shift += 7
+                    if not byte & 0x80:
+                        break
+                await reader.readexactly(length)
+                seen.append(header[0] >> 4)
+                if header[0] >> 4 == 1:  # CONNECT → CONNACK: no session, success, no properties
+                    writer.write(bytes([0x20, 3, 0, 0, 0]))
+                    await writer.drain()
+                    if self.drop_first and len(self.connections) == 1:
+                        await asyncio.sleep(0.05)
+                        break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def test_paho_on_the_loop_reconnects_after_a_drop_and_disconnects_cleanly_on_close() -> None:
+    connects: list[bool] = []
+    disconnects: list[object] = []
+
+    async def main() -> FakeBroker:
+        broker = FakeBroker()
+        server = await asyncio.start_server(broker.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id="t", protocol=mqtt.MQTTv5, manual_ack=True
+        )
+        twice = asyncio.Event()
+
+        def on_connect(*_a: object) -> None:
+            connects.append(True)
+            if len(connects) == 2:
+                twice.set()
+
+        client.on_connect = on_connect
+        client.on_disconnect = lambda *a: disconnects.append(a[3])
+        paho = _PahoOnLoop(
+            client,
+            asyncio.get_running_loop(),
+            progress=lambda: 0,
+            after_read=lambda: None,
+            min_delay=0.1,
+        )
+        await paho.start(lambda: client.connect("127.0.0.1", port, clean_start=False))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(twice.wait(), 10)
+        await paho.close()
+        await asyncio.sleep(0.3)  # nothing reconnects after close
+        server.close()
+        await server.wait_closed()
+        return broker
+
+    broker = asyncio.run(main())
+    assert len(connects) == 2  # connected, dropped by the broker, reconnected
+    assert len(disconnects) == 2  # the drop, then our close
+    assert len(broker.connections) == 2
+    assert broker.connections[0] == [1]  # CONNECT only
+    assert broker.connections[1] == [1, 14]  # CONNECT, then DISCONNECT (14) on close
