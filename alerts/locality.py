@@ -29,7 +29,7 @@ from rules.engine import (
     AIR_FACTORS,
     HOURLY_LIMITED,
     Point,
-    city_hour,
+    city_hour_from_sums,
     epoch_hours,
     from_epoch_hours,
 )
@@ -93,6 +93,7 @@ class LocalityState:
         self.warned_hour = -1
         # derived, not persisted: per-hour city means (see _hour_means), per-sample factors
         self._means: dict[int, tuple[list[float], list[int]]] = {}
+        self._latest_hour: int | None = None  # newest hour in ``city`` (derived when None)
         self._factors: frozenset[str] | None = frozenset()
         self._factors_of: AlertRules | None = None
 
@@ -391,15 +392,36 @@ class LocalityState:
         h = epoch_hours(at)
         row = [_num(fields.get(f)) for f in AIR_FACTORS]
         hour = self.city.setdefault(h, {})
-        if hour.get(source) == row:
+        before = hour.get(source)
+        if before == row:
             return  # duplicate: nothing changes
         hour[source] = row
-        self._means.pop(h, None)
-        latest = max(self.city)
-        for old in [k for k in self.city if k < latest - KEEP_HOURS]:
-            del self.city[old]
-            self._means.pop(old, None)
-        p = city_hour(hour, at, self.locality)
+        means = self._means.get(h)
+        if before is None and means is not None:
+            # a new station of the hour: add its values to the hour's sums, in station order
+            # as _hour_means would (the same floats), instead of re-adding every station
+            hour_sum, hour_n = means
+            for i, v in enumerate(row):
+                if v is not None:
+                    hour_sum[i] += v
+                    hour_n[i] += 1
+        else:
+            self._means.pop(h, None)  # a correction: recomputed from the rows when next needed
+        sums = self._hour_means(h)
+        assert sums is not None  # the hour holds this station's row
+        p = city_hour_from_sums(sums[0], sums[1], len(hour), at, self.locality)
+        # keep KEEP_HOURS hours before the newest (a sample older than that still gets its
+        # city value above, then its hour goes)
+        if self._latest_hour is None:
+            self._latest_hour = max(self.city)
+        if h > self._latest_hour:
+            self._latest_hour = h
+            for old in [k for k in self.city if k < h - KEEP_HOURS]:
+                del self.city[old]
+                self._means.pop(old, None)
+        elif h < self._latest_hour - KEEP_HOURS:
+            del self.city[h]
+            self._means.pop(h, None)
         if p is not None:
             out.points.append(p)
         # The warning rules see an hour once it is complete: when the first station reports the

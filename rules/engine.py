@@ -1423,15 +1423,32 @@ def city_hour(
     """
     if not stations:
         return None
-    conc: dict[str, float | None] = {}
-    for i, f in enumerate(AIR_FACTORS):
-        vals = [v for row in stations.values() if (v := row[i]) is not None]
-        conc[f] = sum(vals) / len(vals) if vals else None
+    sums = [0.0] * len(AIR_FACTORS)
+    counts = [0] * len(AIR_FACTORS)
+    for row in stations.values():
+        for i, v in enumerate(row):
+            if v is not None:
+                sums[i] += v
+                counts[i] += 1
+    return city_hour_from_sums(sums, counts, len(stations), at, locality)
+
+
+def city_hour_from_sums(
+    sums: Sequence[float], counts: Sequence[int], stations: int, at: datetime, locality: str
+) -> Point | None:
+    """:func:`city_hour` from per-factor sums and counts of the stations' valid values (in
+    ``AIR_FACTORS`` order, added in station order: the same floats as summing the rows), for a
+    caller that keeps them up to date as stations report."""
+    if not stations:
+        return None
+    conc: dict[str, float | None] = {
+        f: (sums[i] / counts[i] if counts[i] else None) for i, f in enumerate(AIR_FACTORS)
+    }
     if all(v is None for v in conc.values()):
         return None
     result = aqi_mod.realtime_aqi(conc, at=at)
     p = _aqi_point(result, _tags("locality", locality, "source", "city", "period", "hour"), at)
-    return Point(p.measurement, p.tags, {**p.fields, "stations": len(stations)}, at)
+    return Point(p.measurement, p.tags, {**p.fields, "stations": stations}, at)
 
 
 def is_finite(v: object) -> bool:

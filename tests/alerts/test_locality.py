@@ -146,6 +146,28 @@ def test_city_hour_aqi_is_the_aqi_of_the_stations_mean_concentrations() -> None:
     assert p2.id == p1.id  # the same city hour, rewritten as stations arrive
 
 
+def test_a_station_correcting_its_hour_replaces_its_values_in_the_city_mean() -> None:
+    """The city sums grow as stations arrive; a station sending its hour again with other
+    values must replace, not add to, what it sent (the hour is then summed afresh)."""
+    st, c = LocalityState(LOC, RULES), ctx()
+    at = D1 + 10 * H
+    st.step(air("aq-01", at, 100, pm10=60), c)
+    st.step(air("aq-02", at, 140, pm10=80), c)
+    st.step(air("aq-03", at, 30, pm10=40), c)
+    # aq-02 corrects its PM2.5 to 20: the mean is (100 + 20 + 30)/3 = 50 → 50 + 50/25 × 15
+    # = 80 (HJ 633-2026 表1: 35–60 µg/m³ ↔ IAQI 50–100); PM10 (60+80+40)/3 = 60 → 50 + 50/70
+    # × 10 = 57.1 → 58 (50–120 µg/m³ ↔ 50–100). Adding 140 instead of replacing it would give
+    # (100 + 140 + 30 + 20)/4 = 72.5 → 100 + 50/55 × 12.5 = 111.4 → 112
+    [p] = of(st.step(air("aq-02", at, 20, pm10=80), c).points, "hour")
+    assert p.fields["stations"] == 3
+    assert p.fields["iaqi_pm25"] == 80
+    assert p.fields["iaqi_pm10"] == 58
+    # a fourth station after the correction adds to the fresh sums: PM2.5 (150 + 50)/4 = 50 → 80
+    [p4] = of(st.step(air("aq-04", at, 50, pm10=60), c).points, "hour")
+    assert p4.fields["stations"] == 4
+    assert p4.fields["iaqi_pm25"] == 80
+
+
 def test_a_flagged_station_value_is_left_out_of_the_city_mean() -> None:
     st, c = LocalityState(LOC, RULES), ctx()
     at = D1 + 10 * H
