@@ -42,10 +42,10 @@ def _sample(i: int, t0: datetime) -> tuple[bytes, bytes]:
     at = t0 + timedelta(hours=i // STATIONS)
     # every factor varies from hour to hour: a constant so2 or co at all 200 stations would keep
     # 400 constant-value alerts (alerts.rules) busy — a stuck network, not the normal stream
-    h = i // STATIONS
+    h, st = divmod(i, STATIONS)
     v = {
-        "pm25": 30.0 + i % 23, "pm10": 70.0 + i % 11, "so2": 8.0 + (i + h) % 3,
-        "no2": 25.0 + i % 5, "co": 0.6 + 0.1 * ((i + h) % 4), "o3": 50.0 + i % 31,
+        "pm25": 30.0 + i % 23, "pm10": 70.0 + i % 11, "so2": 8.0 + (st + h) % 3,
+        "no2": 25.0 + (st + h) % 5, "co": 0.6 + 0.1 * ((st + h) % 4), "o3": 50.0 + i % 31,
     }  # fmt: skip
     d = {
         "schema": 1, "kind": "air", "locality": "weifang", "source": source,
