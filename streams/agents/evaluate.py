@@ -106,11 +106,17 @@ def register(p: Pipeline) -> None:
         step=make_step(view, s),
         interval=s.checkpoint_interval,
     )
-    register_checkpointed(p, "evaluate", readings, state, counter="samples")
+    register_checkpointed(p, "evaluate", readings, state, counter="samples", within=s.batch_within)
 
 
 def register_checkpointed(
-    p: Pipeline, name: str, topic: Any, state: CheckpointedState[Output], *, counter: str
+    p: Pipeline,
+    name: str,
+    topic: Any,
+    state: CheckpointedState[Output],
+    *,
+    counter: str,
+    within: float,
 ) -> None:
     """A batched agent over ``topic`` whose state is ``state``: decode the batch's records, run
     the pure step over them, send the outputs (flushed), checkpoint, then let Faust ack."""
@@ -123,7 +129,7 @@ def register_checkpointed(
 
     @p.app.agent(topic, name=name)
     async def agent(stream: Any) -> None:
-        async for events in stream.take_events(s.batch_size, within=s.batch_within):
+        async for events in stream.take_events(s.batch_size, within=within):
             # Faust gives the record timestamp in seconds; the replay path (aiokafka) in ms
             records = [
                 (m.partition, m.offset, m.key or b"", m.value, round(m.timestamp * 1000))

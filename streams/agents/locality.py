@@ -88,4 +88,11 @@ def register(p: Pipeline) -> None:
         dump=lambda st: st.to_dict(),
         load=lambda d: LocalityState.from_dict(d, rules),
     )
-    register_checkpointed(p, "locality", p.topic(topics.AGGREGATES), state, counter="aggregates")
+    register_checkpointed(
+        p,
+        "locality",
+        p.topic(topics.AGGREGATES),
+        state,
+        counter="aggregates",
+        within=s.downstream_within,
+    )

@@ -111,7 +111,7 @@ def register(p: Pipeline) -> None:
 
     @p.app.agent(p.topic(topics.ALERT_EVENTS), name="notify")
     async def notify(stream: Any) -> None:
-        async for values in stream.take(s.batch_size, within=s.batch_within):
+        async for values in stream.take(s.batch_size, within=s.downstream_within):
             transitions = []
             for v in values:
                 try:
