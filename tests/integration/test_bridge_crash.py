@@ -6,7 +6,8 @@ the persistent session and is stopped with SIGTERM. A publisher then sends 20 00
 (20 sources × 1000, interleaved) while a second bridge process starts: it finds a backlog and
 drains it at full speed, so a whole in-flight window (up to 1000 messages received, produced or
 not, unacknowledged) is open when, after a quarter of the stream, it is killed with SIGKILL — no
-clean-up, no flush. A third process with the same MQTT client id is started. The broker kept the
+clean-up, no flush. The publisher holds the second half of the stream back until the kill, so
+the kill always lands mid-stream however fast the bridge drains. A third process with the same MQTT client id is started. The broker kept the
 session: every message the dead bridge had not acknowledged, plus everything published meanwhile,
 is delivered to the new one.
 
@@ -61,10 +62,16 @@ def test_kill_9_mid_stream_loses_nothing(
     session.stop()  # SIGTERM: a clean stop
     first = BridgeProcess(env, tmp_path, "bridge-2")
     published = threading.Event()
+    killed = threading.Event()
 
     def publish() -> None:
+        # The second half waits for the kill, so the kill always lands mid-stream: a bridge
+        # that drains as fast as the publisher publishes would otherwise reach the 5 000th
+        # acknowledgement only after the publisher had finished (a flake once seen).
         pub = Publisher(mqtt_broker.host, mqtt_broker.port, client_id=f"{topic_prefix}pub")
-        for source, seq in messages:
+        for i, (source, seq) in enumerate(messages):
+            if i == len(messages) // 2:
+                killed.wait(120)
             pub.publish_raw(f"env/air/{locality}/{source}", sample_payload(locality, source, seq))
         pub.close(timeout=120)  # every PUBACK from the broker: all 20 000 are in the session
         published.set()
@@ -81,6 +88,7 @@ def test_kill_9_mid_stream_loses_nothing(
         acked_before = first.metric("envwatch_bridge_acked_total")
         in_flight = first.metric("envwatch_bridge_in_flight")
         first.kill9()
+        killed.set()
         print(f"SIGKILL after {acked_before:.0f} acks with {in_flight:.0f} in flight (last sample)")
         assert not published.is_set(), "the stream ended before the kill: test proves nothing"
         time.sleep(0.5)
@@ -98,6 +106,7 @@ def test_kill_9_mid_stream_loses_nothing(
             )
         )
     finally:
+        killed.set()  # never leave the publisher waiting
         second.stop()
         first.stop()
 
