@@ -219,6 +219,19 @@ def round_gbt8170(value: float, decimals: int = 0) -> float:
     return r / scale if decimals else float(r)
 
 
+def _round_scaled(c: float, scale: float) -> float:
+    """:func:`round_gbt8170` of a non-negative ``c`` at ``scale`` = 10**decimals, for the AQI hot
+    paths: a value already on the grid is returned as it is."""
+    y = c * scale
+    f = math.floor(y)
+    d = y - f
+    if not d:
+        return c
+    if abs(d - 0.5) <= 1e-9 * (y if y > 1.0 else 1.0):
+        return float(f if f % 2 == 0 else f + 1) / scale
+    return float(math.floor(y + 0.5)) / scale
+
+
 class _Seg:
     """Precomputed table: breakpoints and per-segment (BP_Lo, slope, IAQI_Lo)."""
 
@@ -348,16 +361,8 @@ def realtime_iaqis(row: Sequence[float | None], *, edition_2026: bool) -> list[i
     for c, (_key, bps, segs, _rule, scale) in zip(row, plan, strict=True):
         if type(c) is not float or not 0.0 <= c < _INF:  # None, int, NaN … → realtime_aqi
             return None
-        if edition_2026:  # round_gbt8170 inlined, as in _compute
-            y = c * scale
-            f = math.floor(y)
-            d = y - f
-            if d:
-                if abs(d - 0.5) <= 1e-9 * (y if y > 1.0 else 1.0):
-                    y = float(f if f % 2 == 0 else f + 1)
-                else:
-                    y = float(math.floor(y + 0.5))
-                c = y / scale
+        if edition_2026:
+            c = _round_scaled(c, scale)
         i = bisect_left(bps, c)
         if i >= len(bps):
             return None
@@ -409,16 +414,8 @@ def _compute(
         c = raw if (type(raw) is float or type(raw) is int) else _number(key, raw)
         if not 0.0 <= c < _INF:  # also false for NaN
             raise _invalid(key, raw)
-        if rounds:  # round_gbt8170(c, decimals) inlined for the hot path
-            y = c * scale
-            f = math.floor(y)
-            d = y - f
-            if d:
-                if abs(d - 0.5) <= 1e-9 * (y if y > 1.0 else 1.0):
-                    y = float(f if f % 2 == 0 else f + 1)
-                else:
-                    y = float(math.floor(y + 0.5))
-                c = y / scale
+        if rounds:
+            c = _round_scaled(c, scale)
         values[key] = c
         i = bisect_left(bps, c)
         if i < len(bps):
