@@ -254,7 +254,7 @@ class Engine:
             run_length = last[1] + 1 if last is not None and last[0] == ev.value else 1
             self.runs[key] = (ev.value, run_length)
         for rule in self.rules.by_evaluation_kind.get(ev.kind, ()):
-            if not self._by_subject.get((ev.source, ev.factor, rule.kind.value)) and not breaches(
+            if not self.has_alert(ev.source, ev.factor, rule.kind.value) and not breaches(
                 rule, ev, run_length=run_length
             ):
                 continue  # no alert to update and none to open (the common case, by far)

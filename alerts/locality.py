@@ -205,10 +205,6 @@ class LocalityState:
         return out
 
     # ------------------------------------------------------------------ pieces
-    def _open(self, source: str, factor: str, rule_kind: str) -> bool:
-        """Whether an alert of ``rule_kind`` is open for this source and factor."""
-        return self.engine.has_alert(source, factor, rule_kind)
-
     def _clears(
         self,
         source: str,
@@ -228,7 +224,7 @@ class LocalityState:
             for f, v in candidates
             if v is not None
             and (source, f, iso) not in exceeded
-            and self._open(source, f, rule_kind)
+            and self.engine.has_alert(source, f, rule_kind)
         ]
 
     def _permit_clear(
