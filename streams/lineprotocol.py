@@ -7,6 +7,7 @@ same series and timestamp again and InfluxDB overwrites instead of duplicating.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -35,20 +36,12 @@ def _field(v: object) -> str:
     return '"' + str(v).translate(_STR) + '"'
 
 
-#: escaped forms of the names and tag values met so far: the same few thousand strings (sources,
-#: factors, measurement and field names) recur in every line; bounded so that an unbounded tag
-#: value (which the schema forbids anyway, docs/influx-schema.md) cannot grow it forever
-_ESCAPED: dict[str, str] = {}
-_ESCAPED_MAX = 200_000
-
-
+@functools.lru_cache(maxsize=200_000)
 def _tag(s: str) -> str:
-    e = _ESCAPED.get(s)
-    if e is None:
-        if len(_ESCAPED) >= _ESCAPED_MAX:
-            _ESCAPED.clear()
-        e = _ESCAPED[s] = s.translate(_TAG)
-    return e
+    """A name or tag value escaped. Memoised: the same few thousand strings (sources, factors,
+    measurement and field names) recur in every line; bounded, should an unbounded tag value
+    (which the schema forbids, docs/influx-schema.md) ever come."""
+    return s.translate(_TAG)
 
 
 def line(

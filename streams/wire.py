@@ -8,7 +8,8 @@ step) — each ``{"id", "measurement", "tags", "fields", "time", "ns"}``. ``id``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,40 +18,30 @@ import orjson
 from rules import engine
 from streams.lineprotocol import ns
 
-#: memo of the per-time strings and per-tag-set text of point ids: a batch's points share a
-#: few hours and a few thousand tag sets; cleared when large (the next uses rebuild them)
-_TIMES: dict[tuple[datetime, object], tuple[str, str, int]] = {}
-_TAG_TEXT: dict[tuple[tuple[str, str], ...], str] = {}
-_MEMO_MAX = 100_000
+
+@functools.lru_cache(maxsize=100_000)
+def _time_strings(t: datetime, _zone: object) -> tuple[str, str, int]:
+    """(local ISO, UTC ISO, ns) of a point's time, memoised: a batch's points share a few hours.
+    Keyed with the zone too (``_zone``): equal instants in two zones are equal datetimes, but
+    their ``time`` strings differ, and the locality stage compares those strings."""
+    return t.isoformat(), t.astimezone(UTC).isoformat(), ns(t)
 
 
-def _time_strings(t: datetime) -> tuple[str, str, int]:
-    # keyed with the zone too: equal instants in two zones are equal datetimes, but their
-    # ``time`` strings differ (and the locality stage compares those strings)
-    key = (t, t.tzinfo)
-    got = _TIMES.get(key)
-    if got is None:
-        if len(_TIMES) >= _MEMO_MAX:
-            _TIMES.clear()
-        got = _TIMES[key] = (t.isoformat(), t.astimezone(UTC).isoformat(), ns(t))
-    return got
+@functools.lru_cache(maxsize=100_000)
+def _tag_text(items: tuple[tuple[str, str], ...]) -> str:
+    """The tag part of a point id (sorted ``k=v`` pairs), memoised per tag set."""
+    return ",".join(f"{k}={v}" for k, v in sorted(items))
 
 
 def point_dict(p: engine.Point) -> dict[str, Any]:
     """A point as the wire carries it. ``id`` equals :attr:`rules.engine.Point.id` (a test holds
     them equal)."""
-    iso, utc_iso, nanos = _time_strings(p.time)
-    tags = p.tags
-    items = tuple(tags.items())
-    tag_text = _TAG_TEXT.get(items)
-    if tag_text is None:
-        if len(_TAG_TEXT) >= _MEMO_MAX:
-            _TAG_TEXT.clear()
-        tag_text = _TAG_TEXT[items] = ",".join(f"{k}={tags[k]}" for k in sorted(tags))
+    t = p.time
+    iso, utc_iso, nanos = _time_strings(t, t.tzinfo)
     return {
-        "id": f"{p.measurement}|{tag_text}|{utc_iso}",
+        "id": f"{p.measurement}|{_tag_text(tuple(p.tags.items()))}|{utc_iso}",
         "measurement": p.measurement,
-        "tags": tags,
+        "tags": p.tags,
         "fields": p.fields,
         "time": iso,
         "ns": nanos,
@@ -62,6 +53,51 @@ def points_bytes(points: Sequence[engine.Point]) -> bytes:
     points of one sample (or one locality step) in one record, so the transport carries one
     message per sample, not one per point (architecture.md §8)."""
     return orjson.dumps([point_dict(p) for p in points])
+
+
+#: a merged record stays well below Kafka's default message.max.bytes (1 MiB)
+MERGED_MAX_BYTES = 256 * 1024
+
+
+def merge_point_records(
+    records: Sequence[tuple[str, bytes, bytes]], topics: Collection[str]
+) -> list[tuple[str, bytes, bytes]]:
+    """(topic, key, value) records with the point arrays bound for one of ``topics`` and one key
+    merged into as few records as fit ``MERGED_MAX_BYTES``, in order; other records pass as
+    they are. Every consumer handles a record as its points in order (``LocalityState.
+    step_record`` relates exceedances to readings by source, factor and time, not by record),
+    and one key's records stay in one partition in the same order, so merging changes nothing
+    but the number of Kafka records (a Faust event costs more than the points it carries)."""
+    out: list[tuple[str, bytes, bytes] | _Merged] = []
+    newest: dict[tuple[str, bytes], _Merged] = {}
+    for record in records:
+        topic, key, value = record
+        if topic not in topics or value[:1] != b"[" or value == b"[]":
+            out.append(record)
+            continue
+        body = value[1:-1]  # "[a,b]" → "a,b": arrays join without decoding
+        merged = newest.get((topic, key))
+        if merged is None or merged.size + 1 + len(body) > MERGED_MAX_BYTES:
+            merged = newest[(topic, key)] = _Merged(topic, key)
+            out.append(merged)
+        merged.add(body)
+    return [r.record() if isinstance(r, _Merged) else r for r in out]
+
+
+class _Merged:
+    __slots__ = ("bodies", "key", "size", "topic")
+
+    def __init__(self, topic: str, key: bytes) -> None:
+        self.topic, self.key = topic, key
+        self.bodies: list[bytes] = []
+        self.size = 1  # "[" … "]" less the comma the first body does not need
+
+    def add(self, body: bytes) -> None:
+        self.bodies.append(body)
+        self.size += len(body) + 1
+
+    def record(self) -> tuple[str, bytes, bytes]:
+        return self.topic, self.key, b"[" + b",".join(self.bodies) + b"]"
 
 
 def decode_points(value: bytes) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from streams import topics
 from streams.catalog import DEFAULT_CONTEXT, CatalogView
 from streams.records import DeadLetter
 from streams.state import CheckpointedState
-from streams.wire import decode_sample, for_locality, points_bytes
+from streams.wire import decode_sample, for_locality, merge_point_records, points_bytes
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: An output of a step: (logical topic, key, value).
 Output = tuple[str, bytes, bytes]
+#: the outputs whose values are point arrays (streams.wire), merged per batch, topic and key
+MERGEABLE = frozenset({topics.EVALUATIONS, topics.AGGREGATES})
 
 
 def make_step(
@@ -84,7 +86,7 @@ def make_step(
             return new, []
         # Both are keyed by locality: the locality stage (city values, warnings, alerts) needs
         # a locality's points together, and the records of one batch then merge into one
-        # (merge_outputs) — a Faust event costs more than the points it carries.
+        # (streams.wire.merge_point_records) — a Faust event costs more than its points.
         locality = sample.locality.encode()
         outputs: list[Output] = [(topics.EVALUATIONS, locality, points_bytes(points))]
         forward = [p for p in points if for_locality(p)]
@@ -141,52 +143,11 @@ def register_checkpointed(
             p.counters[counter] += len(records)
 
 
-#: topics whose values are JSON arrays of points, so records with one key can merge
-MERGEABLE = frozenset({topics.EVALUATIONS, topics.AGGREGATES})
-#: a merged record stays well below Kafka's default message.max.bytes (1 MiB)
-MERGED_MAX_BYTES = 256 * 1024
-
-
-def merge_outputs(outputs: Sequence[Output]) -> list[Output]:
-    """Merge the point arrays a batch sends to one (topic, key) into as few records as fit
-    ``MERGED_MAX_BYTES``, keeping their order; other outputs pass unchanged. Equivalent for every
-    consumer: each stage handles a record as its points in order (``LocalityState.step_record``
-    relates exceedances to readings by source, factor and time, not by record), and a key's
-    records stay in one partition in the same order."""
-    slots: list[Output | list[bytes]] = []  # an output, or the array bodies of a merged record
-    sizes: list[int] = []
-    open_at: dict[tuple[str, bytes], int] = {}  # (topic, key) → slot of its newest record
-    keys: list[tuple[str, bytes]] = []
-    for out in outputs:
-        logical, key, value = out
-        if logical not in MERGEABLE or value[:1] != b"[" or value == b"[]":
-            slots.append(out)
-            sizes.append(0)
-            keys.append((logical, key))
-            continue
-        body = value[1:-1]  # "[a,b]" → "a,b": arrays join without decoding
-        at = open_at.get((logical, key))
-        if at is not None and sizes[at] + len(body) + 1 <= MERGED_MAX_BYTES:
-            parts = slots[at]
-            assert isinstance(parts, list)
-            parts.append(body)
-            sizes[at] += len(body) + 1
-        else:
-            open_at[(logical, key)] = len(slots)
-            slots.append([body])
-            sizes.append(len(body) + 2)
-            keys.append((logical, key))
-    return [
-        (k[0], k[1], b"[" + b",".join(slot) + b"]") if isinstance(slot, list) else slot
-        for k, slot in zip(keys, slots, strict=True)
-    ]
-
-
 async def send_outputs(p: Pipeline, outputs: Sequence[Output]) -> None:
     """Send a batch's outputs and wait until Kafka acknowledged them (before the offsets commit)."""
     producer = p.app.producer
     prefix = p.settings.topic_prefix
-    for logical, key, value in merge_outputs(outputs):
+    for logical, key, value in merge_point_records(outputs, MERGEABLE):
         await producer.send(prefix + logical, key, value, None, None, None)
     if outputs:
         await producer.flush()

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from streams.agents.evaluate import MERGED_MAX_BYTES, merge_outputs
 from streams.dispatch import InlineConsumer, adopt
 
 
@@ -95,7 +94,9 @@ def test_a_delivery_that_does_not_wait_runs_inline_without_a_task() -> None:
     asyncio.run(main())
 
 
-def test_a_delivery_that_waits_is_finished_by_faust_s_wait_first() -> None:
+def test_a_delivery_that_waits_is_finished_by_faust_s_wait_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     async def main() -> None:
         c = _consumer()
         calls: list[int] = []
@@ -108,40 +109,12 @@ def test_a_delivery_that_waits_is_finished_by_faust_s_wait_first() -> None:
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         asyncio.get_running_loop().call_later(0.01, fut.set_result, 5)
         log: list[str] = []
-        original = InlineConsumer.__mro__[1].wait_first
-        try:
-            InlineConsumer.__mro__[1].wait_first = lambda self, *a, **k: faust_wait_first(*a, **k)
-            got = await c.wait_first(_waits_then_returns(fut, log), c.suspend_flow.wait())
-        finally:
-            InlineConsumer.__mro__[1].wait_first = original
+        monkeypatch.setattr(
+            InlineConsumer.__mro__[1], "wait_first", lambda _s, *a, **k: faust_wait_first(*a, **k)
+        )
+        got = await c.wait_first(_waits_then_returns(fut, log), c.suspend_flow.wait())
         assert got == 10
         assert calls == [2]
         assert log == ["before", "after 5"]
 
     asyncio.run(main())
-
-
-def test_merge_outputs_joins_a_keys_point_arrays_in_order() -> None:
-    outs = [
-        ("evaluations", b"weifang", b'[{"a":1},{"a":2}]'),
-        ("aggregates", b"weifang", b'[{"a":1}]'),
-        ("dead-letter", b"x", b'{"reason":"bad"}'),
-        ("evaluations", b"laixi", b'[{"b":1}]'),
-        ("evaluations", b"weifang", b'[{"a":3}]'),
-        ("aggregates", b"weifang", b'[{"a":3}]'),
-    ]
-    assert merge_outputs(outs) == [
-        ("evaluations", b"weifang", b'[{"a":1},{"a":2},{"a":3}]'),
-        ("aggregates", b"weifang", b'[{"a":1},{"a":3}]'),
-        ("dead-letter", b"x", b'{"reason":"bad"}'),
-        ("evaluations", b"laixi", b'[{"b":1}]'),
-    ]
-
-
-def test_merge_outputs_starts_a_new_record_at_the_size_limit() -> None:
-    point = b'{"p":"' + b"x" * 1000 + b'"}'  # 1 008 bytes
-    per_record = (MERGED_MAX_BYTES - 2) // (len(point) + 1)  # "[" p "," p ... "]"
-    outs = [("evaluations", b"k", b"[" + point + b"]") for _ in range(per_record + 3)]
-    merged = merge_outputs(outs)
-    assert [len(v) <= MERGED_MAX_BYTES for _, _, v in merged] == [True, True]
-    assert merged[1][2] == b"[" + b",".join([point] * 3) + b"]"

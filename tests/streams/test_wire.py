@@ -8,7 +8,15 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from rules import engine
-from streams.wire import decode_points, decode_sample, point_dict, points_bytes
+from streams.agents.evaluate import MERGEABLE
+from streams.wire import (
+    MERGED_MAX_BYTES,
+    decode_points,
+    decode_sample,
+    merge_point_records,
+    point_dict,
+    points_bytes,
+)
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -76,3 +84,29 @@ def test_equal_instants_in_two_zones_keep_their_own_time_string() -> None:
     assert first[0]["time"] == "2026-06-01T08:00:00+08:00"
     assert second[0]["time"] == "2026-06-01T00:00:00+00:00"
     assert first[0]["id"] == second[0]["id"]  # the id is the instant in UTC
+
+
+def test_merge_point_records_joins_a_keys_point_arrays_in_order() -> None:
+    outs = [
+        ("evaluations", b"weifang", b'[{"a":1},{"a":2}]'),
+        ("aggregates", b"weifang", b'[{"a":1}]'),
+        ("dead-letter", b"x", b'{"reason":"bad"}'),
+        ("evaluations", b"laixi", b'[{"b":1}]'),
+        ("evaluations", b"weifang", b'[{"a":3}]'),
+        ("aggregates", b"weifang", b'[{"a":3}]'),
+    ]
+    assert merge_point_records(outs, MERGEABLE) == [
+        ("evaluations", b"weifang", b'[{"a":1},{"a":2},{"a":3}]'),
+        ("aggregates", b"weifang", b'[{"a":1},{"a":3}]'),
+        ("dead-letter", b"x", b'{"reason":"bad"}'),
+        ("evaluations", b"laixi", b'[{"b":1}]'),
+    ]
+
+
+def test_merge_point_records_starts_a_new_record_at_the_size_limit() -> None:
+    point = b'{"p":"' + b"x" * 1000 + b'"}'  # 1 008 bytes
+    per_record = (MERGED_MAX_BYTES - 2) // (len(point) + 1)  # "[" p "," p ... "]"
+    outs = [("evaluations", b"k", b"[" + point + b"]") for _ in range(per_record + 3)]
+    merged = merge_point_records(outs, MERGEABLE)
+    assert [len(v) <= MERGED_MAX_BYTES for _, _, v in merged] == [True, True]
+    assert merged[1][2] == b"[" + b",".join([point] * 3) + b"]"
