@@ -73,9 +73,13 @@ def _serve(ports: multiprocessing.queues.Queue[int], out: str) -> None:
                 first = key not in seen
                 seen.add(key)
             if first:
-                ew = orjson.loads(body)["envwatch"]
+                data = orjson.loads(body)
+                ew, labels = data["envwatch"], data["commonLabels"]
                 sink.write(
-                    orjson.dumps([arrived, key, ew["source"], ew["at"], ew["reason"]]) + b"\n"
+                    orjson.dumps(
+                        [arrived, key, ew["source"], ew["at"], ew["reason"], labels.get("factor")]
+                    )
+                    + b"\n"
                 )
             self.send_response(204)
             self.send_header("Content-Length", "0")
@@ -293,8 +297,10 @@ def main(quick: bool) -> None:
         arrivals = [orjson.loads(ln) for ln in arrivals_file.read_bytes().splitlines()]
 
     hooks: dict[tuple[str, str], list[float]] = {}
-    for arrived, _key, source, at, reason in arrivals:
-        if reason in MEASURED_REASONS:
+    for arrived, _key, source, at, reason, factor in arrivals:
+        # the probes' own alerts only: the outlets' day closes also open data-rate alerts
+        # (transmission rate < 90 % over a day) that carry the same source and time
+        if reason in MEASURED_REASONS and factor == "nox":
             k = (source, datetime.fromisoformat(at.replace("Z", "+00:00")).isoformat())
             hooks.setdefault(k, []).append(arrived)
     print("publish → evaluation seen by the store agent (MQTT, bridge, Kafka, evaluate, store)")
