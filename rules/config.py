@@ -120,6 +120,26 @@ class MonitorKind(StrEnum):
     ELECTRICITY = "electricity"
 
 
+class ZoneClass(StrEnum):
+    """声环境功能区 class of GB 3096-2008 (its 表1 sets the day/night noise limits per class;
+    ``rules.standards.gb3096``)."""
+
+    C0 = "0"  # 康复疗养区等特别需要安静的区域
+    C1 = "1"  # 居民住宅、医疗卫生、文化教育、科研设计、行政办公为主
+    C2 = "2"  # 商业金融、集市贸易为主，或居住、商业、工业混杂
+    C3 = "3"  # 工业生产、仓储物流为主
+    C4A = "4a"  # 交通干线两侧: roads, urban rail (surface), inland waterways
+    C4B = "4b"  # 交通干线两侧: railway trunk lines
+
+
+class MonitorRole(StrEnum):
+    """What an electricity (用电量) monitor of an enterprise measures (plans: 治污设施电量监控,
+    e.g. 001_15ef1b070f9ae15b.txt#L695; 重污染应急重点企业电量监控, 000_d6d679181568297b.txt#L339)."""
+
+    PRODUCTION = "production"  # a production line: tells whether the enterprise is producing
+    TREATMENT = "treatment"  # pollution-control equipment (治污设施): must run while producing
+
+
 class LocalityLevel(StrEnum):
     CITY = "city"  # 地级市
     COUNTY_CITY = "county_city"  # 县级市
@@ -536,6 +556,20 @@ class Enterprise(_Frozen):
 
 
 class Monitor(_Sited):
+    """Another monitor the plans name: dust, dustfall, noise, vapour recovery, bypass, electricity.
+
+    Kind-specific fields (their presence is checked across the catalogue, see ``_cross_check``):
+
+    * ``zone_class`` — noise monitors (required): the GB 3096-2008 声环境功能区 class of the
+      site, which selects the 表1 day/night limits.
+    * ``role`` — electricity monitors (required, with ``enterprise``): ``production`` (a
+      production line) or ``treatment`` (pollution-control equipment).
+    * ``normal_kw`` — treatment monitors (required, > 0): the equipment's normal load in kW, a
+      local setting of the operator (no standard sets it).
+    * ``running_kw`` — production monitors (required, > 0): above this load (kW) the production
+      line counts as running; a local setting of the operator.
+    """
+
     id: SourceId
     name: NonEmpty
     locality: LocalityId
@@ -543,6 +577,10 @@ class Monitor(_Sited):
     factors: tuple[str, ...]
     enterprise: str | None = None  # bypass/electricity/vapour monitors belong to an enterprise
     limits: tuple[FactorLimit, ...] = ()
+    zone_class: ZoneClass | None = None
+    role: MonitorRole | None = None
+    normal_kw: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    running_kw: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     example: bool = False
     source: str | None = None
 
@@ -550,6 +588,20 @@ class Monitor(_Sited):
     @classmethod
     def _monitor_factors(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         return _known(v, MONITOR, "monitor")
+
+    @field_validator("zone_class", mode="before")
+    @classmethod
+    def _zone_class(cls, v: object) -> object:
+        """``3`` and ``"3"`` are the same class; anything outside 0, 1, 2, 3, 4a, 4b is refused."""
+        if v is None:
+            return None
+        text = str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+        if isinstance(text, str) and text in {z.value for z in ZoneClass}:
+            return text
+        choices = ", ".join(z.value for z in ZoneClass)
+        raise ValueError(
+            f"声环境功能区 class {v!r} is not one of {choices} (GB 3096-2008; 4 类 is 4a or 4b)"
+        )
 
 
 class ReferenceO2(_Frozen):
@@ -691,6 +743,7 @@ class _Doc:
         self.lines: dict[Path_, int] = {}
         self.problems = problems
         self.broken_ids: set[str] = set()
+        self.broken_items: list[dict[str, Any]] = []  # raw items that failed validation
 
     def line(self, path: Path_) -> int | None:
         p = path
@@ -776,6 +829,8 @@ def _validate(
     except ValidationError as exc:
         if isinstance(raw, dict) and isinstance(raw.get("id"), str):
             doc.broken_ids.add(raw["id"])  # reported here; references to it don't cascade
+        if isinstance(raw, dict):
+            doc.broken_items.append(raw)
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not isinstance(p, str) or p[:1] != "[")
             # pydantic prefixes enum/literal choices and model-level errors; keep its message
@@ -795,12 +850,14 @@ def catalog_from_texts(texts: Mapping[str, str]) -> Catalog:
     defaults: list[_Located] = []
     rule_sets: dict[str, tuple[Any, _Doc, Path_]] = {}
     broken: set[str] = set()
+    docs: list[_Doc] = []
     digest = hashlib.sha256()
 
     for file in sorted(texts):
         text = texts[file]
         digest.update(file.encode() + b"\0" + text.encode() + b"\0")
         doc, data = _parse(file, text, problems)
+        docs.append(doc)
         if data is None:
             continue
         if not isinstance(data, dict):
@@ -836,7 +893,7 @@ def catalog_from_texts(texts: Mapping[str, str]) -> Catalog:
         _collect_rule_sets(data.get("warning_rule_sets"), doc, rule_sets)
 
     validated_sets = _check_rule_sets(rule_sets)
-    _cross_check(localities, items, defaults, rule_sets, broken)
+    _cross_check(localities, items, defaults, rule_sets, broken, docs)
     if problems:
         problems.sort(key=lambda p: (p.file, p.line or 0, p.field))
         raise ConfigError(problems)
@@ -920,6 +977,7 @@ def _cross_check(
     defaults: list[_Located],
     rule_sets: Mapping[str, object],
     broken_localities: set[str],
+    docs: list[_Doc],
 ) -> None:
     def report(x: _Located, sub: Path_, reason: str) -> None:
         x.doc.problem((*x.path, *sub), reason)
@@ -1027,10 +1085,38 @@ def _cross_check(
                         )
 
     ent_ids = {x.obj.id for x in items["enterprises"]} | broken_ids
+    producing = {
+        x.obj.enterprise
+        for x in items["monitors"]
+        if x.obj.kind is MonitorKind.ELECTRICITY and x.obj.role is MonitorRole.PRODUCTION
+    }
+    # an enterprise whose production monitor failed validation is reported there already
+    producing |= {
+        raw.get("enterprise")
+        for doc in docs
+        for raw in doc.broken_items
+        if raw.get("kind") == MonitorKind.ELECTRICITY.value
+        and raw.get("role") == MonitorRole.PRODUCTION.value
+    }
     for x in items["monitors"]:
         mon: Monitor = x.obj
         if mon.enterprise is not None and mon.enterprise not in ent_ids:
             report(x, ("enterprise",), f"unknown enterprise {mon.enterprise!r}")
+        for sub, reason in _monitor_kind_problems(mon):
+            report(x, sub, reason)
+        if (
+            mon.kind is MonitorKind.ELECTRICITY
+            and mon.role is MonitorRole.TREATMENT
+            and mon.enterprise is not None
+            and mon.enterprise not in producing
+        ):
+            report(
+                x,
+                ("role",),
+                f"enterprise {mon.enterprise!r} has a treatment electricity monitor but no "
+                "production monitor (kind electricity, role production) in the catalogue: "
+                "whether the treatment must run is judged by the production line",
+            )
         for j, lim in enumerate(mon.limits):
             if lim.factor not in mon.factors:
                 report(
@@ -1044,6 +1130,57 @@ def _cross_check(
                     ("limits", j, "unit"),
                     f"unit {lim.unit!r}, canonical unit is {MONITOR[lim.factor]!r}",
                 )
+
+
+def _monitor_kind_problems(mon: Monitor) -> list[tuple[Path_, str]]:
+    """The fields a monitor of its kind must have, and those it must not have."""
+    out: list[tuple[Path_, str]] = []
+    kind = mon.kind
+    if kind is MonitorKind.NOISE and mon.zone_class is None:
+        out.append(
+            (
+                ("zone_class",),
+                "a noise monitor needs zone_class: its GB 3096-2008 声环境功能区 class "
+                "(0, 1, 2, 3, 4a or 4b) selects the day/night limits",
+            )
+        )
+    if kind is not MonitorKind.NOISE and mon.zone_class is not None:
+        out.append((("zone_class",), "zone_class applies to noise monitors only"))
+    if kind is MonitorKind.ELECTRICITY:
+        if mon.role is None:
+            out.append((("role",), "an electricity monitor needs role: production or treatment"))
+        if mon.enterprise is None:
+            out.append(
+                (("enterprise",), "an electricity monitor needs the enterprise it belongs to")
+            )
+        if mon.role is MonitorRole.TREATMENT:
+            if mon.normal_kw is None:
+                out.append(
+                    (
+                        ("normal_kw",),
+                        "a treatment electricity monitor needs normal_kw (> 0): the "
+                        "pollution-control equipment's normal load in kW (a local setting)",
+                    )
+                )
+            if mon.running_kw is not None:
+                out.append((("running_kw",), "running_kw applies to production monitors"))
+        if mon.role is MonitorRole.PRODUCTION:
+            if mon.running_kw is None:
+                out.append(
+                    (
+                        ("running_kw",),
+                        "a production electricity monitor needs running_kw (> 0): the load "
+                        "in kW above which the production line counts as running (a local "
+                        "setting)",
+                    )
+                )
+            if mon.normal_kw is not None:
+                out.append((("normal_kw",), "normal_kw applies to treatment monitors"))
+    else:
+        for name in ("role", "normal_kw", "running_kw"):
+            if getattr(mon, name) is not None:
+                out.append(((name,), f"{name} applies to electricity monitors only"))
+    return out
 
 
 def load_catalog(path: str | Path) -> Catalog:
@@ -1092,6 +1229,7 @@ __all__ = [
     "Metric",
     "Monitor",
     "MonitorKind",
+    "MonitorRole",
     "Outlet",
     "OutletType",
     "Override",
@@ -1102,6 +1240,7 @@ __all__ = [
     "TextTarget",
     "WaterBody",
     "WaterSection",
+    "ZoneClass",
     "catalog_from_texts",
     "load_catalog",
     "parse_cell",

@@ -44,6 +44,9 @@ class SourceSpec:
     exceedance scenarios. ``subtype`` picks the daily-cycle model (``gas``/``wastewater`` for
     outlets, ``dust``/``noise``/``power``/``dustfall``/``vapour``/``bypass`` for monitors).
     ``period`` is the spacing of samples; ``interval`` is the label carried in the payload.
+    ``area_grade`` is an air station's GB 3095 area grade (``I``/``II``, "" when unknown) and
+    ``lake`` marks a lake or reservoir section (GB 3838 lake TP/TN rows); the base models ignore
+    both, scenarios that keep values within limits use them.
     """
 
     kind: Kind
@@ -59,6 +62,8 @@ class SourceSpec:
     enterprise: str | None = None
     mn: str | None = None
     o2_ref: float | None = None
+    area_grade: str = ""
+    lake: bool = False
 
     def __post_init__(self) -> None:
         if not self.factors:

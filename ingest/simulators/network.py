@@ -17,10 +17,11 @@ from datetime import timedelta
 from typing import Any, Final
 
 from rules.factors import AIR, MONITOR, WATER, Kind
+from rules.standards.gb3096 import LIMITS as NOISE_LIMITS
 
 from ingest.schemas import Interval
 from ingest.simulators.model import DAY, SourceSpec
-from ingest.simulators.profiles import DEFAULT_O2_REF, WATER_DEFAULTS
+from ingest.simulators.profiles import DEFAULT_O2_REF, NOISE_MARGIN_DB, WATER_DEFAULTS
 
 #: Surface-water automatic stations report every 4 h (6 values a day) in routine operation
 #: (standards.md §3.3 [1]); a simulation default.
@@ -214,6 +215,7 @@ def specs_from_catalog(catalog: Any, *, with_forecasts: bool = True) -> list[Sou
                 factors=_factors(_get(st, "factors"), AIR, AIR_FACTORS),
                 baseline={"pm25": pm25},
                 name=_str(_get(st, "name", "")),
+                area_grade=_str(_get(st, "area_grade", "") or ""),
             )
         )
     for sec in _get(catalog, "sections", ()) or ():
@@ -230,6 +232,7 @@ def specs_from_catalog(catalog: Any, *, with_forecasts: bool = True) -> list[Sou
                 period=WATER_PERIOD,
                 baseline=baseline,
                 name=_str(_get(sec, "name", "")),
+                lake=_str(_get(sec, "body", "river")) == "lake",
             )
         )
     reference_o2 = getattr(catalog, "reference_o2", None)
@@ -268,6 +271,7 @@ def specs_from_catalog(catalog: Any, *, with_forecasts: bool = True) -> list[Sou
         if not factors:
             continue
         period = DAY if subtype == "dustfall" else timedelta(hours=1)
+        subtype, monitor_baseline = _monitor_levels(mon, subtype)
         specs.append(
             SourceSpec(
                 kind=Kind.MONITOR,
@@ -276,6 +280,7 @@ def specs_from_catalog(catalog: Any, *, with_forecasts: bool = True) -> list[Sou
                 factors=factors,
                 period=period,
                 interval=Interval.DAY if subtype == "dustfall" else Interval.HOUR,
+                baseline=monitor_baseline,
                 subtype=subtype,
                 enterprise=_get(mon, "enterprise"),
                 name=_str(_get(mon, "name", "")),
@@ -284,6 +289,32 @@ def specs_from_catalog(catalog: Any, *, with_forecasts: bool = True) -> list[Sou
     if with_forecasts:
         specs.extend(forecast_spec(loc, pm) for loc, pm in sorted(air_localities.items()))
     return sorted(specs, key=lambda s: (s.locality, s.source))
+
+
+def _monitor_levels(mon: Any, subtype: str) -> tuple[str, dict[str, float]]:
+    """The cycle model and typical levels of a catalogue monitor.
+
+    * noise with a ``zone_class``: day and night levels :data:`NOISE_MARGIN_DB` below the class's
+      GB 3096-2008 表1 limits (e.g. 3 类 65/55 → 59/49 dB(A)), so base hours never exceed them;
+    * electricity, role ``treatment``: subtype ``power-treatment`` (a flat load, the equipment
+      runs whenever production does) at the monitor's ``normal_kw``;
+    * electricity, role ``production`` (or no role): the working-hours load of the base model
+      (800 kW × WORK[h]: ~1164 kW 07–19 h, ~436 kW at night).
+    """
+    if subtype == "noise":
+        limits = NOISE_LIMITS.get(_str(_get(mon, "zone_class", "") or ""))
+        if limits is not None:
+            day_limit, night_limit = limits
+            return subtype, {
+                "noise_leq": day_limit - NOISE_MARGIN_DB,
+                "noise_leq_night": night_limit - NOISE_MARGIN_DB,
+            }
+    if subtype == "power" and _str(_get(mon, "role", "") or "") == "treatment":
+        normal = _get(mon, "normal_kw")
+        if isinstance(normal, int | float) and normal > 0:
+            return "power-treatment", {"power_kw": float(normal)}
+        return "power-treatment", {}
+    return subtype, {}
 
 
 def _water_baseline(target_class: Any, problems: tuple[str, ...]) -> dict[str, float]:

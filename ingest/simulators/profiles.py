@@ -15,7 +15,10 @@ domain limits). Levels are anchored on cited figures:
   trigger a heavy-pollution warning by themselves;
 * outlet concentrations sit at ``baseline`` (default 40–55 % of the permit limit) with a small
   production cycle; water quality drifts slowly, DO and pH follow a day/night photosynthesis
-  cycle; noise is ~10 dB(A) lower at night (22:00–06:00, GB 3096-2008 §3 昼间/夜间 [MEM]).
+  cycle; noise is ~10 dB(A) lower at night (22:00–06:00, GB 3096-2008 昼间/夜间), or, for a
+  catalogue monitor with a zone class, 6 dB(A) below its class's day and night limits;
+* the random part of monitor values is bounded (:data:`MONITOR_NOISE_BOUNDS`), so base monitor
+  values never cross the catalogue's limits.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Final
 from rules.factors import Kind
 
 from ingest.schemas import Value
-from ingest.simulators.model import BEIJING, DAY, SourceSpec, local_day_and_hour, rng_for
+from ingest.simulators.model import BEIJING, DAY, Rng, SourceSpec, local_day_and_hour, rng_for
 
 
 def _normalised(raw: Sequence[float]) -> tuple[float, ...]:
@@ -213,24 +216,42 @@ def _emission(spec: SourceSpec, label: datetime, seed: int) -> Values:
     return out
 
 
+#: Noise monitors of the catalogue run this many dB(A) below their zone class's GB 3096-2008
+#: 表1 day and night limits (simulation parameter; ``network.specs_from_catalog``).
+NOISE_MARGIN_DB: Final = 6.0
+#: Bounds of the random part of monitor values (simulation parameters), so that base values stay
+#: within the limits by construction: noise ±3 dB(A) (σ 1); dust/PM10 ±20 % (σ 10 %: at most
+#: 80 × WORK 1.4545 × 1.2 = 139.6 µg/m³ below the catalogue's 150); electricity ±10 % (σ 3 %:
+#: production at night ≥ 800 × 0.5455 × 0.9 = 392.7 kW, above the catalogue's running_kw 300;
+#: treatment ≥ 0.9 × normal_kw); dustfall ±25 % (σ 10 %: at most 6.25 below 7).
+MONITOR_NOISE_BOUNDS: Final = {"noise_leq": 3.0, "dust": 0.2, "pm10": 0.2, "power_kw": 0.1, "dustfall": 0.25}  # fmt: skip
+
+
+def _bounded(rng: Rng, sigma: float, bound: float) -> float:
+    return max(-bound, min(bound, rng.gauss(0, sigma)))
+
+
 def _monitor(spec: SourceSpec, label: datetime, seed: int) -> Values:
     _, h = local_day_and_hour(label, spec.period)
     rng = rng_for(seed, spec.source, label.isoformat())
     out: Values = {}
+    b = MONITOR_NOISE_BOUNDS
     for f in spec.factors:
         base = spec.baseline.get(f)
         if f == "noise_leq":
             day_level = base if base is not None else 58.0
-            x = (day_level if 6 <= h < 22 else day_level - 10) + rng.gauss(0, 1.0)
-            out[f] = Value(value=round(x, 1))
+            night_level = spec.baseline.get("noise_leq_night", day_level - 10)
+            level = day_level if 6 <= h < 22 else night_level  # 昼间 06–22 by the hour's start
+            out[f] = Value(value=round(level + _bounded(rng, 1.0, b[f]), 1))
         elif f in ("dust", "pm10"):
-            x = (base if base is not None else 80.0) * WORK[h] * (1 + rng.gauss(0, 0.1))
+            x = (base if base is not None else 80.0) * WORK[h] * (1 + _bounded(rng, 0.1, b[f]))
             out[f] = _v(f, x)
         elif f == "power_kw":
-            x = (base if base is not None else 800.0) * WORK[h] * (1 + rng.gauss(0, 0.03))
+            shape = 1.0 if spec.subtype == "power-treatment" else WORK[h]
+            x = (base if base is not None else 800.0) * shape * (1 + _bounded(rng, 0.03, b[f]))
             out[f] = _v(f, x)
         elif f == "dustfall":
-            x = (base if base is not None else 5.0) * (1 + rng.gauss(0, 0.1))
+            x = (base if base is not None else 5.0) * (1 + _bounded(rng, 0.1, b[f]))
             out[f] = Value(value=round(max(0.0, x), 2))
         elif f == "bypass_open":
             out[f] = Value(value=base if base is not None else 0.0)

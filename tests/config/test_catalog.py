@@ -144,6 +144,73 @@ def test_lookups(catalog: Catalog) -> None:
     assert len(catalog.enterprises_of("laixi")) == 2
 
 
+def test_noise_monitors_carry_a_gb3096_zone_class(catalog: Catalog) -> None:
+    zones = {m.id: m.zone_class for m in catalog.monitors if m.kind == "noise"}
+    # 3 类 for the industrial development zone, 2 类 for the urban district (examples)
+    assert zones == {"mon-lc-noise-01": "3", "mon-tq-noise-01": "2"}
+    assert all(m.zone_class is None for m in catalog.monitors if m.kind != "noise")
+
+
+def test_dust_monitors_have_hourly_limits_marked_as_local_settings(catalog: Catalog) -> None:
+    dust = [m for m in catalog.monitors if m.kind in ("construction_dust", "road_dust")]
+    assert {m.id for m in dust} == {
+        "mon-lx-site-01",
+        "mon-tq-site-01",
+        "mon-wf-site-01",
+        "mon-zf-site-01",
+        "mon-lc-road-01",
+        "mon-tq-road-01",
+    }
+    for m in dust:
+        limits = {lim.factor: lim for lim in m.limits}
+        assert set(limits) == set(m.factors), m.id  # every measured factor has its limit
+        for lim in limits.values():
+            assert (lim.limit, lim.unit, lim.basis) == (150, "ug/m3", "hour")
+            assert lim.source is not None
+            assert "local setting [MEM]" in lim.source
+            assert "DB37/2373-2018 value not confirmed" in lim.source
+
+
+def test_each_enterprise_with_electricity_monitors_has_a_production_treatment_pair(
+    catalog: Catalog,
+) -> None:
+    pairs: dict[str, dict[str, tuple[str, float | None, float | None]]] = {}
+    for m in catalog.monitors:
+        if m.kind == "electricity":
+            assert m.enterprise is not None and m.role is not None
+            pairs.setdefault(m.enterprise, {})[m.role.value] = (m.id, m.normal_kw, m.running_kw)
+    assert pairs == {
+        "e-lx-01": {
+            "treatment": ("mon-lx-power-01", 250, None),
+            "production": ("mon-lx-power-02", None, 300),
+        },
+        "e-lc-01": {
+            "production": ("mon-lc-power-01", None, 300),
+            "treatment": ("mon-lc-power-02", 180, None),
+        },
+        "e-wf-01": {
+            "treatment": ("mon-wf-power-01", 400, None),
+            "production": ("mon-wf-power-02", None, 300),
+        },
+    }
+
+
+def test_zone_class_may_be_written_as_a_number() -> None:
+    texts = _texts()
+    texts["tianqiao.yaml"] = texts["tianqiao.yaml"].replace('zone_class: "2"}', "zone_class: 2}")
+    cat = catalog_from_texts(texts)
+    noise = cat.source("mon-tq-noise-01")
+    assert getattr(noise, "zone_class", None) == "2"
+
+
+def test_a_broken_production_monitor_does_not_cascade_to_its_treatment() -> None:
+    texts, _ = _break(
+        "weifang.yaml", "role: production, running_kw: 300}", "role: production, running_kw: -5}"
+    )
+    problems = _problems(texts)
+    assert [p.field for p in problems] == ["monitors[6].running_kw"]
+
+
 def test_loading_is_deterministic(catalog: Catalog) -> None:
     again = load_catalog(CONFIG)
     assert again == catalog
@@ -252,6 +319,63 @@ BREAKAGES = [
         "outlets:\n      - id: e-lc-99-g1",
         "enterprises[0].outlets[0].id",
         "must start with the enterprise id",
+    ),
+    # issue 11: kind-specific monitor fields
+    (
+        "liaocheng-etdz.yaml",
+        'zone_class: "3"}',
+        "}",
+        "monitors[5].zone_class",
+        "a noise monitor needs zone_class",
+    ),
+    (
+        "tianqiao.yaml",
+        'zone_class: "2"}',
+        'zone_class: "4"}',
+        "monitors[2].zone_class",
+        "is not one of 0, 1, 2, 3, 4a, 4b",
+    ),
+    (
+        "laixi.yaml",
+        "role: treatment, normal_kw: 250}",
+        "normal_kw: 250}",
+        "monitors[1].role",
+        "an electricity monitor needs role",
+    ),
+    (
+        "laixi.yaml",
+        "role: treatment, normal_kw: 250}",
+        "role: treatment}",
+        "monitors[1].normal_kw",
+        "needs normal_kw",
+    ),
+    (
+        "weifang.yaml",
+        "role: production, running_kw: 300}",
+        "role: production}",
+        "monitors[6].running_kw",
+        "needs running_kw",
+    ),
+    (
+        "laixi.yaml",
+        "factors: [power_kw], enterprise: e-lx-01, example: true,\n     role: treatment",
+        "factors: [power_kw], enterprise: e-lx-wwtp, example: true,\n     role: treatment",
+        "monitors[1].role",
+        "enterprise 'e-lx-wwtp' has a treatment electricity monitor but no production monitor",
+    ),
+    (
+        "liaocheng-etdz.yaml",
+        "role: treatment, normal_kw: 180}",
+        "role: treatment, normal_kw: 0}",
+        "monitors[4].normal_kw",
+        "greater than 0",
+    ),
+    (
+        "zhifu.yaml",
+        "kind: construction_dust, factors: [dust, pm10], example: true,",
+        "kind: construction_dust, factors: [dust, pm10], example: true, zone_class: 2,",
+        "monitors[1].zone_class",
+        "applies to noise monitors only",
     ),
     (
         "laixi.yaml",
