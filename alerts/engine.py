@@ -8,9 +8,10 @@ Time is always passed in: :meth:`process` uses the evaluation's event time, :met
 watermark. Call ``tick`` regularly (e.g. once per batch with the newest event time seen) for offline
 detection, escalation and the catch-up after a silence ended.
 
-Offline (no data): a source whose newest evaluation is older than an offline rule's
-``silent_after_minutes`` gets a BREACH stamped ``last_seen + silent_after`` (deterministic, however
-often ``tick`` runs). Only data from that source (DATA_RESUMED) or a person resolves it.
+Offline (no data): :meth:`silence` is told, explicitly, that a source has been silent while the data
+flowing with it advanced; past the offline rule's threshold (or OFFLINE_INTERVALS × the source's
+interval) the source gets a BREACH stamped ``last_seen + threshold``. Only data from that source
+(DATA_RESUMED) or a person resolves it.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ _WARNING_REASON: Final[dict[DecisionKind, Reason]] = {
     DecisionKind.LIFT: Reason.WARNING_LIFTED,
 }
 
+
+#: How long after the breach a resumed source's offline alert is stamped when the sample that
+#: proves it alive is older than the breach (out-of-order delivery; envwatch's choice).
+RESUME_AFTER: Final = timedelta(seconds=1)
 
 #: A source that reports every N minutes is offline after this many missed intervals (at least
 #: the rule's own threshold). envwatch default [MEM]: no national rule (standards.md §8).
@@ -129,7 +134,7 @@ class Engine:
         self.inhibit_rules: tuple[InhibitRule, ...] = tuple(inhibit_rules)
         self.alerts: dict[str, Alert] = {}
         # (source, factor, rule_kind) → fingerprints in ``alerts``: has_alert without a scan
-        self._by_subject: dict[tuple[str, str, str], set[str]] = {}
+        self._by_subject: dict[tuple[str, str, str, str], set[str]] = {}
         self.sources: dict[str, SourceState] = {}
         self.runs: dict[str, tuple[float, int]] = {}  # "source|factor" → (last value, run length)
         self.warnings: dict[str, Level] = {}  # locality → level in force
@@ -178,13 +183,18 @@ class Engine:
         return tuple(kinds), tuple(by)
 
     @staticmethod
-    def _subject(labels: Mapping[str, str]) -> tuple[str, str, str]:
-        return (labels.get("source", ""), labels.get("factor", ""), labels.get("rule_kind", ""))
+    def _subject(labels: Mapping[str, str]) -> tuple[str, str, str, str]:
+        return (
+            labels.get("source", ""),
+            labels.get("factor", ""),
+            labels.get("rule_kind", ""),
+            labels.get("period", ""),
+        )
 
-    def has_alert(self, source: str, factor: str, rule_kind: str) -> bool:
-        """Whether an alert (in any state still held) exists for this source, factor and kind
-        of rule — an index lookup, not a scan over every alert."""
-        return bool(self._by_subject.get((source, factor, rule_kind)))
+    def has_alert(self, source: str, factor: str, rule_kind: str, period: str = "") -> bool:
+        """Whether an alert (in any state still held) exists for this source, factor, kind of
+        rule and averaging period — an index lookup, not a scan over every alert."""
+        return bool(self._by_subject.get((source, factor, rule_kind, period)))
 
     def _drop(self, fp: str) -> None:
         alert = self.alerts.pop(fp)
@@ -246,15 +256,27 @@ class Engine:
                             breach=False,
                             detail=self.sources[ev.source].detail,
                         )
-                        out.extend(self._apply(rule, obs, now))
+                        # A sample that arrives after the source was declared silent resolves
+                        # the alert whatever its own time: stamped after the breach (an older
+                        # or equal stamp would be a "late" or "duplicate" observation and change
+                        # nothing) — one second after it when the sample itself is older.
+                        held = self.alerts.get(obs.fingerprint)
+                        if (
+                            held is not None
+                            and held.last_at is not None
+                            and held.last_at >= ev.time
+                        ):
+                            obs = replace(obs, at=held.last_at + RESUME_AFTER)
+                        out.extend(self._apply(rule, obs, max(now, obs.at)))
         run_length = 0
         if ev.kind == EvaluationKind.SAMPLE and ev.value is not None:
             key = f"{ev.source}|{ev.factor}"
             last = self.runs.get(key)
             run_length = last[1] + 1 if last is not None and last[0] == ev.value else 1
             self.runs[key] = (ev.value, run_length)
+        period = ev.detail.get("period", "") if ev.detail else ""
         for rule in self.rules.by_evaluation_kind.get(ev.kind, ()):
-            if not self.has_alert(ev.source, ev.factor, rule.kind.value) and not breaches(
+            if not self.has_alert(ev.source, ev.factor, rule.kind.value, period) and not breaches(
                 rule, ev, run_length=run_length
             ):
                 continue  # no alert to update and none to open (the common case, by far)
@@ -263,28 +285,63 @@ class Engine:
                 out.extend(self._apply(rule, verdict, now))
         return out
 
-    def tick(self, now: datetime) -> list[Transition]:
-        """Advance event time: offline detection, escalation, catch-up after suppression."""
+    def silence(
+        self,
+        locality: str,
+        source: str,
+        last_seen: datetime,
+        now: datetime,
+        *,
+        interval_minutes: float | None = None,
+        detail: Mapping[str, str] | None = None,
+    ) -> list[Transition]:
+        """An explicit observation that ``source`` has sent nothing since ``last_seen`` while the
+        data flowing with it reached ``now`` (the clock of its partition of the input, decided
+        by the evaluate stage, so a lagging partition or locality cannot make a source look
+        silent). The source is offline once silent for more than max(the offline rule's
+        threshold, OFFLINE_INTERVALS × its reporting interval); the breach is stamped
+        ``last_seen + that threshold``. Data from the source resolves it (:meth:`process`)."""
+        src = self.sources.get(source)
+        if src is None:
+            src = SourceState(
+                locality=locality,
+                last_seen=last_seen,
+                interval_minutes=interval_minutes,
+                detail={k: v for k, v in (detail or {}).items() if k in ROUTING_LABELS},
+            )
+            self.sources[source] = src
+        if src.offline:
+            return []
+        seen = max(src.last_seen, last_seen)
+        interval = interval_minutes or src.interval_minutes
         out: list[Transition] = []
         for rule in self.rules.offline_rules:
-            after = timedelta(minutes=rule.silent_after_minutes or 0)
-            for source, src in list(self.sources.items()):
-                if src.offline or not rule.applies_to_source(src.locality, source):
-                    continue
-                silent = after
-                if src.interval_minutes:
-                    silent = max(after, timedelta(minutes=src.interval_minutes * OFFLINE_INTERVALS))
-                if now - src.last_seen > silent:
-                    self.sources[source] = replace(src, offline=True, maintenance=False)
-                    obs = _offline_obs(
-                        rule,
-                        src.locality,
-                        source,
-                        src.last_seen + silent,
-                        breach=True,
-                        detail=src.detail,
-                    )
-                    out.extend(self._apply(rule, obs, now))
+            if not rule.applies_to_source(src.locality, source):
+                continue
+            silent = timedelta(minutes=rule.silent_after_minutes or 0)
+            if interval:
+                silent = max(silent, timedelta(minutes=interval * OFFLINE_INTERVALS))
+            if now - seen <= silent:
+                continue
+            src = self.sources[source] = replace(
+                src, last_seen=seen, offline=True, maintenance=False
+            )
+            obs = _offline_obs(
+                rule,
+                src.locality,
+                source,
+                seen + silent,
+                breach=True,
+                detail=src.detail,
+                silent_minutes=silent.total_seconds() / 60,
+                last_seen=seen,
+            )
+            out.extend(self._apply(rule, obs, max(now, obs.at)))
+        return out
+
+    def tick(self, now: datetime) -> list[Transition]:
+        """Advance event time: escalation, catch-up after suppression, retention."""
+        out: list[Transition] = []
         for fp, alert in list(self.alerts.items()):
             if alert.state is AlertState.RESOLVED and alert.notified_state is not AlertState.FIRING:
                 if alert.resolved_at is not None and now - alert.resolved_at > RETAIN_RESOLVED:

@@ -1,12 +1,11 @@
 """Inhibition (pure), Alertmanager-style: a firing *source* alert mutes *target* alerts that share
 the ``equal`` labels. An alert never inhibits itself.
 
-Defaults (:data:`DEFAULT_INHIBIT_RULES`):
-
-* a station/outlet that is offline inhibits its own exceedance and data-quality-value alerts
-  (their values are stale or missing, the offline alert is the one to act on);
-* a locality under a **red** heavy-pollution warning inhibits the per-station ambient AQI/exceedance
-  alerts of that locality (the warning and its emergency measures are what people act on).
+Defaults (:data:`DEFAULT_INHIBIT_RULES`): a source that is offline inhibits only what its silence
+makes meaningless — its own data-rate alert (the low transmission rate *is* the silence). Nothing
+inhibits an exceedance: a source that reports resolves its offline alert, and a heavy-pollution
+warning never hides a station's, outlet's or plant's exceedance (grouping several alerts into one
+message is routing's job, not suppression).
 """
 
 from __future__ import annotations
@@ -44,18 +43,11 @@ def _m(name: str, value: str, op: MatchOp = MatchOp.EQ) -> Matcher:
 
 DEFAULT_INHIBIT_RULES: Final[tuple[InhibitRule, ...]] = (
     InhibitRule(
-        id="offline-inhibits-exceedance",
+        id="offline-inhibits-data-rate",
         source_matchers=(_m("rule_kind", "offline"),),
-        target_matchers=(_m("category", "exceedance|data_quality_value", MatchOp.RE),),
+        target_matchers=(_m("rule_kind", "data_rate"),),
         equal=("source",),
-        comment="a silent monitor's stale values say nothing; act on the offline alert",
-    ),
-    InhibitRule(
-        id="red-warning-inhibits-station-aqi",
-        source_matchers=(_m("kind", "warning"), _m("level", "red")),
-        target_matchers=(_m("rule_kind", "ambient_exceedance"),),
-        equal=("locality",),
-        comment="under a red warning the per-station AQI alerts add nothing",
+        comment="a silent monitor's low transmission rate is its silence: act on the offline alert",
     ),
 )
 

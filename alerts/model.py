@@ -106,6 +106,11 @@ class Suppression(StrEnum):
 def fingerprint(labels: Mapping[str, str]) -> str:
     """A deterministic 16-hex-digit id from the identity labels (missing ones count as empty)."""
     canonical = "\x1f".join(f"{k}={labels.get(k, '')}" for k in IDENTITY_LABELS)
+    period = labels.get("period")
+    if period:
+        # the averaging period (hourly, 24h, 8h, day, month, day_time …) tells apart two alerts
+        # of one factor at one source, e.g. NO2 1-hour and NO2 24-hour
+        canonical += f"\x1fperiod={period}"
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 

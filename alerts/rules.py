@@ -34,7 +34,7 @@ warning_compliance     warning_compliance    achieved cut < required cut during 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -47,6 +47,15 @@ from alerts.errors import InvalidEvaluation, RuleConfigError
 from alerts.lifecycle import LifecyclePolicy, Observation, ObservationStatus
 from alerts.model import Reason, Severity
 from alerts.silences import in_maintenance
+from alerts.templates import (
+    BEIJING,
+    WATER_CLASSES,
+    describe,
+    display_fields,
+    fmt_limit,
+    fmt_number,
+    water_class,
+)
 
 #: HJ 212-2017 表8 flags whose values are valid for statistics: N normal, S manual value.
 VALID_FLAGS: Final[frozenset[str]] = frozenset({"N", "S"})
@@ -66,6 +75,10 @@ class EvaluationKind(StrEnum):
     DATA_RATE = "data_rate"
     PLAN_PROGRESS = "plan_progress"
     WARNING_COMPLIANCE = "warning_compliance"
+    NOISE = "noise"
+    DUST = "dust"
+    VAPOUR_RECOVERY = "vapour_recovery"
+    ELECTRICITY = "electricity"
 
 
 class RuleKind(StrEnum):
@@ -82,6 +95,10 @@ class RuleKind(StrEnum):
     DATA_RATE = "data_rate"
     PLAN_PROGRESS = "plan_progress"
     WARNING_COMPLIANCE = "warning_compliance"
+    NOISE = "noise"
+    DUST = "dust"
+    VAPOUR_RECOVERY = "vapour_recovery"
+    ELECTRICITY = "electricity"
 
 
 EVALUATION_KIND: Final[dict[RuleKind, EvaluationKind | None]] = {
@@ -98,6 +115,10 @@ EVALUATION_KIND: Final[dict[RuleKind, EvaluationKind | None]] = {
     RuleKind.DATA_RATE: EvaluationKind.DATA_RATE,
     RuleKind.PLAN_PROGRESS: EvaluationKind.PLAN_PROGRESS,
     RuleKind.WARNING_COMPLIANCE: EvaluationKind.WARNING_COMPLIANCE,
+    RuleKind.NOISE: EvaluationKind.NOISE,
+    RuleKind.DUST: EvaluationKind.DUST,
+    RuleKind.VAPOUR_RECOVERY: EvaluationKind.VAPOUR_RECOVERY,
+    RuleKind.ELECTRICITY: EvaluationKind.ELECTRICITY,
 }
 
 #: ``category`` label: what kind of problem (used by inhibition and routing).
@@ -115,6 +136,10 @@ CATEGORY: Final[dict[RuleKind, str]] = {
     RuleKind.DATA_RATE: "data_quality",
     RuleKind.PLAN_PROGRESS: "plan",
     RuleKind.WARNING_COMPLIANCE: "warning_compliance",
+    RuleKind.NOISE: "exceedance",
+    RuleKind.DUST: "exceedance",
+    RuleKind.VAPOUR_RECOVERY: "violation",
+    RuleKind.ELECTRICITY: "violation",
 }
 
 #: GB 3838-2002 classes I..V as 1..5; 劣V (worse than V) is 6.
@@ -123,17 +148,21 @@ WORSE_THAN_V: Final[int] = 6
 _NAMES_ZH: Final[dict[RuleKind, str]] = {
     RuleKind.AMBIENT_EXCEEDANCE: "空气质量超标",
     RuleKind.WATER_CLASS: "断面水质未达目标",
-    RuleKind.WATER_WORSE_THAN_V: "断面水质劣V类",
+    RuleKind.WATER_WORSE_THAN_V: "断面水质劣Ⅴ类",
     RuleKind.PERMIT_EXCEEDANCE: "排污许可超标",
     RuleKind.EFFLUENT_EXCEEDANCE: "污水处理厂出水超标",
     RuleKind.DUSTFALL: "降尘量超标",
     RuleKind.BYPASS_OPEN: "旁路开启",
-    RuleKind.OFFLINE: "监测设备离线",
+    RuleKind.OFFLINE: "数据中断",  # also forecast feeds and gauges: not "监测设备"
     RuleKind.CONSTANT_VALUE: "数据恒值",
     RuleKind.ZERO_VALUE: "数据零值",
     RuleKind.DATA_RATE: "数据传输有效率不足",
     RuleKind.PLAN_PROGRESS: "规划目标进度预警",
     RuleKind.WARNING_COMPLIANCE: "应急减排未落实",
+    RuleKind.NOISE: "噪声超标",
+    RuleKind.DUST: "扬尘超标",
+    RuleKind.VAPOUR_RECOVERY: "油气回收装置故障",
+    RuleKind.ELECTRICITY: "治污设施停运或低负荷",
 }
 
 
@@ -256,6 +285,9 @@ class AlertRule(BaseModel):
         for key in ROUTING_LABELS:
             if key in detail:
                 out[key] = detail[key]
+        period = detail.get("period")
+        if period:
+            out["period"] = period  # part of the alert's identity (alerts.model.fingerprint)
         return out
 
 
@@ -357,6 +389,33 @@ DEFAULT_RULES: Final[tuple[dict[str, Any], ...]] = (
         "source": "plans: online monitoring of key polluters (plans/README.md, duties)",
     },
     {
+        "id": "noise",
+        "name": "Noise above the GB 3096-2008 limit of the functional zone",
+        "kind": "noise",
+        "source": "GB 3096-2008 表1 (limit by 声环境功能区 class, 昼间 06–22 / 夜间 22–06); "
+        "hourly Leq judged: envwatch's choice [MEM]",
+    },
+    {
+        "id": "site-dust",
+        "name": "Construction-site or road dust above its limit",
+        "kind": "dust",
+        "source": "limits from the catalogue (local settings, docs/configuration.md)",
+    },
+    {
+        "id": "vapour-recovery",
+        "name": "Vapour-recovery system not working",
+        "kind": "vapour_recovery",
+        "severity": "critical",
+        "source": "000_d6d679181568297b.txt#L159 (油气回收在线监控); status 1 = working: envwatch's reading [MEM]",
+    },
+    {
+        "id": "electricity",
+        "name": "Pollution-control equipment off or far below normal while production runs",
+        "kind": "electricity",
+        "severity": "critical",
+        "source": "000_d6d679181568297b.txt#L339 (用电量监控); below 50 % of the normal load: envwatch's choice [MEM]",
+    },
+    {
         "id": "offline",
         "name": "Monitor silent beyond its expected interval",
         "kind": "offline",
@@ -445,7 +504,7 @@ def evaluate(rule: AlertRule, ev: Evaluation, *, run_length: int = 0) -> Observa
         at=ev.time,
         status=status,
         severity=severity,
-        annotations=_annotations(rule, ev, limit),
+        annotations=_LazyAnnotations(rule, ev, limit, status is ObservationStatus.CLEAR),
         value=ev.value,
         limit=limit,
     )
@@ -487,13 +546,20 @@ def _verdict(
         limit = float(rule.samples or 0)
     elif rule.kind is RuleKind.BYPASS_OPEN:
         status = ObservationStatus.BREACH if value >= 1 else ObservationStatus.CLEAR
+    elif rule.kind is RuleKind.VAPOUR_RECOVERY:
+        # the working status is the limit (1 = working); any other status is a fault or a stop
+        working = limit if limit is not None else 1.0
+        status = ObservationStatus.CLEAR if value == working else ObservationStatus.BREACH
+        limit = working
+    elif rule.kind is RuleKind.ELECTRICITY and ev.detail.get("production_running") == "0":
+        status = ObservationStatus.CLEAR  # production stopped: its treatment may stop too
     elif rule.kind is RuleKind.WATER_WORSE_THAN_V:
         status = ObservationStatus.BREACH if value >= WORSE_THAN_V else ObservationStatus.CLEAR
         limit = float(WORSE_THAN_V)
     else:
         if limit is None:
             raise InvalidEvaluation("limit", f"rule {rule.id} needs a limit", None)
-        if rule.kind in (RuleKind.DATA_RATE, RuleKind.WARNING_COMPLIANCE):
+        if rule.kind in (RuleKind.DATA_RATE, RuleKind.WARNING_COMPLIANCE, RuleKind.ELECTRICITY):
             status = _status_below(value, limit, rule.clear_margin)
         elif rule.kind is RuleKind.WATER_CLASS:
             status = ObservationStatus.BREACH if value > limit else ObservationStatus.CLEAR
@@ -508,14 +574,94 @@ def _verdict(
     return status, severity, limit
 
 
-def _annotations(rule: AlertRule, ev: Evaluation, limit: float | None) -> dict[str, str]:
-    shown = "—" if ev.value is None else f"{ev.value:g}"
-    lim = "" if limit is None else f" (限值 {limit:g})"
-    lim_en = "" if limit is None else f" (limit {limit:g})"
+class _LazyAnnotations(Mapping[str, str]):
+    """:func:`_annotations`, built on first use. The lifecycle reads an observation's annotations
+    only when the alert changes (a repeated breach of a firing alert, the common case, never
+    does), so texts are written for transitions, not for every evaluation."""
+
+    __slots__ = ("_args", "_data")
+
+    def __init__(self, rule: AlertRule, ev: Evaluation, limit: float | None, cleared: bool) -> None:
+        self._args = (rule, ev, limit, cleared)
+        self._data: dict[str, str] | None = None
+
+    def _built(self) -> dict[str, str]:
+        if self._data is None:
+            rule, ev, limit, cleared = self._args
+            self._data = _annotations(rule, ev, limit, cleared=cleared)
+        return self._data
+
+    def __getitem__(self, key: str) -> str:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+    def __repr__(self) -> str:
+        return repr(self._built())
+
+
+def _annotations(
+    rule: AlertRule, ev: Evaluation, limit: float | None, *, cleared: bool = False
+) -> dict[str, str]:
+    """The annotations every alert carries: ``summary`` / ``summary_en`` (catalogue names first,
+    ids second, numbers rounded as the standards print them, the averaging period and the
+    standard of the limit), ``rule_source``, and every field ``alerts.templates`` reads (its
+    module docstring), taken from the evaluation and its catalogue ``detail``. A missing detail
+    key never raises: the texts name the id instead. ``cleared``: the observation is a CLEAR."""
+    kind = rule.kind
+    detail = ev.detail
+    fields = display_fields(kind.value, ev.factor, detail)
+    value = ev.value
+    if kind is RuleKind.WATER_CLASS or kind is RuleKind.WATER_WORSE_THAN_V:
+        observed = water_class(value)
+        if observed is not None:
+            fields["observed_class"] = WATER_CLASSES[observed - 1][0]
+        # the section's target (worse-than-V rules judge against 劣V, not the target)
+        target = water_class(limit if kind is RuleKind.WATER_CLASS else ev.limit)
+        if target is not None and target < WORSE_THAN_V:
+            fields["target_class"] = WATER_CLASSES[target - 1][0]
+    elif kind is RuleKind.CONSTANT_VALUE or kind is RuleKind.ZERO_VALUE:
+        fields["count"] = str(rule.samples or 0)
+    elif kind is RuleKind.DATA_RATE:
+        if value is not None:
+            fields["rate"] = fmt_number(value * 100, 6)  # percent
+        if limit is not None:
+            fields["threshold"] = fmt_number(limit * 100, 6)
+    elif kind is RuleKind.PLAN_PROGRESS:
+        fields["indicator"] = detail.get("indicator_name") or detail.get("indicator") or ev.factor
+        if detail.get("status"):
+            fields["progress"] = detail["status"]
+        target_text = detail.get("target") or ("" if limit is None else fmt_limit(limit))
+        if target_text:
+            fields["target"] = target_text
+    elif kind is RuleKind.WARNING_COMPLIANCE:
+        if value is not None:
+            fields["cut"] = fmt_number(value * 100, 6)  # achieved cut, percent
+        if limit is not None:
+            fields["required"] = fmt_number(limit * 100, 6)
+        for key in ("level", "baseline"):
+            if detail.get(key):
+                fields[key] = detail[key]
+    labels = {
+        "rule_kind": kind.value,
+        "source": ev.source,
+        "factor": ev.factor,
+        "locality": ev.locality,
+        "period": detail.get("period", ""),
+    }
+    numbers = {
+        name: repr(float(x)) for name, x in (("value", value), ("limit", limit)) if x is not None
+    }
+    zh, en = describe(labels, {**fields, **numbers}, cleared=cleared)
     return {
-        "summary": f"{_NAMES_ZH[rule.kind]}：{ev.source} {ev.factor} = {shown}{lim}",
-        "summary_en": f"{rule.name}: {ev.source} {ev.factor} = {shown}{lim_en}",
+        "summary": f"{_NAMES_ZH.get(kind, rule.name)}：{zh}",
+        "summary_en": f"{rule.name}: {en}",
         "rule_source": rule.source,
+        **fields,
     }
 
 
@@ -527,20 +673,31 @@ def offline_observation(
     *,
     breach: bool,
     detail: Mapping[str, str] | None = None,
+    silent_minutes: float | None = None,
+    last_seen: datetime | None = None,
 ) -> Observation:
     """The offline rule's observation for a source: BREACH when it fell silent, CLEAR (reason
-    DATA_RESUMED, set by the engine) when data came back. Nothing else ever clears it."""
+    DATA_RESUMED, set by the engine) when data came back. Nothing else ever clears it.
+
+    ``silent_minutes`` is the threshold the engine applied (None: the rule's
+    ``silent_after_minutes``), ``last_seen`` the source's newest data; both go into the texts."""
     labels = rule.labels(locality, source, "*", detail or {})
-    minutes = rule.silent_after_minutes or 0
+    minutes = silent_minutes if silent_minutes is not None else rule.silent_after_minutes or 0
+    fields = display_fields(rule.kind.value, "*", detail or {})
+    fields["expected"] = fmt_number(minutes, 6)
+    if last_seen is not None:
+        fields["last_seen"] = last_seen.astimezone(BEIJING).isoformat()
+    zh, en = describe(labels, fields, cleared=not breach)
     return Observation(
         labels=labels,
         at=at,
         status=ObservationStatus.BREACH if breach else ObservationStatus.CLEAR,
         severity=rule.severity,
         annotations={
-            "summary": f"{_NAMES_ZH[rule.kind]}：{source} 超过 {minutes:g} 分钟无数据",
-            "summary_en": f"{rule.name}: {source} silent for more than {minutes:g} min",
+            "summary": f"{_NAMES_ZH.get(rule.kind, rule.name)}：{zh}",
+            "summary_en": f"{rule.name}: {en}",
             "rule_source": rule.source,
+            **fields,
         },
         clear_reason=None if breach else Reason.DATA_RESUMED,
     )

@@ -180,6 +180,10 @@ class SourceContext:
     plant_built: date | None = None
     #: stricter local effluent limits (e.g. 003_021375295357aa36.txt#L114 for Laixi)
     local_limits: Sequence[LocalLimit] = ()
+    #: other monitors: the catalogue's monitor kind (construction_dust, road_dust, noise, …)
+    monitor_kind: str | None = None
+    #: noise monitors: the GB 3096-2008 声环境功能区 class ("0", "1", "2", "3", "4a", "4b")
+    zone_class: str | None = None
 
 
 def epoch_hours(at: datetime) -> int:
@@ -284,6 +288,20 @@ def _tags(*pairs: str) -> dict[str, str]:
         tags = dict(zip(pairs[::2], pairs[1::2], strict=True))
         _TAGS_CACHE[pairs] = tags
     return tags
+
+
+def _verdict_tags(kind: str, loc: str, src: str, period: str) -> dict[str, str]:
+    """Tags of a ``verdict`` point: every value judged against a limit in one averaging period
+    of one source (wire-only: the locality stage's explicit within/exceeded observations)."""
+    return _tags("kind", kind, "locality", loc, "source", src, "period", period)
+
+
+def _judged(
+    verdict: dict[str, float | int | str | bool], factor: str, value: float, limit: float, std: str
+) -> None:
+    verdict[factor] = value
+    verdict[factor + "_limit"] = limit
+    verdict[factor + "_standard"] = std
 
 
 class _SourceTags(NamedTuple):
@@ -504,10 +522,24 @@ def _air(
 class _AirTags:
     """The tag dicts of an air station's points (built once per station, shared; never mutated)."""
 
-    __slots__ = ("_exceedance", "aqi_day", "aqi_hour", "day", "loc", "moving", "src")
+    __slots__ = (
+        "_exceedance",
+        "aqi_day",
+        "aqi_hour",
+        "day",
+        "loc",
+        "moving",
+        "src",
+        "verdict_8h",
+        "verdict_24h",
+        "verdict_hourly",
+    )
 
     def __init__(self, loc: str, src: str) -> None:
         self.moving = _tags("kind", "air", "locality", loc, "source", src, "period", "moving")
+        self.verdict_hourly = _verdict_tags("air", loc, src, "hourly")
+        self.verdict_24h = _verdict_tags("air", loc, src, "24h")
+        self.verdict_8h = _verdict_tags("air", loc, src, "8h")
         self.aqi_hour = _tags("locality", loc, "source", src, "period", "hour")
         self.aqi_day = _tags("locality", loc, "source", src, "period", "day")
         self.day = _tags("kind", "air", "locality", loc, "source", src, "period", "day")
@@ -694,9 +726,16 @@ def _air_hour(
         points.append(_aqi_point(result, tags.aqi_hour, at))
     if not full:
         return points
+    verdict: dict[str, float | int | str | bool] = {}
     for idx, f, limit, edition, clause in _hourly_limits(h, _grade(ctx)):
         v = row[idx]
-        if v is not None and v > limit:
+        if v is None:
+            continue
+        # every judged value, within or above its limit: the locality stage's explicit verdict
+        verdict[f] = v
+        verdict[f + "_limit"] = limit
+        verdict[f + "_standard"] = clause
+        if v > limit:
             # GB 3095 表1 1-h limit; 超标倍数 (C − limit)/limit (rules.ambient.exceedance)
             points.append(
                 Point(
@@ -712,6 +751,8 @@ def _air_hour(
                     at,
                 )
             )
+    if verdict:
+        points.append(Point("verdict", tags.verdict_hourly, verdict, at))
     return points
 
 
@@ -814,9 +855,17 @@ def _air_day(
     # GB 3095 表1 24-h limits and the O3 daily max 8-h limit; a value equal to the limit
     # complies; 超标倍数 (C − limit)/limit (rules.ambient.exceedance)
     means = res.means
+    v24: dict[str, float | int | str | bool] = {}
+    v8: dict[str, float | int | str | bool] = {}
     for key, f, period, limit, edition, clause in limits:
         v = means.get(key)
-        if v is not None and v > limit:
+        if v is None:
+            continue
+        judged = v8 if key == "o3_8h" else v24
+        judged[f] = float(v)
+        judged[f + "_limit"] = limit
+        judged[f + "_standard"] = clause
+        if v > limit:
             points.append(
                 Point(
                     "exceedance",
@@ -831,6 +880,10 @@ def _air_day(
                     start,
                 )
             )
+    if v24:
+        points.append(Point("verdict", tags.verdict_24h, v24, start))
+    if v8:
+        points.append(Point("verdict", tags.verdict_8h, v8, start))
     return points
 
 
@@ -1045,8 +1098,10 @@ def _permit_exceedances(
     ctx: SourceContext,
     at: datetime,
     period: str,
+    verdict: dict[str, float | int | str | bool],
 ) -> dict[str, dict[str, float | int | str | bool]]:
-    """Permit-limit exceedances of the limits judged on ``period`` (hour/day), by factor."""
+    """Permit-limit exceedances of the limits judged on ``period`` (hour/day), by factor; every
+    judged value (within or above) is also entered in ``verdict``."""
     out: dict[str, dict[str, float | int | str | bool]] = {}
     for f, limit in ctx.limits.items():
         if limit.basis.value != period:
@@ -1055,6 +1110,8 @@ def _permit_exceedances(
         if v is None:
             continue
         check = check_permit(limit, v)
+        if check.limit is not None:
+            _judged(verdict, f, round(v, 4), float(check.limit), limit.source or "permit")
         if check.exceeded:
             fields: dict[str, float | int | str | bool] = {
                 "value": round(v, 4),
@@ -1079,8 +1136,12 @@ def _emission_hour_checks(
     corrected = _o2_correct(valid, ctx, fields)
     fields.update(extra)
     points = [Point("emission_hour", _emission_tags(sample), fields, at)]
-    for f, ex in _permit_exceedances(valid, corrected, sample, ctx, at, "hour").items():
+    verdict: dict[str, float | int | str | bool] = {}
+    for f, ex in _permit_exceedances(valid, corrected, sample, ctx, at, "hour", verdict).items():
         points.append(_exceedance_point(sample, f, "hour", at, ex))
+    if verdict:
+        tags = _verdict_tags(sample.kind, sample.locality, sample.source, "hour")
+        points.append(Point("verdict", tags, verdict, at))
     return points
 
 
@@ -1096,7 +1157,8 @@ def _emission_day_checks(
     fields: dict[str, float | int | str | bool] = {f: round(v, 4) for f, v in valid.items()}
     corrected = _o2_correct(valid, ctx, fields)
     fields.update(extra)
-    found = _permit_exceedances(valid, corrected, sample, ctx, at, "day")
+    verdict: dict[str, float | int | str | bool] = {}
+    found = _permit_exceedances(valid, corrected, sample, ctx, at, "day", verdict)
     if ctx.effluent_class is not None and ctx.wastewater:
         check = check_effluent(
             {f: v for f, v in valid.items() if f in _EFFLUENT_KEYS},
@@ -1108,6 +1170,13 @@ def _emission_day_checks(
         # the worst per-item class; "劣三级" (worse than class 3) when an item meets none
         fields["effluent_class"] = check.achieved.value if check.achieved else "劣三级"
         fields["effluent_meets"] = not check.exceeded
+        for item in check.items.values():
+            if item.limit is None or item.factor == "ph":
+                continue
+            known_limit = verdict.get(item.factor + "_limit")
+            if isinstance(known_limit, float) and known_limit <= item.limit:
+                continue  # the permit's limit is the stricter one: it stands
+            _judged(verdict, item.factor, round(item.value, 4), float(item.limit), item.source)
         for item in check.exceeded:
             limit = item.limit if item.limit is not None else 0.0
             known = found.get(item.factor)
@@ -1125,6 +1194,9 @@ def _emission_day_checks(
     points = [Point("emission_day", _emission_tags(sample), fields, at)]
     for f in sorted(found):
         points.append(_exceedance_point(sample, f, "day", at, found[f]))
+    if verdict:
+        tags = _verdict_tags(sample.kind, sample.locality, sample.source, "day")
+        points.append(Point("verdict", tags, verdict, at))
     return points
 
 
@@ -1187,10 +1259,15 @@ def _emission_day(
 def _monitor(
     st: dict[str, Any], sample: Sample, ctx: SourceContext, valid: dict[str, float], ts: float
 ) -> list[Point]:
+    """Other monitors. Every judged value is entered in a ``verdict`` point (the locality stage's
+    explicit within/exceeded observation); values above a limit are also ``exceedance`` points."""
     points: list[Point] = []
+    instant: dict[str, float | int | str | bool] = {}
     for f, v in valid.items():
         if f == "bypass_open":
-            if v >= 0.5:  # any opening of a bypass (旁路) is reported
+            # any opening of a bypass (旁路) is reported: 1 open, 0 closed
+            _judged(instant, f, v, 0.0, "bypass opened")
+            if v >= 0.5:
                 points.append(
                     _exceedance_point(
                         sample,
@@ -1201,13 +1278,23 @@ def _monitor(
                     )
                 )
             continue
+        if f == "vapour_recovery":
+            # 1 = the vapour-recovery system works; anything else is a fault or a stop
+            # (envwatch's reading of the HJ 212-2017 equipment states, docs/configuration.md)
+            _judged(instant, f, v, 1.0, "vapour recovery working = 1")
+            continue
         if f == "dustfall":
             points += _dustfall(st, sample, ctx, v, ts)
+            continue
+        if f == "noise_leq" and ctx.zone_class is not None:
+            points += _noise(sample, ctx.zone_class, v)
             continue
         limit = ctx.limits.get(f)
         if limit is None:
             continue
         check = check_permit(limit, v)
+        if check.limit is not None:
+            _judged(instant, f, v, float(check.limit), limit.source or "limit")
         if check.exceeded:
             fields: dict[str, float | int | str | bool] = {
                 "value": v,
@@ -1217,6 +1304,36 @@ def _monitor(
             if check.multiple is not None:
                 fields["multiple"] = round(check.multiple, 4)
             points.append(_exceedance_point(sample, f, "instant", sample.time, fields))
+    if instant:
+        period = "hour" if sample.interval == "hour" else "instant"
+        tags = _verdict_tags(sample.kind, sample.locality, sample.source, period)
+        points.append(Point("verdict", tags, instant, sample.time))
+    return points
+
+
+def _noise(sample: Sample, zone_class: str, v: float) -> list[Point]:
+    """An equivalent sound level (Leq) against the GB 3096-2008 表1 limit of the monitor's
+    声环境功能区 class for the period its interval lies in (昼间 06:00–22:00, 夜间 22:00–06:00).
+    Judging each hourly Leq (not the whole day or night period's Ld/Ln) is envwatch's choice for
+    online monitors, so an alert can follow the hours."""
+    from rules.standards.gb3096 import noise_limit
+
+    limit, name = noise_limit(zone_class, sample.time)
+    night = name == "night"
+    period = "night_time" if night else "day_time"
+    std = f"GB 3096-2008 表1 {zone_class}类 {'夜间' if night else '昼间'}"
+    verdict: dict[str, float | int | str | bool] = {}
+    _judged(verdict, "noise_leq", v, float(limit), std)
+    tags = _verdict_tags(sample.kind, sample.locality, sample.source, period)
+    points = [Point("verdict", tags, verdict, sample.time)]
+    if v > limit:
+        fields: dict[str, float | int | str | bool] = {
+            "value": v,
+            "limit": float(limit),
+            "multiple": round((v - limit) / limit, 4),
+            "standard": std,
+        }
+        points.append(_exceedance_point(sample, "noise_leq", period, sample.time, fields))
     return points
 
 
@@ -1261,6 +1378,16 @@ def _dustfall(
     source = configured.source if configured is not None and limit is not None else ""
     if limit is None:
         limit, source = DUSTFALL_LIMIT, "000_d6d679181568297b.txt#L171 平均降尘量≤7吨/月·平方公里"
+    verdict: dict[str, float | int | str | bool] = {}
+    _judged(verdict, "dustfall", round(mean, 4), float(limit), source or "limit")
+    points.append(
+        Point(
+            "verdict",
+            _verdict_tags("monitor", sample.locality, sample.source, "month"),
+            verdict,
+            start,
+        )
+    )
     if mean > limit:
         points.append(
             _exceedance_point(

@@ -84,7 +84,13 @@ def context_of(catalog: Any, source_id: str) -> SourceContext | None:
                 basis=Basis.HOUR,
                 source=lim.source or "",
             )
-        return SourceContext(limits=limits, expected_interval_s=monitor_interval_s(item))
+        zone = getattr(item, "zone_class", None)
+        return SourceContext(
+            limits=limits,
+            expected_interval_s=monitor_interval_s(item),
+            monitor_kind=str(item.kind.value),
+            zone_class=None if zone is None else str(getattr(zone, "value", zone)),
+        )
     return DEFAULT_CONTEXT
 
 
@@ -175,6 +181,7 @@ def locality_context(view: CatalogView, locality: str) -> LocalityContext:
         return LocalityContext(locality=locality, rule_set=_default_rule_set(cat, None))
     detail: dict[str, dict[str, str]] = {}
     enterprises = []
+    names = {"locality_name": str(loc.name)}
     for ent in cat.enterprises_of(locality):
         enterprises.append(
             {
@@ -190,32 +197,71 @@ def locality_context(view: CatalogView, locality: str) -> LocalityContext:
         )
         for out in ent.outlets:
             # online monitors report at least hourly (HJ 212 2061 hourly data)
-            d = {"enterprise": ent.id, "outlet": out.id, "interval_minutes": "60"}
-            for lim in out.limits:
-                if lim.limit is not None and lim.basis == "hour":
-                    d[f"limit_{lim.factor}"] = repr(float(lim.limit))  # to clear permit alerts
-            detail[out.id] = d
+            detail[out.id] = {
+                **names,
+                "enterprise": ent.id,
+                "enterprise_name": ent.name,
+                "outlet": out.id,
+                "source_name": ent.name,
+                "outlet_name": out.name,
+                "interval_minutes": "60",
+            }
+    enterprise_names = {ent.id: ent.name for ent in cat.enterprises}
     for st in cat.stations_of(locality):
         detail[st.id] = {
+            **names,
             "station": st.id,
+            "source_name": st.name,
             "interval_minutes": "60",  # hourly air data (HJ 633 real-time report)
             "area_grade": str(st.area_grade.value),
         }
     for sec in cat.sections_of(locality):
-        detail[sec.id] = {"section": sec.id, "interval_minutes": str(WATER_INTERVAL_S // 60)}
+        detail[sec.id] = {
+            **names,
+            "section": sec.id,
+            "source_name": sec.name,
+            "interval_minutes": str(WATER_INTERVAL_S // 60),
+        }
+    pairs: dict[str, tuple[str, float, float]] = {}
+    production: dict[str, list[str]] = {}
+    power = [m for m in cat.monitors_of(locality) if str(m.kind.value) == "electricity"]
     for mon in cat.monitors_of(locality):
-        d = {"enterprise": mon.enterprise} if mon.enterprise else {}
+        d = {**names, "source_name": mon.name}
+        if mon.enterprise:
+            d["enterprise"] = mon.enterprise
+            d["enterprise_name"] = enterprise_names.get(mon.enterprise, mon.enterprise)
+        zone = getattr(mon, "zone_class", None)
+        if zone is not None:
+            d["zone_class"] = str(getattr(zone, "value", zone))
         interval = monitor_interval_s(mon)
         if interval is not None:
             d["interval_minutes"] = str(interval // 60)
         detail[mon.id] = d
+        if mon in power and _role(mon) == "treatment":
+            # the enterprise's production-line monitor tells whether its treatment must run
+            prod = next(
+                (m for m in power if m.enterprise == mon.enterprise and _role(m) == "production"),
+                None,
+            )
+            normal = getattr(mon, "normal_kw", None)
+            running = getattr(prod, "running_kw", None) if prod is not None else None
+            if prod is not None and normal and running:
+                pairs[mon.id] = (prod.id, float(normal), float(running))
+                production.setdefault(prod.id, []).append(mon.id)
     return LocalityContext(
         locality=locality,
         rule_set=_default_rule_set(cat, loc.warning_rule_set),
         enterprises=enterprises,
         source_detail=detail,
         stations=frozenset(s.id for s in cat.stations_of(locality)),
+        power_pairs=pairs,
+        power_production={k: tuple(v) for k, v in production.items()},
     )
+
+
+def _role(monitor: Any) -> str:
+    role = getattr(monitor, "role", None)
+    return "" if role is None else str(getattr(role, "value", role))
 
 
 def _default_rule_set(cat: Any, wanted: str | None) -> Any:

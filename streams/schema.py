@@ -272,7 +272,17 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             _LOCALITY,
             _SOURCE,
             TagSpec("factor", "factor name (rules.factors)", _ALL_FACTORS),
-            _period("hourly", "daily", "max_8h", "hour", "day", "instant", "month"),
+            _period(
+                "hourly",
+                "daily",
+                "max_8h",
+                "hour",
+                "day",
+                "instant",
+                "month",
+                "day_time",
+                "night_time",
+            ),
         ),
         fields=(
             FieldSpec(
@@ -419,6 +429,15 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             _LOCALITY,
             _SOURCE,
             TagSpec("rule", "alert rule id (alerts.rules; bounded by the rule set)"),
+            TagSpec(
+                "factor",
+                "factor of the alert (rules.factors; '*' for a whole source, 'none' for none)",
+            ),
+            TagSpec(
+                "period",
+                "averaging period of the alert (hourly, 24h, 8h, hour, day, month, instant, "
+                "day_time, night_time; 'none' for none)",
+            ),
             TagSpec("level", "severity (alerts.model.Severity)", tuple(s.value for s in Severity)),
             TagSpec(
                 "state",

@@ -19,7 +19,9 @@ state are reconciled here instead:
   consumer's commit lagged the snapshot) are skipped.
 
 The step function's contract: ``step(state | None, key, value, offset, timestamp_ms) ->
-(state | None, outputs)``; a ``None`` state deletes the key. It must not raise (turn bad input into
+(state | None, outputs)``; a ``None`` state deletes the key. A ``partition_step(states, key,
+value, offset, timestamp_ms) -> outputs`` instead sees the whole partition's states and changes
+them in place (the evaluate stage keeps its partition clock so). It must not raise (turn bad input into
 a dead-letter output) and must not read the clock (use the record's timestamp).
 """
 
@@ -39,6 +41,9 @@ log = logging.getLogger(__name__)
 O = TypeVar("O")  # noqa: E741 - an output of a step
 #: step(state, key, value, offset, timestamp_ms) -> (new state or None to delete, outputs)
 Step = Callable[[Any, bytes, bytes, int, int], tuple[Any, Sequence[O]]]
+#: partition_step(states, key, value, offset, timestamp_ms) -> outputs: the step sees (and
+#: changes in place) the whole partition's states, for what spans keys (e.g. a partition clock)
+PartitionStep = Callable[[dict[str, Any], bytes, bytes, int, int], Sequence[O]]
 
 
 @dataclass
@@ -60,7 +65,8 @@ class CheckpointedState(Generic[O]):
         bootstrap: str,
         input_topic: str,
         state_topic: str,
-        step: Step[O],
+        step: Step[O] | None = None,
+        partition_step: PartitionStep[O] | None = None,
         interval: float = 10.0,
         dump: Callable[[Any], dict[str, Any]] | None = None,
         load: Callable[[dict[str, Any]], Any] | None = None,
@@ -68,7 +74,10 @@ class CheckpointedState(Generic[O]):
         self.bootstrap = bootstrap
         self.input_topic = input_topic
         self.state_topic = state_topic
+        if (step is None) == (partition_step is None):
+            raise ValueError("give exactly one of step and partition_step")
         self.step = step
+        self.partition_step = partition_step
         self.interval = interval
         #: live state objects ↔ plain dicts (default: the state *is* a plain dict)
         self.dump = dump or (lambda st: st)
@@ -94,12 +103,16 @@ class CheckpointedState(Generic[O]):
     def _apply(
         self, part: Partition, key: bytes, value: bytes, offset: int, ts: int, outputs: list[O]
     ) -> None:
-        k = key.decode("utf-8", "replace") if key else ""
-        new, out = self.step(part.states.get(k), key, value, offset, ts)
-        if new is None:
-            part.states.pop(k, None)
+        if self.partition_step is not None:
+            out: Sequence[O] = self.partition_step(part.states, key, value, offset, ts)
         else:
-            part.states[k] = new
+            assert self.step is not None
+            k = key.decode("utf-8", "replace") if key else ""
+            new, out = self.step(part.states.get(k), key, value, offset, ts)
+            if new is None:
+                part.states.pop(k, None)
+            else:
+                part.states[k] = new
         part.next_offset = offset + 1
         part.dirty = True
         outputs.extend(out)

@@ -124,9 +124,18 @@ def decode_sample(value: bytes) -> engine.Sample:
     )
 
 
+def for_store(p: engine.Point) -> bool:
+    """Whether the store keeps a point: everything but the ``verdict`` points, which carry every
+    judged value (within its limit too) to the locality stage only — the store keeps the
+    exceedances (docs/evaluations.md)."""
+    return p.measurement != "verdict"
+
+
 def for_locality(p: engine.Point) -> bool:
+    """The points the locality stage reads (alerts.locality): readings, explicit verdicts,
+    per-sample water classes, daily data quality."""
     m = p.measurement
-    if m in ("reading", "exceedance", "emission_hour"):
+    if m in ("reading", "verdict"):
         return True
     if m == "water_class":
         return p.tags.get("period") == "sample"

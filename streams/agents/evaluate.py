@@ -1,4 +1,5 @@
-"""``evaluate``: readings → pure evaluation (rules.engine) → evaluations, aggregates, dead-letter.
+"""``evaluate``: readings → :class:`streams.steps.EvaluateStep` (pure) → evaluations, aggregates,
+dead-letter.
 
 The agent takes batches (``stream.take_events``), keeps per-source state in memory per partition
 (:class:`streams.state.CheckpointedState`: snapshotted to Kafka, restored by deterministic replay)
@@ -9,92 +10,23 @@ instant loses nothing and re-emits only identical records with identical ids.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from rules import engine
-from rules.errors import RulesError
 from streams import topics
-from streams.catalog import DEFAULT_CONTEXT, CatalogView
-from streams.records import DeadLetter
+from streams.catalog import CatalogView
 from streams.state import CheckpointedState
-from streams.wire import decode_sample, for_locality, merge_point_records, points_bytes
+from streams.steps import EvaluateStep, Output
+from streams.wire import merge_point_records
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
-    from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: An output of a step: (logical topic, key, value).
-Output = tuple[str, bytes, bytes]
 #: the outputs whose values are point arrays (streams.wire), merged per batch, topic and key
 MERGEABLE = frozenset({topics.EVALUATIONS, topics.AGGREGATES})
-
-
-def make_step(
-    view: CatalogView, settings: Settings
-) -> Callable[
-    [dict[str, Any] | None, bytes, bytes, int, int], tuple[dict[str, Any] | None, list[Output]]
-]:
-    max_future = timedelta(seconds=settings.max_future_s)
-    max_past = timedelta(days=settings.max_past_days)
-
-    def dead(key: bytes, value: bytes, offset: int, reason: str) -> list[Output]:
-        dl = DeadLetter.build("evaluate", reason, value, origin=f"readings@{offset}")
-        return [(topics.DEAD_LETTER, key, dl.to_bytes())]
-
-    def step(
-        state: dict[str, Any] | None, key: bytes, value: bytes, offset: int, ts_ms: int
-    ) -> tuple[dict[str, Any] | None, list[Output]]:
-        try:
-            sample = decode_sample(value)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            return state, dead(key, value, offset, f"undecodable sample: {exc}")
-        # "far in the future or past" is judged against the record's Kafka timestamp (set when the
-        # bridge produced it), never the worker's clock, so a replay decides the same way.
-        received = datetime.fromtimestamp(ts_ms / 1000, tz=sample.time.tzinfo)
-        if sample.time - received > max_future:
-            return state, dead(
-                key,
-                value,
-                offset,
-                f"time {sample.time.isoformat()} is more than {max_future} after receipt",
-            )
-        if received - sample.time > max_past:
-            return state, dead(
-                key,
-                value,
-                offset,
-                f"time {sample.time.isoformat()} is more than {max_past.days} days before receipt",
-            )
-        ctx = view.context(sample.source)
-        if ctx is None and sample.kind == "forecast" and view.knows_locality(sample.locality):
-            # AQI forecasts (the input of heavy-pollution warnings) come from the forecast
-            # office of a known locality, not from a catalogued monitor
-            ctx = DEFAULT_CONTEXT
-        if ctx is None:
-            return state, dead(
-                key, value, offset, f"unknown source {sample.source!r} (not in the catalogue)"
-            )
-        try:
-            new, points = engine.step(state, sample, ctx)
-        except RulesError as exc:
-            return state, dead(key, value, offset, f"{type(exc).__name__}: {exc}")
-        if not points:
-            return new, []
-        # Both are keyed by locality: the locality stage (city values, warnings, alerts) needs
-        # a locality's points together, and the records of one batch then merge into one
-        # (streams.wire.merge_point_records) — a Faust event costs more than its points.
-        locality = sample.locality.encode()
-        outputs: list[Output] = [(topics.EVALUATIONS, locality, points_bytes(points))]
-        forward = [p for p in points if for_locality(p)]
-        if forward:
-            outputs.append((topics.AGGREGATES, locality, points_bytes(forward)))
-        return new, outputs
-
-    return step
 
 
 def register(p: Pipeline) -> None:
@@ -105,7 +37,11 @@ def register(p: Pipeline) -> None:
         bootstrap=topics.bootstrap_of(s.kafka),
         input_topic=topics.name(topics.READINGS, s.topic_prefix),
         state_topic=topics.name(topics.EVALUATE_STATE, s.topic_prefix),
-        step=make_step(view, s),
+        partition_step=EvaluateStep(
+            view,
+            max_future=timedelta(seconds=s.max_future_s),
+            max_past=timedelta(days=s.max_past_days),
+        ),
         interval=s.checkpoint_interval,
     )
     register_checkpointed(p, "evaluate", readings, state, counter="samples", within=s.batch_within)

@@ -63,7 +63,7 @@ from rules.errors import RulesError
 from streams.cli._app import app
 
 if TYPE_CHECKING:
-    from alerts.locality import LocalityContext, LocalityState
+    from alerts.locality import LocalityState
     from rules.warnings import WarningRuleSet
     from streams.catalog import CatalogView
 
@@ -183,7 +183,9 @@ def read_line_protocol(
 
 # ---------------------------------------------------------------- samples (the live path)
 
-Numbered = tuple[int, engine.Sample]
+#: (line number, sample, when the live worker received it: the sample's time, or for an AQI
+#: forecast its ``issued`` time — the clock of the worker when it arrived)
+Numbered = tuple[int, engine.Sample, datetime]
 
 
 def _sample_of(payload: Any) -> engine.Sample:
@@ -215,11 +217,13 @@ def read_samples_json(lines: Iterable[str]) -> Iterator[Numbered | BadRow]:
         if isinstance(data, dict) and "payload" in data and "schema" not in data:
             data = data["payload"]  # envelope: {"at", "topic", "note", "payload"}
         try:
-            yield number, _sample_of(data)
+            sample = _sample_of(data)
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(x) for x in err["loc"]) or "payload"
             yield BadRow(number, where, err["msg"])
+            continue
+        yield number, sample, sample.time
 
 
 def _ns_time(stamp: str) -> datetime:
@@ -254,11 +258,19 @@ def read_readings(
             continue
         values: dict[str, tuple[float | None, str]] = {}
         bad: BadRow | None = None
+        issued: datetime | None = None
         for pair in _split_unescaped(field_set, ","):
             key, sep, value = pair.partition("=")
             if not sep:
                 bad = BadRow(number, pair, "expected key=value")
                 break
+            if key == "issued":  # an AQI forecast's issue time (streams.steps)
+                try:
+                    issued = datetime.fromisoformat(value.strip('"'))
+                except ValueError:
+                    bad = BadRow(number, key, f"not an ISO-8601 time: {value!r}")
+                    break
+                continue
             if key == "invalid":
                 for item in value.strip('"').split(","):
                     factor, _, flag = item.partition(":")
@@ -289,76 +301,83 @@ def read_readings(
                 interval=interval_of(tags["source"], kind),
                 values=values,
             ),
+            issued or at,
         )
 
 
 @dataclass
 class PipelineReplay:
-    """The live worker's two pure stages in one process, without Kafka.
-
-    Per sample: ``rules.engine.step`` with the catalogue's context (state per source), then the
-    points the evaluate agent forwards on ``aggregates`` — serialised and decoded exactly as on
-    the wire — into ``alerts.locality.LocalityState.step`` (state per locality) with the context
-    the locality agent builds. A sample the worker would dead-letter (unknown source, a
-    ``RulesError``) is counted here instead."""
+    """The live worker's two pure steps in one process, without Kafka: the SAME
+    :class:`streams.steps.EvaluateStep` (one input partition; each sample in the wire form the
+    bridge writes, received at its own event time) and :class:`streams.steps.LocalityStep` (its
+    ``aggregates`` outputs, per locality). Dead letters are counted here instead of sent."""
 
     view: CatalogView
     rules: AlertRules
     rule_set: WarningRuleSet | None = None  # overrides the catalogue's choice per locality
-    sources: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    localities: dict[str, LocalityState] = field(default_factory=dict)
-    contexts: dict[str, LocalityContext] = field(default_factory=dict)
+    partition: dict[str, Any] = field(default_factory=dict)
+    localities: dict[bytes, LocalityState] = field(default_factory=dict)
     unknown: Counter[str] = field(default_factory=Counter)
     rejected: list[BadRow] = field(default_factory=list)
     samples: int = 0
     forwarded: int = 0
     city_points: int = 0
 
-    def context(self, locality: str) -> LocalityContext:
-        from streams.catalog import locality_context
+    def __post_init__(self) -> None:
+        from streams.steps import EvaluateStep, LocalityStep, with_rule_set
 
-        ctx = self.contexts.get(locality)
-        if ctx is None:
-            ctx = locality_context(self.view, locality)
-            if self.rule_set is not None:
-                ctx = replace(ctx, rule_set=self.rule_set)
-            self.contexts[locality] = ctx
-        return ctx
+        self._evaluate = EvaluateStep(
+            self.view, max_future=timedelta(days=36500), max_past=timedelta(days=36500)
+        )
+        adjust = None if self.rule_set is None else with_rule_set(self.rule_set)
+        self._locality = LocalityStep(self.view, self.rules, context=adjust)
 
     def feed(self, line: int, sample: engine.Sample) -> list[Transition]:
-        from alerts.locality import LocalityState
-        from streams.wire import decode_points, for_locality, points_bytes
+        from streams import topics
 
         self.samples += 1
-        ctx = self.view.context(sample.source)
-        if ctx is None:
-            self.unknown[sample.source] += 1  # the worker: dead letter "unknown source"
-            return []
-        try:
-            state, points = engine.step(self.sources.get(sample.source), sample, ctx)
-        except RulesError as exc:
-            self.rejected.append(
-                BadRow(line, str(getattr(exc, "factor", None) or "sample"), f"{exc}")
-            )
-            return []
-        self.sources[sample.source] = state
-        forward = [p for p in points if for_locality(p)]
-        if not forward:
-            return []
-        self.forwarded += len(forward)
-        st = self.localities.get(sample.locality)
-        if st is None:
-            st = self.localities[sample.locality] = LocalityState(sample.locality, self.rules)
+        ts_ms = round(sample.time.timestamp() * 1000)
+        outputs = self._evaluate(
+            self.partition, sample.source.encode(), sample_bytes(sample), line, ts_ms
+        )
         out: list[Transition] = []
-        for point in decode_points(points_bytes(forward)):
-            try:
-                result = st.step(point, self.context(point["tags"]["locality"]))
-            except Exception as exc:  # the worker dead-letters anything the stage refuses
-                self.rejected.append(BadRow(line, "locality", f"{type(exc).__name__}: {exc}"))
+        for topic, key, value in outputs:
+            if topic == topics.DEAD_LETTER:
+                reason = str(orjson.loads(value).get("reason", ""))
+                if reason.startswith("unknown source"):
+                    self.unknown[sample.source] += 1  # the worker: dead letter "unknown source"
+                else:
+                    self.rejected.append(BadRow(line, "sample", reason))
                 continue
-            self.city_points += len(result.points)
-            out += result.transitions
+            if topic != topics.AGGREGATES:
+                continue
+            self.forwarded += 1
+            state, results = self._locality(self.localities.get(key), key, value, line, ts_ms)
+            if state is not None:
+                self.localities[key] = state
+            for topic2, _key2, value2 in results:
+                if topic2 == topics.ALERT_EVENTS:
+                    out.append(Transition.from_dict(orjson.loads(value2)))
+                elif topic2 == topics.DEAD_LETTER:
+                    reason = str(orjson.loads(value2).get("reason", ""))
+                    self.rejected.append(BadRow(line, "locality", reason))
+                elif topic2 == topics.EVALUATIONS:
+                    self.city_points += 1
         return out
+
+
+def sample_bytes(sample: engine.Sample) -> bytes:
+    """A sample in the wire form of ``readings`` (what the bridge writes; streams.wire decodes it)."""
+    return orjson.dumps(
+        {
+            "kind": sample.kind,
+            "locality": sample.locality,
+            "source": sample.source,
+            "time": sample.time.isoformat(),
+            "interval": sample.interval,
+            "values": {f: {"value": v, "flag": flag} for f, (v, flag) in sample.values.items()},
+        }
+    )
 
 
 def replay_samples(
@@ -369,7 +388,7 @@ def replay_samples(
     first_seen: dict[str, datetime] = {}
     out: list[tuple[Transition, float]] = []
     started = time.perf_counter()
-    for line, sample in samples:
+    for line, sample, _received in samples:
         first_seen.setdefault(sample.source, sample.time)
         first_seen.setdefault(sample.locality, sample.time)
         for t in replay.feed(line, sample):
@@ -622,7 +641,7 @@ def backtest(
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
         if order == "time":
-            samples.sort(key=lambda s: s[1].time)  # stable: ties keep the stored order
+            samples.sort(key=lambda s: s[2])  # stable: ties keep the stored order
         replay = PipelineReplay(view, alert_rules, chosen)
         results, elapsed = replay_samples(samples, replay)
         bad += replay.rejected

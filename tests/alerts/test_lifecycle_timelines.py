@@ -236,20 +236,30 @@ def test_maintenance_and_calibration_flags_hold_and_suppress() -> None:
     ]
 
 
-def test_offline_station_inhibits_its_exceedance_escalation() -> None:
+def silent(
+    eng: Engine, minute: float, *, last: float = 0, source: str = "e-wf-001"
+) -> list[Transition]:
+    """The evaluate stage's statement that ``source`` sent nothing since minute ``last`` while
+    the data flowing with it reached ``minute`` (streams.steps)."""
+    return eng.silence("weifang", source, at(last), at(minute))
+
+
+def test_offline_never_hides_an_exceedance_of_the_same_source() -> None:
+    """A silent source's offline alert fires; its exceedance alert still escalates to people
+    (an exceedance is never suppressed by a data-quality alert)."""
     eng = engine(escalate_after_minutes=180)
     assert seen(eng.process(ev(0, 120))) == [(0, Reason.CONDITION_MET_NO_WAIT, F, True)]
-    # silent since minute 0; offline rule: 120 min → BREACH stamped 0 + 120
-    off = eng.tick(at(121))
+    assert silent(eng, 119) == []  # 119 min silent: not yet past the rule's 120 min
+    off = silent(eng, 121)  # silent since minute 0 → BREACH stamped 0 + 120
     assert seen(off) == [(120, Reason.CONDITION_MET_NO_WAIT, F, True)]
     assert off[0].labels["rule"] == "offline"
+    assert silent(eng, 180) == []  # told once
     esc = eng.tick(at(181))
-    assert seen(esc) == [(180, Reason.ESCALATED, F, False)]
-    assert esc[0].suppressed == (Suppression.INHIBITED,)
-    assert esc[0].suppressed_by == (off[0].fingerprint,)
+    assert seen(esc) == [(180, Reason.ESCALATED, F, True)]
+    assert esc[0].suppressed == ()
 
 
-def test_red_warning_inhibits_station_aqi_alerts_of_its_locality_only() -> None:
+def test_a_red_warning_never_hides_station_ambient_alerts() -> None:
     rules = load_alert_rules(
         {
             "rules": [
@@ -281,13 +291,11 @@ def test_red_warning_inhibits_station_aqi_alerts_of_its_locality_only() -> None:
         )
 
     eng.apply_warning(decision(Level.ORANGE, Level.NONE, DecisionKind.ISSUE))
-    assert [t.notify for t in eng.process(amb(1, "weifang", "aq-wf-1"))] == [True]  # orange: no
+    assert [t.notify for t in eng.process(amb(1, "weifang", "aq-wf-1"))] == [True]
     w = eng.apply_warning(decision(Level.RED, Level.ORANGE, DecisionKind.UPGRADE))
     assert [(t.kind.value, t.level, t.state) for t in w] == [("warning", "red", F)]
-    muted = eng.process(amb(2, "weifang", "aq-wf-2"))
-    assert [t.suppressed for t in muted] == [(Suppression.INHIBITED,)]
-    other = eng.process(amb(3, "laixi", "aq-lx-1"))
-    assert [t.notify for t in other] == [True]
+    told = eng.process(amb(2, "weifang", "aq-wf-2"))
+    assert [(t.suppressed, t.notify) for t in told] == [((), True)]
 
 
 def test_escalation_when_unacknowledged_and_not_after_ack() -> None:
@@ -333,9 +341,9 @@ def test_ack_assign_manual_resolve_record_who_and_when() -> None:
 def test_offline_never_auto_resolves_only_data_does() -> None:
     eng = engine()
     eng.process(ev(0, 50))
-    assert seen(eng.tick(at(121))) == [(120, Reason.CONDITION_MET_NO_WAIT, F, True)]
-    assert eng.tick(at(600)) == []
-    assert eng.tick(at(6000)) == []  # days later: still firing
+    assert seen(silent(eng, 121)) == [(120, Reason.CONDITION_MET_NO_WAIT, F, True)]
+    assert silent(eng, 600) == []
+    assert silent(eng, 6000) == []  # days later: still firing
     eng.process(ev(6001, 50, source="e-wf-002"))  # another source's data changes nothing
     off = [a for a in eng.alerts.values() if a.labels["rule"] == "offline"]
     assert [a.state for a in off if a.source == "e-wf-001"] == [F]
@@ -343,12 +351,23 @@ def test_offline_never_auto_resolves_only_data_does() -> None:
     assert seen(back) == [(6010, Reason.DATA_RESUMED, R, True)]
 
 
+def test_a_source_that_resumes_resolves_its_offline_alert_whatever_the_order() -> None:
+    """The partition clock ran ahead (other sources' data) and declared the source offline at
+    0 + 120; then its own sample of minute 60 arrives late. It proves the source was not silent:
+    the alert resolves, stamped one second after the breach (an older stamp would be "late")."""
+    eng = engine()
+    eng.process(ev(0, 50))
+    assert seen(silent(eng, 200)) == [(120, Reason.CONDITION_MET_NO_WAIT, F, True)]
+    back = eng.process(ev(60, 50))
+    assert seen(back) == [(120 + 1 / 60, Reason.DATA_RESUMED, R, True)]
+
+
 def test_manually_resolved_offline_alert_stays_resolved_while_silent() -> None:
     eng = engine()
     eng.process(ev(0, 50))
-    fp = eng.tick(at(121))[0].fingerprint
+    fp = silent(eng, 121)[0].fingerprint
     eng.resolve(fp, "duty-wf", at(130), "station decommissioned")
-    assert eng.tick(at(500)) == []
+    assert silent(eng, 500) == []
 
 
 def test_late_and_duplicate_observations_change_nothing() -> None:

@@ -38,6 +38,7 @@ from alerts.rules import default_rules
 from rules.engine import Point
 from rules.warnings import load_rule_sets
 from streams.schema import check_point
+from streams.wire import for_locality
 
 BJ = ZoneInfo("Asia/Shanghai")
 D1 = datetime(2026, 12, 1, tzinfo=BJ)  # 00:00 Beijing, start of 1 December
@@ -344,73 +345,6 @@ def test_restart_mid_timeline_gives_identical_output() -> None:
 # ------------------------------------------------------------------------------ offline
 
 
-def test_station_offline_after_three_missed_intervals_not_before() -> None:
-    """aq-03 reports hourly (interval 60 min from the catalogue) and falls silent after 03:00.
-
-    Offline = silent for more than max(rule 120 min [MEM], 3 × 60 min) = 180 min, stamped
-    03:00 + 3 h = 06:00; the watermark (newest event time of the locality) passes 06:00 only
-    with the 07:00 samples of the other stations — the 06:00 samples of others may arrive
-    before aq-03's own 06:00 sample, so 06:00 itself is not yet a miss."""
-    hourly_detail = {"station": "x", "interval_minutes": "60"}
-    c = ctx(**dict.fromkeys(("aq-01", "aq-02", "aq-03"), hourly_detail))
-    st = LocalityState(LOC, RULES)
-    for t in hourly(D1 + H, 3):  # 01:00 … 03:00, all three
-        feed(st, c, [air(s, t, 50) for s in ("aq-01", "aq-02", "aq-03")])
-    for t in hourly(D1 + 4 * H, 3):  # 04:00 … 06:00: aq-03 silent, no alert yet
-        out = feed(st, c, [air(s, t, 50) for s in ("aq-01", "aq-02")])
-        assert fired(out.transitions, "offline") == [], t
-    out = st.step(air("aq-01", D1 + 7 * H, 50), c)
-    assert fired(out.transitions, "offline") == [("aq-03", "firing", D1 + 6 * H)]
-    # other stations' data never resolve it ("a silent monitor must not auto-resolve")
-    out = feed(st, c, [air("aq-02", D1 + 7 * H, 50), air("aq-01", D1 + 8 * H, 50)])
-    assert fired(out.transitions, "offline") == []
-    # a redelivery of aq-03's last old sample is not data coming back
-    assert fired(st.step(air("aq-03", D1 + 3 * H, 50), c).transitions, "offline") == []
-    # its next real sample is
-    [resumed] = [
-        t
-        for t in st.step(air("aq-03", D1 + 8 * H, 50), c).transitions
-        if t.labels.get("rule") == "offline"
-    ]
-    assert (resumed.state, resumed.reason.value, resumed.at) == (
-        AlertState.RESOLVED,
-        "data_resumed",
-        D1 + 8 * H,
-    )
-
-
-def test_without_an_interval_the_rule_threshold_decides() -> None:
-    # no interval known for aq-03: the offline rule's own 120 min [MEM] → stamped 03:00 + 2 h =
-    # 05:00, reported once the watermark passes it (the 06:00 samples)
-    st, c = LocalityState(LOC, RULES), ctx()
-    for t in hourly(D1 + H, 3):
-        feed(st, c, [air(s, t, 50) for s in ("aq-01", "aq-03")])
-    assert fired(feed(st, c, [air("aq-01", D1 + 5 * H, 50)]).transitions, "offline") == []
-    out = st.step(air("aq-01", D1 + 6 * H, 50), c)
-    assert fired(out.transitions, "offline") == [("aq-03", "firing", D1 + 5 * H)]
-
-
-def test_water_section_sampled_every_4_hours_is_not_offline_between_samples() -> None:
-    """ws-01 samples every 4 h (04:00, 08:00, …; streams.catalog.WATER_INTERVAL_S): offline only
-    after 3 × 240 min = 12 h of silence, although the air station moves the watermark hourly
-    and the offline rule alone says 120 min."""
-    c = ctx(**{"ws-01": {"section": "ws-01", "interval_minutes": "240"}})
-    st = LocalityState(LOC, RULES)
-    offline = []
-    for t in hourly(D1 + H, 24):  # 1 Dec 01:00 … 2 Dec 00:00
-        pts = [air("aq-01", t, 50)]
-        if t.hour % 4 == 0:
-            pts.append(water("ws-01", t, 4.2))
-        offline += fired(feed(st, c, pts).transitions, "offline")
-    assert offline == []  # 2 h (and 3 h) after a sample, nothing
-    # the section stops after 2 Dec 00:00: offline stamped 00:00 + 12 h = 12:00, reported with
-    # the 13:00 watermark
-    for t in hourly(D1 + 25 * H, 12):  # 01:00 … 12:00
-        assert fired(st.step(air("aq-01", t, 50), c).transitions, "offline") == []
-    out = st.step(air("aq-01", D1 + 37 * H, 50), c)
-    assert fired(out.transitions, "offline") == [("ws-01", "firing", D1 + 36 * H)]
-
-
 # ------------------------------------------------------------------------------ data rates
 
 
@@ -499,10 +433,10 @@ def test_transition_points_match_the_store_schema() -> None:
 def test_an_ambient_alert_clears_when_the_station_is_back_within_its_limit() -> None:
     """O3 1-hour limit, GB 3095-2026 transitional grade II: 200 µg/m³ (standards.md §2.1).
 
-    Hours 1–2 at 260 µg/m³ exceed it (rules.engine writes an hourly exceedance; the rule has
+    Hours 1–2 at 260 µg/m³ exceed it (rules.engine's hourly verdict says so; the rule has
     for_minutes 0, so the alert fires at once). Hour 3 at 210 is still above 200. Hours 4–6 at
-    120 are within the limit and below the rule's clear margin (200 × (1 − 0.1) = 180), so the
-    record that carries no exceedance for O3 clears the alert: it resolves at hour 4, not before.
+    120 are within the limit and below the rule's clear margin (200 × (1 − 0.1) = 180): the
+    verdict of hour 4 clears the alert — it resolves at hour 4, not before.
     """
     from rules import engine
 
@@ -525,7 +459,7 @@ def test_an_ambient_alert_clears_when_the_station_is_back_within_its_limit() -> 
                 "time": p.time.isoformat(),
             }
             for p in points
-            if p.measurement in ("reading", "exceedance")
+            if for_locality(p)
         ]
         transitions += st.step_record(wire, c).transitions
     o3 = [t for t in transitions if t.labels.get("factor") == "o3" and t.kind.value == "alert"]
@@ -536,36 +470,27 @@ def test_an_ambient_alert_clears_when_the_station_is_back_within_its_limit() -> 
 
 
 def _outlet_hour(at: datetime, nox_zs: float, limit: float) -> list[dict[str, Any]]:
-    """The points one hourly flue-gas sample gives the locality stage: its emission_hour point
-    (NOx O2-corrected, field ``nox_zs``) and, above the permit limit, an hourly exceedance."""
-    tags = {"locality": "weifang", "source": "e-wf-01-g1"}
-    out: list[dict[str, Any]] = [
+    """The verdict one hourly flue-gas sample gives the locality stage: NOx O2-corrected against
+    the hourly permit limit, within or above it."""
+    return [
         {
-            "measurement": "emission_hour",
-            "tags": tags,
-            "fields": {"nox_zs": nox_zs},
+            "measurement": "verdict",
+            "tags": {
+                "kind": "emission",
+                "locality": "weifang",
+                "source": "e-wf-01-g1",
+                "period": "hour",
+            },
+            "fields": {"nox": nox_zs, "nox_limit": limit, "nox_standard": "permit"},
             "time": at.isoformat(),
         }
     ]
-    if nox_zs > limit:
-        out.append(
-            {
-                "measurement": "exceedance",
-                "tags": {**tags, "kind": "emission", "factor": "nox", "period": "hour"},
-                "fields": {"value": nox_zs, "limit": limit, "multiple": (nox_zs - limit) / limit},
-                "time": at.isoformat(),
-            }
-        )
-    return out
 
 
-def test_a_permit_alert_clears_when_the_outlet_is_back_within_its_limit_and_offline_reaches_the_enterprise() -> (
-    None
-):
+def test_a_permit_alert_clears_when_the_outlet_is_back_within_its_limit() -> None:
     """NOx permit limit 150 mg/m³ (hourly, O2-corrected). Hour 1 at 300 (multiple (300−150)/150 = 1)
     fires the permit alert for enterprise e-wf-01; hour 2 at 85 is within the limit and below the
-    clear margin, so the alert resolves at hour 2. Then the outlet falls silent: its offline alert
-    (3 missed hourly intervals) carries the enterprise label, so the enterprise is told too."""
+    clear margin, so the alert resolves at hour 2."""
     st = LocalityState("weifang", default_rules())
     c = LocalityContext(
         locality="weifang",
@@ -575,7 +500,6 @@ def test_a_permit_alert_clears_when_the_outlet_is_back_within_its_limit_and_offl
                 "enterprise": "e-wf-01",
                 "outlet": "e-wf-01-g1",
                 "interval_minutes": "60",
-                "limit_nox": "150.0",
             }
         },
     )
@@ -589,13 +513,4 @@ def test_a_permit_alert_clears_when_the_outlet_is_back_within_its_limit_and_offl
         (AlertState.RESOLVED, t0 + timedelta(hours=2)),
     ]
     assert all(t.labels.get("enterprise") == "e-wf-01" for t in permit)
-    # another locality source keeps the watermark moving while the outlet is silent
-    c2 = LocalityContext(locality="weifang", rule_set=None)
-    later: list[Transition] = []
-    for h in range(3, 8):
-        later += st.step(air("aq-1", t0 + timedelta(hours=h), 20.0), c2).transitions
-    offline = [
-        t for t in later if t.labels.get("rule_kind") == "offline" and t.state is AlertState.FIRING
-    ]
-    assert [t.source for t in offline] == ["e-wf-01-g1"]
-    assert offline[0].labels.get("enterprise") == "e-wf-01"
+    assert all(t.labels.get("period") == "hour" for t in permit)

@@ -20,6 +20,7 @@ from rules import engine
 from rules.emission import Basis, EffluentClass, PermitLimit
 from streams import schema
 from streams.schema import FieldSpec, FieldType, Measurement, Problem, Status, TagSpec, check_point
+from streams.wire import for_store
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "influx-schema.md"
 T0 = datetime(2024, 12, 31, 16, 0, tzinfo=UTC)  # 2025-01-01 00:00 Beijing time
@@ -251,7 +252,9 @@ SOURCES = {
 
 @pytest.fixture(scope="module")
 def emitted() -> dict[str, list[engine.Point]]:
-    return {name: build() for name, build in SOURCES.items()}
+    """What the store receives from each source (``verdict`` points go to the locality stage
+    only: streams.wire.for_store)."""
+    return {name: [p for p in build() if for_store(p)] for name, build in SOURCES.items()}
 
 
 def _all(emitted: dict[str, list[engine.Point]]) -> Iterator[engine.Point]:

@@ -1,0 +1,267 @@
+"""The worker's two pure steps, in one place: the Faust agents and ``envwatch backtest`` both call
+these and nothing else, so a replay tells the same story as the live pipeline.
+
+* :class:`EvaluateStep` — one ``readings`` record (a sample as the bridge wrote it) of one input
+  partition → outputs: the sample's points for the store (``evaluations``), the points the
+  locality stage needs (``aggregates``, keyed by locality) and dead letters. It runs
+  :func:`rules.engine.step` per source and keeps the partition's **clock**: the newest event time
+  of the observations that flowed through the partition (a sample's contribution capped at its
+  receipt, so a logger whose clock runs ahead cannot push it). Whenever the clock crosses a
+  ``CLOCK_STEP`` boundary, every source of the partition whose data is overdue gets a ``silence``
+  point: an explicit statement that it has sent nothing since ``last_seen`` while the data flowing
+  with it reached the clock. Offline is decided from those, so a partition or a locality lagging
+  behind after a backlog never makes a source look silent (its own clock lags with it). AQI
+  forecasts are no observations: they never move the clock; their reading carries the clock at
+  receipt as ``issued``.
+* :class:`LocalityStep` — one ``aggregates`` record → :meth:`alerts.locality.LocalityState.
+  step_record` with the catalogue's locality context → city / alert / warning points for the
+  store and transitions for ``alert-events``.
+
+Both are deterministic functions of their input and state (no clock, no I/O), which the
+checkpoint-and-replay of :mod:`streams.state` relies on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import orjson
+
+from alerts.locality import LocalityContext, LocalityState, transition_point
+from alerts.rules import AlertRules
+from rules import engine
+from rules.errors import RulesError
+from streams import topics
+from streams.catalog import DEFAULT_CONTEXT, CatalogView, locality_context
+from streams.records import DeadLetter
+from streams.wire import decode_points, decode_sample, for_locality, for_store, points_bytes
+
+log = logging.getLogger(__name__)
+
+#: An output of a step: (logical topic, key, value).
+Output = tuple[str, bytes, bytes]
+
+#: The partition's clock is checked for overdue sources each time it crosses a multiple of this
+#: (event time). envwatch's choice [MEM]: an offline alert is at most this late.
+CLOCK_STEP: Final = 600
+#: A source is *overdue* (and gets ``silence`` points) once it missed two of its own intervals;
+#: the alert rule decides when that is "offline" (alerts.engine.Engine.silence).
+OVERDUE_INTERVALS: Final = 2
+#: After this long without data a source gets no more silence points (its offline alert fired
+#: long ago; envwatch's choice [MEM]).
+SILENCE_HORIZON: Final = 7 * 86400
+#: The partition's own entry in the evaluate stage's state (source ids never start with "~").
+CLOCK_KEY: Final = "~clock"
+#: Seconds between samples by the sample's interval, when the catalogue gives none.
+INTERVAL_S: Final = {"rt": 30, "min": 60, "hour": 3600, "day": 86400}
+
+
+class EvaluateStep:
+    """``step(states, key, value, offset, timestamp_ms) -> outputs`` over one input partition's
+    state (source id → :func:`rules.engine.step` state, plus :data:`CLOCK_KEY`)."""
+
+    def __init__(self, view: CatalogView, *, max_future: timedelta, max_past: timedelta) -> None:
+        self.view = view
+        self.max_future = max_future
+        self.max_past = max_past
+
+    @staticmethod
+    def _dead(key: bytes, value: bytes, offset: int, reason: str) -> list[Output]:
+        dl = DeadLetter.build("evaluate", reason, value, origin=f"readings@{offset}")
+        return [(topics.DEAD_LETTER, key, dl.to_bytes())]
+
+    def __call__(
+        self, states: dict[str, Any], key: bytes, value: bytes, offset: int, ts_ms: int
+    ) -> list[Output]:
+        try:
+            sample = decode_sample(value)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            return self._dead(key, value, offset, f"undecodable sample: {exc}")
+        # "far in the future or past" is judged against the record's Kafka timestamp (set when the
+        # bridge produced it), never the worker's clock, so a replay decides the same way.
+        received = datetime.fromtimestamp(ts_ms / 1000, tz=sample.time.tzinfo)
+        if sample.time - received > self.max_future:
+            return self._dead(
+                key,
+                value,
+                offset,
+                f"time {sample.time.isoformat()} is more than {self.max_future} after receipt",
+            )
+        if received - sample.time > self.max_past:
+            return self._dead(
+                key,
+                value,
+                offset,
+                f"time {sample.time.isoformat()} is more than {self.max_past.days} days "
+                "before receipt",
+            )
+        view = self.view
+        ctx = view.context(sample.source)
+        forecast = sample.kind == "forecast"
+        if ctx is None and forecast and view.knows_locality(sample.locality):
+            # AQI forecasts (the input of heavy-pollution warnings) come from the forecast
+            # office of a known locality, not from a catalogued monitor
+            ctx = DEFAULT_CONTEXT
+        if ctx is None:
+            return self._dead(
+                key, value, offset, f"unknown source {sample.source!r} (not in the catalogue)"
+            )
+        try:
+            new, points = engine.step(states.get(sample.source), sample, ctx)
+        except RulesError as exc:
+            return self._dead(key, value, offset, f"{type(exc).__name__}: {exc}")
+        states[sample.source] = new
+        clock: dict[str, Any] | None = states.get(CLOCK_KEY)
+        if clock is None:
+            clock = states[CLOCK_KEY] = {"t": None, "tick": None, "seen": {}}
+        silences: list[tuple[str, list[engine.Point]]] = []
+        if forecast:
+            points = _issued(points, clock["t"])
+        else:
+            silences = self._observe(clock, sample, ctx, ts_ms / 1000)
+        outputs: list[Output] = []
+        if points:
+            # Both are keyed by locality: the locality stage (city values, warnings, alerts)
+            # needs a locality's points together, and the records of one batch then merge into
+            # one (streams.wire.merge_point_records) — a Faust event costs more than its points.
+            locality = sample.locality.encode()
+            stored = [p for p in points if for_store(p)]
+            if stored:
+                outputs.append((topics.EVALUATIONS, locality, points_bytes(stored)))
+            forward = [p for p in points if for_locality(p)]
+            if forward:
+                outputs.append((topics.AGGREGATES, locality, points_bytes(forward)))
+        for loc, pts in silences:
+            outputs.append((topics.AGGREGATES, loc.encode(), points_bytes(pts)))
+        return outputs
+
+    def _observe(
+        self,
+        clock: dict[str, Any],
+        sample: engine.Sample,
+        ctx: engine.SourceContext,
+        received: float,
+    ) -> list[tuple[str, list[engine.Point]]]:
+        """Advance the partition's clock with an observation; the silence points it causes."""
+        t = sample.time.timestamp()
+        seen: dict[str, list[Any]] = clock["seen"]
+        interval = ctx.expected_interval_s or INTERVAL_S.get(sample.interval, 3600)
+        known = seen.get(sample.source)
+        if known is None or t > known[0]:
+            seen[sample.source] = [t, interval, sample.locality, sample.kind]
+        now = min(t, received)
+        if clock["t"] is not None and now <= clock["t"]:
+            return []
+        clock["t"] = now
+        tick = int(now // CLOCK_STEP)
+        if clock["tick"] is None:
+            clock["tick"] = tick
+            return []
+        if tick <= clock["tick"]:
+            return []
+        clock["tick"] = tick
+        at = datetime.fromtimestamp(now, tz=UTC)
+        by_locality: dict[str, list[engine.Point]] = {}
+        for source, (last, every, locality, kind) in sorted(seen.items()):
+            silent = now - last
+            if silent <= OVERDUE_INTERVALS * every or silent > SILENCE_HORIZON:
+                continue
+            if self.view.context(source) is None:
+                continue  # no longer in the catalogue
+            by_locality.setdefault(locality, []).append(
+                engine.Point(
+                    "silence",
+                    {"kind": kind, "locality": locality, "source": source},
+                    {
+                        "last_seen": datetime.fromtimestamp(last, tz=UTC).isoformat(),
+                        "interval_minutes": every / 60,
+                        "silent_minutes": round(silent / 60, 1),
+                    },
+                    at,
+                )
+            )
+        return sorted(by_locality.items())
+
+
+def _issued(points: list[engine.Point], clock: float | None) -> list[engine.Point]:
+    """A forecast's reading, with the partition's clock at its receipt as its issue time."""
+    if clock is None:
+        return points
+    issued = datetime.fromtimestamp(clock, tz=UTC).isoformat()
+    return [
+        p._replace(fields={**p.fields, "issued": issued}) if p.measurement == "reading" else p
+        for p in points
+    ]
+
+
+class LocalityStep:
+    """``step(state, key, value, offset, timestamp_ms) -> (state, outputs)`` of one locality."""
+
+    def __init__(
+        self,
+        view: CatalogView,
+        rules: AlertRules,
+        *,
+        context: Callable[[LocalityContext], LocalityContext] | None = None,
+    ) -> None:
+        self.view = view
+        self.rules = rules
+        self._adjust = context
+        self._contexts: dict[str, LocalityContext] = {}
+        self._reloads = -1
+
+    def context(self, locality: str) -> LocalityContext:
+        if self._reloads != self.view.reloads:
+            self._contexts.clear()
+            self._reloads = self.view.reloads
+        ctx = self._contexts.get(locality)
+        if ctx is None:
+            ctx = locality_context(self.view, locality)
+            if self._adjust is not None:
+                ctx = self._adjust(ctx)
+            self._contexts[locality] = ctx
+        return ctx
+
+    def __call__(
+        self, state: LocalityState | None, key: bytes, value: bytes, offset: int, ts_ms: int
+    ) -> tuple[LocalityState | None, list[Output]]:
+        def dead(
+            exc: Exception, st: LocalityState | None
+        ) -> tuple[LocalityState | None, list[Output]]:
+            dl = DeadLetter.build(
+                "locality", f"{type(exc).__name__}: {exc}", value, origin=f"aggregates@{offset}"
+            )
+            return st, [(topics.DEAD_LETTER, key, dl.to_bytes())]
+
+        try:
+            points = decode_points(value)
+            locality = points[0]["tags"]["locality"]
+        except Exception as exc:  # bad input must not stop the locality stage
+            return dead(exc, state)
+        st = state if state is not None else LocalityState(locality, self.rules)
+        try:
+            result = st.step_record(points, self.context(locality))
+        except Exception as exc:
+            # The points before the failing one were applied: keep that state (a replay applies
+            # them the same way) and set the record aside with the reason.
+            return dead(exc, st)
+        transitions = result.transitions
+        emitted = list(result.points) + [transition_point(t) for t in transitions]
+        outputs: list[Output] = []
+        if emitted:
+            outputs.append((topics.EVALUATIONS, key, points_bytes(emitted)))
+        outputs += [(topics.ALERT_EVENTS, key, orjson.dumps(t.to_dict())) for t in transitions]
+        return st, outputs
+
+
+def with_rule_set(rule_set: Any) -> Callable[[LocalityContext], LocalityContext]:
+    """A context adjustment that applies one warning rule set to every locality (backtest)."""
+
+    def adjust(ctx: LocalityContext) -> LocalityContext:
+        return replace(ctx, rule_set=rule_set)
+
+    return adjust
