@@ -281,6 +281,7 @@ def specs_from_catalog(catalog: Any, *, with_forecasts: bool = True) -> list[Sou
                 period=period,
                 interval=Interval.DAY if subtype == "dustfall" else Interval.HOUR,
                 baseline=monitor_baseline,
+                limits=_limits(_get(mon, "limits")),
                 subtype=subtype,
                 enterprise=_get(mon, "enterprise"),
                 name=_str(_get(mon, "name", "")),

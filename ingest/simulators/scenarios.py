@@ -26,6 +26,7 @@ from ingest.simulators.model import (
     DAY,
     HOUR,
     Delivery,
+    Rng,
     SourceSpec,
     day_index,
     local_day_and_hour,
@@ -34,10 +35,16 @@ from ingest.simulators.model import (
 from ingest.simulators.profiles import (
     DEFAULT_LIMITS,
     DEFAULT_O2_REF,
+    NOISE_MARGIN_DB,
     PM_WINTER,
+    WATER_DEFAULTS,
     Values,
     base_values,
+    expected_daily_pm25,
+    locality_day_factor,
     pm25_daily_aqi_2026,
+    station_factor,
+    winter_weight,
 )
 
 
@@ -58,6 +65,9 @@ class Scenario:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     hours: ClassVar[int] = 24
+    #: True when the scenario acts on the catalogue's sources (``--config``, default
+    #: ``deploy/config``) rather than the built-in network.
+    needs_catalog: ClassVar[bool] = False
     #: Kinds (and outlet subtypes) the default target is taken from, in order of preference.
     prefer: ClassVar[tuple[tuple[Kind, str], ...]] = ()
 
@@ -430,6 +440,344 @@ class LateAndDuplicates(Scenario):
         ]
 
 
+# ============================================================================ forty days
+
+#: The sources the forty-days script acts on (ids of deploy/config).
+FD_BYPASS: Final = "mon-wf-bypass-01"  # bypass of e-wf-02, weifang
+FD_WWTP: Final = "e-lx-wwtp-w1"  # 莱西市污水处理厂 10万吨/日 outlet, COD ≤ 40 mg/L (003…#L114)
+FD_AMBIENT: Final = "aq-wf-03"  # 寒亭区 station, weifang, 省控, area grade II
+FD_DUSTFALL: Final = "mon-wf-dustfall-01"  # 奎文区 dustfall, 7 t/(month·km²) (001…#L351)
+FD_NOISE: Final = "mon-lc-noise-01"  # liaocheng-etdz, GB 3096-2008 3 类 (65/55 dB(A))
+FD_SITE: Final = "mon-tq-site-01"  # tianqiao construction site, dust/PM10 limit 150 µg/m³
+FD_VAPOUR: Final = "mon-lc-vapour-01"  # liaocheng-etdz vapour recovery
+FD_TREATMENT: Final = "mon-lc-power-02"  # e-lc-01 treatment (normal 180 kW)
+FD_PRODUCTION: Final = "mon-lc-power-01"  # e-lc-01 production (running above 300 kW)
+
+#: Windows on hourly labels: samples labelled in [start + a h, start + b h).
+FD_BYPASS_HOURS: Final = (100, 104)  # day 4, labels 04:00 … 07:00
+FD_SITE_HOURS: Final = (400, 406)  # day 16, labels 16:00 … 21:00 (working hours)
+FD_VAPOUR_HOURS: Final = (500, 505)  # day 20 20:00 … day 21 00:00
+FD_POWER_HOURS: Final = (600, 606)  # day 25, labels 00:00 … 05:00 (production at night load)
+#: Whole Beijing days (index from the start's day 0; day D = labels D 01:00 … D+1 00:00).
+FD_WWTP_DAYS: Final = (5, 6)
+FD_AMBIENT_DAYS: Final = (10, 11)
+#: Nights: night N = hours starting day N 22:00 … day N+1 05:00 (labels N 23:00 … N+1 06:00).
+FD_NOISE_NIGHTS: Final = (15, 16)
+
+#: Scripted values.
+FD_WWTP_COD_MULTIPLE: Final = (1.9, 2.1)  # × the outlet's COD limit (40 → 76–84 mg/L)
+FD_AMBIENT_PM25: Final = 140.0  # daily mean µg/m³ (> 75 GB 3095-2012, > 60 GB 3095-2026 过渡)
+FD_AMBIENT_PM10_RATIO: Final = 1.25  # PM10 daily mean 175 (> 150 and > 120)
+FD_DUSTFALL_HIGH: Final = 11.0  # t/(month·km²) ± 5 %, on every day of the start's month
+FD_NOISE_ABOVE_DB: Final = 7.0  # night Leq = night limit + 7 ± 1 dB(A) (3 类: 61–63)
+FD_SITE_MULTIPLE: Final = (1.6, 2.0)  # × the monitor's limit (150 → 240–300 µg/m³)
+FD_TREATMENT_KW: Final = (0.0, 1.5)  # treatment equipment off: standby draw only
+
+#: Clean background (envwatch's choice, so that nothing but the script exceeds a limit):
+#: daily-level caps per GB 3095 area grade. PM2.5 caps 20 (I) / 30 (II) µg/m³ keep the daily
+#: means within 35 / 60 (the stricter GB 3095-2026 过渡 II value; 2012: 75) and PM10 (≈ 1.74 ×)
+#: within 50 / 120; O3 daily-level caps 45 / 70 µg/m³ keep the 8-h maximum (≈ 1.69 × the level)
+#: within 100 / 160 and the 1-h peak (≈ 1.83 ×) within 160 / 200; NO2 cap 35 µg/m³ keeps the
+#: daily mean within 50 (even GB 3095-2026's final value). standards.md §2.1.
+FD_PM25_CAP: Final = {"I": 20.0, "II": 30.0}
+FD_O3_CAP: Final = {"I": 45.0, "II": 70.0}
+FD_NO2_CAP: Final = 35.0
+#: Clean water (envwatch's choice): typical values of the class-II-limited items, well inside
+#: GB 3838-2002 表1 class II (CODMn 4, COD 15, BOD5 3, NH3-N 0.5, TP 0.1 river / 0.025 lake,
+#: F 1.0 mg/L; DO ≥ 6 by a +1 mg/L shift), so every section meets its target (II at worst).
+FD_WATER: Final = {"codmn": 3.0, "cod": 11.0, "bod5": 2.2, "nh3n": 0.3, "fluoride": 0.75}
+FD_TP: Final = {False: 0.07, True: 0.015}  # river / lake
+FD_TN_LAKE: Final = 0.4
+FD_DO_SHIFT: Final = 1.0
+
+
+class FortyDays(Scenario):
+    name = "forty-days"
+    summary = (
+        "40 days of the catalogue (start at Beijing 00:00; day D = labels D 01:00…D+1 00:00), "
+        "all within limits except: mon-wf-bypass-01 bypass_open=1 for labels [start+100 h, "
+        "+104 h); e-lx-wwtp-w1 COD 1.9-2.1x its 40 mg/L limit all hours of days 5-6; aq-wf-03 "
+        "daily PM2.5 140 / PM10 175 on days 10-11; mon-wf-dustfall-01 ~11 t/(month*km2) every "
+        "day of the start's calendar month, base ~5 after; mon-lc-noise-01 night Leq 62+-1 "
+        "(3 类 limit 55) nights of days 15 and 16; mon-tq-site-01 dust/PM10 240-300 (limit 150) "
+        "for labels [start+400 h, +406 h); mon-lc-vapour-01 status 0 for labels [start+500 h, "
+        "+505 h); mon-lc-power-02 (treatment) 0-1.5 kW for labels [start+600 h, +606 h) while "
+        "mon-lc-power-01 produces"
+    )
+    hours = 40 * 24
+    needs_catalog = True
+
+    def __init__(
+        self, specs: Sequence[SourceSpec], *, start: datetime, seed: int, target: str | None
+    ) -> None:
+        local = start.astimezone(BEIJING)
+        if (local.hour, local.minute, local.second, local.microsecond) != (0, 0, 0, 0):
+            raise ScenarioError(
+                self.name,
+                f"start {start.isoformat()} is not a Beijing midnight; the script counts whole "
+                "Beijing days from the start",
+            )
+        super().__init__(specs, start=start, seed=seed, target=target)
+        self.day0 = self.start.date()
+        #: the Beijing calendar month with the high dustfall: the month containing day 0
+        self.dustfall_month = (self.day0.year, self.day0.month)
+        self._pm_scale: dict[tuple[str, object], float] = {}
+        self._by_id = {sp.source: sp for sp in self.specs}
+
+    def _resolve(self, target: str | None) -> str:
+        if target is not None:
+            raise ScenarioError(self.name, "the script acts on fixed sources; --target is refused")
+        wanted = {
+            FD_BYPASS: Kind.MONITOR,
+            FD_WWTP: Kind.EMISSION,
+            FD_AMBIENT: Kind.AIR,
+            FD_DUSTFALL: Kind.MONITOR,
+            FD_NOISE: Kind.MONITOR,
+            FD_SITE: Kind.MONITOR,
+            FD_VAPOUR: Kind.MONITOR,
+            FD_TREATMENT: Kind.MONITOR,
+            FD_PRODUCTION: Kind.MONITOR,
+        }
+        kinds = {sp.source: sp.kind for sp in self.specs}
+        # a subset of the catalogue (e.g. one locality) plays the part of the script it holds
+        if not any(kinds.get(src) is kind for src, kind in wanted.items()):
+            raise ScenarioError(
+                self.name,
+                "none of its sources is simulated: it needs the catalogue's sources "
+                f"(--config deploy/config): {', '.join(wanted)}",
+            )
+        return "catalogue"
+
+    # ---------------------------------------------------------------- helpers
+    def _hours(self, label: datetime) -> float:
+        return self.offset(label) / HOUR
+
+    def _in(self, label: datetime, window: tuple[int, int]) -> bool:
+        return window[0] <= self._hours(label) < window[1]
+
+    def night_of(self, label: datetime) -> int | None:
+        """The day index N of the night (day N 22:00 … N+1 06:00) an hourly label lies in."""
+        day, slot = local_day_and_hour(label, HOUR)
+        index = (day.date() - self.day0).days
+        if slot >= 22:
+            return index
+        if slot < 6:
+            return index - 1
+        return None
+
+    def _rng(self, spec: SourceSpec, label: datetime) -> Rng:
+        return rng_for(self.seed, self.name, spec.source, label.isoformat())
+
+    # ---------------------------------------------------------------- the script
+    def override(self, spec: SourceSpec, label: datetime, values: Values) -> Values | None:
+        if spec.kind is Kind.AIR:
+            return self._air(spec, label, values)
+        if spec.kind is Kind.WATER:
+            return self._water(spec, values)
+        if spec.kind is Kind.FORECAST:
+            return self._forecast(spec, label, values)
+        src = spec.source
+        out = dict(values)
+        if src == FD_BYPASS and self._in(label, FD_BYPASS_HOURS):
+            out["bypass_open"] = Value(value=1.0)
+        elif src == FD_WWTP and day_index(label, self.start) in FD_WWTP_DAYS:
+            limit = spec.limits.get("cod", DEFAULT_LIMITS["wastewater"]["cod"])
+            lo, hi = FD_WWTP_COD_MULTIPLE
+            out["cod"] = Value(value=round(limit * self._rng(spec, label).uniform(lo, hi), 1))
+        elif src == FD_DUSTFALL:
+            day, _ = local_day_and_hour(label, spec.period)
+            if (day.year, day.month) == self.dustfall_month:
+                x = FD_DUSTFALL_HIGH * (1 + self._rng(spec, label).uniform(-0.05, 0.05))
+                out["dustfall"] = Value(value=round(x, 2))
+        elif src == FD_NOISE and self.night_of(label) in FD_NOISE_NIGHTS:
+            night_limit = spec.baseline.get("noise_leq_night", 48.0) + NOISE_MARGIN_DB
+            x = night_limit + FD_NOISE_ABOVE_DB + self._rng(spec, label).uniform(-1.0, 1.0)
+            out["noise_leq"] = Value(value=round(x, 1))
+        elif src == FD_SITE and self._in(label, FD_SITE_HOURS):
+            rng = self._rng(spec, label)
+            for f in ("dust", "pm10"):
+                if f in spec.factors:
+                    x = spec.limits.get(f, 150.0) * rng.uniform(*FD_SITE_MULTIPLE)
+                    out[f] = Value(value=round(x, 1))
+        elif src == FD_VAPOUR and self._in(label, FD_VAPOUR_HOURS):
+            out["vapour_recovery"] = Value(value=0.0)
+        elif src == FD_TREATMENT and self._in(label, FD_POWER_HOURS):
+            out["power_kw"] = Value(
+                value=round(self._rng(spec, label).uniform(*FD_TREATMENT_KW), 1)
+            )
+        return out
+
+    def _grade(self, spec: SourceSpec) -> str:
+        return "I" if spec.area_grade == "I" else "II"
+
+    def _air(self, spec: SourceSpec, label: datetime, values: Values) -> Values:
+        day, slot = local_day_and_hour(label, spec.period)
+        out = dict(values)
+        if spec.source == FD_AMBIENT and day_index(label, self.start) in FD_AMBIENT_DAYS:
+            # exactly FD_AMBIENT_PM25 as the natural-day mean: the winter shape plus 24
+            # deviations summing to zero (as in winter-episode)
+            rng = rng_for(self.seed, self.name, spec.source, day.date())
+            noise = [max(-0.15, min(0.15, rng.gauss(0.0, 0.05))) for _ in range(24)]
+            centre = sum(noise) / 24
+            pm25 = FD_AMBIENT_PM25 * (PM_WINTER[slot] + noise[slot] - centre)
+            if "pm25" in out:
+                out["pm25"] = Value(value=round(pm25, 1))
+            if "pm10" in out:
+                out["pm10"] = Value(value=round(pm25 * FD_AMBIENT_PM10_RATIO, 1))
+        else:
+            k = self._pm_factor(spec, day)
+            for f in ("pm25", "pm10"):
+                v = out.get(f)
+                if v is not None and v.value is not None and k < 1:
+                    out[f] = Value(value=round(v.value * k, 1), flag=v.flag)
+        grade = self._grade(spec)
+        w = winter_weight(label)
+        scales = {
+            "o3": FD_O3_CAP[grade] / (35 + 65 * (1 - w)),
+            "no2": FD_NO2_CAP
+            / ((25 + 20 * w) * locality_day_factor(self.seed, spec.locality, day) ** 0.5),
+        }
+        for f, k in scales.items():
+            v = out.get(f)
+            if v is not None and v.value is not None and k < 1:
+                out[f] = Value(value=round(v.value * k, 1), flag=v.flag)
+        return out
+
+    def _pm_factor(self, spec: SourceSpec, day: datetime) -> float:
+        key = (spec.source, day.date())
+        k = self._pm_scale.get(key)
+        if k is None:
+            annual = spec.baseline.get("pm25", 45.0)
+            level = expected_daily_pm25(self.seed, spec.locality, annual, day)
+            level *= station_factor(self.seed, spec.source)
+            k = min(1.0, FD_PM25_CAP[self._grade(spec)] / level)
+            self._pm_scale[key] = k
+        return k
+
+    def _water(self, spec: SourceSpec, values: Values) -> Values:
+        out = dict(values)
+        targets = {**FD_WATER, "tp": FD_TP[spec.lake]}
+        if spec.lake:
+            targets["tn"] = FD_TN_LAKE
+        for f, v in values.items():
+            if v.value is None:
+                continue
+            if f == "do":
+                out[f] = Value(value=round(v.value + FD_DO_SHIFT, 1), flag=v.flag)
+            elif f in targets:
+                typical = spec.baseline.get(f, WATER_DEFAULTS.get(f, 1.0))
+                x = v.value * targets[f] / typical
+                out[f] = Value(
+                    value=round(x, 3 if f in ("tp", "nh3n", "fluoride") else 1), flag=v.flag
+                )
+        return out
+
+    def _forecast(self, spec: SourceSpec, label: datetime, values: Values) -> Values:
+        """The forecasters follow the clean background: daily PM2.5 at most the grade II cap."""
+        day = (label - DAY).astimezone(BEIJING)
+        pm = expected_daily_pm25(self.seed, spec.locality, spec.baseline.get("pm25", 45.0), day)
+        pm = min(pm, FD_PM25_CAP["II"])
+        out = dict(values)
+        if "pm25" in spec.factors:
+            out["pm25"] = Value(value=float(round(pm)))
+        if "aqi" in spec.factors:
+            out["aqi"] = Value(value=float(pm25_daily_aqi_2026(pm)))
+        return out
+
+    # ---------------------------------------------------------------- documentation
+    def timeline(self) -> list[Event]:
+        """Each event spans the time its samples cover: from the start of the first sampled
+        period to the last label (as the other scenarios' timelines)."""
+        d0 = self.start
+
+        def day(d: int) -> datetime:
+            return d0 + d * DAY
+
+        def hours(window: tuple[int, int], subject: str, effect: str) -> Event:
+            a, b = window
+            return Event(
+                self.at(a - 1),
+                self.at(b - 1),
+                subject,
+                f"{effect} (samples labelled start+{a} h … start+{b - 1} h)",
+            )
+
+        def spec(src: str) -> SourceSpec | None:
+            return self._by_id.get(src)
+
+        wwtp_spec, site_spec, noise_spec = spec(FD_WWTP), spec(FD_SITE), spec(FD_NOISE)
+        wwtp = DEFAULT_LIMITS["wastewater"]["cod"]
+        if wwtp_spec is not None:
+            wwtp = wwtp_spec.limits.get("cod", wwtp)
+        site = site_spec.limits.get("pm10", 150.0) if site_spec is not None else 150.0
+        noise = 48.0 + NOISE_MARGIN_DB
+        if noise_spec is not None:
+            noise = noise_spec.baseline.get("noise_leq_night", 48.0) + NOISE_MARGIN_DB
+        y, m = self.dustfall_month
+        month_start = datetime(y, m, 1, tzinfo=BEIJING)
+        next_month = datetime(y + m // 12, m % 12 + 1, 1, tzinfo=BEIJING)
+        following = datetime(
+            next_month.year + next_month.month // 12, next_month.month % 12 + 1, 1, tzinfo=BEIJING
+        )
+        lo, hi = FD_WWTP_COD_MULTIPLE
+        s_lo, s_hi = FD_SITE_MULTIPLE
+        events = [
+            hours(FD_BYPASS_HOURS, FD_BYPASS, "bypass_open = 1"),
+            Event(
+                day(FD_WWTP_DAYS[0]),
+                day(FD_WWTP_DAYS[-1] + 1),
+                FD_WWTP,
+                f"COD {wwtp * lo:g}–{wwtp * hi:g} mg/L every hour of days "
+                f"{FD_WWTP_DAYS[0]}–{FD_WWTP_DAYS[-1]} (daily mean ≈ 2× the {wwtp:g} mg/L limit)",
+            ),
+            Event(
+                day(FD_AMBIENT_DAYS[0]),
+                day(FD_AMBIENT_DAYS[-1] + 1),
+                FD_AMBIENT,
+                f"daily mean PM2.5 {FD_AMBIENT_PM25:g} µg/m³ and PM10 "
+                f"{FD_AMBIENT_PM25 * FD_AMBIENT_PM10_RATIO:g} µg/m³ on days "
+                f"{FD_AMBIENT_DAYS[0]}–{FD_AMBIENT_DAYS[-1]}",
+            ),
+            Event(
+                max(month_start, d0),
+                next_month,
+                FD_DUSTFALL,
+                f"dustfall ≈ {FD_DUSTFALL_HIGH:g} t/(month·km²) every day of {y}-{m:02d} "
+                f"(monthly mean above 7); base ≈ 5 from {next_month:%Y-%m-%d}",
+            ),
+            Event(
+                next_month,
+                following,
+                FD_DUSTFALL,
+                f"{next_month:%Y-%m}: base dustfall ≈ 5 t/(month·km²), monthly mean within 7",
+            ),
+            *(
+                Event(
+                    day(n) + 22 * HOUR,
+                    day(n + 1) + 6 * HOUR,
+                    FD_NOISE,
+                    f"night Leq {noise + FD_NOISE_ABOVE_DB - 1:g}–{noise + FD_NOISE_ABOVE_DB + 1:g}"
+                    f" dB(A) above the {noise:g} night limit (night of day {n})",
+                )
+                for n in FD_NOISE_NIGHTS
+            ),
+            hours(
+                FD_SITE_HOURS,
+                FD_SITE,
+                f"dust and PM10 {site * s_lo:g}–{site * s_hi:g} µg/m³ (limit {site:g})",
+            ),
+            hours(FD_VAPOUR_HOURS, FD_VAPOUR, "vapour_recovery = 0 (fault)"),
+            hours(
+                FD_POWER_HOURS,
+                FD_TREATMENT,
+                f"treatment {FD_TREATMENT_KW[0]:g}–{FD_TREATMENT_KW[1]:g} kW while "
+                f"{FD_PRODUCTION} runs (night load ≈ 436 kW > running_kw)",
+            ),
+        ]
+        present = [e for e in events if e.subject in self._by_id]
+        return sorted(present, key=lambda e: (e.begin, e.subject))
+
+
 SCENARIOS: Final[dict[str, type[Scenario]]] = {
     cls.name: cls
     for cls in (
@@ -440,6 +788,7 @@ SCENARIOS: Final[dict[str, type[Scenario]]] = {
         Offline,
         Maintenance,
         LateAndDuplicates,
+        FortyDays,
     )
 }
 

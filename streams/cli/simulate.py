@@ -5,6 +5,7 @@
     envwatch simulate run --scenario winter-episode --start 2026-12-01T00:00+08:00 \\
         --speed 8640 --mqtt 127.0.0.1:1883
     envwatch simulate run --hours 24 --dry-run            # JSON lines on stdout
+    envwatch simulate run --scenario forty-days --out history.jsonl   # the catalogue, 960 h
 
 The generators are pure (:mod:`ingest.simulators`); this module only reads the clock for the
 default start and hands the deliveries to a sink. Scenario timelines: ``docs/simulators.md``.
@@ -41,6 +42,8 @@ app.add_typer(simulate_app, name="simulate")
 
 #: Pacing used for --mqtt/--hj212 when --speed is not given: one simulated hour per second.
 DEFAULT_LIVE_SPEED = 3600.0
+#: The catalogue a scenario that needs one (``forty-days``) simulates when --config is absent.
+DEFAULT_CONFIG = Path("deploy/config")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -68,6 +71,19 @@ def _start(text: str | None, hours: float) -> datetime:
     if start.tzinfo is None:
         raise _fail(f"--start {text!r} needs an offset, e.g. {text}+08:00")
     return start
+
+
+def _config_for(scenario: str | None, config: Path | None) -> Path | None:
+    """--config, or the default catalogue for a scenario scripted on the catalogue's sources."""
+    cls = SCENARIOS.get(scenario) if scenario is not None else None
+    if config is None and cls is not None and cls.needs_catalog:
+        if not DEFAULT_CONFIG.is_dir():
+            raise _fail(
+                f"scenario {scenario!r} simulates the catalogue: give --config DIR "
+                f"({DEFAULT_CONFIG} is not a directory here)"
+            )
+        return DEFAULT_CONFIG
+    return config
 
 
 def _specs(config: Path | None) -> list[SourceSpec]:
@@ -109,7 +125,8 @@ def timeline(
         raise _fail(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
     begin = _start(start, cls.hours)
     try:
-        sc = make_scenario(scenario, _specs(config), start=begin, seed=seed, target=target)
+        specs = _specs(_config_for(scenario, config))
+        sc = make_scenario(scenario, specs, start=begin, seed=seed, target=target)
     except SimulatorError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"{scenario} from {sc.start.isoformat()} — target {sc.target}")
@@ -146,7 +163,10 @@ def run(
         bool, typer.Option(help="JSON lines with at/topic/note around the payload")
     ] = False,
     window: Annotated[int, typer.Option(help="MQTT messages in flight at most")] = 100,
-    config: Annotated[Path | None, typer.Option(help="catalogue directory")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="catalogue directory (forty-days: default deploy/config)"),
+    ] = None,
 ) -> None:
     """Generate the network's samples (and a scenario) and publish, print or write them."""
     sinks = [mqtt is not None, dry_run, out is not None].count(True)
@@ -158,7 +178,7 @@ def run(
     hj212_addr = _host_port(hj212, "--hj212") if hj212 is not None else None
     duration = hours if hours is not None else (SCENARIOS[scenario].hours if scenario else 24.0)
     begin = _start(start, duration)
-    specs = _specs(config)
+    specs = _specs(_config_for(scenario, config))
     live = mqtt is not None or hj212 is not None
     pace = speed if speed is not None else (DEFAULT_LIVE_SPEED if live else 0.0)
     try:

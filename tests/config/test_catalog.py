@@ -177,7 +177,8 @@ def test_each_enterprise_with_electricity_monitors_has_a_production_treatment_pa
     pairs: dict[str, dict[str, tuple[str, float | None, float | None]]] = {}
     for m in catalog.monitors:
         if m.kind == "electricity":
-            assert m.enterprise is not None and m.role is not None
+            assert m.enterprise is not None
+            assert m.role is not None
             pairs.setdefault(m.enterprise, {})[m.role.value] = (m.id, m.normal_kw, m.running_kw)
     assert pairs == {
         "e-lx-01": {

@@ -461,6 +461,38 @@ def test_specs_from_the_shipped_catalogue() -> None:
     assert {d.sample.source for d in ds} >= {st.id for st in catalog.stations}
 
 
+def test_catalogue_monitors_follow_their_zone_class_and_role() -> None:
+    from rules.config import load_catalog
+
+    specs = {s.source: s for s in specs_from_catalog(load_catalog(CONFIG))}
+    # GB 3096-2008 表1: 3 类 65/55, 2 类 60/50 dB(A); simulated 6 dB(A) below each
+    assert dict(specs["mon-lc-noise-01"].baseline) == {"noise_leq": 59, "noise_leq_night": 49}
+    assert dict(specs["mon-tq-noise-01"].baseline) == {"noise_leq": 54, "noise_leq_night": 44}
+    # treatment: flat at normal_kw (deploy/config: e-lc-01 180 kW); production: base model
+    assert specs["mon-lc-power-02"].subtype == "power-treatment"
+    assert dict(specs["mon-lc-power-02"].baseline) == {"power_kw": 180}
+    assert specs["mon-lc-power-01"].subtype == "power"
+    assert dict(specs["mon-tq-site-01"].limits) == {"dust": 150, "pm10": 150}
+    assert specs["aq-wf-04"].area_grade == "I"
+    assert specs["aq-wf-03"].area_grade == "II"
+    assert specs["ws-wf-03"].lake
+    assert not specs["ws-wf-01"].lake
+    week = list(simulate([specs[k] for k in ("mon-lc-noise-01", "mon-lc-power-01", "mon-lc-power-02")], start=WINTER, hours=7 * 24, seed=3))  # fmt: skip
+    noise = by_source(week, "mon-lc-noise-01")
+    day = [value(s, "noise_leq") for s in noise if 6 <= (s.time - H).astimezone(BJ).hour < 22]
+    night = [value(s, "noise_leq") for s in noise if not 6 <= (s.time - H).astimezone(BJ).hour < 22]
+    assert min(day) >= 56  # 59 ± 3 (bounded): below the day limit 65
+    assert max(day) <= 62
+    assert min(night) >= 46  # 49 ± 3: below the night limit 55
+    assert max(night) <= 52
+    treatment = [value(s, "power_kw") for s in by_source(week, "mon-lc-power-02")]
+    assert min(treatment) >= 162  # 180 ± 10 %, day and night
+    assert max(treatment) <= 198
+    production = [value(s, "power_kw") for s in by_source(week, "mon-lc-power-01")]
+    # 800 × WORK: 1.6/1.1 by day, 0.6/1.1 at night (± 10 %): always above running_kw 300
+    assert min(production) >= 800 * 0.6 / 1.1 * 0.9 - 0.05
+
+
 # ----------------------------------------------------------------------------- CLI
 
 
