@@ -5,31 +5,50 @@ Which template applies is named by the alert's ``template`` annotation or, faili
 ``rule_kind`` label (set by ``alerts.rules.AlertRule.labels``) or its ``rule`` label, matched
 against :class:`AlertKind`'s values (the rule kinds of ``alerts.rules.RuleKind``; a dotted name
 such as ``permit_exceedance.nox`` matches by its first part). The fields a template reads come from
-the annotations first, then the labels:
+the annotations first, then the labels (``alerts.rules`` writes them from the evaluation and its
+catalogue detail):
 
-=====================  =====================================================================
-field                  meaning
-=====================  =====================================================================
-``locality``           locality id (label); displayed via :data:`LOCALITY_NAMES` or the
-                       ``locality_name`` annotation
-``source_name``        station / section / enterprise display name (else the ``source`` label)
-``outlet_name``        outlet (排口) name, enterprises only
-``factor``             canonical factor name (rules.factors), displayed via :data:`FACTOR_NAMES`
-``value``, ``limit``   numbers; ``unit`` canonical unit (``mg/m3`` → mg/m³)
-``basis``              e.g. 小时均值 — defaults per kind; ``basis_en`` its English
-``limit_name``         e.g. 许可限值 — defaults per kind; ``limit_name_en``
-``observed_class``,    water classes (I … V, 劣V)
+=======================  ===================================================================
+field                    meaning
+=======================  ===================================================================
+``locality``             locality id (label); displayed as ``locality_name`` or via
+                         :data:`LOCALITY_NAMES`
+``source``               source id (label); shown after the names: ``江家庄 (ws-lx-…)``
+``source_name``          catalogue name of the station / section / monitor; for an outlet the
+                         enterprise's name
+``outlet_name``          outlet (排口) name, outlets only
+``enterprise_name``      the enterprise a monitor belongs to (shown when not the source name)
+``factor``               canonical factor name (rules.factors), displayed via :data:`FACTOR_NAMES`
+``value``, ``limit``     numbers (the transition's own when not annotated); ``unit`` the
+                         canonical unit (``mg/m3`` → mg/m³), else looked up per kind
+``period``               averaging period (label), displayed via :data:`PERIODS`
+``basis``, ``basis_en``  the averaging period as text, e.g. 24 小时平均 — else from ``period``,
+                         else a default per kind
+``limit_name``,          e.g. 二级浓度限值 / the grade II limit — defaults per kind
+``limit_name_en``
+``standard``             where the limit comes from, e.g. ``GB 3095-2012 表1``
+``zone_class``           noise: 声环境功能区 class (0, 1, 2, 3, 4a, 4b)
+``observed_class``,      water classes: Ⅰ … Ⅴ, 劣Ⅴ (also 1..6, I … V, 劣V); else from value/limit
 ``target_class``
-``count``              consecutive samples (constant / zero values)
-``rate``, ``threshold`` percentages (data transmission-and-validity rate)
-``last_seen``,         offline: the last sample time (ISO-8601) and the expected interval
-``expected``
-``indicator``,         plan progress: indicator name, status (at_risk / off_track), year-to-date
-``progress``,          value and target
-``target``
-``baseline``,          non-compliance during a warning: pre-warning baseline, achieved and
-``cut``, ``required``  required reduction (%)
-=====================  =====================================================================
+``count``                consecutive samples (constant / zero values)
+``rate``, ``threshold``  percentages (data transmission / valid-data rate)
+``last_seen``,           offline: the newest sample (ISO-8601, shown in Beijing time) and the
+``expected``             silence threshold in minutes
+``indicator``,           plan progress: indicator name, status (at_risk / off_track), target
+``progress``, ``target``
+``level``, ``cut``,      non-compliance during a warning: level, achieved and required
+``required``             reduction (%)
+``normal_kw``,           electricity: the treatment equipment's normal load and the production
+``production_kw``        line's load (kW), when known
+=======================  ===================================================================
+
+Numbers are printed as the standards print them, rounded per GB/T 8170 (round half to even,
+``rules.aqi.round_gbt8170``): µg/m³ concentrations and AQI as integers, ambient CO in mg/m³ with
+one decimal (HJ 633-2026 §4.2.2–4.2.3 [STD], standards.md §1.2; the same digits as HJ 663-2013
+bulletins [2+]); percentages with one decimal and 超标倍数 with two (HJ 663-2013 habit [MEM]);
+noise levels with one decimal [MEM]; anything else as measured, three significant digits. A
+value above its limit is never shown equal to it: a digit is added until the two differ. The
+超标倍数 is computed from the value as shown, so a reader can redo it.
 
 A template never raises on missing or malformed fields: it falls back to a generic text built
 from the ``summary`` annotation (or the rule name), so a notification is always deliverable.
@@ -43,18 +62,18 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from alerts.notification import RESOLVED_STATES, NotificationKind, Texts, TransitionLike
 from alerts.notification import transition_kind as _transition_kind
-from rules import factors
+from rules import aqi, factors
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 class AlertKind(StrEnum):
-    """The alert kinds with their own template (issue 7, "Rules that produce alerts")."""
+    """The alert kinds with their own template (issue 7, "Rules that produce alerts"; issue 11)."""
 
     AMBIENT_EXCEEDANCE = "ambient_exceedance"
     WATER_CLASS = "water_class"  # worse than the section's target class
@@ -69,6 +88,10 @@ class AlertKind(StrEnum):
     LOW_DATA_RATE = "data_rate"
     PLAN_PROGRESS = "plan_progress"
     WARNING_NONCOMPLIANCE = "warning_compliance"
+    NOISE = "noise"  # GB 3096-2008 by 声环境功能区 class, 昼间 / 夜间
+    DUST = "dust"  # construction-site and road dust (扬尘)
+    VAPOUR_RECOVERY = "vapour_recovery"  # 油气回收装置 fault or stop
+    ELECTRICITY = "electricity"  # treatment equipment off or far below normal while producing
 
 
 #: Display names of the five localities (plans/README.md). Operators may add more through the
@@ -92,6 +115,7 @@ FACTOR_NAMES: dict[str, tuple[str, str]] = {
     "o3_8h": ("臭氧8小时", "O3 8-h"),
     "nox": ("氮氧化物", "NOx"),
     "pm": ("颗粒物", "particulate matter"),
+    "tsp": ("TSP", "TSP"),
     "nmhc": ("非甲烷总烃", "NMHC"),
     "vocs": ("挥发性有机物", "VOCs"),
     "cod": ("化学需氧量", "COD"),
@@ -104,10 +128,15 @@ FACTOR_NAMES: dict[str, tuple[str, str]] = {
     "fluoride": ("氟化物", "fluoride"),
     "ss": ("悬浮物", "suspended solids"),
     "ph": ("pH", "pH"),
+    "flow": ("流量", "flow"),
     "dustfall": ("降尘量", "dustfall"),
     "dust": ("扬尘", "site dust"),
-    "noise_leq": ("噪声", "noise"),
+    "noise_leq": ("等效声级", "Leq"),
     "power_kw": ("用电负荷", "electric load"),
+    "vapour_recovery": ("油气回收装置状态", "vapour-recovery status"),
+    "bypass_open": ("旁路状态", "bypass status"),
+    "transmission_rate": ("数据传输率", "data transmission rate"),
+    "valid_rate": ("数据有效率", "valid-data rate"),
     "aqi": ("AQI", "AQI"),
 }
 
@@ -117,8 +146,41 @@ UNIT_DISPLAY: dict[str, str] = {
     "m3/h": "m³/h",
     "t/(month*km2)": "t/(月·km²)",
     "degC": "℃",
+    "uS/cm": "µS/cm",
+    "1/L": "个/L",
     "1": "",
+    "bool": "",
+    "status": "",
 }
+
+#: English where the Chinese display differs.
+UNIT_DISPLAY_EN: dict[str, str] = {"t/(month*km2)": "t/(month·km²)", "1/L": "/L"}
+
+#: Averaging periods (``Evaluation.detail["period"]``, the alert's ``period`` label) in the words
+#: of the standards: GB 3095 (1 小时平均, 24 小时平均, 日最大 8 小时平均), GB 18918 (日均值),
+#: GB 3096 (昼间, 夜间).
+PERIODS: dict[str, tuple[str, str]] = {
+    "hourly": ("1 小时平均", "1-hour mean"),
+    "24h": ("24 小时平均", "24-hour mean"),
+    "8h": ("日最大 8 小时平均", "daily maximum 8-hour mean"),
+    "day": ("日均值", "daily mean"),
+    "month": ("月均值", "monthly mean"),
+    "instant": ("实时值", "instantaneous value"),
+    "hour": ("小时均值", "hourly mean"),
+    "day_time": ("昼间", "daytime"),
+    "night_time": ("夜间", "night-time"),
+    "sample": ("监测值", "sampled value"),
+}
+
+#: GB 3838-2002 classes by index 1..6 (6 = 劣Ⅴ, worse than class V): (zh, en).
+WATER_CLASSES: Final[tuple[tuple[str, str], ...]] = (
+    ("Ⅰ", "I"),
+    ("Ⅱ", "II"),
+    ("Ⅲ", "III"),
+    ("Ⅳ", "IV"),
+    ("Ⅴ", "V"),
+    ("劣Ⅴ", "worse than V"),
+)
 
 LEVEL_NAMES: dict[str, tuple[str, str]] = {
     "blue": ("蓝色", "blue"),
@@ -149,6 +211,13 @@ _TITLES: dict[AlertKind, tuple[str, str]] = {
     AlertKind.LOW_DATA_RATE: ("数据传输有效率低", "Low valid-data rate"),
     AlertKind.PLAN_PROGRESS: ("目标进度", "Target progress"),
     AlertKind.WARNING_NONCOMPLIANCE: ("减排不力", "Emission cut not met"),
+    AlertKind.NOISE: ("噪声超标", "Noise exceedance"),
+    AlertKind.DUST: ("扬尘超标", "Site dust exceedance"),
+    AlertKind.VAPOUR_RECOVERY: ("油气回收故障", "Vapour recovery fault"),
+    AlertKind.ELECTRICITY: (
+        "治污设施停运或低负荷运行",
+        "Pollution control off or underloaded",
+    ),
 }
 
 #: Default averaging basis and limit name per exceedance kind: (zh, en).
@@ -157,13 +226,35 @@ _BASIS: dict[AlertKind, tuple[str, str]] = {
     AlertKind.EFFLUENT_EXCEEDANCE: ("日均值", "daily mean"),  # GB 18918-2002 表1 "日均值"
     AlertKind.AMBIENT_EXCEEDANCE: ("浓度", "concentration"),
     AlertKind.DUSTFALL: ("月降尘量", "monthly dustfall"),
+    AlertKind.DUST: ("浓度", "concentration"),
 }
 _LIMIT_NAME: dict[AlertKind, tuple[str, str]] = {
     AlertKind.PERMIT_EXCEEDANCE: ("许可限值", "the permit limit"),
     AlertKind.EFFLUENT_EXCEEDANCE: ("排放标准限值", "the discharge limit"),
     AlertKind.AMBIENT_EXCEEDANCE: ("标准限值", "the standard limit"),
     AlertKind.DUSTFALL: ("控制目标", "the target"),
+    AlertKind.DUST: ("控制限值", "the site-dust limit"),
 }
+
+#: GB 3095 names the limits of 一类区 / 二类区 一级 / 二级浓度限值 (``area_grade`` of a station).
+_GRADE_LIMIT_NAMES: dict[str, tuple[str, str]] = {
+    "I": ("一级浓度限值", "the grade I limit"),
+    "II": ("二级浓度限值", "the grade II limit"),
+}
+
+#: Where an exceedance's canonical unit is looked up when no ``unit`` is given.
+_UNIT_TABLES: dict[AlertKind, tuple[Mapping[str, str], ...]] = {
+    AlertKind.AMBIENT_EXCEEDANCE: (factors.AIR, {"o3_8h": "ug/m3", "aqi": "1"}),
+    AlertKind.PERMIT_EXCEEDANCE: (factors.EMISSION_GAS, factors.EMISSION_WATER),
+    AlertKind.EFFLUENT_EXCEEDANCE: (factors.EMISSION_WATER,),
+    AlertKind.DUSTFALL: (factors.MONITOR,),
+    AlertKind.DUST: (factors.MONITOR, {"tsp": "ug/m3"}),
+    AlertKind.NOISE: (factors.MONITOR,),
+    AlertKind.ELECTRICITY: (factors.MONITOR,),
+}
+
+#: Factor names that are no pollutant (placeholders of evaluations without one).
+_NO_FACTOR: Final[frozenset[str]] = frozenset({"", "*", "class", "_flags", "status"})
 
 
 class _Missing(Exception):
@@ -190,20 +281,103 @@ class _Fields:
         return value
 
     def num(self, name: str) -> float:
-        text = self.req(name)
-        try:
-            value = float(text)
-        except ValueError as exc:
-            raise _Missing(name) from exc
-        if not math.isfinite(value):
+        value = self.maybe(name)
+        if value is None:
             raise _Missing(name)
         return value
 
+    def maybe(self, name: str) -> float | None:
+        """The field as a finite number, None when absent or malformed."""
+        text = self.opt(name)
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+        return value if math.isfinite(value) else None
 
-def fmt_number(value: float) -> str:
-    """At most three decimals, trailing zeros dropped: 132.0 → "132", 0.125 → "0.125"."""
-    text = f"{value:.3f}".rstrip("0").rstrip(".")
+
+# ---------------------------------------------------------------- numbers
+
+
+def fmt_number(value: float, max_decimals: int = 3) -> str:
+    """At most ``max_decimals`` decimals, trailing zeros dropped: 132.0 → "132", 0.125 → "0.125"."""
+    text = f"{value:.{max_decimals}f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
+
+
+def fmt_fixed(value: float, decimals: int) -> str:
+    """``value`` rounded per GB/T 8170 (round half to even) to exactly ``decimals`` decimals."""
+    text = f"{aqi.round_gbt8170(value, decimals):.{decimals}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
+
+
+def _significant_decimals(value: float, digits: int = 3) -> int:
+    if value == 0:
+        return 0
+    return max(0, min(8, digits - 1 - math.floor(math.log10(abs(value)))))
+
+
+def _strip(text: str) -> str:
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def value_decimals(kind: str, factor: str, unit: str) -> int | None:
+    """Decimals the standards print a value of ``factor`` in ``unit`` with; None: as measured.
+
+    AQI and µg/m³ concentrations: integers; ambient CO (mg/m³): one decimal — HJ 633-2026
+    §4.2.2–4.2.3 round the inputs so, per GB/T 8170 [STD] (standards.md §1.2), and HJ 663-2013
+    bulletins print the same digits [2+]. Noise levels in dB(A): one decimal [MEM].
+    """
+    if factor == "aqi":
+        return 0
+    if unit == "ug/m3":
+        return 0
+    if unit == "mg/m3" and kind == AlertKind.AMBIENT_EXCEEDANCE:
+        return 1
+    if unit == "dB(A)":
+        return 1
+    return None
+
+
+def fmt_value(value: float, decimals: int | None) -> str:
+    """``value`` with the standard's ``decimals`` (GB/T 8170), or as measured: three significant
+    digits, trailing zeros dropped (156.91666 → "157", 2.6666 → "2.67", 35.0 → "35")."""
+    if decimals is not None:
+        return fmt_fixed(value, decimals)
+    return _strip(fmt_fixed(value, _significant_decimals(value)))
+
+
+def fmt_value_against(value: float, limit: float | None, decimals: int | None) -> str:
+    """:func:`fmt_value`, with digits added (up to four) while rounding would put the value on
+    the other side of ``limit`` (75.3 against 75 is "75.3", not "75")."""
+    text = fmt_value(value, decimals)
+    if limit is None:
+        return text
+    base = decimals if decimals is not None else _significant_decimals(value)
+    extra = 0
+    while (float(text) > limit) != (value > limit) and extra < 4:
+        extra += 1
+        text = fmt_fixed(value, base + extra)
+        if decimals is None:
+            text = _strip(text)
+    return text
+
+
+def fmt_limit(limit: float) -> str:
+    """A limit as the standard states it (no float noise, no trailing zeros): 0.00005, 40, 1.5."""
+    return fmt_number(limit, 6)
+
+
+def fmt_multiple(value: float, limit: float) -> str:
+    """超标倍数 (value − limit) / limit with two decimals, GB/T 8170 rounding."""
+    return fmt_fixed(exceedance_multiple(value, limit), 2)
+
+
+def fmt_percent(percent: float) -> str:
+    """A rate in percent with one decimal: ``75.0 %``."""
+    return f"{fmt_fixed(percent, 1)} %"
 
 
 def fmt_time(at: datetime) -> str:
@@ -216,13 +390,99 @@ def exceedance_multiple(value: float, limit: float) -> float:
     return (value - limit) / limit
 
 
-def _unit(f: _Fields) -> str:
-    raw = f.opt("unit")
-    return UNIT_DISPLAY.get(raw, raw)
+def water_class(raw: str | float | None) -> int | None:
+    """GB 3838 class index 1..6 from 4, 4.0, "IV", "Ⅳ", "Ⅳ类", "劣V", "劣Ⅴ类"; None if unreadable."""
+    if raw is None:
+        return None
+    if isinstance(raw, float | int):
+        n = float(raw)
+        return int(n) if n.is_integer() and 1 <= n <= 6 else None
+    text = raw.strip().removesuffix("类").strip()
+    if text.startswith("劣"):
+        return 6
+    for i, (zh, en) in enumerate(WATER_CLASSES[:5], start=1):
+        if text in (zh, en):
+            return i
+    try:
+        return water_class(float(text))
+    except ValueError:
+        return None
+
+
+def water_class_name(index: int) -> tuple[str, str]:
+    """(Ⅳ类, class IV) — (劣Ⅴ类, worse than class V) for 6."""
+    zh, en = WATER_CLASSES[index - 1]
+    return f"{zh}类", ("worse than class V" if index == 6 else f"class {en}")
+
+
+def default_unit(kind: str, factor: str) -> str:
+    """The canonical unit (rules.factors) of ``factor`` for an alert of ``kind``; "" if unknown."""
+    alert_kind = _KINDS.get(kind)
+    for table in _UNIT_TABLES.get(alert_kind, ()) if alert_kind is not None else ():
+        if factor in table:
+            return table[factor]
+    return ""
+
+
+def display_fields(kind: str, factor: str, detail: Mapping[str, str]) -> dict[str, str]:
+    """Template fields that follow from an evaluation's catalogue ``detail`` (names, unit,
+    averaging period, standard, limit name); ``alerts.rules`` puts them into the annotations.
+    Only keys with a value are returned."""
+    out = {
+        key: str(detail[key])
+        for key in (
+            "source_name",
+            "outlet_name",
+            "enterprise_name",
+            "locality_name",
+            "standard",
+            "zone_class",
+            "normal_kw",
+            "production_kw",
+        )
+        if detail.get(key)
+    }
+    unit = detail.get("unit") or default_unit(kind, factor)
+    if unit:
+        out["unit"] = unit
+    period = PERIODS.get(detail.get("period", ""))
+    if period is not None:
+        out["basis"], out["basis_en"] = period
+    grade = _GRADE_LIMIT_NAMES.get(_roman(detail.get("area_grade", "")))
+    if grade is not None and kind == AlertKind.AMBIENT_EXCEEDANCE:
+        out["limit_name"], out["limit_name_en"] = grade
+    return out
+
+
+def _roman(grade: str) -> str:
+    return {"1": "I", "2": "II", "一": "I", "二": "II"}.get(grade.strip(), grade.strip().upper())
+
+
+# ---------------------------------------------------------------- pieces of a text
+
+
+def _unit_code(kind: AlertKind, f: _Fields) -> str:
+    return f.opt("unit") or default_unit(kind.value, f.opt("factor"))
+
+
+def _unit(code: str) -> str:
+    return UNIT_DISPLAY.get(code, code)
+
+
+def _unit_en(code: str) -> str:
+    return UNIT_DISPLAY_EN.get(code) or _unit(code)
 
 
 def _with_unit(number: str, unit: str) -> str:
     return f"{number} {unit}" if unit else number
+
+
+def _join(a: str, b: str) -> str:
+    """Two Chinese phrases: a space only next to Latin letters or digits (PM2.5 24 小时平均,
+    氮氧化物小时均值)."""
+    if not a or not b:
+        return a or b
+    return f"{a} {b}" if a[-1].isascii() or b[0].isascii() else a + b
 
 
 def _locality(f: _Fields) -> tuple[str, str]:
@@ -232,148 +492,317 @@ def _locality(f: _Fields) -> tuple[str, str]:
     return zh, en
 
 
-def _subject(f: _Fields) -> tuple[str, str]:
-    """ "潍坊市 xx 企业 1号排口" — locality, source name, outlet name when there is one."""
-    loc_zh, loc_en = _locality(f)
-    who = [f.opt("source_name") or f.opt("source")]
-    if f.opt("outlet_name"):
-        who.append(f.opt("outlet_name"))
-    names = " ".join(w for w in who if w)
-    return " ".join(p for p in (loc_zh, names) if p), " ".join(p for p in (loc_en, names) if p)
+def _subject(f: _Fields) -> str:
+    """Catalogue names first, the id second: "莱西市污水处理厂 10万吨/日 出水口 (e-lx-wwtp-w1)";
+    the id alone when the catalogue names nothing."""
+    source = f.opt("source")
+    names: list[str] = []
+    for key in ("enterprise_name", "source_name", "outlet_name"):
+        name = f.opt(key)
+        if name and name != source and not any(name in n for n in names):
+            names.append(name)
+    if not names:
+        return source
+    text = " ".join(names)
+    return f"{text} ({source})" if source else text
 
 
-def _factor(f: _Fields) -> tuple[str, str]:
+def _factor(kind: AlertKind, f: _Fields) -> tuple[str, str]:
     factor = f.opt("factor")
-    return FACTOR_NAMES.get(factor, (factor, factor))
-
-
-#: Where an exceedance's canonical unit is looked up when no ``unit`` annotation is given.
-_UNIT_TABLES: dict[AlertKind, tuple[Mapping[str, str], ...]] = {
-    AlertKind.AMBIENT_EXCEEDANCE: (factors.AIR,),
-    AlertKind.PERMIT_EXCEEDANCE: (factors.EMISSION_GAS, factors.EMISSION_WATER),
-    AlertKind.EFFLUENT_EXCEEDANCE: (factors.EMISSION_WATER,),
-    AlertKind.DUSTFALL: (factors.MONITOR,),
-}
-
-
-def _exceedance(kind: AlertKind, f: _Fields, when: str) -> tuple[str, str]:
-    value, limit = f.num("value"), f.num("limit")
-    if limit <= 0:
-        raise _Missing("limit")
-    unit = _unit(f)
-    if not unit:
-        for table in _UNIT_TABLES[kind]:
-            if f.opt("factor") in table:
-                raw = table[f.opt("factor")]
-                unit = UNIT_DISPLAY.get(raw, raw)
-                break
-    subj_zh, subj_en = _subject(f)
-    fac_zh, fac_en = _factor(f)
-    basis_zh = f.opt("basis") or _BASIS[kind][0]
-    basis_en = f.opt("basis_en") or _BASIS[kind][1]
-    lim_zh = f.opt("limit_name") or _LIMIT_NAME[kind][0]
-    lim_en = f.opt("limit_name_en") or _LIMIT_NAME[kind][1]
-    v, lim = _with_unit(fmt_number(value), unit), _with_unit(fmt_number(limit), unit)
-    times = f"{exceedance_multiple(value, limit):.2f}"
-    zh = f"{subj_zh} {fac_zh}{basis_zh} {v}，超过{lim_zh} {lim} {times} 倍（{when}）"
-    en = f"{subj_en} {fac_en} {basis_en} {v} exceeds {lim_en} {lim} by {times}× ({when} Beijing time)"
+    if factor in _NO_FACTOR:
+        return "", ""
+    if factor == "o3_8h" and (f.opt("basis") or f.opt("period")):
+        factor = "o3"  # the period already says 8 小时
+    zh, en = FACTOR_NAMES.get(factor, (factor, factor))
+    if kind is AlertKind.DUST and factor != "dust":
+        return f"扬尘 {zh}", f"site dust {en}"
     return zh, en
 
 
-def _water_class(kind: AlertKind, f: _Fields, when: str) -> tuple[str, str]:
-    subj_zh, subj_en = _subject(f)
-    observed = f.req("observed_class") if kind is AlertKind.WATER_CLASS else "劣Ⅴ"
-    observed_en = observed if kind is AlertKind.WATER_CLASS else "worse than V"
-    target = f.opt("target_class")
-    fac_zh, fac_en = _factor(f)
-    zh = f"{subj_zh} 断面水质 {observed} 类"
-    en = f"{subj_en} section water quality class {observed_en}"
-    if target:
-        zh += f"，目标 {target} 类"
-        en += f", target class {target}"
-    if fac_zh:
+def _basis(kind: AlertKind, f: _Fields) -> tuple[str, str]:
+    zh, en = f.opt("basis"), f.opt("basis_en")
+    period = PERIODS.get(f.opt("period"))
+    if period is not None:
+        zh, en = zh or period[0], en or period[1]
+    default = _BASIS.get(kind, ("", ""))
+    return zh or default[0], en or (default[1] if not zh or zh == default[0] else zh)
+
+
+def _standard(f: _Fields) -> tuple[str, str]:
+    std = f.opt("standard")
+    return (f"，限值依据 {std}", f", limit per {std}") if std else ("", "")
+
+
+def _time_text(raw: str) -> str:
+    """An ISO-8601 time in Beijing wall time; anything else as it is."""
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        return raw
+    return fmt_time(at) if at.tzinfo is not None else raw
+
+
+# ---------------------------------------------------------------- bodies
+#
+# A body says what happened to what — names, numbers, units, the standard — without title,
+# locality or time: render_alert adds those, and alerts.rules uses the body as the summary.
+# ``cleared`` is true for a transition to resolved by the condition (not by hand).
+
+
+def _exceedance(kind: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
+    value, limit = f.num("value"), f.num("limit")
+    if limit <= 0:
+        raise _Missing("limit")
+    code = _unit_code(kind, f)
+    unit, unit_en = _unit(code), _unit_en(code)
+    subj = _subject(f)
+    fac_zh, fac_en = _factor(kind, f)
+    basis_zh, basis_en = _basis(kind, f)
+    name_zh = f.opt("limit_name") or _LIMIT_NAME[kind][0]
+    name_en = f.opt("limit_name_en") or _LIMIT_NAME[kind][1]
+    shown = fmt_value_against(value, limit, value_decimals(kind.value, f.opt("factor"), code))
+    v, lim = _with_unit(shown, unit), _with_unit(fmt_limit(limit), unit)
+    v_en, lim_en = _with_unit(shown, unit_en), _with_unit(fmt_limit(limit), unit_en)
+    what_zh, what_en = _join(fac_zh, basis_zh), " ".join(p for p in (fac_en, basis_en) if p)
+    if value > limit:
+        times = fmt_multiple(float(shown), limit)
+        zh = f"{subj} {what_zh} {v}，超过{name_zh} {lim} {times} 倍"
+        en = f"{subj} {what_en} {v_en} exceeds {name_en} {lim_en} by {times}×"
+    else:
+        zh = f"{subj} {what_zh} {v}，未超过{name_zh} {lim}"
+        en = f"{subj} {what_en} {v_en} is within {name_en} {lim_en}"
+    std_zh, std_en = _standard(f)
+    return zh + std_zh, en + std_en
+
+
+def _noise(kind: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
+    value, limit = f.num("value"), f.num("limit")
+    unit = _unit(_unit_code(kind, f) or "dB(A)")
+    subj = _subject(f)
+    basis_zh, basis_en = _basis(kind, f)
+    zone = f.opt("zone_class")
+    shown = fmt_value_against(value, limit, 1)
+    v, lim = _with_unit(shown, unit), _with_unit(fmt_limit(limit), unit)
+    what_zh = f"{basis_zh}等效声级"
+    what_en = " ".join(p for p in (basis_en, "Leq") if p)
+    name_zh = f"{f'声环境功能区 {zone} 类' if zone else ''}{basis_zh}限值"
+    zone_en = f"class {zone} acoustic-zone" if zone else ""
+    name_en = " ".join(p for p in ("the", zone_en, basis_en, "limit") if p)
+    if value > limit:
+        over = _with_unit(fmt_fixed(float(shown) - limit, 1), unit)
+        zh = f"{subj} {what_zh} {v}，超过{name_zh} {lim}，超标 {over}"
+        en = f"{subj} {what_en} {v} exceeds {name_en} {lim} by {over}"
+    else:
+        zh = f"{subj} {what_zh} {v}，未超过{name_zh} {lim}"
+        en = f"{subj} {what_en} {v} is within {name_en} {lim}"
+    std_zh, std_en = _standard(f)
+    return zh + std_zh, en + std_en
+
+
+def _water_class(kind: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
+    subj = _subject(f)
+    observed = water_class(f.opt("observed_class") or None) or water_class(f.maybe("value"))
+    target = water_class(f.opt("target_class") or None)
+    if target is None and kind is AlertKind.WATER_CLASS:
+        target = water_class(f.maybe("limit"))
+    if target == 6:
+        target = None  # no target: the section is only checked against 劣Ⅴ
+    if observed is None:
+        if kind is AlertKind.WATER_CLASS:
+            raise _Missing("observed_class")
+        observed = 5 if cleared else 6
+    obs_zh, obs_en = water_class_name(observed)
+    zh, en = f"{subj} 断面水质为{obs_zh}", f"{subj} section water quality {obs_en}"
+    if kind is AlertKind.WATER_WORSE_V:
+        bad = observed >= 6
+        if not bad:
+            zh += "，已不再为劣Ⅴ类"
+            en += ", no longer worse than class V"
+        elif target is not None:
+            tgt_zh, tgt_en = water_class_name(target)
+            zh += f"（目标{tgt_zh}）"
+            en += f" (target {tgt_en})"
+    elif target is not None:
+        tgt_zh, tgt_en = water_class_name(target)
+        bad = observed > target
+        zh += f"，未达到{tgt_zh}目标" if bad else f"，达到{tgt_zh}目标"
+        en += f", target {tgt_en} not met" if bad else f", meets target {tgt_en}"
+    else:
+        bad = not cleared
+    fac_zh, fac_en = _factor(kind, f)
+    if bad and fac_zh:
         zh += f"（超标因子：{fac_zh}）"
         en += f" (failing item: {fac_en})"
-    return f"{zh}（{when}）", f"{en} ({when} Beijing time)"
+    return zh, en
 
 
-def _bypass(_: AlertKind, f: _Fields, when: str) -> tuple[str, str]:
-    subj_zh, subj_en = _subject(f)
-    return f"{subj_zh} 旁路开启（{when}）", f"{subj_en} bypass opened ({when} Beijing time)"
+def _bypass(_: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
+    subj = _subject(f)
+    value = f.maybe("value")
+    is_open = value >= 1 if value is not None else not cleared
+    if is_open:
+        return f"{subj} 旁路开启", f"{subj} bypass opened"
+    return f"{subj} 旁路已关闭", f"{subj} bypass closed"
 
 
-def _offline(_: AlertKind, f: _Fields, when: str) -> tuple[str, str]:
-    subj_zh, subj_en = _subject(f)
-    zh, en = f"{subj_zh} 监测数据中断", f"{subj_en} stopped reporting"
-    if f.opt("last_seen"):
-        zh += f"，最后一条数据 {f.opt('last_seen')}"
-        en += f", last sample {f.opt('last_seen')}"
-    if f.opt("expected"):
-        zh += f"，超过应上报间隔 {f.opt('expected')}"
-        en += f", beyond the expected interval {f.opt('expected')}"
-    return f"{zh}（{when}）", f"{en} ({when} Beijing time)"
+def _vapour(_: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
+    subj = _subject(f)
+    value, working = f.maybe("value"), f.maybe("limit")
+    ok = value == working if value is not None and working is not None else cleared
+    if ok:
+        return f"{subj} 油气回收装置恢复正常", f"{subj} vapour-recovery system working again"
+    return f"{subj} 油气回收装置故障/停运", f"{subj} vapour-recovery system fault or shutdown"
 
 
-def _suspect(kind: AlertKind, f: _Fields, when: str) -> tuple[str, str]:
-    subj_zh, subj_en = _subject(f)
-    fac_zh, fac_en = _factor(f)
+def _electricity(kind: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
+    subj = _subject(f)
+    value = f.num("value")
+    limit = f.maybe("limit")
+    unit = _unit(_unit_code(kind, f) or "kW")
+    v = _with_unit(fmt_value(value, None), unit)
+    normal = f.maybe("normal_kw")
+    production = f.maybe("production_kw")
+    low = value < limit if limit is not None else not cleared
+    if not low:
+        zh = f"{subj} 治污设施用电 {v}，已恢复运行"
+        en = f"{subj} pollution-control equipment draws {v}, running again"
+        if normal is not None:
+            n = _with_unit(fmt_value(normal, None), unit)
+            zh += f"（正常 {n}）"
+            en += f" (normal {n})"
+        return zh, en
+    if normal is not None:
+        ref = _with_unit(fmt_value(normal, None), unit)
+        zh, en = f"正常 {ref}", f"normal {ref}"
+    elif limit is not None:
+        ref = _with_unit(fmt_limit(limit), unit)
+        zh, en = f"低于 {ref}", f"below {ref}"
+    else:
+        zh = en = ""
+    run_zh, run_en = "生产设施在运行", "while production runs"
+    if production is not None:
+        p = _with_unit(fmt_value(production, None), unit)
+        run_zh += f"（生产用电 {p}）"
+        run_en += f" (production draws {p})"
+    zh = "，".join(p for p in (f"{subj} 治污设施用电 {v}", zh, run_zh) if p)
+    en = f"{subj} pollution-control equipment draws {v}" + (f" ({en})" if en else "")
+    return zh, f"{en} {run_en}"
+
+
+def _offline(_: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
+    subj = _subject(f)
+    if cleared:
+        return f"{subj} 数据恢复上报", f"{subj} reporting again"
+    expected = f.opt("expected")
+    minutes = f.maybe("expected")
+    if minutes is not None:
+        zh, en = (
+            f"{subj} 超过 {fmt_number(minutes)} 分钟无数据",
+            f"{subj} no data for more than {fmt_number(minutes)} min",
+        )
+    elif expected:
+        zh, en = f"{subj} 超过 {expected} 无数据", f"{subj} no data for more than {expected}"
+    else:
+        zh, en = f"{subj} 监测数据中断", f"{subj} stopped reporting"
+    last = f.opt("last_seen")
+    if last:
+        zh += f"，最后数据 {_time_text(last)}"
+        en += f", last data {_time_text(last)}"
+    return zh, en
+
+
+def _suspect(kind: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
+    subj = _subject(f)
+    fac_zh, fac_en = _factor(kind, f)
+    what_zh, what_en = _join(subj, fac_zh), " ".join(p for p in (subj, fac_en) if p)
+    if cleared:
+        return f"{what_zh} 数据恢复正常", f"{what_en}: values back to normal"
     count = f.req("count")
     if kind is AlertKind.ZERO_VALUE:
-        zh = f"{subj_zh} {fac_zh} 连续 {count} 个数据为零"
-        en = f"{subj_en} {fac_en}: {count} consecutive zero values"
-    else:
-        value = _with_unit(fmt_number(f.num("value")), _unit(f))
-        zh = f"{subj_zh} {fac_zh} 连续 {count} 个数据恒定为 {value}"
-        en = f"{subj_en} {fac_en}: {count} consecutive identical values {value}"
-    return f"{zh}（{when}）", f"{en} ({when} Beijing time)"
+        return f"{what_zh} 连续 {count} 个数据为零", f"{what_en}: {count} consecutive zero values"
+    code = f.opt("unit")
+    shown = fmt_value(f.num("value"), value_decimals("", "", code))
+    return (
+        f"{what_zh} 连续 {count} 个数据恒定为 {_with_unit(shown, _unit(code))}",
+        f"{what_en}: {count} consecutive identical values {_with_unit(shown, _unit_en(code))}",
+    )
 
 
-def _low_rate(_: AlertKind, f: _Fields, when: str) -> tuple[str, str]:
-    subj_zh, subj_en = _subject(f)
-    rate = fmt_number(f.num("rate"))
-    zh = f"{subj_zh} 数据传输有效率 {rate}%"
-    en = f"{subj_en} valid-data transmission rate {rate}%"
-    if f.opt("threshold"):
-        zh += f"，低于 {f.opt('threshold')}%"
-        en += f", below {f.opt('threshold')}%"
-    return f"{zh}（{when}）", f"{en} ({when} Beijing time)"
+def _low_rate(kind: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
+    subj = _subject(f)
+    rate = f.maybe("rate")
+    if rate is None:
+        rate = f.num("value") * 100
+    threshold = f.maybe("threshold")
+    if threshold is None and f.maybe("limit") is not None:
+        threshold = f.num("limit") * 100
+    factor = f.opt("factor")
+    name_zh, name_en = (
+        FACTOR_NAMES[factor]
+        if factor in ("transmission_rate", "valid_rate")
+        else ("数据传输有效率", "valid-data transmission rate")
+    )
+    zh, en = f"{subj} {name_zh} {fmt_percent(rate)}", f"{subj} {name_en} {fmt_percent(rate)}"
+    if threshold is not None:
+        thr = f"{fmt_number(threshold)} %"
+        below = rate < threshold
+        zh += f"，低于 {thr}" if below else f"，达到 {thr}"
+        en += f", below {thr}" if below else f", meets {thr}"
+    return zh, en
 
 
-def _progress(_: AlertKind, f: _Fields, when: str) -> tuple[str, str]:
-    loc_zh, loc_en = _locality(f)
+def _progress(_: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
     status = f.req("progress")
     st_zh, st_en = _PROGRESS_STATUS.get(status, (status, status))
     indicator = f.req("indicator")
-    zh = f"{loc_zh} {indicator} 目标进度{st_zh}"
-    en = f"{loc_en} {indicator}: progress {st_en}"
+    zh = f"{indicator} 目标进度{st_zh}"
+    en = f"{indicator}: progress {st_en}"
     if f.opt("value") and f.opt("target"):
-        zh += f"（当前 {f.opt('value')}，目标 {f.opt('target')}）"
-        en += f" (now {f.opt('value')}, target {f.opt('target')})"
-    return f"{zh}（{when}）", f"{en} ({when} Beijing time)"
+        now = f.maybe("value")
+        shown = fmt_value(now, None) if now is not None else f.opt("value")
+        zh += f"（当前 {shown}，目标 {f.opt('target')}）"
+        en += f" (now {shown}, target {f.opt('target')})"
+    return zh, en
 
 
-def _noncompliance(_: AlertKind, f: _Fields, when: str) -> tuple[str, str]:
-    subj_zh, subj_en = _subject(f)
-    fac_zh, fac_en = _factor(f)
+def _noncompliance(kind: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
+    subj = _subject(f)
+    fac_zh, fac_en = _factor(kind, f)
     lvl = f.opt("level")
     lvl_zh, lvl_en = LEVEL_NAMES.get(lvl, (lvl, lvl))
-    cut, required = fmt_number(f.num("cut")), fmt_number(f.num("required"))
-    zh = f"{subj_zh} {lvl_zh}预警期间 {fac_zh} 较预警前基线仅下降 {cut}%，应不少于 {required}%"
+    cut, required = f.num("cut"), f.num("required")
+    cut_text, req_text = fmt_percent(cut), f"{fmt_number(required)} %"
+    during_zh = f"{lvl_zh}预警期间" if lvl_zh else "预警期间"
+    during_en = f"during the {lvl_en} warning" if lvl_en else "during the warning"
+    if cut >= required:
+        zh = (
+            f"{subj} {during_zh} {fac_zh} 较预警前基线下降 {cut_text}，达到不少于 {req_text} 的要求"
+        )
+        en = (
+            f"{subj} {during_en} cut {fac_en} by {cut_text} against its pre-warning baseline; "
+            f"at least {req_text} required"
+        )
+        return zh, en
+    zh = f"{subj} {during_zh} {fac_zh} 较预警前基线仅下降 {cut_text}，应不少于 {req_text}"
     en = (
-        f"{subj_en} during the {lvl_en} warning cut {fac_en} by only {cut}% "
-        f"against its pre-warning baseline; at least {required}% required"
+        f"{subj} {during_en} cut {fac_en} by only {cut_text} "
+        f"against its pre-warning baseline; at least {req_text} required"
     )
-    return f"{zh}（{when}）", f"{en} ({when} Beijing time)"
+    return zh, en
 
 
-_BODIES: dict[AlertKind, Callable[[AlertKind, _Fields, str], tuple[str, str]]] = {
+_BODIES: dict[AlertKind, Callable[[AlertKind, _Fields, bool], tuple[str, str]]] = {
     AlertKind.AMBIENT_EXCEEDANCE: _exceedance,
     AlertKind.PERMIT_EXCEEDANCE: _exceedance,
     AlertKind.EFFLUENT_EXCEEDANCE: _exceedance,
     AlertKind.DUSTFALL: _exceedance,
+    AlertKind.DUST: _exceedance,
+    AlertKind.NOISE: _noise,
     AlertKind.WATER_CLASS: _water_class,
     AlertKind.WATER_WORSE_V: _water_class,
     AlertKind.BYPASS_OPEN: _bypass,
+    AlertKind.VAPOUR_RECOVERY: _vapour,
+    AlertKind.ELECTRICITY: _electricity,
     AlertKind.OFFLINE: _offline,
     AlertKind.CONSTANT_VALUE: _suspect,
     AlertKind.ZERO_VALUE: _suspect,
@@ -392,6 +821,9 @@ _STATE_TITLES: dict[str, tuple[str, str]] = {
     "resolved": ("恢复", "Resolved"),
 }
 
+#: Reasons of a resolved transition that do not mean the condition ended.
+_NOT_CLEARED: Final[frozenset[str]] = frozenset({"manually_resolved", "rule_removed"})
+
 
 def _title(state: str, reason: str) -> tuple[str, str] | None:
     return _STATE_TITLES.get(reason) or _STATE_TITLES.get(state)
@@ -405,10 +837,49 @@ def alert_kind(labels: Mapping[str, str], annotations: Mapping[str, str]) -> Ale
         labels.get("rule", ""),
     )
     for candidate in candidates:
-        for name in (candidate, candidate.split(".", 1)[0]):
-            if name in AlertKind.__members__.values():
-                return AlertKind(name)
+        kind = _KINDS.get(candidate) or _KINDS.get(candidate.split(".", 1)[0])
+        if kind is not None:
+            return kind
     return None
+
+
+_KINDS: Final[dict[str, AlertKind]] = {k.value: k for k in AlertKind}
+
+
+def describe(
+    labels: Mapping[str, str], annotations: Mapping[str, str], *, cleared: bool = False
+) -> tuple[str, str]:
+    """(zh, en) of what an alert is about — names then ids, numbers with units, the standard —
+    without title, locality or time; ``alerts.rules`` writes it as the ``summary``. Never raises:
+    with fields missing it names the source, factor and numbers it has."""
+    f = _Fields(labels, annotations)
+    kind = alert_kind(labels, annotations)
+    if kind is not None:
+        try:
+            return _BODIES[kind](kind, f, cleared)
+        except _Missing:
+            pass
+    return _partial(kind, f)
+
+
+def _partial(kind: AlertKind | None, f: _Fields) -> tuple[str, str]:
+    """Subject, factor, period, value and limit as far as they are known."""
+    k = kind or AlertKind.AMBIENT_EXCEEDANCE
+    fac_zh, fac_en = _factor(k, f)
+    basis_zh, basis_en = (f.opt("basis"), f.opt("basis_en")) if kind is None else _basis(k, f)
+    subj = _subject(f)
+    zh = " ".join(p for p in (subj, _join(fac_zh, basis_zh)) if p)
+    en = " ".join(p for p in (subj, fac_en, basis_en) if p)
+    code = f.opt("unit")
+    value, limit = f.maybe("value"), f.maybe("limit")
+    if value is not None:
+        shown = fmt_value(value, value_decimals(k.value, f.opt("factor"), code))
+        zh = " ".join(p for p in (zh, _with_unit(shown, _unit(code))) if p)
+        en = " ".join(p for p in (en, _with_unit(shown, _unit_en(code))) if p)
+    if limit is not None:
+        zh += f"（限值 {_with_unit(fmt_limit(limit), _unit(code))}）"
+        en += f" (limit {_with_unit(fmt_limit(limit), _unit_en(code))})"
+    return zh, en
 
 
 def render_alert(
@@ -423,23 +894,35 @@ def render_alert(
     when = fmt_time(at)
     kind = alert_kind(labels, annotations)
     if kind is not None:
+        cleared = state in RESOLVED_STATES and reason not in _NOT_CLEARED
         try:
-            body_zh, body_en = _BODIES[kind](kind, f, when)
-            title_zh, title_en = _title(state, reason) or _TITLES[kind]
-            return Texts(zh=f"【{title_zh}】{body_zh}", en=f"[{title_en}] {body_en}")
+            body_zh, body_en = _BODIES[kind](kind, f, cleared)
         except _Missing:
             pass
+        else:
+            title_zh, title_en = _title(state, reason) or _TITLES[kind]
+            loc_zh, loc_en = _locality(f)
+            zh = " ".join(p for p in (loc_zh, body_zh) if p)
+            en = " ".join(p for p in (loc_en, body_en) if p)
+            return Texts(
+                zh=f"【{title_zh}】{zh}（{when}）", en=f"[{title_en}] {en} ({when} Beijing time)"
+            )
     return _generic(state, reason, f, when)
 
 
 def _generic(state: str, reason: str, f: _Fields, when: str) -> Texts:
-    subj_zh, subj_en = _subject(f)
+    loc_zh, loc_en = _locality(f)
+    subj = _subject(f)
     what = f.opt("summary") or f.opt("rule") or "告警"
     what_en = f.opt("summary_en") or f.opt("summary") or f.opt("rule") or "alert"
+    if subj and subj not in what:
+        what = f"{subj} {what}"
+    if subj and subj not in what_en:
+        what_en = f"{subj} {what_en}"
     title_zh, title_en = _title(state, reason) or ("告警", "Alert")
-    zh = f"【{title_zh}】{subj_zh} {what}（{when}）".replace("  ", " ")
-    en = f"[{title_en}] {subj_en} {what_en} ({when} Beijing time)".replace("  ", " ")
-    return Texts(zh=zh, en=en)
+    zh = " ".join(p for p in (loc_zh, what) if p)
+    en = " ".join(p for p in (loc_en, what_en) if p)
+    return Texts(zh=f"【{title_zh}】{zh}（{when}）", en=f"[{title_en}] {en} ({when} Beijing time)")
 
 
 # ---------------------------------------------------------------- warnings

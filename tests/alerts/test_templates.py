@@ -50,20 +50,29 @@ def permit_transition(state: AlertState = AlertState.FIRING, **kw: object) -> Tr
 
 def test_permit_exceedance_text_matches_the_issue_example() -> None:
     texts = render(permit_transition())
-    # 超标倍数 = (132 − 100) / 100 = 0.32; 01:00 UTC = 09:00 Beijing
+    # 超标倍数 = (132 − 100) / 100 = 0.32; 01:00 UTC = 09:00 Beijing; names first, the id second
     assert texts.zh == (
-        "【超标】潍坊市 xx 企业 1号排口 氮氧化物小时均值 132 mg/m³，"
+        "【超标】潍坊市 xx 企业 1号排口 (e-wf-001:outlet-1) 氮氧化物小时均值 132 mg/m³，"
         "超过许可限值 100 mg/m³ 0.32 倍（2026-11-22 09:00）"
     )
     assert texts.en == (
-        "[Exceedance] Weifang xx 企业 1号排口 NOx hourly mean 132 mg/m³ exceeds the permit "
-        "limit 100 mg/m³ by 0.32× (2026-11-22 09:00 Beijing time)"
+        "[Exceedance] Weifang xx 企业 1号排口 (e-wf-001:outlet-1) NOx hourly mean 132 mg/m³ "
+        "exceeds the permit limit 100 mg/m³ by 0.32× (2026-11-22 09:00 Beijing time)"
     )
 
 
 def test_resolved_and_escalated_change_the_title() -> None:
-    resolved = render(permit_transition(AlertState.RESOLVED, reason=Reason.CLEAR_CONDITION_MET))
-    assert resolved.zh.startswith("【恢复】潍坊市 xx 企业 1号排口 氮氧化物")
+    resolved = render(
+        permit_transition(AlertState.RESOLVED, reason=Reason.CLEAR_CONDITION_MET, value=85.0)
+    )
+    assert resolved.zh == (
+        "【恢复】潍坊市 xx 企业 1号排口 (e-wf-001:outlet-1) 氮氧化物小时均值 85 mg/m³，"
+        "未超过许可限值 100 mg/m³（2026-11-22 09:00）"
+    )
+    assert resolved.en == (
+        "[Resolved] Weifang xx 企业 1号排口 (e-wf-001:outlet-1) NOx hourly mean 85 mg/m³ "
+        "is within the permit limit 100 mg/m³ (2026-11-22 09:00 Beijing time)"
+    )
     escalated = render(permit_transition(reason=Reason.ESCALATED))
     assert escalated.zh.startswith("【升级·未确认】")
     assert escalated.en.startswith("[Escalated, unacknowledged]")
@@ -90,12 +99,12 @@ def test_effluent_exceedance_uses_daily_mean_and_the_offset_is_normalised() -> N
         (
             "water_class",
             {"source_name": "大沽河 早朝", "observed_class": "Ⅳ", "target_class": "Ⅲ"},
-            "【水质不达标】莱西市 大沽河 早朝 断面水质 Ⅳ 类，目标 Ⅲ 类（2026-11-22 09:00）",
+            "【水质不达标】莱西市 大沽河 早朝 断面水质为Ⅳ类，未达到Ⅲ类目标（2026-11-22 09:00）",
         ),
         (
             "water_worse_than_v",
             {"source_name": "洙河 辇止头"},
-            "【劣Ⅴ类水质】莱西市 洙河 辇止头 断面水质 劣Ⅴ 类（2026-11-22 09:00）",
+            "【劣Ⅴ类水质】莱西市 洙河 辇止头 断面水质为劣Ⅴ类（2026-11-22 09:00）",
         ),
         (
             "bypass_open",
@@ -105,7 +114,7 @@ def test_effluent_exceedance_uses_daily_mean_and_the_offset_is_normalised() -> N
         (
             "offline",
             {"source_name": "aq-lx-001", "last_seen": "2026-11-22 07:00", "expected": "1 h"},
-            "【离线】莱西市 aq-lx-001 监测数据中断，最后一条数据 2026-11-22 07:00，超过应上报间隔 1 h（2026-11-22 09:00）",
+            "【离线】莱西市 aq-lx-001 超过 1 h 无数据，最后数据 2026-11-22 07:00（2026-11-22 09:00）",
         ),
         (
             "zero_value",
@@ -120,7 +129,7 @@ def test_effluent_exceedance_uses_daily_mean_and_the_offset_is_normalised() -> N
         (
             "data_rate",
             {"source_name": "s1", "rate": "85.5", "threshold": "90"},
-            "【数据传输有效率低】莱西市 s1 数据传输有效率 85.5%，低于 90%（2026-11-22 09:00）",
+            "【数据传输有效率低】莱西市 s1 数据传输有效率 85.5 %，低于 90 %（2026-11-22 09:00）",
         ),
         (
             "plan_progress",
@@ -136,7 +145,7 @@ def test_effluent_exceedance_uses_daily_mean_and_the_offset_is_normalised() -> N
                 "cut": "5",
                 "required": "20",
             },
-            "【减排不力】莱西市 xx 企业 橙色预警期间 氮氧化物 较预警前基线仅下降 5%，应不少于 20%（2026-11-22 09:00）",
+            "【减排不力】莱西市 xx 企业 橙色预警期间 氮氧化物 较预警前基线仅下降 5.0 %，应不少于 20 %（2026-11-22 09:00）",
         ),
     ],
 )
