@@ -11,8 +11,8 @@ catalogue detail):
 =======================  ===================================================================
 field                    meaning
 =======================  ===================================================================
-``locality``             locality id (label); displayed as ``locality_name`` or via
-                         :data:`LOCALITY_NAMES`
+``locality``             locality id (label); displayed via :data:`LOCALITY_NAMES`, else as
+                         ``locality_name``
 ``source``               source id (label); shown after the names: ``江家庄 (ws-lx-…)``
 ``source_name``          catalogue name of the station / section / monitor; for an outlet the
                          enterprise's name
@@ -44,9 +44,11 @@ field                    meaning
 
 Numbers are printed as the standards print them, rounded per GB/T 8170 (round half to even,
 ``rules.aqi.round_gbt8170``): µg/m³ concentrations and AQI as integers, ambient CO in mg/m³ with
-one decimal (HJ 633-2026 §4.2.2–4.2.3 [STD], standards.md §1.2; the same digits as HJ 663-2013
-bulletins [2+]); percentages with one decimal and 超标倍数 with two (HJ 663-2013 habit [MEM]);
-noise levels with one decimal [MEM]; anything else as measured, three significant digits. A
+one decimal (HJ 633-2026 §4.2.2–4.2.3 [STD], standards.md §1.2; HJ 663-2013 evaluations print the
+same digits [2+]: https://swgk.naimanyun.cn/front/information/157729 and a public code note on
+HJ 663-2013 output rounding); percentages with one decimal ([1], the same bulletin) and 超标倍数
+with two [MEM]; noise levels with one decimal [MEM]; anything else as measured, three
+significant digits (docs/notifications.md §3). A
 value above its limit is never shown equal to it: a digit is added until the two differ. The
 超标倍数 is computed from the value as shown, so a reader can redo it.
 
@@ -94,8 +96,8 @@ class AlertKind(StrEnum):
     ELECTRICITY = "electricity"  # treatment equipment off or far below normal while producing
 
 
-#: Display names of the five localities (plans/README.md). Operators may add more through the
-#: ``locality_name`` annotation.
+#: Display names of the five localities (plans/README.md). Other localities are named by the
+#: ``locality_name`` (and ``locality_name_en``) annotation.
 LOCALITY_NAMES: dict[str, tuple[str, str]] = {
     "liaocheng-etdz": ("聊城经济技术开发区", "Liaocheng ETDZ"),
     "weifang": ("潍坊市", "Weifang"),
@@ -486,10 +488,14 @@ def _join(a: str, b: str) -> str:
 
 
 def _locality(f: _Fields) -> tuple[str, str]:
+    """The five localities by :data:`LOCALITY_NAMES` (the catalogue's ``name`` is bilingual,
+    e.g. "潍坊市 Weifang"); any other by its ``locality_name`` (``_en``), else its id."""
     loc = f.opt("locality")
-    zh = f.opt("locality_name") or LOCALITY_NAMES.get(loc, (loc, loc))[0]
-    en = f.opt("locality_name_en") or LOCALITY_NAMES.get(loc, (loc, loc))[1]
-    return zh, en
+    known = LOCALITY_NAMES.get(loc)
+    if known is not None:
+        return known
+    zh = f.opt("locality_name") or loc
+    return zh, f.opt("locality_name_en") or zh
 
 
 def _subject(f: _Fields) -> str:
