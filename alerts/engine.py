@@ -70,6 +70,12 @@ _WARNING_REASON: Final[dict[DecisionKind, Reason]] = {
 }
 
 
+#: What the engine keeps of a source's detail: its routing labels (an offline alert reaches the
+#: enterprise whose outlet fell silent) and its names (the offline text names it).
+_SOURCE_DETAIL: Final = frozenset(
+    (*ROUTING_LABELS, "source_name", "outlet_name", "enterprise_name", "locality_name")
+)
+
 #: How long after the breach a resumed source's offline alert is stamped when the sample that
 #: proves it alive is older than the breach (out-of-order delivery; envwatch's choice).
 RESUME_AFTER: Final = timedelta(seconds=1)
@@ -243,7 +249,7 @@ class Engine:
                 offline=False,
                 maintenance=bool(ev.flags) and in_maintenance(ev.flags),
                 interval_minutes=float(interval) if interval else None,
-                detail={k: v for k, v in (ev.detail or {}).items() if k in ROUTING_LABELS},
+                detail={k: v for k, v in (ev.detail or {}).items() if k in _SOURCE_DETAIL},
             )
             if was_offline:
                 for rule in self.rules.offline_rules:
@@ -307,7 +313,7 @@ class Engine:
                 locality=locality,
                 last_seen=last_seen,
                 interval_minutes=interval_minutes,
-                detail={k: v for k, v in (detail or {}).items() if k in ROUTING_LABELS},
+                detail={k: v for k, v in (detail or {}).items() if k in _SOURCE_DETAIL},
             )
             self.sources[source] = src
         if src.offline:

@@ -2,6 +2,10 @@
 
 One run, side by side, on the same records:
 
+* the locality stage as it was before explicit verdicts and silence points (commit
+  ``BASELINE_REV``, run from a temporary git worktree in a child process on the same input), so
+  "no slower than before" is measured, not remembered;
+
 * decode: ``orjson`` decoding of the ``aggregates`` records (what the agent does anyway);
 * evaluate: ``rules.engine.step`` on the samples that produced those records (the stage before);
 * locality: ``LocalityState.step`` on every decoded point, with the catalogue's contexts (warnings
@@ -13,9 +17,13 @@ weifang only over 72 h; full: every locality over the scenario's 288 h.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +33,8 @@ from alerts.rules import default_rules
 from rules import engine
 
 REPO = Path(__file__).resolve().parents[1]
+#: the last commit before explicit verdicts and partition clocks (issue 11)
+BASELINE_REV = "60c8f24"
 START = datetime(2026, 11, 9, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
@@ -34,9 +44,11 @@ def _rate(n: int, seconds: float) -> float:
 
 def main(quick: bool) -> None:
     from ingest.simulators import simulate, specs_from_catalog
-    from streams.agents.locality import locality_context
-    from streams.catalog import CatalogView
-    from streams.wire import decode_points, for_locality, points_bytes
+    from streams import topics
+    from streams.catalog import CatalogView, locality_context
+    from streams.cli.backtest import sample_bytes
+    from streams.steps import EvaluateStep
+    from streams.wire import decode_points
 
     view = CatalogView(REPO / "deploy" / "config")
     specs = specs_from_catalog(view.catalog)
@@ -57,19 +69,17 @@ def main(quick: bool) -> None:
             )
         )
 
-    # evaluate (the stage before): rules.engine.step per sample, and the aggregates records
-    states: dict[str, dict[str, Any] | None] = {}
+    # evaluate (the stage before): the worker's own step, and the aggregates records it sends
+    evaluate = EvaluateStep(view, max_future=timedelta(days=9999), max_past=timedelta(days=9999))
+    partition: dict[str, Any] = {}
     records: list[bytes] = []
+    wire = [sample_bytes(smp) for smp in samples]
     t = time.perf_counter()
-    for smp in samples:
-        ctx = view.context(smp.source)
-        if ctx is None:
-            continue  # forecasters are not in the catalogue: the worker dead-letters them
-        st, pts = engine.step(states.get(smp.source), smp, ctx)
-        states[smp.source] = st
-        forward = [p for p in pts if for_locality(p)]
-        if forward:
-            records.append(points_bytes(forward))
+    for i, (smp, value) in enumerate(zip(samples, wire, strict=True)):
+        ts = round(smp.time.timestamp() * 1000)
+        for topic, _key, out in evaluate(partition, b"", value, i, ts):
+            if topic == topics.AGGREGATES:
+                records.append(out)
     t_eval = time.perf_counter() - t
     n_samples = len(samples)
 
@@ -111,8 +121,49 @@ def main(quick: bool) -> None:
         f"  ({_rate(n_samples, t_loc):,.0f} samples/s)"
     )
     print(f"  locality, no warnings  {_rate(n, t_nowarn):>12,.0f} points/s")
+    if not os.environ.get("ENVWATCH_BENCH_BASELINE_CHILD"):
+        before = _baseline(quick)
+        if before is not None:
+            now = _rate(n_samples, t_loc)
+            print(
+                f"  locality before ({BASELINE_REV}) {before:>10,.0f} samples/s; "
+                f"now {now:,.0f} samples/s: ratio now/before {now / before:.2f}"
+            )
     print(
         f"  ratios: locality/decode 1 : {t_loc / t_decode:.0f}; "
         f"locality time per sample = {t_loc / t_eval:.2f} × evaluate's; "
         f"warnings' share of the locality step {max(0.0, 1 - t_nowarn / t_loc):.0%}"
     )
+
+
+def _baseline(quick: bool) -> float | None:
+    """The locality stage's samples/s at ``BASELINE_REV`` on the same input, run in a child
+    process from a temporary worktree (None, with the reason printed, where git cannot)."""
+    with tempfile.TemporaryDirectory(prefix="envwatch-bench-") as tmp:
+        tree = Path(tmp) / "tree"
+        made = subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), BASELINE_REV],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if made.returncode != 0:
+            print(f"  (no baseline: git worktree {BASELINE_REV}: {made.stderr.strip()[:200]})")
+            return None
+        try:
+            env = {**os.environ, "PYTHONPATH": str(tree), "ENVWATCH_BENCH_BASELINE_CHILD": "1"}
+            args = [sys.executable, "-m", "bench", "locality"] + (["--quick"] if quick else [])
+            run = subprocess.run(
+                args, cwd=tree, env=env, capture_output=True, text=True, check=False
+            )
+            for line in run.stdout.splitlines():
+                if "locality, warnings on" in line:
+                    return float(line.split("(")[1].split()[0].replace(",", ""))
+            print(f"  (no baseline: {run.stderr.strip()[-300:]})")
+            return None
+        finally:
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
+                capture_output=True,
+                check=False,
+            )
