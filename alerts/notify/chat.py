@@ -15,25 +15,11 @@ attempts; a URL apprise refuses is a permanent configuration error raised at con
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 import apprise
 
 from alerts.notification import Notification, NotificationStatus
 from alerts.notify.base import NotifyError
-
-
-def dingtalk_url(token: str, secret: str | None = None) -> str:
-    """The apprise URL of a DingTalk robot (access token, optional signing secret)."""
-    token = quote(token, safe="")
-    if secret:
-        return f"dingtalk://{quote(secret, safe='')}@{token}/"
-    return f"dingtalk://{token}/"
-
-
-def wecom_url(key: str) -> str:
-    """The apprise URL of a WeCom group robot (its webhook key)."""
-    return f"wecombot://{quote(key, safe='')}"
 
 
 def title_and_body(notification: Notification, language: str) -> tuple[str, str]:
@@ -85,17 +71,3 @@ class AppriseNotifier:
 
     async def aclose(self) -> None:
         return None
-
-
-class DingTalkNotifier(AppriseNotifier):
-    """A DingTalk group robot."""
-
-    def __init__(self, token: str, secret: str | None = None, *, language: str = "zh") -> None:
-        super().__init__(dingtalk_url(token, secret), language=language)
-
-
-class WeComNotifier(AppriseNotifier):
-    """A WeCom group robot."""
-
-    def __init__(self, key: str, *, language: str = "zh") -> None:
-        super().__init__(wecom_url(key), language=language)
