@@ -13,14 +13,14 @@ State is plain data (``to_dict``/``from_dict``) so the stream worker can checkpo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from rules import aqi as aqi_mod
 from rules.airstats import DailyO3Max8h
-from rules.engine import AIR_FACTORS, Point, city_hour_from_sums, epoch_hours, from_epoch_hours
+from rules.engine import AIR_FACTORS, Point, aqi_point, city_tags, epoch_hours, from_epoch_hours
 from rules.standards.hj633 import BEIJING
 
 #: Hours of city data kept: 24 for the rolling AQI plus the 48-h lateness horizon of rules.engine.
@@ -34,6 +34,24 @@ def _num(v: object) -> float | None:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
     return float(v)
+
+
+def city_hour_from_sums(
+    sums: Sequence[float], counts: Sequence[int], stations: int, at: datetime, locality: str
+) -> Point | None:
+    """City real-time AQI of an hour: per factor the mean of the stations' valid values (from
+    their sums and counts in ``AIR_FACTORS`` order, added in station order), then AQI
+    (standards.md §2.5: city values = arithmetic mean of the city's valid stations [MEM])."""
+    if not stations:
+        return None
+    conc: dict[str, float | None] = {
+        f: (sums[i] / counts[i] if counts[i] else None) for i, f in enumerate(AIR_FACTORS)
+    }
+    if all(v is None for v in conc.values()):
+        return None
+    result = aqi_mod.realtime_aqi(conc, at=at)
+    p = aqi_point(result, city_tags(locality), at)
+    return Point(p.measurement, p.tags, {**p.fields, "stations": stations}, at)
 
 
 @dataclass

@@ -329,11 +329,6 @@ class Indicator(_Frozen):
         """Five-year cumulative marker: a value printed in [] (e.g. 001…#L175, note 001…#L191)."""
         return self.baseline.cumulative or self.target.cumulative
 
-    @property
-    def scope_changed(self) -> bool:
-        """Marked * : the 14th-FYP statistical scope differs from the 13th (note 001…#L191)."""
-        return self.name.rstrip().endswith("*")
-
     @model_validator(mode="after")
     def _uses_exists(self) -> Indicator:
         uses = self.progress_uses

@@ -67,7 +67,6 @@ __all__ = [
     "Point",
     "Sample",
     "SourceContext",
-    "city_hour",
     "epoch_hours",
     "from_epoch_hours",
     "step",
@@ -723,7 +722,7 @@ def _air_hour(
         if fallback and so2_24h is not None:
             conc["so2_24h"] = so2_24h
         result = aqi_mod.realtime_aqi(conc, at=at)
-        points.append(_aqi_point(result, tags.aqi_hour, at))
+        points.append(aqi_point(result, tags.aqi_hour, at))
     if not full:
         return points
     verdict: dict[str, float | int | str | bool] = {}
@@ -761,7 +760,7 @@ _IAQI_FIELD: Final = {
 }
 
 
-def _aqi_point(result: aqi_mod.AqiResult, tags: Mapping[str, str], at: datetime) -> Point:
+def aqi_point(result: aqi_mod.AqiResult, tags: Mapping[str, str], at: datetime) -> Point:
     """The AQI point. ``published`` is always written: False when the AQI is NA (no data, or
     withheld by HJ 633-2026 5.3.1 — a pollutant missing and the AQI of the others ≤ 100), so a
     correction that turns a published AQI into NA is visible although line protocol cannot delete
@@ -844,7 +843,7 @@ def _air_day(
         fields["o3_1h_max"] = round(res.o3_1h.value, 3)
     points.append(Point("aggregate", tags.day, fields, start))
     daily = aqi_mod.daily_aqi(res.means, day=day)
-    p = _aqi_point(daily, tags.aqi_day, start)
+    p = aqi_point(daily, tags.aqi_day, start)
     extra: dict[str, float | int | str | bool] = {
         # 优良天: daily AQI ≤ 100 (HJ 633-2012 表2 / HJ 633-2026 表1 levels 1–2); False when NA
         "good": daily.aqi is not None and daily.aqi <= 100,
@@ -1538,45 +1537,6 @@ def _rate(n: int, of: int) -> float:
     return got
 
 
-# ----------------------------------------------------------------------------- locality stage
-
-
-def city_hour(
-    stations: Mapping[str, Sequence[float | None]], at: datetime, locality: str
-) -> Point | None:
-    """City real-time AQI: per factor the mean of the stations' valid values, then AQI.
-
-    standards.md §2.5: city values = arithmetic mean of the city's valid stations [MEM].
-    """
-    if not stations:
-        return None
-    sums = [0.0] * len(AIR_FACTORS)
-    counts = [0] * len(AIR_FACTORS)
-    for row in stations.values():
-        for i, v in enumerate(row):
-            if v is not None:
-                sums[i] += v
-                counts[i] += 1
-    return city_hour_from_sums(sums, counts, len(stations), at, locality)
-
-
-def city_hour_from_sums(
-    sums: Sequence[float], counts: Sequence[int], stations: int, at: datetime, locality: str
-) -> Point | None:
-    """:func:`city_hour` from per-factor sums and counts of the stations' valid values (in
-    ``AIR_FACTORS`` order, added in station order: the same floats as summing the rows), for a
-    caller that keeps them up to date as stations report."""
-    if not stations:
-        return None
-    conc: dict[str, float | None] = {
-        f: (sums[i] / counts[i] if counts[i] else None) for i, f in enumerate(AIR_FACTORS)
-    }
-    if all(v is None for v in conc.values()):
-        return None
-    result = aqi_mod.realtime_aqi(conc, at=at)
-    p = _aqi_point(result, _tags("locality", locality, "source", "city", "period", "hour"), at)
-    return Point(p.measurement, p.tags, {**p.fields, "stations": stations}, at)
-
-
-def is_finite(v: object) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
+def city_tags(locality: str) -> dict[str, str]:
+    """Tags of a locality's real-time city AQI point (rules.city)."""
+    return _tags("locality", locality, "source", "city", "period", "hour")

@@ -110,8 +110,3 @@ BY_KIND: Final[dict[Kind, dict[str, str]]] = {
     Kind.MONITOR: MONITOR,
     Kind.FORECAST: FORECAST,
 }
-
-
-def unit_of(kind: Kind, factor: str) -> str | None:
-    """The canonical unit of ``factor`` for a source of ``kind``, or None when unknown."""
-    return BY_KIND[kind].get(factor)

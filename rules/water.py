@@ -491,10 +491,6 @@ class Compliance:
     def meets(self) -> bool:
         return self.status is ComplianceStatus.MEETS
 
-    @property
-    def target_label(self) -> str:
-        return LABELS[self.target]
-
 
 def compliance(result: WaterClass, target_class: int | str) -> Compliance:
     """Compare a classified section with its target class (I…V, as 1…5 or "III").

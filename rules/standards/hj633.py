@@ -73,10 +73,6 @@ class BreakpointTable:
         """The last breakpoint (the concentration at the table's highest IAQI point)."""
         return self.breakpoints[-1]
 
-    @property
-    def top_iaqi(self) -> int:
-        return IAQI_POINTS[len(self.breakpoints) - 1]
-
 
 @dataclass(frozen=True, slots=True)
 class AqiEdition:

@@ -55,7 +55,7 @@ def test_realtime_iaqis_and_fields_equal_realtime_aqi(
     assert not ref.missing
     assert not ref.above_top
     assert fast == [ref.iaqi[k] for k in aqi.REALTIME_TABLE]
-    expected = engine._aqi_point(ref, {}, at).fields
+    expected = engine.aqi_point(ref, {}, at).fields
     got = engine._realtime_fields(fast, ref.edition)
     assert list(got.items()) == list(expected.items())
     assert [type(v) for v in got.values()] == [type(v) for v in expected.values()]

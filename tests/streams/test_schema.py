@@ -179,13 +179,18 @@ def monitor_points() -> list[engine.Point]:
 
 
 def city_points() -> list[engine.Point]:
-    p = engine.city_hour(
-        {"a": [40.0, 70.0, 10.0, 30.0, 0.8, 60.0], "b": [50.0, 80.0, None, 20.0, 0.6, 70.0]},
-        T0,
-        "weifang",
-    )
-    assert p is not None
-    return [p]
+    from rules.city import CityAir
+
+    city = CityAir("weifang")
+    points: list[engine.Point] = []
+    for source, row in (
+        ("a", [40.0, 70.0, 10.0, 30.0, 0.8, 60.0]),
+        ("b", [50.0, 80.0, None, 20.0, 0.6, 70.0]),
+    ):
+        values = {f: v for f, v in zip(engine.AIR_FACTORS, row, strict=True) if v is not None}
+        points += city.hour(source, T0, values).points
+    assert points
+    return points
 
 
 def locality_points() -> list[engine.Point]:
