@@ -5,13 +5,19 @@ and ``victoria`` (VictoriaMetrics, the InfluxDB-v2-write-compatible store) start
 binaries through :mod:`streams.embedded` and stop them after the session. When a binary is
 missing, tests that need it are skipped with the reason — except under ``CI=true``, where a
 missing service is an error (CI installs everything through .ci/run).
+
+The same holds for tests that start private services themselves (``embedded.mosquitto()``,
+``embedded.victoria_metrics()`` inside the test): :func:`pytest_runtest_makereport` turns an
+:class:`embedded.ServiceUnavailable` raised anywhere in a test into a skip with its one-line
+reason, outside CI. A service that is installed but fails to start (``ServiceFailed``) stays a
+failure everywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TypeVar
 
 import pytest
@@ -21,6 +27,22 @@ from streams import embedded
 T = TypeVar("T")
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A missing service is a skip with its reason (outside CI), wherever the test asked for it."""
+    report = yield
+    excinfo = call.excinfo
+    if IN_CI or excinfo is None or not excinfo.errisinstance(embedded.ServiceUnavailable):
+        return report
+    reason = str(excinfo.value).splitlines()[0]  # one line, naming the fix
+    line = item.location[1]
+    report.outcome = "skipped"
+    report.longrepr = (str(item.path), 0 if line is None else line + 1, f"Skipped: {reason}")
+    return report
 
 
 def _unavailable(reason: str) -> None:
