@@ -7,7 +7,14 @@ Guarantees (docs/mqtt.md has the full contract):
   the produce (``acks=all``). A crash at any instant therefore loses nothing: unacknowledged
   messages are redelivered to the session when the bridge comes back (duplicates are possible and
   counted downstream; every consumer is idempotent).
-* MQTT v5 shared subscription (``$share/<group>/env/#``) so several bridge processes split the load.
+* A broker without MQTT v5 (amqtt, the embedded default's pure-Python fallback): before its first
+  connection the bridge asks the broker (:func:`ingest.publisher.broker_protocol`, one throwaway
+  connection) and, when v5 is refused, speaks MQTT 3.1.1 with a persistent session
+  (``clean_session=False``, no expiry) and the same manual acknowledgement. A v5 CONNECT with
+  the session-expiry property is never sent to such a broker: amqtt 0.12 mis-parses it and
+  waits forever for bytes that never come.
+* MQTT v5 shared subscription (``$share/<group>/env/#``) so several bridge processes split the load
+  (on MQTT 3.1.1 the bridge subscribes plainly: shared subscriptions are a v5 feature).
 * Kafka key = source id, partition = Kafka's default murmur2 partitioner, so one source's samples
   stay ordered in one partition.
 * Payloads are validated with :class:`ingest.schemas.Sample` and re-serialised canonically (a
@@ -75,7 +82,7 @@ import orjson
 import paho.mqtt.client as mqtt
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
@@ -84,6 +91,7 @@ from streams import topics
 from streams.records import DeadLetter
 from streams.settings import Settings
 
+from ingest.publisher import PublisherError, broker_protocol, protocol_name
 from ingest.schemas import Flag, Interval, Sample, Value
 
 log = logging.getLogger(__name__)
@@ -115,6 +123,7 @@ class Counters:
     produce_failures: int = 0
     mqtt_connects: int = 0
     sessions_lost: int = 0  # reconnects on which the broker no longer had our session
+    mqtt_protocol: int = 0  # MQTT version in use: 5, or 4 (3.1.1); 0 before the first connect
     halts: int = 0
     started: float = field(default_factory=time.monotonic)
     oldest_unacked: float | None = None  # monotonic receipt time of the oldest open message
@@ -462,6 +471,8 @@ class Bridge:
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
         self._key_partition: dict[tuple[str, bytes], int] = {}
+        #: MQTT version, asked from the broker before the first connection (v5, else 3.1.1)
+        self._protocol: MQTTProtocolVersion | None = None
         self._readings = topics.name(topics.READINGS, settings.topic_prefix)
         self._dead = topics.name(topics.DEAD_LETTER, settings.topic_prefix)
         self.metrics_address: tuple[str, int] | None = None
@@ -490,13 +501,14 @@ class Bridge:
                 self.s.mqtt_client_id,
             )
         sub = self.s.mqtt_topic
-        if self.s.mqtt_share_group:
+        if self.s.mqtt_share_group and self._protocol == mqtt.MQTTv5:
             sub = f"$share/{self.s.mqtt_share_group}/{sub}"
         client.subscribe(sub, qos=1)
         log.info(
-            "bridge: connected to MQTT %s:%s (session present: %s), subscribed %s",
+            "bridge: connected to MQTT %s:%s with %s (session present: %s), subscribed %s",
             self.s.mqtt_host,
             self.s.mqtt_port,
+            protocol_name(self._protocol or mqtt.MQTTv5),
             present,
             sub,
         )
@@ -525,11 +537,14 @@ class Bridge:
             self._wake.set()
 
     # ---------------------------------------------------------------- lifecycle
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self, protocol: MQTTProtocolVersion) -> mqtt.Client:
+        # the session persists: 3.1.1 by clean_session=False (no expiry in 3.1.1), v5 by
+        # clean_start=False and the session expiry sent with CONNECT (_start_mqtt)
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.s.mqtt_client_id,
-            protocol=mqtt.MQTTv5,
+            clean_session=None if protocol == mqtt.MQTTv5 else False,
+            protocol=protocol,
             manual_ack=True,
         )
         if self.s.mqtt_username:
@@ -614,12 +629,47 @@ class Bridge:
         self._producer = producer
         self._key_partition.clear()
 
+    async def _negotiate(self) -> MQTTProtocolVersion:
+        """The MQTT version to speak, asked once (the broker answers at once, either way)."""
+        if self._protocol is not None:
+            return self._protocol
+        s = self.s
+        password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
+        try:
+            protocol = await asyncio.to_thread(
+                broker_protocol,
+                s.mqtt_host,
+                s.mqtt_port,
+                timeout=10.0,
+                username=s.mqtt_username,
+                password=password,
+            )
+        except PublisherError as exc:
+            raise ConnectionError(exc.reason) from None
+        if protocol != mqtt.MQTTv5:
+            log.warning(
+                "bridge: the MQTT broker at %s:%s has no MQTT v5; using MQTT 3.1.1 with a "
+                "persistent session (clean_session=False)%s",
+                s.mqtt_host,
+                s.mqtt_port,
+                f", plain subscription instead of $share/{s.mqtt_share_group}"
+                if s.mqtt_share_group
+                else "",
+            )
+        self._protocol = protocol
+        self.counters.mqtt_protocol = int(protocol)
+        return protocol
+
     async def _start_mqtt(self) -> None:
-        client = self._make_client()
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: untyped
-        props.SessionExpiryInterval = self.s.mqtt_session_expiry
+        protocol = await self._negotiate()
+        client = self._make_client(protocol)
 
         def connect() -> None:
+            if protocol != mqtt.MQTTv5:
+                client.connect(self.s.mqtt_host, self.s.mqtt_port, keepalive=30)
+                return
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # untyped
+            props.SessionExpiryInterval = self.s.mqtt_session_expiry
             client.connect(
                 self.s.mqtt_host,
                 self.s.mqtt_port,
@@ -867,6 +917,7 @@ class Bridge:
             (p + "waiting", "gauge", "messages handed over by paho and not yet processed", waiting),
             (p + "lag_seconds", "gauge", "age of the oldest message not yet acknowledged", lag),
             (p + "mqtt_connected", "gauge", "1 while connected to the MQTT broker", 1.0 if self._connected else 0.0),
+            (p + "mqtt_protocol_level", "gauge", "MQTT protocol level in use: 5 (v5) or 4 (3.1.1); 0 before the first connection", c.mqtt_protocol),
             (p + "uptime_seconds", "gauge", "seconds since the bridge started", now - c.started),
         ]  # fmt: skip
 

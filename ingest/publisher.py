@@ -25,6 +25,12 @@ Guarantees, and why they hold (docs/mqtt.md §3 "Publishers"):
 * ``flush`` / ``close`` wait until every message handed over has been answered by a PUBACK.
   A PUBACK with a failure reason code (MQTT v5, e.g. 0x87 not authorised) counts in
   ``rejected`` and makes ``flush`` raise :class:`PublishRejected`.
+* **MQTT v5 where the broker has it, else 3.1.1.** A broker that speaks only MQTT 3.1.1 (amqtt,
+  the embedded default's pure-Python fallback) answers a v5 CONNECT with "unacceptable protocol
+  version" (MQTT 3.1.1 §3.1.2.2; paho reports it as the v5 reason 0x84). The publisher then
+  connects again with 3.1.1 — nothing it relies on is v5-only. :func:`broker_protocol` asks a
+  broker the same question for clients that must not send a v5 CONNECT with properties to a
+  3.1.1 broker (amqtt 0.12 waits for the rest of a packet it mis-parses, and never answers).
 """
 
 from __future__ import annotations
@@ -32,18 +38,39 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+import uuid
+from typing import Any, Final
 
 import orjson
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from ingest.errors import IngestError
 from ingest.schemas import Sample, topic_for
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PublishRejected", "PublishTimeout", "Publisher", "PublisherError"]
+__all__ = [
+    "PublishRejected",
+    "PublishTimeout",
+    "Publisher",
+    "PublisherError",
+    "broker_protocol",
+    "protocol_name",
+]
+
+#: CONNACK reason "Unsupported protocol version" (MQTT v5 0x84); paho also reports a 3.1.1
+#: broker's return code 1 ("unacceptable protocol version") to a v5 client as this reason.
+UNSUPPORTED_PROTOCOL: Final = 0x84
+
+
+def protocol_name(protocol: int) -> str:
+    """``"MQTT v5"``, ``"MQTT 3.1.1"`` (for logs and metrics)."""
+    return "MQTT v5" if protocol == mqtt.MQTTv5 else "MQTT 3.1.1"
+
+
+def _unsupported_protocol(reason: Any) -> bool:
+    return getattr(reason, "value", None) == UNSUPPORTED_PROTOCOL
 
 
 class PublisherError(IngestError, ConnectionError):
@@ -73,6 +100,58 @@ class PublishRejected(PublisherError):
         super().__init__(target, f"{count} message(s) refused by the broker, first: {first}")
 
 
+def broker_protocol(
+    host: str,
+    port: int,
+    *,
+    timeout: float = 5.0,
+    username: str | None = None,
+    password: str | None = None,
+) -> MQTTProtocolVersion:
+    """``mqtt.MQTTv5`` if the broker accepts an MQTT v5 connection, ``mqtt.MQTTv311`` if it
+    answers that it does not speak v5.
+
+    One throwaway connection: a v5 CONNECT without properties, clean start, a random client id
+    (so no session of anyone else's is touched), then DISCONNECT. Any other answer than
+    "unsupported protocol version" — success, or a refusal such as "not authorised", which a v5
+    broker sends in v5 — means v5. Raises :class:`PublisherError` when the broker cannot be
+    reached or sends no CONNACK within ``timeout`` seconds.
+    """
+    target = f"{host}:{port}"
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"envwatch-probe-{uuid.uuid4().hex[:12]}",
+        protocol=mqtt.MQTTv5,
+        reconnect_on_failure=False,
+    )
+    if username:
+        client.username_pw_set(username, password)
+    client.connect_timeout = timeout
+    answers: list[Any] = []
+    client.on_connect = lambda _c, _u, _f, reason, _p=None: answers.append(reason)
+    try:
+        client.connect(host, port, keepalive=10, clean_start=True)
+    except OSError as exc:
+        raise PublisherError(target, f"cannot connect: {exc}") from exc
+    deadline = time.monotonic() + timeout
+    try:
+        while not answers and time.monotonic() < deadline:
+            if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS and not answers:
+                raise PublisherError(target, "the broker closed the connection without a CONNACK")
+        if not answers:
+            raise PublisherError(target, f"no CONNACK within {timeout:g} s")
+        if _unsupported_protocol(answers[0]):
+            return mqtt.MQTTv311
+        if not getattr(answers[0], "is_failure", False):
+            client.disconnect()
+            client.loop(timeout=0.05)
+        return mqtt.MQTTv5
+    finally:
+        sock = client.socket()  # still open when refused or timed out: the client is discarded
+        if sock is not None:
+            sock.close()
+
+
 class Publisher:
     """QoS1 publisher: ``publish``/``publish_raw`` (block while disconnected or the window is
     full), ``flush`` (every PUBACK), ``close``. See the module docstring for the guarantees."""
@@ -87,6 +166,7 @@ class Publisher:
         connect_timeout: float = 15.0,
         block_timeout: float = 60.0,
         reconnect_delay: tuple[int, int] = (1, 30),
+        protocol: MQTTProtocolVersion | None = None,
     ) -> None:
         if inflight < 1:
             raise PublisherError(f"{host}:{port}", f"inflight must be >= 1, got {inflight}")
@@ -99,44 +179,71 @@ class Publisher:
         self._handoff = threading.Lock()
         self._ready = False  # connected and every re-send on the wire
         self._open_on_ack = False  # reconnected with messages outstanding: open at first PUBACK
-        self._refused: str | None = None
+        self._refused: Any = None  # the CONNACK's failure reason
         self._outstanding = 0
         self._first_rejection: str | None = None
         self.published = 0  # handed to paho
         self.acked = 0  # PUBACK with a success reason
         self.rejected = 0  # PUBACK with a failure reason
         self.connects = 0  # CONNACKs accepted (first connection and reconnects)
+        #: the MQTT version in use: v5 unless given, or the broker refused v5 (then 3.1.1)
+        self.protocol: MQTTProtocolVersion = mqtt.MQTTv5 if protocol is None else protocol
+        deadline = time.monotonic() + connect_timeout
+        while True:
+            client = self._make_client(client_id, inflight, reconnect_delay)
+            self._client = client
+            if self._connect(client, host, port, deadline):
+                return
+            refused: Any = self._refused
+            if protocol is None and self.protocol == mqtt.MQTTv5 and _unsupported_protocol(refused):
+                log.info("publisher: %s has no MQTT v5; using MQTT 3.1.1", self.target)
+                self.protocol, self._refused = mqtt.MQTTv311, None
+                continue
+            reason = "the broker did not accept the connection"
+            if refused is not None:
+                reason = f"connection refused: {refused}"
+            raise PublisherError(self.target, reason)
 
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    def _make_client(
+        self, client_id: str, inflight: int, reconnect_delay: tuple[int, int]
+    ) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=self.protocol
+        )
         client.max_inflight_messages_set(inflight)
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(*reconnect_delay)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        self._client = client
+        return client
+
+    def _connect(self, client: mqtt.Client, host: str, port: int, deadline: float) -> bool:
+        """Connect and wait for the CONNACK until ``deadline``; False (client stopped) if refused."""
         try:
             client.connect(host, port, keepalive=30)
         except OSError as exc:
             raise PublisherError(self.target, f"cannot connect: {exc}") from exc
         client.loop_start()
-        deadline = time.monotonic() + connect_timeout
         with self._cond:
             while not self._ready and self._refused is None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            refused, ready = self._refused, self._ready
+            ready = self._ready
         if not ready:
             client.loop_stop()
-            raise PublisherError(self.target, refused or "the broker did not accept the connection")
+            sock = client.socket()
+            if sock is not None:
+                sock.close()
+        return ready
 
     # ---------------------------------------------------------------- paho thread
     def _on_connect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _p: Any = None) -> None:
         with self._cond:
             if getattr(reason, "is_failure", False):
-                self._refused = f"connection refused: {reason}"
+                self._refused = reason
             else:
                 self.connects += 1
                 if self._outstanding == 0:

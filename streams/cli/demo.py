@@ -113,8 +113,12 @@ def demo(
         out_dir.mkdir(parents=True, exist_ok=True)
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="envwatch-state-")))
         console.print("[bold]envwatch demo[/] — starting the embedded default …")
-        kafka = stack.enter_context(embedded.tansu())
-        mqtt = stack.enter_context(embedded.mqtt_broker())
+        try:
+            kafka = stack.enter_context(embedded.tansu())
+            mqtt = stack.enter_context(embedded.mqtt_broker())
+        except embedded.ServiceError as exc:  # one line with the fix, not a traceback
+            console.print(f"envwatch demo: {exc.summary}", style="red", markup=False)
+            raise typer.Exit(1) from None
         console.print(
             f"  Kafka protocol: Tansu on {kafka.bootstrap}   MQTT: {mqtt.implementation} on "
             f"{mqtt.host}:{mqtt.port}\n  catalogue: {config}   scenario: {scenario or '(base streams)'}   "

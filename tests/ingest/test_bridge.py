@@ -1,9 +1,12 @@
-"""The bridge's pure parts: validation into canonical JSON, dead-letter reasons, metrics text."""
+"""The bridge's pure parts: validation into canonical JSON, dead-letter reasons, metrics text;
+paho driven from the loop against a fake broker; and the bridge against amqtt, a real broker
+without MQTT v5 (the embedded default's fallback)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import datetime, timedelta, timezone
 
 import orjson
@@ -16,6 +19,7 @@ from pydantic import ValidationError
 
 from ingest.bridge import (
     MAX_PAYLOAD,
+    Bridge,
     _canonical_key,
     _PahoOnLoop,
     normalise,
@@ -23,7 +27,18 @@ from ingest.bridge import (
     serve_metrics,
     topic_source,
 )
+from ingest.publisher import Publisher
 from ingest.schemas import Sample
+from streams import embedded, topics
+from streams.settings import Settings
+from tests.integration.bridge_helpers import (
+    first_occurrences_in_order,
+    locality_of,
+    pm25_seq,
+    read_topic,
+    sample_payload,
+    stream,
+)
 
 TOPIC = "env/air/weifang/aq-wf-001"
 
@@ -428,3 +443,85 @@ def test_paho_on_the_loop_reconnects_after_a_drop_and_disconnects_cleanly_on_clo
     assert len(broker.connections) == 2
     assert broker.connections[0] == [1]  # CONNECT only
     assert broker.connections[1] == [1, 14]  # CONNECT, then DISCONNECT (14) on close
+
+
+# ------------------------------------------------------------------ a broker without MQTT v5
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_on_a_broker_without_v5_the_bridge_speaks_3_1_1_with_a_persistent_session(
+    kafka_broker: embedded.KafkaBroker, topic_prefix: str
+) -> None:
+    """amqtt, the embedded default's fallback, refuses MQTT v5 (and never answers a v5 CONNECT
+    that carries the session-expiry property). The bridge asks first and connects with 3.1.1 and
+    ``clean_session=False``: 1500 samples published while it runs and 1500 published while it
+    is stopped all reach Kafka, each source in publishing order."""
+    locality = locality_of(topic_prefix)
+    messages = stream(5, 600)  # 3000, round robin over 5 sources
+    first, second = messages[:1500], messages[1500:]
+    readings = topics.name(topics.READINGS, topic_prefix)
+
+    with embedded.amqtt_broker() as broker:
+        settings = Settings(
+            kafka=kafka_broker.url,
+            topic_prefix=topic_prefix,
+            partitions=2,
+            mqtt_host=broker.host,
+            mqtt_port=broker.port,
+            mqtt_client_id=f"{topic_prefix}bridge",
+            mqtt_share_group="envwatch-bridge",  # no $share on 3.1.1: a plain subscription
+            mqtt_topic=f"env/+/{locality}/+",
+            config_dir=None,
+            bridge_stats_interval=3600,
+        )
+        pub = Publisher(broker.host, broker.port, client_id=f"{topic_prefix}pub")
+
+        def publish(batch: list[tuple[str, int]]) -> None:
+            for source, seq in batch:
+                pub.publish_raw(
+                    f"env/air/{locality}/{source}", sample_payload(locality, source, seq)
+                )
+            pub.flush(60)
+
+        async def bridge_until_acked(n: int, publish_meanwhile: bool) -> Bridge:
+            bridge = Bridge(settings)
+            ready = asyncio.Event()
+            task = asyncio.create_task(bridge.run(ready=ready))
+            await asyncio.wait_for(ready.wait(), 10)
+            if publish_meanwhile:
+                await asyncio.to_thread(publish, first)
+            deadline = time.monotonic() + 60
+            while bridge.counters.acked < n and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            bridge.stop()
+            await asyncio.wait_for(task, 30)
+            return bridge
+
+        started = time.monotonic()
+        one = asyncio.run(bridge_until_acked(len(first), publish_meanwhile=True))
+        # amqtt 0.12 marks the session disconnected only after it has stopped the connection's
+        # handler; a message routed in between goes to the dead handler and is dropped after
+        # 5 s without PUBACK (docs/mqtt.md §3, "amqtt"). Publish once it has noticed.
+        time.sleep(1.0)
+        publish(second)  # the bridge is away: the broker keeps them in its session
+        two = asyncio.run(bridge_until_acked(len(second), publish_meanwhile=False))
+        took = time.monotonic() - started
+        pub.close(10)
+        broker_log = broker.process.log_tail(20)
+        got = asyncio.run(
+            read_topic(
+                kafka_broker.bootstrap,
+                readings,
+                until=lambda c: len(c.unique()) >= len(messages),
+                within=30,
+                seq_of=pm25_seq,
+            )
+        )
+
+    assert pub.protocol == mqtt.MQTTv311
+    assert one.counters.mqtt_protocol == two.counters.mqtt_protocol == mqtt.MQTTv311
+    assert (one.counters.acked, two.counters.acked) == (1500, 1500), broker_log
+    assert got.unique() == set(messages)
+    assert all(first_occurrences_in_order(seqs) for seqs in got.by_source.values())
+    assert took < 60
