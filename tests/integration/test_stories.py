@@ -1,0 +1,555 @@
+"""The story a person would see, per scenario, from the live pipeline on the real services (issue 11).
+
+For the base network and each scripted scenario, the reference catalogue's simulated network
+(deploy/config: 72 sources in 5 localities) is published over MQTT (real mosquitto, QoS 1, as
+fast as the pipeline takes it) → ingest bridge → Kafka (Tansu) → in-process Faust worker
+(:class:`streams.runtime.Runtime`) → VictoriaMetrics, with every receiver of the catalogue (duty
+officers, emergency responders, enterprises) receiving signed webhooks on a local verifying
+receiver. Once the pipeline has settled, each test asserts what people saw:
+
+* which alerts fired (rule, source, factor, averaging period) at which event time, that each
+  resolves when its condition ends (at which time), and which stay firing because their
+  condition outlasts the scenario — an exact comparison of every alert transition with the
+  story written down here, so no healthy source alerts;
+* that every receiver got exactly what is theirs (the duty officer everything of their locality,
+  an enterprise only its own alerts, emergency responders only warnings), signed with its own
+  secret, once;
+* that notifications per hour of event time stay bounded (:data:`BOUND`);
+* the ``alert`` points the store holds: one per transition, no two sharing a series and a
+  timestamp;
+* and that ``envwatch backtest STORED --json --all`` on the readings as stored gives identical
+  transition ids (story_support: the sink's writer also keeps the lines VictoriaMetrics
+  accepted — a read-back would lose string fields such as the M flags).
+
+**When.** Every story starts on Monday 2026-01-05 00:00 Beijing (day 0 = that natural day: the
+hourly samples labelled 01:00 … 24:00), seed 0. January, because winter O3 is low: no hourly O3
+value exceeds 100 µg/m³, so no O3 limit — not even grade I's daily max 8-h 100 — can be
+exceeded (asserted on the published samples), and the daily PM limits decide the background.
+Before 2026-03-01, so GB 3095-2012 表1 and HJ 633-2012 apply (standards by the data's own time).
+The scenarios whose hours end a day (24 h, 72 h, 288 h, and the base day) run one hour more:
+the day that ends with the last scripted label is judged (daily means, data rates) with that
+label, and the one more hour of data moves the locality's watermark, which is when due
+escalations are emitted (docs/alerts.md §8). The 12-h scenarios end at noon: no day ends.
+
+**What every story shares** (the base network, docs/simulators.md):
+
+* five water sections are simulated worse than their target class all the time, so
+  ``water-class-target`` fires with their first sample (04:00) and never clears — known
+  problems, not healthy sources (:data:`KNOWN_SECTIONS`);
+* the base streams ignore the stations' GB 3095 area grade, and it is winter: the daily mean
+  PM2.5/PM10 of the grade I stations (aq-lx-03, aq-wf-04, aq-zf-02: 35/50 µg/m³) and on some
+  days of grade II stations (75/150) is above the 24-h limit. Those alerts are expected: they are
+  computed here from the published samples with GB 3095's arithmetic
+  (:func:`story_support.daily_ambient_story`: mean of the day's ≥ 20 hourly values vs the limit
+  of the station's grade; fire stamped the day's 00:00, escalated 60 min later, resolved on
+  the first day at ≤ 90 % of the limit);
+* nothing else: outlets at 35–55 % of their permit limits, monitors inside their bounds, every
+  full day 100 % of its data, no heavy-pollution warning (base AQI forecasts ≤ 200).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ingest.simulators.model import Delivery
+from streams.embedded import KafkaBroker, MqttBroker, Victoria
+from tests.integration import story_support as ss
+from tests.integration.story_support import Told, Warned, escalated, fired, resolved
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+BEIJING = ss.BEIJING
+H = ss.H
+DAY = ss.DAY
+START = datetime(2026, 1, 5, tzinfo=BEIJING)  # Monday 00:00 Beijing, day 0
+
+
+def at(hours: float) -> datetime:
+    return START + timedelta(hours=hours)
+
+
+def day(d: int) -> datetime:
+    """00:00 Beijing of day ``d``: the time of that day's daily verdicts and alerts."""
+    return START + d * DAY
+
+
+#: Sections worse than their target in every base sample (GB 3838-2002 表1), firing
+#: ``water-class-target`` with their first sample, labelled 04:00 (sections report every 4 h):
+#: the plan's problem sections (003_021375295357aa36.txt#L55, targets L107) run their problem
+#: factor in class IV — 江家庄 and 早朝 COD 24 mg/L (IV: 20 < COD ≤ 30), 刘家都桥 fluoride 1.2
+#: mg/L (IV: 1.0 < F ≤ 1.5) — against target III; the two example reservoirs carry the base
+#: river TP 0.12 mg/L, class V for a lake (0.1 < TP ≤ 0.2): 峡山水库 ws-wf-03 against target II,
+#: 门楼水库 ws-zf-02 against III. Their condition never ends: they stay firing in every story.
+KNOWN_SECTIONS = ("ws-lx-jiangjiazhuang", "ws-lx-liujiadu", "ws-lx-zaochao", "ws-wf-03", "ws-zf-02")
+
+
+def known_sections() -> list[Told]:
+    return [fired("water-class-target", s, "class", "", at(4)) for s in KNOWN_SECTIONS]
+
+
+#: Notifications per hour of event time. Every station's daily means change at most once a
+#: day and all of a day's daily verdicts carry its 00:00: 15 air stations × 5 daily-limited
+#: factors (PM2.5, PM10, SO2, NO2, CO) = 75 duty notifications at most in such an hour; any other
+#: hour holds a handful of alerts, each told to at most 2 receivers: + 10. A storm (every source
+#: offline, an alert re-opened per sample) would be hundreds.
+BOUND = 15 * 5 + 10
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def live(
+    scenario: str | None,
+    hours: int,
+    mqtt: MqttBroker,
+    kafka: KafkaBroker,
+    vm: Victoria,
+    tmp: Path,
+) -> tuple[list[Delivery], ss.LiveRun]:
+    deliveries = ss.published(scenario, START, hours)
+    run = ss.run_live(scenario or "base", deliveries, mqtt, kafka, vm, tmp)
+    print(
+        f"{run.name}: {run.published} samples published, settled after {run.wall_seconds:.1f} s; "
+        f"{len(run.transitions)} transitions, {len(ss.delivered(run.receivers))} notifications"
+    )
+    assert run.published == len(deliveries)
+    assert run.dead_letters == 0, "every sample is of a catalogued source and in time"
+    return deliveries, run
+
+
+def assert_alerts(run: ss.LiveRun, expected: Sequence[Told]) -> list[Told]:
+    """Every alert transition of the run is in the story and every one of the story happened;
+    each was notified (nothing in these stories is suppressed or pending)."""
+    actual = [ss.told_of(t) for t in run.alerts]
+    missing = sorted((Counter(expected) - Counter(actual)).elements())
+    extra = sorted((Counter(actual) - Counter(expected)).elements())
+    assert (missing, extra) == ([], []), f"missing {missing[:12]}\nextra {extra[:12]}"
+    assert all(t["notify"] for t in run.alerts), [
+        ss.told_of(t) for t in run.alerts if not t["notify"]
+    ][:5]
+    return actual
+
+
+def assert_common(run: ss.LiveRun, vm: Victoria, deliveries: Sequence[Delivery]) -> None:
+    """Receivers, storm bound, store and replay: the same for every story."""
+    ss.check_receivers(run)
+    ss.check_no_storm(run, BOUND)
+    ss.check_readings_stored(run, deliveries)
+    ss.check_store(run, vm)
+    ss.check_backtest(run)
+
+
+def received_by(run: ss.LiveRun, receiver: str) -> list[tuple[datetime, str, str]]:
+    """(event time, state, reason) of what one receiver accepted, in time order."""
+    return sorted(
+        (d.at, d.state, d.reason) for d in ss.delivered(run.receivers) if d.receiver == receiver
+    )
+
+
+def enterprise_receivers(run: ss.LiveRun) -> set[str]:
+    return {d.receiver for d in ss.delivered(run.receivers) if d.receiver.startswith("enterprise-")}
+
+
+# ------------------------------------------------------------------------------------ base
+
+
+def test_base_network_one_day(
+    mqtt_broker: MqttBroker, kafka_broker: KafkaBroker, victoria: Victoria, tmp_path: Path
+) -> None:
+    """Day 0 of the base network (25 h: day 0 is judged with the label 24:00, one more hour
+    follows). People see the five known sections (04:00) and the daily PM exceedances of day 0
+    (fired at day 0 00:00, escalated 01:00 when the watermark passes it); all of them stay
+    firing — day 1 is not judged inside the run. No enterprise hears anything: every outlet and
+    enterprise monitor stays within its limits; no data-rate alert: day 0 is complete (24 of 24
+    hourly samples, 6 of 6 water samples) for every source."""
+    deliveries, run = live(None, 25, mqtt_broker, kafka_broker, victoria, tmp_path)
+    background = ss.daily_ambient_story(deliveries, at(25))
+    assert background, "premise: winter day 0 has daily PM exceedances (grade I stations)"
+    expected = known_sections() + background
+    actual = assert_alerts(run, expected)
+    # nothing resolves inside the run: every alert of the day stays firing
+    assert not [t for t in actual if t.state == "resolved"]
+    assert ss.still_firing(actual) == {(t.rule, t.source, t.factor, t.period) for t in expected}
+    assert run.warnings == []
+    assert enterprise_receivers(run) == set()
+    assert_common(run, victoria, deliveries)
+
+
+# ------------------------------------------------------------------------------------ winter
+
+WEIFANG_STATIONS = ("aq-wf-01", "aq-wf-02", "aq-wf-03")  # 潍城区, 奎文区, 寒亭区: grade II
+WEIFANG_GRADE_I = "aq-wf-04"  # 峡山水库: grade I
+#: docs/simulators.md winter-episode: the natural-day mean PM2.5 of every weifang station, days
+#: 0 … 11; PM10 = 1.25 × PM2.5.
+EPISODE_PM25 = (55.0, 70.0, 95.0, 175.0, 210.0, 265.0, 320.0, 290.0, 230.0, 100.0, 60.0, 45.0)
+
+
+def winter_weifang_pm() -> list[Told]:
+    """The scripted daily PM of weifang against GB 3095-2012 表1 24-h limits.
+
+    Grade II (aq-wf-01 … 03), PM2.5 limit 75, clears at ≤ 67.5:
+      day 0 55, day 1 70 (≤ 75: nothing opens), day 2 95 > 75 → fires day 2 00:00, escalated
+      01:00; days 3–9 (175 … 100) above → holds; day 10 60 ≤ 67.5 → resolved day 10 00:00.
+    Grade II PM10 = 1.25 × PM2.5: 68.75, 87.5, 118.75, 218.75 … limit 150, clears at ≤ 135:
+      day 3 218.75 > 150 → fires day 3; days 4–8 (262.5 … 287.5) above; day 9 125 ≤ 135 →
+      resolved day 9 00:00.
+    Grade I (aq-wf-04), PM2.5 limit 35 (clears ≤ 31.5), PM10 limit 50 (clears ≤ 45): day 0 55
+      and 68.75 are above → both fire day 0; the lowest days, 11 (45 and 56.25), are still
+      above: both stay firing past the end of the scenario.
+    """
+    rule = "ambient-exceedance"
+    story: list[Told] = []
+    for s in WEIFANG_STATIONS:
+        story += [
+            fired(rule, s, "pm25", "24h", day(2)),
+            escalated(rule, s, "pm25", "24h", day(2) + H),
+            resolved(rule, s, "pm25", "24h", day(10)),
+            fired(rule, s, "pm10", "24h", day(3)),
+            escalated(rule, s, "pm10", "24h", day(3) + H),
+            resolved(rule, s, "pm10", "24h", day(9)),
+        ]
+    for f in ("pm25", "pm10"):
+        story += [
+            fired(rule, WEIFANG_GRADE_I, f, "24h", day(0)),
+            escalated(rule, WEIFANG_GRADE_I, f, "24h", day(0) + H),
+        ]
+    return story
+
+
+def observed_warning_timeline(deliveries: Sequence[Delivery]) -> list[Warned]:
+    """The heavy-pollution warnings of weifang on the observed rolling 24-h AQI — the method of
+    tests/alerts/test_backtest.py, and the live worker's timeline documented in
+    docs/simulators.md (yellow, orange, red, yellow again, lifted).
+
+    City hour = mean of weifang's stations' PM2.5; rolling mean r(h) over the 24 hours ending h.
+    PM2.5 decides the AQI (PM10 = 1.25 × PM2.5 has the lower IAQI). HJ 633-2012 表1 (no input
+    rounding; IAQI rounded up): AQI > 200 ⇔ r > 150, AQI > 300 ⇔ r > 250, AQI ≤ 150 ⇔ r ≤ 115.
+    Rule set envwatch-default (deploy/config/warnings.yaml): yellow > 200 for 48 h; orange > 200
+    for 72 h and > 300 for 24 h; red > 200 for 96 h and > 300 for 48 h; an episode stays current
+    one hour after its last hour; a lower target held 24 h downgrades (floor yellow); lift when
+    ≤ 150 for 36 h. Each hour is judged at its own label."""
+    by_hour: dict[datetime, list[float]] = {}
+    for d in deliveries:
+        s = d.sample
+        if s.kind.value == "air" and s.locality == "weifang":
+            value = s.values["pm25"].value
+            assert value is not None
+            by_hour.setdefault(s.time, []).append(value)
+    hours = sorted(by_hour)
+    city = [sum(by_hour[h]) / len(by_hour[h]) for h in hours]
+    rolling = {hours[i]: sum(city[i - 23 : i + 1]) / 24 for i in range(23, len(hours))}
+    for h, r in rolling.items():
+        assert all(abs(r - edge) > 0.01 for edge in (115, 150, 250)), f"premise: r({h}) = {r}"
+    above200 = [h for h, r in rolling.items() if r > 150]
+    s200, e200 = above200[0], above200[-1]
+    assert len(above200) == (e200 - s200) / H + 1  # one unbroken episode
+    s300 = next(h for h, r in rolling.items() if r > 250)
+    s150 = next(h for h, r in rolling.items() if h > e200 and r <= 115)
+    downgrade = e200 + 2 * H + 24 * H
+    lift = s150 + 35 * H
+    assert downgrade < lift  # so the red warning is lowered before it is lifted
+    return [
+        Warned(s200 + 47 * H, "warning_issued", "yellow"),
+        Warned(max(s200 + 71 * H, s300 + 23 * H), "warning_upgraded", "orange"),
+        Warned(max(s200 + 95 * H, s300 + 47 * H), "warning_upgraded", "red"),
+        Warned(downgrade, "warning_downgraded", "yellow"),
+        Warned(lift, "warning_lifted", "none"),
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ss.StoryDiscrepancy,
+    reason="heavy-pollution warnings follow the AQI forecasts delivered 52 h ahead, with a "
+    "downgrade 5 h after an upgrade, instead of the observed rolling 24-h AQI timeline "
+    "(docs/simulators.md, tests/alerts/test_backtest.py); see the test's docstring",
+)
+def test_winter_episode(
+    mqtt_broker: MqttBroker, kafka_broker: KafkaBroker, victoria: Victoria, tmp_path: Path
+) -> None:
+    """winter-episode (288 h + 1): weifang's daily PM2.5 55 … 320 … 45 µg/m³ on days 0–11.
+
+    Alerts: the scripted weifang PM exceedances (:func:`winter_weifang_pm`), the known sections
+    and the background daily exceedances of every other station-factor (all localities, days
+    0–11), each told to duty-weifang/… only; every one that opens on days 0–10 in weifang
+    resolves as written; those whose days stay above the limit remain firing. Warnings (told to
+    duty-weifang and emergency-weifang): :func:`observed_warning_timeline`.
+
+    Discrepancy (xfail, checked last): the live worker (and the replay, which orders a stored
+    forecast by its ``issued`` time exactly as it arrived) warns from the forecasts delivered at
+    20:00 three days ahead: yellow day 1 20:00 (forecasts of days 3–4 > 200), orange day 2
+    20:00, then *downgraded to yellow* day 3 01:00 — five hours later, with reason
+    improvement_expected, because the lift condition (AQI ≤ 150 for ≥ 36 h "in a run that
+    includes now") is met by the past observed hours of days 1–2 while the forecast ahead is
+    > 200 — orange again day 3 20:00, red day 4 20:00, lifted day 9 15:00. The documented live
+    timeline is the observed rolling-AQI one; issue 11 leaves warning ahead from forecasts to a
+    later issue; and a downgrade 5 h after an upgrade contradicts downgrade_after_hours 24."""
+    deliveries, run = live("winter-episode", 289, mqtt_broker, kafka_broker, victoria, tmp_path)
+    # the script, checked on what was published: every weifang station's natural-day means
+    scripted = {(s, f) for s in (*WEIFANG_STATIONS, WEIFANG_GRADE_I) for f in ("pm25", "pm10")}
+    hourly = ss.hourly_values(deliveries)
+    for s in (*WEIFANG_STATIONS, WEIFANG_GRADE_I):
+        means = ss.daily_means(hourly[s], at(289))
+        assert len(means) == 12
+        for d, pm25 in enumerate(EPISODE_PM25):
+            assert abs(means[day(d)]["pm25"] - pm25) < 0.06, (s, d)  # hourly values in 0.1
+            assert abs(means[day(d)]["pm10"] - 1.25 * pm25) < 0.1, (s, d)
+    expected = known_sections() + winter_weifang_pm()
+    expected += ss.daily_ambient_story(deliveries, at(289), scripted=scripted)
+    actual = assert_alerts(run, expected)
+    # each scripted alert resolves when its condition ends; grade I's outlast the scenario
+    open_at_end = ss.still_firing(actual)
+    assert {k for k in open_at_end if k[1] in WEIFANG_STATIONS} == set()
+    assert {k for k in open_at_end if k[1] == WEIFANG_GRADE_I} == {
+        ("ambient-exceedance", WEIFANG_GRADE_I, "pm25", "24h"),
+        ("ambient-exceedance", WEIFANG_GRADE_I, "pm10", "24h"),
+    }
+    assert enterprise_receivers(run) == set()
+    assert_common(run, victoria, deliveries)
+    # warnings last: the known discrepancy
+    warnings = sorted(ss.warned_of(t) for t in run.warnings)
+    wanted = observed_warning_timeline(deliveries)
+    if warnings != wanted:
+        raise ss.StoryDiscrepancy(f"warnings {warnings}\n  expected {wanted}")
+
+
+# ------------------------------------------------------------------------------------ water
+
+
+def test_river_fluoride(
+    mqtt_broker: MqttBroker, kafka_broker: KafkaBroker, victoria: Victoria, tmp_path: Path
+) -> None:
+    """river-fluoride (72 h + 1) on its default target ws-lx-jiaoshuzhuang, 教书庄 (小沽河,
+    target IV; base fluoride 1.2 mg/L: IV, meets the target).
+
+    GB 3838-2002 表1 fluoride: ≤ 1.0 I–III, ≤ 1.5 IV–V, above: 劣V. Samples every 4 h:
+    20 h 1.35 (IV); 24, 28, … 44 h 1.8–2.0 (劣V); 48 h 1.35 (IV); 52 h on 1.2 (IV).
+    People see, at 24 h (day 1 00:00): 劣V (``water-worse-than-v``, critical) and worse than the
+    target IV (``water-class-target``); both resolve with the 48 h sample (IV: not 劣V, meets
+    IV). Told to duty-laixi only (a section has no enterprise). Plus the known sections and the
+    background daily PM exceedances of days 0–2."""
+    deliveries, run = live("river-fluoride", 73, mqtt_broker, kafka_broker, victoria, tmp_path)
+    target = "ws-lx-jiaoshuzhuang"
+    fluoride = {
+        d.sample.time: d.sample.values["fluoride"].value
+        for d in deliveries
+        if d.sample.source == target
+    }
+    assert [h for h in range(4, 73, 4) if (fluoride[at(h)] or 0) > 1.5] == [24, 28, 32, 36, 40, 44]
+    assert fluoride[at(20)] == fluoride[at(48)] == 1.35
+    expected = [
+        *known_sections(),
+        fired("water-class-target", target, "class", "", at(24)),
+        fired("water-worse-than-v", target, "class", "", at(24)),
+        resolved("water-class-target", target, "class", "", at(48)),
+        resolved("water-worse-than-v", target, "class", "", at(48)),
+    ]
+    expected += ss.daily_ambient_story(deliveries, at(73))
+    actual = assert_alerts(run, expected)
+    assert not {k for k in ss.still_firing(actual) if k[1] == target}
+    assert enterprise_receivers(run) == set()
+    assert_common(run, victoria, deliveries)
+
+
+# ------------------------------------------------------------------------------------ outlets
+
+
+def test_nox_exceedance(
+    mqtt_broker: MqttBroker, kafka_broker: KafkaBroker, victoria: Victoria, tmp_path: Path
+) -> None:
+    """nox-exceedance (12 h) on e-lx-01-g1 (示例食品加工有限公司 燃煤锅炉烟囱, enterprise
+    e-lx-01, NOx permit 200 mg/m³, GB 13271-2014 特别排放限值; O2 at the reference: corrected =
+    measured).
+
+    07:00 NOx 300 = 1.5 × 200 > 200 → ``permit-exceedance`` fires at once, critical (≥ 1.5 ×
+    the limit); 08:00: 60 min unacknowledged → escalated (08:00), and 280 = 1.4 × 200 is still
+    above but below 1.5 × → severity lowered (08:00); 09:00 back at ~55 % (≤ 200, clear margin
+    0) → resolved 09:00. Told to duty-laixi and enterprise-e-lx-01 — the enterprise hears of
+    nothing else. Plus the known sections; no day ends inside 12 h (no daily verdict)."""
+    deliveries, run = live("nox-exceedance", 12, mqtt_broker, kafka_broker, victoria, tmp_path)
+    outlet = "e-lx-01-g1"
+    nox = {
+        d.sample.time: d.sample.values["nox"].value for d in deliveries if d.sample.source == outlet
+    }
+    assert (nox[at(7)], nox[at(8)]) == (300.0, 280.0)
+    assert all((v or 0) <= 200 for t, v in nox.items() if t not in (at(7), at(8)))
+    rule = "permit-exceedance"
+    permit = [
+        fired(rule, outlet, "nox", "hour", at(7)),
+        escalated(rule, outlet, "nox", "hour", at(8)),
+        Told(at(8), rule, outlet, "nox", "hour", "firing", "severity_lowered"),
+        resolved(rule, outlet, "nox", "hour", at(9)),
+    ]
+    assert_alerts(run, known_sections() + permit)
+    severities = [t["severity"] for t in run.alerts if t["source"] == outlet]
+    assert severities == ["critical", "critical", "warning", "warning"]
+    assert received_by(run, "enterprise-e-lx-01") == [
+        (at(7), "firing", "condition_met_no_wait"),
+        (at(8), "firing", "escalated"),
+        (at(8), "firing", "severity_lowered"),
+        (at(9), "resolved", "clear_condition_met"),
+    ]
+    assert enterprise_receivers(run) == {"enterprise-e-lx-01"}
+    assert_common(run, victoria, deliveries)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ss.StoryDiscrepancy,
+    reason="the store agent crashes (ValueError: line for 'emission_hour' has no field) on the "
+    "first sample whose values are all flagged M: rules.engine emits an emission_hour point "
+    "without fields, streams.agents.store.to_line refuses it, and the batch holding it is never "
+    "stored (602 of the run's 603 readings missing from VictoriaMetrics)",
+)
+def test_maintenance(
+    mqtt_broker: MqttBroker, kafka_broker: KafkaBroker, victoria: Victoria, tmp_path: Path
+) -> None:
+    """maintenance (12 h) on e-lx-01-g1: samples labelled 03:00 … 06:00 carry flag M on every
+    factor, the limited ones at 1.2 × their limit (span gas: NOx 240, SO2 240, PM 36 mg/m³).
+
+    M data are not valid for compliance (HJ 212-2017 表8, standards.md §8): no exceedance, no
+    alert of the outlet at all, nothing for enterprise-e-lx-01. The day's data quality counts
+    the flagged values: 12 samples received, 8 valid, 4 × 7 factors = 28 values flagged M. The
+    readings are stored with the flagged values as flags, without the span-gas values. Plus the
+    known sections.
+
+    Discrepancy (xfail): the M samples' ``emission_hour`` point has no field at all (every
+    value invalid), the store agent's ``to_line`` raises ValueError("line for 'emission_hour'
+    has no field"), the Faust store agent crashes, and the readings of that batch — here all but
+    one of the run's — never reach the store; the alerts and notifications are right."""
+    deliveries, run = live("maintenance", 12, mqtt_broker, kafka_broker, victoria, tmp_path)
+    outlet = "e-lx-01-g1"
+    flagged = sorted(
+        d.sample.time
+        for d in deliveries
+        if d.sample.source == outlet and {v.flag.value for v in d.sample.values.values()} == {"M"}
+    )
+    assert flagged == [at(3), at(4), at(5), at(6)]
+    assert_alerts(run, known_sections())
+    assert [t for t in run.transitions if t["source"] == outlet] == []
+    assert enterprise_receivers(run) == set()
+    assert_common(run, victoria, deliveries)
+    # the store: M values kept as flags only, and counted in the day's data quality
+    readings = {
+        p.ns: p.fields
+        for p in ss.read_lp(run.stored / "stored.lp", "reading")
+        if p.tags["source"] == outlet
+    }
+    every = ("flow", "humidity", "nox", "o2", "pm", "so2", "temp")  # the outlet's 7 factors
+    for t in flagged:
+        assert readings[round(t.timestamp() * 1e9)] == 'invalid="{}"'.format(
+            ",".join(f"{f}:M" for f in every)
+        )
+    quality = {
+        name: ss.vm_max(victoria, run.story, f"data_quality_{name}", source=outlet)
+        for name in ("received", "valid", "flag_M")
+    }
+    assert quality == {"received": 12, "valid": 8, "flag_M": 28}
+
+
+# ------------------------------------------------------------------------------------ monitors
+
+
+def test_stuck_monitor(
+    mqtt_broker: MqttBroker, kafka_broker: KafkaBroker, victoria: Victoria, tmp_path: Path
+) -> None:
+    """stuck-monitor (24 h + 1) on mon-lx-site-01 (示例建筑工地扬尘, laixi, dust and PM10):
+    the samples labelled 02:00 … 14:00 (13) carry the values of 02:00.
+
+    ``constant-value`` reads PM10 (not dust: its factor list is so2, nox, pm, cod, nh3n, pm25,
+    pm10) and fires at 12 identical values in a row: 02:00 is the 1st, 13:00 the 12th → fires
+    13:00; 15:00 differs → resolved 15:00. Told to duty-laixi (no enterprise). Plus the known
+    sections and day 0's daily PM exceedances (stay firing)."""
+    deliveries, run = live("stuck-monitor", 25, mqtt_broker, kafka_broker, victoria, tmp_path)
+    monitor = "mon-lx-site-01"
+    pm10 = {
+        d.sample.time: d.sample.values["pm10"].value
+        for d in deliveries
+        if d.sample.source == monitor
+    }
+    stuck = [h for h in range(1, 26) if pm10[at(h)] == pm10[at(2)]]
+    assert stuck == list(range(2, 15))
+    expected = [
+        *known_sections(),
+        fired("constant-value", monitor, "pm10", "", at(13)),
+        resolved("constant-value", monitor, "pm10", "", at(15)),
+    ]
+    expected += ss.daily_ambient_story(deliveries, at(25))
+    actual = assert_alerts(run, expected)
+    assert not {k for k in ss.still_firing(actual) if k[1] == monitor}
+    assert enterprise_receivers(run) == set()
+    assert_common(run, victoria, deliveries)
+
+
+def test_offline(
+    mqtt_broker: MqttBroker, kafka_broker: KafkaBroker, victoria: Victoria, tmp_path: Path
+) -> None:
+    """offline (24 h + 1) on aq-lx-01 (示例站 莱西市区): nothing labelled 04:00 … 09:00.
+
+    The last sample is 03:00; an hourly source is offline after max(120 min, 3 × 60 min) =
+    180 min of silence → ``offline`` stamped 03:00 + 3 h = 06:00 (detected at the first 10-min
+    boundary of the partition's clock past 06:00, i.e. with the other sources' 07:00 samples);
+    it holds until the station reports again:
+    resolved by the 10:00 sample (data_resumed). Day 0 then has 18 of 24 samples: transmission
+    rate 0.75 < 0.9 → ``data-rate`` fires, judged when day 1's first sample (01:00) arrives and
+    stamped day 1 00:00 (= 24 h); it stays firing — the next judgement is day 1's, after the
+    run. Day 0 of aq-lx-01 has fewer than 20 hourly values: no daily mean, no daily verdict.
+    Told to duty-laixi. No other source is offline. Plus the known sections and the other
+    stations' daily PM exceedances of day 0."""
+    deliveries, run = live("offline", 25, mqtt_broker, kafka_broker, victoria, tmp_path)
+    station = "aq-lx-01"
+    labels = sorted(d.sample.time for d in deliveries if d.sample.source == station)
+    assert labels == [at(h) for h in (1, 2, 3, *range(10, 26))]
+    expected = [
+        *known_sections(),
+        fired("offline", station, "*", "", at(6)),
+        Told(at(10), "offline", station, "*", "", "resolved", "data_resumed"),
+        fired("data-rate", station, "transmission_rate", "", at(24)),
+    ]
+    expected += ss.daily_ambient_story(deliveries, at(25))
+    assert not [t for t in expected if t.source == station and t.rule == "ambient-exceedance"]
+    actual = assert_alerts(run, expected)
+    assert ("data-rate", station, "transmission_rate", "") in ss.still_firing(actual)
+    assert [t.source for t in actual if t.rule == "offline"] == [station, station]
+    rate = [t["value"] for t in run.alerts if t["labels"]["rule"] == "data-rate"]
+    assert rate == [0.75]  # 18 / 24
+    assert enterprise_receivers(run) == set()
+    assert_common(run, victoria, deliveries)
+
+
+# ------------------------------------------------------------------------------------ delivery
+
+
+def test_late_and_duplicates(
+    mqtt_broker: MqttBroker, kafka_broker: KafkaBroker, victoria: Victoria, tmp_path: Path
+) -> None:
+    """late-and-duplicates (12 h) on weifang: the 39 messages its sources would deliver in
+    (02:00, 05:00] — 12 hourly sources × 3 hours, and 3 sections at 04:00 — are held back and
+    delivered at 05:10, in reverse order (late), then again in order (duplicates).
+
+    Final results identical to the clean stream: people see exactly the clean 12 hours' story —
+    the known sections (ws-wf-03's 04:00 sample is one of the late ones: its alert still fires
+    once, stamped 04:00) — no duplicate transition, no offline alert for the held-back sources
+    (silent 3 h 10 min of delivery, but the threshold is more than 180 min of event time and the
+    partition's clock reaches only 05:00 before the burst), and the store holds each reading
+    once per series and time with the clean content."""
+    deliveries, run = live("late-and-duplicates", 12, mqtt_broker, kafka_broker, victoria, tmp_path)
+    notes = Counter(d.note for d in deliveries)
+    assert notes["late"] == notes["duplicate"] == 39  # 12 × 3 hourly + 3 water samples
+    clean = ss.published(None, START, 12)
+    assert sorted(d.sample.model_dump_json() for d in clean) == sorted(
+        {d.sample.model_dump_json() for d in deliveries}
+    )
+    assert_alerts(run, known_sections())
+    assert len({t["id"] for t in run.transitions}) == len(run.transitions)
+    stored = ss.read_lp(run.stored / "stored.lp", "reading")
+    series = {(p.tags["source"], p.ns) for p in stored}
+    assert len(series) == len(clean)
+    # a redelivered reading, when written again, is the same point (same series, time, fields)
+    assert len({(p.tags["source"], p.ns, p.fields) for p in stored}) == len(series)
+    assert_common(run, victoria, deliveries)
