@@ -478,7 +478,14 @@ def transition_point(t: Transition) -> Point:
             "level": t.level or "none",
             "state": _WARNING_STATE.get(t.reason.value, t.reason.value),
         }
-        return Point("warning", tags, {"summary": summary, "id": t.id}, t.at.astimezone(UTC))
+        # ``notify`` is also the one non-string field: a store that keeps numbers only
+        # (VictoriaMetrics) still holds a row for every transition
+        fields_w: dict[str, float | int | str | bool] = {
+            "summary": summary,
+            "id": t.id,
+            "notify": t.notify,
+        }
+        return Point("warning", tags, fields_w, t.at.astimezone(UTC))
     # every label that makes the alert unique (rule, source, factor, averaging period) is a tag:
     # two alerts of one source at one time never share a series and overwrite each other
     tags = {
@@ -495,6 +502,7 @@ def transition_point(t: Transition) -> Point:
         "id": t.id,
         "reason": t.reason.value,
         "summary": summary,
+        "notify": t.notify,  # people were told (a number for stores that keep numbers only)
     }
     if t.value is not None:
         fields["value"] = float(t.value)

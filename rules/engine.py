@@ -1134,7 +1134,9 @@ def _emission_hour_checks(
     fields: dict[str, float | int | str | bool] = {f: round(v, 4) for f, v in valid.items()}
     corrected = _o2_correct(valid, ctx, fields)
     fields.update(extra)
-    points = [Point("emission_hour", _emission_tags(sample), fields, at)]
+    # an hour whose every value is flagged (maintenance, faults) has no mean to write: the flags
+    # are in the sample's reading and the day's data quality
+    points = [Point("emission_hour", _emission_tags(sample), fields, at)] if fields else []
     verdict: dict[str, float | int | str | bool] = {}
     for f, ex in _permit_exceedances(valid, corrected, sample, ctx, at, "hour", verdict).items():
         points.append(_exceedance_point(sample, f, "hour", at, ex))
@@ -1190,7 +1192,7 @@ def _emission_day_checks(
             if item.multiple is not None:
                 ex["multiple"] = round(item.multiple, 4)
             found[item.factor] = ex
-    points = [Point("emission_day", _emission_tags(sample), fields, at)]
+    points = [Point("emission_day", _emission_tags(sample), fields, at)] if fields else []
     for f in sorted(found):
         points.append(_exceedance_point(sample, f, "day", at, found[f]))
     if verdict:

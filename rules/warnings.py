@@ -528,9 +528,16 @@ def _group_holds(group: AllOf, tl: _Timeline, anchor: int) -> bool:
 
 
 def _lift_holds(rule: LiftRule, tl: _Timeline, anchor: int) -> bool:
+    """AQI ≤ the lift threshold for ≥ ``for_hours`` in a run that includes now and is not ended
+    by a known worse value: a run of clean hours behind now followed by a forecast above the
+    threshold says the pollution is coming back, not that improvement is expected (预警解除 is
+    judged on the expected evolution, standards.md §6.1)."""
     values = tl.values(Basis.COMBINED)
     return any(
-        e - s + 1 >= rule.for_hours and s <= anchor + 1 and e >= anchor - 1
+        e - s + 1 >= rule.for_hours
+        and s <= anchor + 1
+        and e >= anchor - 1
+        and (e + 1 >= len(values) or values[e + 1] is None)
         for s, e in _runs(values, lambda v: v <= rule.aqi_at_most)
     )
 

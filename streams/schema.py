@@ -453,6 +453,14 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
                 "id", FieldType.STRING, "", "deterministic alert id (fingerprint + state + time)"
             ),
             FieldSpec("reason", FieldType.STRING, "", "why it changed (alerts.model.Reason)"),
+            FieldSpec(
+                "notify",
+                FieldType.BOOLEAN,
+                "",
+                "people were told of this transition (not suppressed, firing or a resolve of a "
+                "firing alert); the one non-string field, so stores that keep numbers only "
+                "(VictoriaMetrics) hold a row for every transition",
+            ),
         ),
         writer="alerts.locality.transition_point (locality stage)",
     ),
@@ -479,6 +487,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             FieldSpec("limit", FieldType.FLOAT, "1", "threshold of the level"),
             FieldSpec("summary", FieldType.STRING, "", "text for people (Chinese)"),
             FieldSpec("id", FieldType.STRING, "", "deterministic id"),
+            FieldSpec("notify", FieldType.BOOLEAN, "", "people were told (always for warnings)"),
         ),
         writer="alerts.locality.transition_point (locality stage)",
     ),

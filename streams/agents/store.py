@@ -6,7 +6,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
+from streams import topics
 from streams.lineprotocol import line
+from streams.records import DeadLetter
 from streams.wire import decode_points
 
 if TYPE_CHECKING:
@@ -27,8 +31,30 @@ def register(p: Pipeline) -> None:
     @p.app.agent(evaluations, name="store")
     async def store(stream: Any) -> None:
         async for values in stream.take(s.sink_batch_size, within=s.sink_flush_interval):
-            records = [d for v in values for d in decode_points(v)]
-            lines = [to_line(r) for r in records]
+            records: list[dict[str, Any]] = []
+            lines: list[str] = []
+            dead: list[tuple[str, bytes]] = []
+            for v in values:
+                try:
+                    points = decode_points(v)
+                except ValueError as exc:
+                    dead.append((f"undecodable evaluations record: {exc}", v))
+                    continue
+                for d in points:
+                    # one point the store cannot write (no field, a bad key) is set aside with
+                    # its reason; it never takes the rest of the batch down with it
+                    try:
+                        lines.append(to_line(d))
+                    except (ValueError, KeyError, TypeError) as exc:
+                        dead.append((f"{type(exc).__name__}: {exc}", orjson.dumps(d)))
+                        continue
+                    records.append(d)
+            for reason, payload in dead:
+                log.warning("store: point set aside: %s", reason)
+                dl = DeadLetter.build("store", reason, payload, origin="evaluations")
+                await p.app.producer.send(
+                    s.topic_prefix + topics.DEAD_LETTER, None, dl.to_bytes(), None, None, None
+                )
             # a synchronous write, off the event loop; offsets are acknowledged only after it
             # returned (written, or spooled to disk when the endpoint is down)
             await asyncio.to_thread(p.sink.write, lines)

@@ -128,6 +128,23 @@ def test_without_forecast_the_lift_waits_for_36_observed_hours_and_red_steps_dow
     assert got[3][1].reason is DecisionReason.LOWER_LEVEL_SUSTAINED
 
 
+def test_clean_hours_behind_now_do_not_lift_when_the_forecast_ahead_is_bad() -> None:
+    """48 observed hours at 120 (h1–h48), then at h48 a forecast of 320 for the next three days
+    (Jan 12–14: hours h49–h120). The forecast alone calls for orange (> 200 for 72 h and > 300
+    for 24 h, all ahead); the 48 clean hours behind now must not count as "improvement
+    expected": the run of ≤ 150 ends at now and the next known value is 320, so the warning is
+    issued and held — no lift or downgrade until the data say so."""
+    bad = WarningInput(
+        forecast_daily=(
+            (date(2026, 1, 12), 320.0),
+            (date(2026, 1, 13), 320.0),
+            (date(2026, 1, 14), 320.0),
+        )
+    )
+    _, got = drive([120.0] * 60, extra={48: bad})
+    assert [(h, d.kind, d.level) for h, d in got] == [(48, DecisionKind.ISSUE, Level.ORANGE)]
+
+
 def test_each_change_carries_a_trigger_with_the_localitys_enterprises_and_measures() -> None:
     _, got = drive(EPISODE, extra={100: FORECAST_AT_100})
     triggers = [d.trigger for _, d in got]

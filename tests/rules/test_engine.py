@@ -663,3 +663,21 @@ def test_samples_in_any_order_within_the_window_give_the_clean_days_final_answer
     got, want = final(mixed), final(clean)
     assert got.keys() == want.keys()
     assert got == want
+
+
+def test_an_outlet_hour_flagged_in_maintenance_writes_no_point_without_a_field() -> None:
+    """Every value of an hourly flue-gas sample flagged M (maintenance, HJ 212-2017 表8): there is
+    no valid mean to write, so no ``emission_hour`` point at all — a point without a field cannot
+    be written as line protocol and once took the store's whole batch down. The flags stay on
+    the reading (``invalid``) and the hour is judged against no limit (no verdict)."""
+    ctx = SourceContext(
+        limits={"nox": PermitLimit(outlet="g1", factor="nox", upper=150.0, basis=Basis.HOUR)}
+    )
+    _, pts = run(
+        [sample("emission", MIDNIGHT + timedelta(hours=h), nox=(180.0, "M")) for h in (1, 2)], ctx
+    )
+    assert all(p.fields for p in pts), [p for p in pts if not p.fields]
+    assert [p.measurement for p in pts if p.measurement.startswith("emission")] == []
+    assert [p.measurement for p in pts if p.measurement == "verdict"] == []
+    reading = last(pts, "reading")
+    assert reading.fields == {"invalid": "nox:M"}

@@ -68,6 +68,43 @@ def test_store_agent_writes_line_protocol_at_the_event_time(tmp_path: Path) -> N
     )
 
 
+def test_store_agent_sets_aside_a_point_it_cannot_write_and_keeps_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A point without a field cannot be line protocol: it goes to the dead-letter topic with its
+    reason, and the batch's other points are written (once, one bad point lost the batch)."""
+    p = _pipeline(tmp_path, "store")
+    at = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
+    good = engine.Point(
+        "reading", {"kind": "air", "locality": "weifang", "source": "aq-1"}, {"pm25": 35.0}, at
+    )
+    empty = engine.Point("emission_hour", {"locality": "weifang", "source": "g1"}, {}, at)
+    sent: list[tuple[str, bytes]] = []
+
+    async def send(topic: str, key: Any, value: bytes, *_: Any) -> None:
+        sent.append((topic, value))
+
+    monkeypatch.setattr(p.app.producer, "send", send)
+
+    async def run() -> None:
+        async with p.app.agents["store"].test_context() as agent:
+            await agent.put(points_bytes([empty, good]))
+            await _until(lambda: p.sink.written + p.sink.spooled >= 1)
+        p.sink.close()
+
+    asyncio.run(run())
+    text = "".join(f.read_text() for f in sorted((tmp_path / "spool").glob("*.lp*")))
+    assert (
+        text.strip()
+        == "reading,kind=air,locality=weifang,source=aq-1 pm25=35.0 1795309200000000000"
+    )
+    [(topic, value)] = sent
+    assert topic.endswith("dead-letter")
+    dead = orjson.loads(value)
+    assert dead["stage"] == "store"
+    assert dead["reason"] == "ValueError: line for 'emission_hour' has no field"
+
+
 def _transition(at: datetime) -> Transition:
     return Transition(
         id="t-1",
