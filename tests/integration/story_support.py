@@ -455,10 +455,10 @@ def read_lp(path: Path, measurement: str) -> list[LpPoint]:
 
 
 def vm_alert_samples(vm: Victoria, story: str) -> Counter[tuple[tuple[str, str], ...]]:
-    """VictoriaMetrics' ``alert_value`` samples of one story: (sorted labels + ts) → count
+    """VictoriaMetrics' ``alert_notify`` samples of one story: (sorted labels + ts) → count
     of writes (VictoriaMetrics keeps every write of a series at one timestamp)."""
     out: Counter[tuple[tuple[str, str], ...]] = Counter()
-    for s in vm.export(f'{{__name__="alert_value",story="{story}"}}'):
+    for s in vm.export(f'{{__name__="alert_notify",story="{story}"}}'):
         metric = {str(k): str(v) for k, v in dict(s["metric"]).items()}  # type: ignore[call-overload]
         metric.pop("__name__", None)
         metric.pop("story", None)
@@ -710,8 +710,7 @@ def check_no_storm(run: LiveRun, bound: int) -> None:
 
 def check_readings_stored(run: LiveRun, deliveries: Sequence[Delivery]) -> None:
     """The store holds a ``reading`` point for every published sample (one series per source,
-    at the sample's time), and nothing else. Raises :class:`StoryDiscrepancy`: a store that
-    loses readings is the known discrepancy of the maintenance story."""
+    at the sample's time), and nothing else (the maintenance story once lost a batch here)."""
     stored = {(p.tags["source"], p.ns) for p in read_lp(run.stored / "stored.lp", "reading")}
     published = {(d.sample.source, round(d.sample.time.timestamp() * 1e9)) for d in deliveries}
     if stored != published:
@@ -733,8 +732,10 @@ def check_store(run: LiveRun, vm: Victoria) -> None:
     """One ``alert`` point per alert transition, its series told apart by the tags rule,
     source, factor and period (with state and level): no two transitions share a series and a
     timestamp. In the line protocol the store received (every transition; warnings too), and in
-    VictoriaMetrics for those with a numeric value: VictoriaMetrics drops a point whose fields
-    are all strings (an offline alert: id, reason, summary), InfluxDB keeps it."""
+    VictoriaMetrics for every transition: each ``alert`` point carries the numeric ``notify``
+    field (VictoriaMetrics drops a point whose fields are all strings — an offline alert's id,
+    reason and summary — which InfluxDB keeps), so ``alert_notify`` has one sample per
+    transition, 1 where people were told."""
     lp = read_lp(run.stored / "stored.lp", "alert")
     assert len(lp) == len(run.alerts), (len(lp), len(run.alerts))
     warnings = read_lp(run.stored / "stored.lp", "warning")
@@ -760,8 +761,7 @@ def check_store(run: LiveRun, vm: Victoria) -> None:
         }
         ns = round(datetime.fromisoformat(t["at"]).timestamp() * 1e9)
         assert key(tags, ns) in series, f"no alert point for {told_of(t)!r}"
-        if t["value"] is not None:
-            want[key(tags, ns)] += 1
+        want[key(tags, ns)] += 1
     deadline = time.monotonic() + 30
     while (got := vm_alert_samples(vm, run.story)) != want and time.monotonic() < deadline:
         time.sleep(0.5)
