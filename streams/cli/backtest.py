@@ -11,7 +11,9 @@ Two kinds of history:
   alert rule, offline detection by the locality's watermark. Accepted as
 
   - JSON lines (``.jsonl``/``.json``): the MQTT payloads (``ingest/schemas.py``) as
-    ``envwatch simulate run --out FILE`` writes them, with or without ``--envelope``;
+    ``envwatch simulate run --out FILE`` writes them, with or without ``--envelope`` (an
+    envelope's ``at`` is when the sample was delivered: replayed then — a forecast at its issue
+    time; a bare payload is replayed at its own time, a forecast therefore at its target day);
   - line protocol with measurement ``reading`` as the store holds it (``envwatch demo --out DIR``
     writes ``DIR/*.lp``; a directory argument reads every ``*.lp``, ``*.lp.gz`` and ``*.lp.open``
     in it). Flagged values are stored without their value (``invalid="pm25:D"``) and come back
@@ -214,8 +216,17 @@ def read_samples_json(lines: Iterable[str]) -> Iterator[Numbered | BadRow]:
         except orjson.JSONDecodeError as exc:
             yield BadRow(number, "line", f"not JSON: {exc}")
             continue
+        received: datetime | None = None
         if isinstance(data, dict) and "payload" in data and "schema" not in data:
-            data = data["payload"]  # envelope: {"at", "topic", "note", "payload"}
+            # envelope: {"at", "topic", "note", "payload"}; "at" is when it was delivered (an
+            # AQI forecast: its issue time, days before its label)
+            try:
+                received = datetime.fromisoformat(str(data.get("at")))
+            except ValueError:
+                received = None
+            if received is not None and received.tzinfo is None:
+                received = None
+            data = data["payload"]
         try:
             sample = _sample_of(data)
         except ValidationError as exc:
@@ -223,7 +234,7 @@ def read_samples_json(lines: Iterable[str]) -> Iterator[Numbered | BadRow]:
             where = ".".join(str(x) for x in err["loc"]) or "payload"
             yield BadRow(number, where, err["msg"])
             continue
-        yield number, sample, sample.time
+        yield number, sample, received or sample.time
 
 
 def _ns_time(stamp: str) -> datetime:

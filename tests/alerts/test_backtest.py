@@ -203,3 +203,38 @@ def test_unknown_warning_rule_set_is_a_clean_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["backtest", str(path), "--rule-set", "nope"])
     assert result.exit_code == 2
     assert "unknown warning rule set 'nope'" in result.output
+
+
+def test_an_envelope_replays_each_sample_when_it_was_delivered(tmp_path: Path) -> None:
+    """With ``--envelope`` each line says when its sample was delivered (``at``): an AQI forecast
+    three days before its target day (docs/simulators.md: issued 20:00 on D−3). Replayed then,
+    the forecasts of days 3–4 (daily AQI > 200) are known on day 1 at 20:00 and the rule set's
+    timeline (observed and forecast hours, docs/alerts.md §6) issues the yellow warning at once,
+    days before any observed hour exceeds 200 — as the live worker does."""
+    path = tmp_path / "winter-envelope.jsonl"
+    runner = CliRunner()
+    made = runner.invoke(
+        app,
+        [
+            "simulate",
+            "run",
+            "--scenario",
+            "winter-episode",
+            "--config",
+            str(REPO / "deploy" / "config"),
+            "--start",
+            START.isoformat(),
+            "--target",
+            "weifang",
+            "--envelope",
+            "--out",
+            str(path),
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(app, ["backtest", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    first = next(r for r in records if r["kind"] == "warning" and r["locality"] == "weifang")
+    assert (first["reason"], first["level"]) == ("warning_issued", "yellow")
+    assert datetime.fromisoformat(first["at"]) == START + timedelta(days=1, hours=20)
