@@ -368,11 +368,6 @@ class WaterClass:
         return self.quality.english
 
     @property
-    def limiting(self) -> tuple[str, ...]:
-        """The items whose class equals the section class (they set it)."""
-        return tuple(f for f, item in self.items.items() if item.grade == self.grade)
-
-    @property
     def multiples(self) -> Mapping[str, float | None]:
         """超标倍数 vs class III of each main pollutant (None for pH and DO)."""
         return {f: self.items[f].multiple for f in self.main_pollutants}

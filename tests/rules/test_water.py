@@ -167,7 +167,7 @@ def test_section_class_is_the_worst_item_and_excluded_items_do_not_count() -> No
         }
     )
     assert (result.grade, result.label) == (3, "III")
-    assert result.limiting == ("nh3n",)
+    assert result.items["nh3n"].grade == 3  # the worst item: it sets the section's class
     assert result.main_pollutants == ()  # not worse than III → no main pollutants
     assert result.grade_name == "良好"
     assert result.grade_name_en == "good"
