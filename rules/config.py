@@ -398,10 +398,6 @@ class Locality(_Frozen):
     prose_targets: tuple[Indicator, ...] = ()
     example: bool = False
 
-    @property
-    def table_rows(self) -> tuple[Indicator, ...]:
-        return tuple(i for i in self.indicators if i.origin == "table")
-
     def targets(self) -> tuple[Indicator, ...]:
         """Every target: the table rows then the prose targets."""
         return self.indicators + self.prose_targets
