@@ -4,8 +4,9 @@ Sources (standards.md §4.6, §4.11, §5, §7.1, §8):
 
 * Oxygen correction (折算): C折 = C实测 × (21 − O2基准) / (21 − O2实测), GB 13271-2014 式(1) and
   HJ 212-2017 附录D [STD]; concentration and O2 on the same (dry) basis.
-* Reference O2 per source type: GB 13271-2014 表6 for boilers [STD]; the other rows are [MEM]
-  defaults (standards.md §5) that an operator can override — pass ``overrides``.
+* Reference O2: the catalogue's (``rules.config.Catalog.reference_o2``: the outlet's own value, else
+  the default of its source type in ``defaults.yaml``, GB 13271-2014 表6 for boilers [STD], the
+  other rows [MEM] operator defaults, standards.md §5); the caller passes it in.
 * Hourly mean from minute/real-time values: ≥ 45 valid minute means (HJ 212-2017 附录D, quoting
   HJ/T 75-2007) [STD]; daily mean from ≥ 20 valid hourly means (same) [STD]. Data flags
   (HJ 212-2017 表8): N and S valid, F M D C T B invalid and counted by kind (rules.flags).
@@ -40,40 +41,6 @@ from rules.flags import INVALID_FLAGS, VALID_FLAGS, Flag, parse_flag
 AIR_O2: Final = 21.0
 
 
-class SourceType(StrEnum):
-    """Kinds of combustion source with a reference O2 (基准含氧量)."""
-
-    COAL_BOILER = "coal_boiler"  # 燃煤锅炉 (GB 13271-2014)
-    OIL_GAS_BOILER = "oil_gas_boiler"  # 燃油、燃气锅炉 (GB 13271-2014)
-    POWER_COAL = "power_coal"  # 火电 燃煤锅炉 (GB 13223-2011)
-    POWER_OIL_GAS = "power_oil_gas"  # 火电 燃油/燃气锅炉 (GB 13223-2011)
-    GAS_TURBINE = "gas_turbine"  # 燃气轮机组 (GB 13223-2011)
-    WASTE_INCINERATION = "waste_incineration"  # 生活垃圾焚烧 (GB 18485-2014)
-    CEMENT_KILN = "cement_kiln"  # 水泥窑 (GB 4915-2013)
-
-
-@dataclass(frozen=True, slots=True)
-class ReferenceOxygen:
-    """A reference O2 with its source; ``confirmed=False`` marks an unverified [MEM] default."""
-
-    percent: float
-    source: str
-    confirmed: bool
-
-
-#: Defaults from standards.md §5. Only the GB 13271-2014 rows were read in the standard; the
-#: others are [MEM] configuration defaults an operator must confirm and can override.
-DEFAULT_REFERENCE_O2: Final[Mapping[SourceType, ReferenceOxygen]] = {
-    SourceType.COAL_BOILER: ReferenceOxygen(9.0, "GB 13271-2014 表6", True),
-    SourceType.OIL_GAS_BOILER: ReferenceOxygen(3.5, "GB 13271-2014 表6", True),
-    SourceType.POWER_COAL: ReferenceOxygen(6.0, "GB 13223-2011 [MEM] default", False),
-    SourceType.POWER_OIL_GAS: ReferenceOxygen(3.0, "GB 13223-2011 [MEM] default", False),
-    SourceType.GAS_TURBINE: ReferenceOxygen(15.0, "GB 13223-2011 [MEM] default", False),
-    SourceType.WASTE_INCINERATION: ReferenceOxygen(11.0, "GB 18485-2014 [MEM] default", False),
-    SourceType.CEMENT_KILN: ReferenceOxygen(10.0, "GB 4915-2013 [MEM] default", False),
-}
-
-
 def _finite(value: object, factor: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidReading("not a number", factor=factor, value=value)
@@ -92,24 +59,6 @@ def _check_o2(value: object, factor: str) -> float:
     return number
 
 
-def reference_o2(
-    source_type: SourceType | str, overrides: Mapping[str, float] | None = None
-) -> float:
-    """The reference O2 (%) of a source type: the operator's override, else the default.
-
-    Raises:
-        InvalidReading: ``factor="source_type"`` for an unknown type; OxygenOutOfRange for an
-        override outside 0 ≤ O2 < 21.
-    """
-    key = str(source_type)
-    if overrides is not None and key in overrides:
-        return _check_o2(overrides[key], "o2_reference")
-    try:
-        return DEFAULT_REFERENCE_O2[SourceType(key)].percent
-    except ValueError:
-        raise InvalidReading("unknown source type", factor="source_type", value=key) from None
-
-
 def o2_corrected(concentration: float, *, o2_measured: float, o2_reference: float) -> float:
     """C × (21 − O2ref) / (21 − O2meas) (GB 13271-2014 式(1)), same (dry) basis for C and O2.
 
@@ -124,21 +73,6 @@ def o2_corrected(concentration: float, *, o2_measured: float, o2_reference: floa
     measured = _check_o2(o2_measured, "o2")
     ref = _check_o2(o2_reference, "o2_reference")
     return c * (AIR_O2 - ref) / (AIR_O2 - measured)
-
-
-def o2_corrected_for(
-    concentration: float,
-    *,
-    o2_measured: float,
-    source_type: SourceType | str,
-    overrides: Mapping[str, float] | None = None,
-) -> float:
-    """:func:`o2_corrected` with the reference O2 of ``source_type`` (see :func:`reference_o2`)."""
-    return o2_corrected(
-        concentration,
-        o2_measured=o2_measured,
-        o2_reference=reference_o2(source_type, overrides),
-    )
 
 
 # ---------------------------------------------------------------------------- hourly means

@@ -11,6 +11,8 @@ from rules.config import (
     Catalog,
     CellKind,
     ControlLevel,
+    Outlet,
+    OutletType,
     catalog_from_texts,
     load_catalog,
     parse_cell,
@@ -131,6 +133,26 @@ def test_text_and_table_disagreement_is_kept_with_the_choice_marked(catalog: Cat
     assert zhifu_good.text_value_2020.value == 86.6
     assert zhifu_good.baseline_value() == 85.5
     assert zhifu_good.effective_target() is None  # 完成市分解任务: no number until an override
+
+
+def test_reference_o2_defaults_and_an_outlets_own_value(catalog: Catalog) -> None:
+    # defaults.yaml: GB 13271-2014 表6 read in the standard (coal boilers 9 %, gas boilers 3.5 %);
+    # the others are [MEM] operator defaults (waste incinerators 11 %, GB 18485-2014)
+    ref = catalog.defaults.reference_o2
+    assert (ref["coal_boiler"].value, ref["coal_boiler"].confidence) == (9, "STD")
+    assert (ref["gas_boiler"].value, ref["gas_boiler"].confidence) == (3.5, "STD")
+    assert (ref["waste_incinerator"].value, ref["waste_incinerator"].confidence) == (11, "MEM")
+    # an outlet's own reference O2 overrides the default of its source type
+    own = Outlet(
+        id="e-x-01-g1",
+        name="boiler stack",
+        type=OutletType.GAS,
+        mn="X0001",
+        source_type="coal_boiler",
+        reference_o2=6.0,
+    )
+    assert catalog.reference_o2(own) == 6.0
+    assert catalog.reference_o2(own.model_copy(update={"reference_o2": None})) == 9.0
 
 
 def test_lookups(catalog: Catalog) -> None:

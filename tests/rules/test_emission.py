@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rules.emission import (
-    DEFAULT_REFERENCE_O2,
     LAIXI_WWTP_STRICTER,
     Basis,
     EffluentClass,
@@ -22,7 +21,6 @@ from rules.emission import (
     LocalLimit,
     MinuteRule,
     PermitLimit,
-    SourceType,
     Verdict,
     WindowStatus,
     check_effluent,
@@ -30,8 +28,6 @@ from rules.emission import (
     check_permit,
     daily_mean,
     o2_corrected,
-    o2_corrected_for,
-    reference_o2,
 )
 from rules.errors import InvalidReading, OutsideWindow, OxygenOutOfRange, UnknownFactor
 from rules.flags import Flag
@@ -56,25 +52,17 @@ def test_o2_correction_hand_computed(c: float, o2: float, ref: float, expected: 
     assert o2_corrected(c, o2_measured=o2, o2_reference=ref) == pytest.approx(expected)
 
 
-def test_reference_o2_defaults_and_their_confidence() -> None:
-    # GB 13271-2014 表6 read in the standard: coal 9 %, oil/gas 3.5 %; others [MEM] defaults.
-    assert reference_o2(SourceType.COAL_BOILER) == 9.0
-    assert reference_o2("oil_gas_boiler") == 3.5
-    assert DEFAULT_REFERENCE_O2[SourceType.COAL_BOILER].confirmed
-    assert not DEFAULT_REFERENCE_O2[SourceType.WASTE_INCINERATION].confirmed
-    # Coal boiler, 150 mg/m³ at 10.5 % O2: 150 × (21−9)/(21−10.5) = 150 × 12/10.5 = 171.43
-    corrected = o2_corrected_for(150.0, o2_measured=10.5, source_type=SourceType.COAL_BOILER)
+def test_coal_boiler_worked_example() -> None:
+    # Coal boiler, reference O2 9 % (GB 13271-2014 表6; the catalogue's coal_boiler default),
+    # 150 mg/m³ at 10.5 % O2: 150 × (21−9)/(21−10.5) = 150 × 12/10.5 = 171.43
+    corrected = o2_corrected(150.0, o2_measured=10.5, o2_reference=9.0)
     assert corrected == pytest.approx(171.428571, rel=1e-6)
 
 
-def test_operator_override_of_reference_o2() -> None:
-    # Operator sets cement kilns to 10 % explicitly and incinerators to 11 %: 50 at 14 % O2
-    # → 50 × (21−11)/(21−14) = 50 × 10/7 = 71.43
-    overrides = {"waste_incineration": 11.0, "coal_boiler": 6.0}
-    assert reference_o2(SourceType.COAL_BOILER, overrides) == 6.0
-    got = o2_corrected_for(
-        50.0, o2_measured=14.0, source_type="waste_incineration", overrides=overrides
-    )
+def test_incinerator_worked_example() -> None:
+    # Waste incinerator, reference O2 11 % (GB 18485-2014, a [MEM] operator default in the
+    # catalogue), 50 mg/m³ at 14 % O2 → 50 × (21−11)/(21−14) = 50 × 10/7 = 71.43
+    got = o2_corrected(50.0, o2_measured=14.0, o2_reference=11.0)
     assert got == pytest.approx(500 / 7)
 
 
@@ -85,16 +73,17 @@ def test_measured_o2_out_of_range_is_a_typed_error(o2: float) -> None:
     assert (err.value.factor, err.value.value) == ("o2", o2)
 
 
-def test_bad_reference_and_source_type() -> None:
+@pytest.mark.parametrize("ref", [21.0, -1.0])
+def test_reference_o2_out_of_range_is_a_typed_error(ref: float) -> None:
     with pytest.raises(OxygenOutOfRange) as err:
-        reference_o2("coal_boiler", {"coal_boiler": 21.0})
-    assert err.value.factor == "o2_reference"
-    with pytest.raises(InvalidReading) as err2:
-        reference_o2("steel_sinter")
-    assert err2.value.factor == "source_type"
-    with pytest.raises(InvalidReading) as err3:
+        o2_corrected(100.0, o2_measured=10.0, o2_reference=ref)
+    assert (err.value.factor, err.value.value) == ("o2_reference", ref)
+
+
+def test_negative_concentration_is_a_typed_error() -> None:
+    with pytest.raises(InvalidReading) as err:
         o2_corrected(-5.0, o2_measured=10.0, o2_reference=9.0)
-    assert err3.value.factor == "concentration"
+    assert err.value.factor == "concentration"
 
 
 # ---------------------------------------------------------------- hourly validity

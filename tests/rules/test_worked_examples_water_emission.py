@@ -25,7 +25,7 @@ from rules.emission import (
     check_hour,
     check_permit,
     daily_mean,
-    o2_corrected_for,
+    o2_corrected,
 )
 from rules.water import (
     RiverMethod,
@@ -158,7 +158,7 @@ def test_e01_coal_boiler_so2_corrected_then_checked() -> None:
     # Coal boiler, reference O2 9 % (GB 13271-2014 表6). Measured SO2 180 at O2 11 %:
     # 180 × (21 − 9)/(21 − 11) = 180 × 12/10 = 216. 特别排放限值 coal SO2 200 (standards.md §5):
     # exceeded, multiple (216 − 200)/200 = 0.08.
-    c = o2_corrected_for(180.0, o2_measured=11.0, source_type="coal_boiler")
+    c = o2_corrected(180.0, o2_measured=11.0, o2_reference=9.0)
     assert c == pytest.approx(216.0)
     check = check_permit(PermitLimit("DA001", "so2", upper=200.0), c)
     assert (check.verdict, check.multiple) == (Verdict.EXCEEDED, pytest.approx(0.08))
@@ -167,7 +167,7 @@ def test_e01_coal_boiler_so2_corrected_then_checked() -> None:
 def test_e02_gas_boiler_nox() -> None:
     # Gas boiler, reference 3.5 %. NOx 120 at O2 8.5 %: 120 × 17.5/12.5 = 168.
     # Special limit gas NOx 150: multiple (168 − 150)/150 = 0.12.
-    c = o2_corrected_for(120.0, o2_measured=8.5, source_type="oil_gas_boiler")
+    c = o2_corrected(120.0, o2_measured=8.5, o2_reference=3.5)
     assert c == pytest.approx(168.0)
     assert check_permit(PermitLimit("DA002", "nox", upper=150.0), c).multiple == pytest.approx(0.12)
 
