@@ -562,8 +562,15 @@ class PahoPublisher:
     """An async QoS1 publisher over paho-mqtt 2.x: ``await publish(topic, payload)`` returns
     once the broker's PUBACK arrived (so the gateway acknowledges a logger only then).
 
+    :meth:`connect` first asks the broker which MQTT version it speaks
+    (:func:`ingest.publisher.broker_protocol`, one throwaway connection) and connects with MQTT v5
+    where it can, else MQTT 3.1.1 (amqtt, the embedded default's pure-Python fallback, has no
+    v5 and would never answer a v5 CONNECT with properties). QoS1 publishing needs no persistent
+    session, so the session is a clean one either way (ingest/publisher.py explains why).
+
     paho runs its network loop in its own thread; PUBACKs are handed to the event loop with
-    ``call_soon_threadsafe``. Raises ``ConnectionError`` when the broker refuses or times out.
+    ``call_soon_threadsafe``. ``connect`` raises ``ConnectionError`` when the broker cannot be
+    reached, refuses the connection (with its reason) or does not answer within ``timeout``.
     """
 
     def __init__(
@@ -578,37 +585,71 @@ class PahoPublisher:
         password: str | None = None,
     ) -> None:
         import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
 
         self._mqtt = mqtt
         self.host, self.port, self.timeout = host, port, timeout
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
-        )
-        if username:
-            self._client.username_pw_set(username, password)
-        self._client.max_inflight_messages_set(inflight)
-        self._client.on_publish = self._on_publish
+        self.client_id, self.inflight = client_id, inflight
+        self.username, self.password = username, password
+        self.protocol: int | None = None  # the MQTT version in use once connected
+        self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: dict[int, asyncio.Future[None]] = {}
         self._early: set[int] = set()
 
+    def _build(self, protocol: Any) -> Any:
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        client = self._mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=protocol
+        )
+        if self.username:
+            client.username_pw_set(self.username, self.password)
+        client.max_inflight_messages_set(self.inflight)
+        client.on_publish = self._on_publish
+        return client
+
     async def connect(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        connected = asyncio.Event()
-        loop = self._loop
+        from ingest.publisher import PublisherError, broker_protocol
 
-        def on_connect(*_args: object) -> None:
-            loop.call_soon_threadsafe(connected.set)
-
-        self._client.on_connect = on_connect
-        self._client.connect(self.host, self.port, keepalive=30)
-        self._client.loop_start()
+        self._loop = loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(connected.wait(), self.timeout)
+            protocol = await asyncio.to_thread(
+                broker_protocol,
+                self.host,
+                self.port,
+                timeout=min(self.timeout, 10.0),
+                username=self.username,
+                password=self.password,
+            )
+        except PublisherError as exc:
+            raise ConnectionError(f"MQTT broker {self.host}:{self.port}: {exc.reason}") from None
+        if protocol != self._mqtt.MQTTv5:
+            log.info("gateway: the MQTT broker has no MQTT v5; publishing with MQTT 3.1.1")
+        self._client = client = self._build(protocol)
+        answer: asyncio.Future[Any] = loop.create_future()
+
+        def on_connect(_c: object, _u: object, _f: object, reason: Any, *_p: object) -> None:
+            def settle() -> None:
+                if not answer.done():
+                    answer.set_result(reason)
+
+            loop.call_soon_threadsafe(settle)
+
+        client.on_connect = on_connect
+        try:
+            client.connect(self.host, self.port, keepalive=30)
+        except OSError as exc:
+            raise ConnectionError(f"MQTT broker {self.host}:{self.port}: {exc}") from None
+        client.loop_start()
+        try:
+            reason = await asyncio.wait_for(answer, self.timeout)
         except TimeoutError:
-            self._client.loop_stop()
+            client.loop_stop()
             raise ConnectionError(f"MQTT broker {self.host}:{self.port} did not answer") from None
+        if getattr(reason, "is_failure", False):
+            client.loop_stop()
+            raise ConnectionError(f"MQTT broker {self.host}:{self.port} refused: {reason}")
+        self.protocol = int(protocol)
 
     def _on_publish(self, _client: object, _userdata: object, mid: int, *_rest: object) -> None:
         if self._loop is not None:
@@ -622,6 +663,8 @@ class PahoPublisher:
             future.set_result(None)
 
     async def publish(self, topic: str, payload: bytes) -> None:
+        if self._client is None:
+            raise ConnectionError(f"publish to {topic}: not connected (call connect first)")
         info = self._client.publish(topic, payload, qos=1)
         if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
             raise ConnectionError(f"publish to {topic}: {self._mqtt.error_string(info.rc)}")
@@ -638,5 +681,7 @@ class PahoPublisher:
             raise ConnectionError(f"no PUBACK for {topic} within {self.timeout}s") from None
 
     async def close(self) -> None:
+        if self._client is None:
+            return
         self._client.disconnect()
         self._client.loop_stop()

@@ -442,3 +442,59 @@ def test_gateway_publishes_to_mosquitto_with_qos1(mqtt_broker) -> None:
     assert got[("env/emission/weifang/e-wf-007", "2026-01-15T10:00:00+08:00")] == pytest.approx(
         so2_of(7, 9)
     )
+
+
+@pytest.mark.integration
+def test_publisher_speaks_mqtt_311_to_a_broker_without_v5() -> None:
+    """amqtt (the embedded default's pure-Python fallback) has no MQTT v5: the publisher asks
+    first and connects with 3.1.1, and its first publish gets its PUBACK (it used to connect
+    with v5, take amqtt's refusal for a connection and time out on the first publish)."""
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    from streams import embedded
+
+    with embedded.amqtt_broker() as broker:
+
+        async def main() -> float:
+            publisher = PahoPublisher(broker.host, broker.port, timeout=10)
+            await publisher.connect()
+            try:
+                assert publisher.protocol == mqtt.MQTTv311
+                started = time.monotonic()
+                await publisher.publish("env/emission/weifang/e-wf-001", b'{"probe": 1}')
+                return time.monotonic() - started
+            finally:
+                await publisher.close()
+
+        assert asyncio.run(main()) < 5
+
+
+def test_publisher_reports_a_refused_connection_at_once() -> None:
+    """A broker that answers CONNECT with "not authorised" (MQTT v5 CONNACK reason 0x87):
+    ``connect`` raises ConnectionError naming the refusal, without waiting for its timeout."""
+    import time
+
+    async def main() -> None:
+        async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1024)  # the CONNECT
+            writer.write(bytes([0x20, 0x03, 0x00, 0x87, 0x00]))  # CONNACK, 0x87, no properties
+            await writer.drain()
+            await asyncio.sleep(0.5)
+            writer.close()
+
+        server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        publisher = PahoPublisher("127.0.0.1", port, timeout=30)
+        started = time.monotonic()
+        try:
+            with pytest.raises(ConnectionError, match="refused: Not authorized"):
+                await publisher.connect()
+            assert time.monotonic() - started < 5
+        finally:
+            await publisher.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())
