@@ -8,7 +8,8 @@ Sources (standards.md §4.6, §4.11, §5, §7.1, §8):
   the default of its source type in ``defaults.yaml``, GB 13271-2014 表6 for boilers [STD], the
   other rows [MEM] operator defaults, standards.md §5); the caller passes it in.
 * Hourly mean from minute/real-time values: ≥ 45 valid minute means (HJ 212-2017 附录D, quoting
-  HJ/T 75-2007) [STD]; daily mean from ≥ 20 valid hourly means (same) [STD]. Data flags
+  HJ/T 75-2007) [STD]; daily mean from ≥ 20 valid hourly means (same) [STD], which
+  ``rules.engine`` computes from the hourly means it files per Beijing day. Data flags
   (HJ 212-2017 表8): N and S valid, F M D C T B invalid and counted by kind (rules.flags).
   Several real-time values in one minute: flue gas — the minute is valid when ≥ 75 % of its values
   are valid; wastewater — one invalid value makes the minute invalid (HJ 212-2017 表C.16 注) [STD].
@@ -25,7 +26,7 @@ Faust table can hold it and a batch replay can reuse it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -79,7 +80,7 @@ def o2_corrected(concentration: float, *, o2_measured: float, o2_reference: floa
 
 #: HJ 212-2017 附录D (HJ/T 75-2007): an hourly mean needs ≥ 45 valid minute means.
 MIN_VALID_MINUTES: Final = 45
-#: HJ 212-2017 附录D (HJ/T 75-2007): a daily mean needs ≥ 20 valid hourly means.
+#: HJ 212-2017 附录D (HJ/T 75-2007): a daily mean needs ≥ 20 valid hourly means (rules.engine).
 MIN_VALID_HOURS: Final = 20
 #: HJ 212-2017 表C.16 注: a flue-gas minute is N only if ≥ 75 % of its real-time values are normal.
 FLUE_GAS_VALID_SHARE: Final = (3, 4)
@@ -215,46 +216,6 @@ class HourlyAverage:
         return valid * den >= num * (valid + invalid)
 
 
-@dataclass(frozen=True, slots=True)
-class DailyResult:
-    """A daily mean from hourly means (≥ 20 valid hours, HJ 212-2017 附录D)."""
-
-    factor: str
-    status: WindowStatus
-    mean: float | None
-    valid_hours: int
-
-
-def daily_mean(
-    hours: Iterable[HourlyResult], *, min_valid_hours: int = MIN_VALID_HOURS
-) -> DailyResult:
-    """Arithmetic mean of the valid hourly means of one factor over one day.
-
-    Raises:
-        InvalidReading: hours of different factors (factor ``factor``), or two results for the
-            same hour (factor ``start``).
-    """
-    factor: str | None = None
-    seen: set[datetime] = set()
-    values: list[float] = []
-    for hour in hours:
-        if factor is not None and hour.factor != factor:
-            raise InvalidReading("hours of different factors", factor="factor", value=hour.factor)
-        factor = hour.factor
-        if hour.start in seen:
-            raise InvalidReading("the same hour twice", factor="start", value=hour.start)
-        seen.add(hour.start)
-        if hour.valid and hour.mean is not None:
-            values.append(hour.mean)
-    enough = len(values) >= min_valid_hours
-    return DailyResult(
-        factor or "",
-        WindowStatus.VALID if enough else WindowStatus.INSUFFICIENT,
-        sum(values) / len(values) if enough else None,
-        len(values),
-    )
-
-
 # ---------------------------------------------------------------------------- permit limits
 
 
@@ -329,20 +290,6 @@ def check_permit(limit: PermitLimit, value: float | None) -> PermitCheck:
     if limit.lower is not None and number < limit.lower:
         return make(Verdict.EXCEEDED, limit.lower, None)
     return make(Verdict.WITHIN, limit.upper, None)
-
-
-def check_hour(limit: PermitLimit, hour: HourlyResult) -> PermitCheck:
-    """Judge an hourly result: an hour without enough valid minutes is NO_DATA, never "within".
-
-    Raises:
-        InvalidReading: the hour is of another factor than the limit.
-    """
-    if hour.factor != limit.factor:
-        raise InvalidReading(
-            f"hourly mean of {hour.factor!r} checked against a limit of {limit.factor!r}",
-            factor=hour.factor,
-        )
-    return check_permit(limit, hour.mean if hour.valid else None)
 
 
 # ---------------------------------------------------------------------------- GB 18918-2002

@@ -1,7 +1,8 @@
 """Emission rules (rules.emission): O2 correction, hourly validity, permit and GB 18918 limits.
 
 Expected values are computed by hand in the comments from GB 13271-2014 式(1), HJ 212-2017
-附录D/表8/表C.16 and GB 18918-2002 表1 (standards.md §4, §5, §7.1).
+附录D/表8/表C.16 and GB 18918-2002 表1 (standards.md §4, §5, §7.1). The daily mean and the hourly
+permit judgement are what ``rules.engine.step`` computes live, so they are checked through it.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ from rules.emission import (
     Verdict,
     WindowStatus,
     check_effluent,
-    check_hour,
     check_permit,
-    daily_mean,
     o2_corrected,
 )
+from rules.engine import Point, Sample, SourceContext, step
 from rules.errors import InvalidReading, OutsideWindow, OxygenOutOfRange, UnknownFactor
 from rules.flags import Flag
 
@@ -192,21 +192,35 @@ def test_bad_inputs_to_the_hourly_mean() -> None:
     assert err2.value.factor == "hour_start"
 
 
-def _hour(start: datetime, mean: float | None) -> HourlyResult:
-    status = WindowStatus.VALID if mean is not None else WindowStatus.INSUFFICIENT
-    return HourlyResult("so2", start, status, mean, mean, mean, 60 if mean else 0, 60, 60, {})
+def _emission_day(hourly: list[float | None]) -> Point:
+    """Hourly SO2 samples of 2026-03-05 labelled 01:00 … 24:00 (``None``: the hour's value is
+    flagged F, invalid) through ``rules.engine.step``; the day's ``emission_day`` point."""
+    day = datetime(2026, 3, 5, 0, 0, tzinfo=BJ)
+    state = None
+    points: list[Point] = []
+    for slot, value in enumerate(hourly):
+        so2 = (value, "N") if value is not None else (999.0, "F")
+        sample = Sample(
+            "emission", "weifang", "DA001", day + timedelta(hours=slot + 1), "hour", {"so2": so2}
+        )
+        state, out = step(state, sample, SourceContext())
+        points += out
+    days = [p for p in points if p.measurement == "emission_day"]
+    assert len(days) == 1  # the hour labelled 24:00 completes the day
+    assert days[0].time == day + timedelta(days=1)  # labelled by its end
+    return days[0]
 
 
 def test_daily_mean_needs_20_valid_hours() -> None:
-    day = datetime(2026, 3, 5, 0, 0, tzinfo=BJ)
-    # 20 valid hours of 30 and 4 invalid ones → (20 × 30)/20 = 30.
-    hours = [_hour(day + timedelta(hours=h), 30.0 if h < 20 else None) for h in range(24)]
-    full = daily_mean(hours)
-    assert (full.status, full.valid_hours, full.mean) == (WindowStatus.VALID, 20, 30.0)
+    # 20 valid hours of 30 and 4 invalid ones (flagged F at 999) → (20 × 30)/20 = 30.
+    hours: list[float | None] = [30.0 if h < 20 else None for h in range(24)]
+    full = _emission_day(hours)
+    assert (full.fields["valid_hours_so2"], full.fields["so2"]) == (20, 30.0)
     # 19 valid hours → no daily mean.
-    hours[0] = _hour(day, None)
-    short = daily_mean(hours)
-    assert (short.status, short.valid_hours, short.mean) == (WindowStatus.INSUFFICIENT, 19, None)
+    hours[0] = None
+    short = _emission_day(hours)
+    assert short.fields["valid_hours_so2"] == 19
+    assert "so2" not in short.fields
 
 
 # ---------------------------------------------------------------- permit exceedance
@@ -244,16 +258,48 @@ def test_permit_ph_range() -> None:
         PermitLimit("DW001", "cod")  # no bound at all
 
 
+def _judged_hour(minutes: list[tuple[float, str]]) -> list[Point]:
+    """SO2 minute samples from 08:00 on (labelled by their end: 08:01 …) against SO2_LIMIT
+    through ``rules.engine.step``, then the minute 09:00–09:01, which closes the hour; the points
+    of the hour 08:00–09:00 (labelled 09:00) other than the samples' readings."""
+    ctx = SourceContext(limits={"so2": SO2_LIMIT})
+    timeline = [(HOUR + timedelta(minutes=m + 1), so2) for m, so2 in enumerate(minutes)]
+    timeline.append((HOUR + timedelta(minutes=61), (0.0, "N")))
+    state = None
+    points: list[Point] = []
+    for at, so2 in timeline:
+        state, out = step(
+            state, Sample("emission", "weifang", "DA001", at, "min", {"so2": so2}), ctx
+        )
+        points += out
+    end = HOUR + timedelta(hours=1)
+    return [p for p in points if p.time == end and p.measurement != "reading"]
+
+
+def _only(points: list[Point], measurement: str) -> Point:
+    found = [p for p in points if p.measurement == measurement]
+    assert len(found) == 1, (measurement, found)
+    return found[0]
+
+
 def test_invalid_hour_is_no_data_not_within() -> None:
-    agg = HourlyAverage()
-    # 44 valid minutes of 80 mg/m³ (above the limit 50) are still not a valid hour.
-    short = _minutes(agg, [(80.0, "N")] * 44)
-    assert check_hour(SO2_LIMIT, short).verdict is Verdict.NO_DATA
-    full = _minutes(agg, [(60.0, "N")] * 45)
-    check = check_hour(SO2_LIMIT, full)
-    assert (check.verdict, check.multiple) == (Verdict.EXCEEDED, pytest.approx(0.2))  # 10/50
-    with pytest.raises(InvalidReading):
-        check_hour(PermitLimit("DA001", "nox", upper=100.0), full)
+    # 44 valid minutes of 80 mg/m³ (above the limit 50) are still not a valid hour: no hourly
+    # mean, so no verdict (the engine's NO_DATA) and no exceedance.
+    short = _judged_hour([(80.0, "N")] * 44)
+    hour = _only(short, "emission_hour")
+    assert hour.fields["valid_minutes_so2"] == 44
+    assert "so2" not in hour.fields
+    assert not [p for p in short if p.measurement in ("verdict", "exceedance")]
+    # 45 valid minutes of 60 → a valid hour, exceeded: multiple (60 − 50)/50 = 10/50 = 0.2.
+    full = _judged_hour([(60.0, "N")] * 45)
+    assert _only(full, "emission_hour").fields["so2"] == 60.0
+    verdict = _only(full, "verdict")
+    assert verdict.tags["period"] == "hour"
+    assert (verdict.fields["so2"], verdict.fields["so2_limit"]) == (60.0, 50.0)
+    ex = _only(full, "exceedance")
+    assert (ex.tags["factor"], ex.tags["period"]) == ("so2", "hour")
+    assert (ex.fields["value"], ex.fields["limit"]) == (60.0, 50.0)
+    assert ex.fields["multiple"] == pytest.approx(0.2)
 
 
 # ---------------------------------------------------------------- GB 18918-2002 表1

@@ -22,11 +22,10 @@ from rules.emission import (
     Verdict,
     WindowStatus,
     check_effluent,
-    check_hour,
     check_permit,
-    daily_mean,
     o2_corrected,
 )
+from rules.engine import Point, Sample, SourceContext, step
 from rules.water import (
     RiverMethod,
     Trend,
@@ -197,7 +196,23 @@ def test_e04_45_versus_44_valid_minutes() -> None:
     # 44 N at 300 + 16 C → not a valid hour: no mean, and no exceedance of a 200 limit either.
     short = _hour_from([(300.0, "N")] * 44 + [(0.0, "C")] * 16)
     assert (short.status, short.mean) == (WindowStatus.INSUFFICIENT, None)
-    assert check_hour(PermitLimit("DA001", "so2", upper=200.0), short).verdict is Verdict.NO_DATA
+    # live (rules.engine.step): the same minutes against a permit limit of 200 give no hourly
+    # mean, hence no verdict and no exceedance for the hour
+    ctx = SourceContext(limits={"so2": PermitLimit("DA001", "so2", upper=200.0)})
+    minutes = [(300.0, "N")] * 44 + [(0.0, "C")] * 16 + [(0.0, "N")]  # + 09:00–09:01 closes it
+    state = None
+    points: list[Point] = []
+    for m, so2 in enumerate(minutes):  # minute samples are labelled by their end
+        sample = Sample(
+            "emission", "weifang", "DA001", H8 + timedelta(minutes=m + 1), "min", {"so2": so2}
+        )
+        state, out = step(state, sample, ctx)
+        points += out
+    hour = [p for p in points if p.time == H8 + timedelta(hours=1) and p.measurement != "reading"]
+    assert [p.measurement for p in hour] == ["emission_hour"]
+    fields = hour[0].fields
+    assert (fields["valid_minutes_so2"], fields["flag_C"]) == (44, 16)
+    assert "so2" not in fields
 
 
 def test_e05_realtime_every_30_s_half_faulty_minutes() -> None:
@@ -218,24 +233,21 @@ def test_e05_realtime_every_30_s_half_faulty_minutes() -> None:
 
 def test_e06_daily_mean_from_22_valid_hours() -> None:
     # 11 hours at 30 and 11 at 40 (valid), 2 invalid: (11×30 + 11×40)/22 = 770/22 = 35.
+    # Live (rules.engine.step): hourly samples labelled 01:00 … 24:00 of 2026-07-01; the two
+    # invalid hours are flagged C at 999; the hour labelled 24:00 completes the day.
     day = datetime(2026, 7, 1, 0, 0, tzinfo=BJ)
-    hours = [
-        HourlyResult(
-            "so2",
-            day + timedelta(hours=h),
-            WindowStatus.VALID if h < 22 else WindowStatus.INSUFFICIENT,
-            (30.0 if h < 11 else 40.0) if h < 22 else None,
-            None,
-            None,
-            60 if h < 22 else 10,
-            60,
-            60,
-            {},
+    state = None
+    points: list[Point] = []
+    for h in range(24):
+        so2 = ((30.0 if h < 11 else 40.0), "N") if h < 22 else (999.0, "C")
+        sample = Sample(
+            "emission", "weifang", "DA001", day + timedelta(hours=h + 1), "hour", {"so2": so2}
         )
-        for h in range(24)
-    ]
-    result = daily_mean(hours)
-    assert (result.valid_hours, result.mean) == (22, 35.0)
+        state, out = step(state, sample, SourceContext())
+        points += out
+    [result] = [p for p in points if p.measurement == "emission_day"]
+    assert result.time == day + timedelta(days=1)  # labelled by the day's end
+    assert (result.fields["valid_hours_so2"], result.fields["so2"]) == (22, 35.0)
 
 
 def test_e07_wwtp_tp_old_versus_new_plant() -> None:
