@@ -3,9 +3,10 @@
 Data loggers (数采仪) connect over TCP and upload HJ 212 packets; :class:`ingest.gateway.Gateway`
 turns data uploads into samples. This module wires it to the rest of envwatch:
 
-* MN → source from the catalogue (``rules.config.load_catalog(settings.config_dir)``): an
-  enterprise outlet's MN gives ``MnTarget(locality=enterprise.locality, source=outlet.id,
-  kind=emission)`` (:func:`targets_from_catalog`; the catalogue gives MNs to outlets only);
+* MN → source from the catalogue (``rules.config.load_catalog(settings.config_dir)``): the
+  catalogue's one MN index, :meth:`rules.config.Catalog.outlet_by_mn` (case-insensitive), gives
+  the outlet and its enterprise → ``MnTarget(locality=enterprise.locality, source=outlet.id,
+  kind=emission)`` (:func:`target_of`; the catalogue gives MNs to outlets only);
 * samples are published to MQTT with QoS1 (``PahoPublisher``: a logger's packet is acknowledged
   only after the broker's PUBACK), on ``env/emission/{locality}/{outlet id}`` — the bridge takes
   them on to Kafka like any other sample;
@@ -44,19 +45,21 @@ if TYPE_CHECKING:  # heavy imports stay out of ``envwatch --help``
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GatewayService", "KafkaDeadLetters", "gateway", "targets_from_catalog"]
+__all__ = ["GatewayService", "KafkaDeadLetters", "gateway", "target_of"]
 
 
-def targets_from_catalog(catalog: Catalog) -> dict[str, MnTarget]:
-    """MN (upper case) → where its packets go, for every enterprise outlet with an MN."""
+def target_of(catalog: Catalog, mn: str) -> MnTarget | None:
+    """Where a logger's packets go: the outlet with this MN in the catalogue
+    (:meth:`~rules.config.Catalog.outlet_by_mn`, case-insensitive) as an emission source of its
+    enterprise's locality; None for an MN the catalogue does not know (dead-lettered)."""
     from ingest.gateway import MnTarget
     from rules.factors import Kind
 
-    out: dict[str, MnTarget] = {}
-    for enterprise in catalog.enterprises:
-        for outlet in enterprise.outlets:
-            out[outlet.mn.upper()] = MnTarget(enterprise.locality, outlet.id, Kind.EMISSION)
-    return out
+    found = catalog.outlet_by_mn(mn)
+    if found is None:
+        return None
+    enterprise, outlet = found
+    return MnTarget(enterprise.locality, outlet.id, Kind.EMISSION)
 
 
 class KafkaDeadLetters:
@@ -91,13 +94,13 @@ class GatewayService:
             if settings.config_dir is None:
                 raise typer.BadParameter("the gateway needs a catalogue (ENVWATCH_CONFIG_DIR)")
             catalog = load_catalog(settings.config_dir)
-        self.targets = targets_from_catalog(catalog)
+        self.catalog = catalog
         self.gateway: Gateway | None = None
         self.metrics_address: tuple[str, int] | None = None
         self._stop = asyncio.Event()
 
     def _lookup(self, mn: str) -> MnTarget | None:
-        return self.targets.get(mn.upper())
+        return target_of(self.catalog, mn)
 
     def stop(self) -> None:
         self._stop.set()
@@ -149,7 +152,7 @@ class GatewayService:
             async with self.gateway:
                 log.info(
                     "gateway: %d MNs from the catalogue; listening on %s:%d",
-                    len(self.targets),
+                    sum(len(e.outlets) for e in self.catalog.enterprises),
                     *self.gateway.address,
                 )
                 if ready is not None:

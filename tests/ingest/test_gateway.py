@@ -12,6 +12,7 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import orjson
 import pytest
@@ -28,7 +29,10 @@ from ingest.gateway import (
     MnTarget,
     PahoPublisher,
 )
+from rules.config import load_catalog
 from rules.factors import Kind
+from streams.cli.gateway import GatewayService
+from streams.settings import Settings
 
 LOGGERS = 50
 HOURS = (8, 9, 10, 11)
@@ -498,3 +502,20 @@ def test_publisher_reports_a_refused_connection_at_once() -> None:
             await server.wait_closed()
 
     asyncio.run(main())
+
+
+# ------------------------------------------------------------------ envwatch gateway: MNs
+
+
+def test_envwatch_gateway_finds_a_loggers_outlet_by_its_mn_in_the_catalogue() -> None:
+    # deploy/config/weifang.yaml: enterprise e-wf-01 (locality weifang), outlet e-wf-01-g1 with
+    # MN 010000A8900016F000169D01; deploy/config/laixi.yaml: the WWTP outlet e-lx-wwtp-w1 with
+    # MN 010000A8900016F000169F01
+    catalog = load_catalog(Path(__file__).resolve().parents[2] / "deploy" / "config")
+    service = GatewayService(Settings(), catalog)
+    lookup = service._lookup  # what the service hands to Gateway
+    stack = MnTarget("weifang", "e-wf-01-g1", Kind.EMISSION)
+    assert lookup("010000A8900016F000169D01") == stack
+    assert lookup("010000a8900016f000169d01") == stack  # an MN is matched case-insensitively
+    assert lookup("010000A8900016F000169F01") == MnTarget("laixi", "e-lx-wwtp-w1", Kind.EMISSION)
+    assert lookup("UNKNOWNMN00000000000001") is None  # → dead letter unknown_mn
