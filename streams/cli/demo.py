@@ -3,8 +3,15 @@
 It starts Tansu (Kafka protocol) and mosquitto (or amqtt when mosquitto is absent) on free
 loopback ports, creates the topics, runs the MQTT→Kafka bridge and the Faust worker in this
 process, plays the simulated network of the reference catalogue (deploy/config) — optionally
-with a scripted scenario — over MQTT at accelerated time, prints what the worker concludes, and
-on Ctrl-C or when ``--duration`` ends stops everything it started.
+with a scripted scenario — over MQTT at accelerated time, shows what the worker concludes, and
+on Ctrl-C or when ``--duration`` ends stops everything it started and prints a summary.
+
+What it shows (streams/live.py): on a terminal a live view refreshed four times a second — per
+locality the city AQI in its HJ 633 colour, the heavy-pollution warning in force, the sources in
+exceedance, open alerts and offline monitors, throughput and lag, the simulated time; with
+``--plain`` (or when stdout is not a terminal) one line per event in event-time order; with
+``--quiet`` only the summary. The summary: the warning timeline per locality, alerts fired and
+resolved by rule, notifications delivered per receiver, dead letters by reason, the outputs.
 
 Output (``--out DIR``): line-protocol files (``*.lp``, loadable with ``influx write --file``) and
 ``alerts.jsonl`` (one JSON object per alert or warning transition).
@@ -14,13 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import logging
 import math
+import re
 import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,51 +40,24 @@ from zoneinfo import ZoneInfo
 import typer
 from pydantic import SecretStr
 from rich.console import Console
+from rich.live import Live
 
 from streams.cli._app import app
+from streams.live import LiveState, Names, PlainLog, RunSummary, reason_kind, render, summary_lines
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 console = Console(highlight=False, soft_wrap=True)
 
-LEVEL_STYLE = {"yellow": "bold yellow", "orange": "bold dark_orange", "red": "bold red"}
+#: Live view refreshes per second.
+REFRESH_PER_SECOND = 4
 
 
-def _print_evaluation(e: Any) -> None:
-    """City AQI per hour (one compact line) and exceedances; the rest goes to the output files."""
-    tags = e["tags"]
-    t = datetime.fromisoformat(e["time"]).astimezone(BEIJING).strftime("%m-%d %H:%M")
-    if (
-        e["measurement"] == "aqi"
-        and tags.get("source") == "city"
-        and tags.get("period") in ("hour", "day")
-    ):
-        f = e["fields"]
-        aqi = f.get("aqi", f.get("computed_aqi", "NA"))
-        extra = f"  {f.get('category', '')} {f.get('primary', '')}".rstrip()
-        label = "city AQI" if tags["period"] == "hour" else "DAILY AQI"
-        style = "bold" if tags["period"] == "day" else "default"
-        console.print(f"[dim]{t}[/] {label:<9} {tags['locality']:<15} [{style}]{aqi:>4}[/]{extra}")
-    elif e["measurement"] == "exceedance":
-        f = e["fields"]
-        console.print(
-            f"[dim]{t}[/] [magenta]exceedance[/] {tags.get('locality', ''):<15} {tags.get('source', ''):<22} "
-            f"{tags.get('factor', '')}={f.get('value')} > {f.get('limit')} ({tags.get('period', '')})"
-        )
+@dataclass
+class Player:
+    """Where the simulator is: samples handed to MQTT and the simulated instant reached."""
 
-
-def _print_transition(t: Any) -> None:
-    at = t.at.astimezone(BEIJING).strftime("%m-%d %H:%M")
-    if t.kind.value == "warning":
-        style = LEVEL_STYLE.get(t.level or "", "bold green")
-        what = "LIFTED" if t.state.value == "resolved" else f"{(t.level or '').upper()} warning"
-        console.print(
-            f"[dim]{at}[/] [{style}]■ {t.locality}: heavy-pollution {what}[/] ({t.reason.value})"
-        )
-    else:
-        console.print(
-            f"[dim]{at}[/] [cyan]alert {t.state.value:<8}[/] {t.locality:<15} {t.source:<22} "
-            f"{t.labels.get('rule', '')} {t.annotations.get('summary', '')}"
-        )
+    sent: int = 0
+    played_to: datetime | None = None
 
 
 @app.command()
@@ -87,12 +71,19 @@ def demo(
         None,
         help="simulated seconds per wall second (default: the scenario fits in 80 % of --duration)",
     ),
+    start: str | None = typer.Option(
+        None,
+        help="ISO-8601 start of the simulated time with offset, on a whole hour "
+        "(default: the scenario ends a day before today)",
+    ),
     config: Path = typer.Option(Path("deploy/config"), help="catalogue directory"),
     seed: int = typer.Option(0, help="simulator seed"),
+    plain: bool = typer.Option(
+        False, help="one line per event, no live view (also when stdout is not a terminal)"
+    ),
     quiet: bool = typer.Option(False, help="print only the summary"),
 ) -> None:
     """Run envwatch end to end on the embedded default and show what flows through it."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from ingest.simulators import SCENARIOS
 
     if scenario is not None and scenario not in SCENARIOS:
@@ -102,8 +93,19 @@ def demo(
         console.print("[red]--duration must be > 0[/]")
         raise typer.Exit(2)
     hours = float(SCENARIOS[scenario].hours) if scenario else max(24.0, duration)
+    begin = _start(start, hours)
     if speed is None:
         speed = hours * 3600 / (duration * 0.8)
+    mode = "quiet" if quiet else "plain" if plain or not console.is_terminal else "live"
+    if mode == "live":  # log records above the live view, not through it
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=console, show_path=False)
+        logging.basicConfig(
+            level=logging.WARNING, format="%(name)s: %(message)s", handlers=[handler]
+        )
+    else:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from streams import embedded
 
     with contextlib.ExitStack() as stack:
@@ -122,9 +124,11 @@ def demo(
         console.print(
             f"  Kafka protocol: Tansu on {kafka.bootstrap}   MQTT: {mqtt.implementation} on "
             f"{mqtt.host}:{mqtt.port}\n  catalogue: {config}   scenario: {scenario or '(base streams)'}   "
-            f"speed: {speed:,.0f}× ({speed / 3600:.1f} simulated h/s)   output: {out_dir}"
+            f"simulated from {begin.astimezone(BEIJING):%Y-%m-%d %H:%M} for {hours:g} h   "
+            f"speed: {speed:,.0f}× ({speed / 3600:.1f} simulated h/s)   output: {out_dir}",
+            markup=False,
         )
-        summary = asyncio.run(
+        state, run = asyncio.run(
             _run(
                 kafka.url,
                 mqtt,
@@ -132,20 +136,37 @@ def demo(
                 state_dir,
                 config,
                 scenario,
+                begin,
                 hours,
                 speed,
                 seed,
                 duration,
-                quiet,
+                mode,
             )
         )
-    console.print(
-        f"[bold]done[/]: published {summary['published']} samples, bridge produced {summary['produced']}, "
-        f"worker evaluated {summary['evaluated']} and stored {summary['stored']} points; "
-        f"{summary['transitions']} alert/warning transitions in {out_dir / 'alerts.jsonl'}; "
-        f"{summary['webhooks']} signed webhook notifications delivered "
-        f"({summary['bad_signatures']} bad signatures); every process stopped."
-    )
+        # the worker has stopped and its sink closed the last segment: read what it wrote
+        run = replace(_with_outputs(run, out_dir), kept=out is not None)
+    # every service the demo started is stopped here (and a temporary output dir removed)
+    console.print()
+    for line in summary_lines(state, run):
+        console.print(line, markup=False)
+    console.print("every process the demo started is stopped.")
+
+
+def _start(text: str | None, hours: float) -> datetime:
+    """The simulated start: ``--start``, else whole days back so that the run ends yesterday."""
+    from ingest.simulators import SimulatorError, check_start
+
+    if text is None:
+        today = datetime.now(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
+        return today - timedelta(days=math.ceil(hours / 24) + 1)
+    try:
+        begin = datetime.fromisoformat(text)
+        check_start(begin)
+    except (ValueError, SimulatorError) as exc:
+        console.print(f"[red]--start {text!r}: {exc}[/] (e.g. 2026-11-19T00:00+08:00)")
+        raise typer.Exit(2) from None
+    return begin
 
 
 async def _run(
@@ -155,12 +176,13 @@ async def _run(
     state_dir: Path,
     config: Path,
     scenario: str | None,
+    begin: datetime,
     hours: float,
     speed: float,
     seed: int,
     duration: float,
-    quiet: bool,
-) -> dict[str, int]:
+    mode: str,
+) -> tuple[LiveState, RunSummary]:
     from streams.runtime import Runtime
     from streams.settings import Settings
 
@@ -180,24 +202,6 @@ async def _run(
         sink_flush_interval=0.5,
         config_dir=config,
     )
-    counts = {"stored": 0, "transitions": 0}
-    shown: dict[str, object] = {}
-
-    def observe(e: Any) -> None:
-        counts["stored"] += 1
-        if quiet:
-            return
-        # a corrected point keeps its id: print it again only when its value changed
-        value = e["fields"].get("aqi", e["fields"].get("value"))
-        if shown.get(e["id"]) == value:
-            return
-        shown[e["id"]] = value
-        _print_evaluation(e)
-
-    def observe_transition(t: Any) -> None:
-        counts["transitions"] += 1
-        if not quiet and (t.kind.value == "warning" or t.notify):
-            _print_transition(t)
 
     # every receiver of the catalogue (duty officers, emergency responders, enterprises) gets its
     # notifications by signed webhook on a local receiver that verifies and deduplicates them
@@ -205,8 +209,17 @@ async def _run(
     from streams.catalog import CatalogView, receivers_from_catalog
     from streams.demo_receiver import DemoReceiver
 
+    catalog = CatalogView(config).catalog
+    state = LiveState(
+        names=Names.from_catalog(catalog),
+        scenario=scenario,
+        start=begin,
+        end=begin + timedelta(hours=hours),
+    )
+    plain = PlainLog(state.names, console.print) if mode == "plain" else None
     secret = "envwatch-demo-secret"
-    names = [r.name for r in receivers_from_catalog(CatalogView(config).catalog)]
+    names = [r.name for r in receivers_from_catalog(catalog)]
+    player = Player()
     with DemoReceiver(secret) as receiver:
         hooks = {
             n: WebhookSettings(url=f"{receiver.url}/{n}", secret=SecretStr(secret)) for n in names
@@ -215,44 +228,100 @@ async def _run(
         async with Runtime(settings, alerts_settings=alerts_settings) as rt:
             assert rt.pipeline is not None
             assert rt.bridge is not None
-            rt.pipeline.observers.append(observe)
-            rt.pipeline.transition_observers.append(observe_transition)
-            status = asyncio.create_task(_status(rt, counts, quiet))
-            try:
-                published = await _play(
-                    rt.pipeline.catalog.catalog, mqtt, scenario, hours, speed, seed, duration
+            pipeline, bridge = rt.pipeline, rt.bridge
+
+            def update() -> None:
+                state.pipeline(
+                    time.monotonic(),
+                    published=player.sent,
+                    received=bridge.counters.received,
+                    evaluated=pipeline.counters["samples"],
+                    dead_letters=pipeline.counters["dead_letters"],
+                    played_to=player.played_to,
                 )
-            finally:
-                status.cancel()
-            # let the last samples pass through the bridge, the worker and the notifications
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and rt.pipeline.counters["samples"] < published:  # noqa: ASYNC110 - polls another task's counter
-                await asyncio.sleep(0.2)
-            await _settle(rt.pipeline.counters, "aggregates")  # the locality stage follows
-            produced = rt.bridge.counters.produced
-            evaluated = rt.pipeline.counters["samples"]
-        return {
-            "published": published,
-            "produced": produced,
-            "evaluated": evaluated,
-            "webhooks": len(receiver.keys),
-            "bad_signatures": receiver.bad_signatures,
-            **counts,
-        }
+
+            pipeline.observers.append(state.observe_point)
+            pipeline.transition_observers.append(state.observe_transition)
+            if plain is not None:
+                pipeline.observers.append(plain.observe_point)
+                pipeline.transition_observers.append(plain.observe_transition)
+            with _live(state, update, mode) as refresher:
+                try:
+                    published = await _play(
+                        pipeline.catalog.catalog,
+                        mqtt,
+                        scenario,
+                        begin,
+                        hours,
+                        speed,
+                        seed,
+                        duration,
+                        player,
+                    )
+                    # let the last samples pass the bridge, the worker and the notifications
+                    deadline = time.monotonic() + 15
+                    while time.monotonic() < deadline and pipeline.counters["samples"] < published:  # noqa: ASYNC110 - polls another task's counter
+                        await asyncio.sleep(0.2)
+                    await _settle(pipeline.counters, "aggregates")  # the locality stage follows
+                    outbox = pipeline.states.get("outbox")
+                    counts = await _drain(outbox)
+                finally:
+                    refresher.cancel()
+                update()
+            if plain is not None:
+                plain.flush()
+            run = RunSummary(
+                published=published,
+                produced=bridge.counters.produced,
+                evaluated=pipeline.counters["samples"],
+                notifications=dict(receiver.by_receiver),
+                bad_signatures=receiver.bad_signatures,
+                outbox_pending=counts.get("pending", 0),
+                outbox_failed=counts.get("dead", 0),
+                dead_letters={},
+                out_dir=out_dir,
+                alerts_log=out_dir / "alerts.jsonl",
+                lp_files=(),
+                lp_lines=0,
+            )
+        return state, run
 
 
-async def _status(rt: Any, counts: dict[str, int], quiet: bool, every: float = 5.0) -> None:
-    """A progress line every few seconds: what the bridge and the worker have done so far."""
+class _Refresher:
+    def __init__(self, task: asyncio.Task[None] | None) -> None:
+        self.task = task
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+@contextlib.contextmanager
+def _live(state: LiveState, update: Callable[[], None], mode: str) -> Iterator[_Refresher]:
+    """The live view (mode ``live``), refreshed from the event loop — the thread the observers
+    run on, so rendering never sees a half-updated state. Other modes only keep the counters."""
+    if mode != "live":
+        yield _Refresher(asyncio.create_task(_keep(update, 1.0, None)))
+        return
+    with Live(render(state), console=console, auto_refresh=False, transient=False) as live:
+
+        def show() -> None:
+            live.update(render(state), refresh=True)
+
+        refresher = _Refresher(asyncio.create_task(_keep(update, 1 / REFRESH_PER_SECOND, show)))
+        try:
+            yield refresher
+        finally:
+            refresher.cancel()
+            show()
+
+
+async def _keep(update: Callable[[], None], every: float, show: Callable[[], None] | None) -> None:
     while True:
+        update()
+        if show is not None:
+            show()
         await asyncio.sleep(every)
-        if quiet:
-            continue
-        c = rt.pipeline.counters
-        console.print(
-            f"[dim]… bridge received {rt.bridge.counters.received:,} readings · worker evaluated "
-            f"{c['samples']:,} samples · {counts['stored']:,} points stored · "
-            f"{counts['transitions']:,} alert/warning transitions[/]"
-        )
 
 
 async def _settle(counters: Any, key: str, quiet_for: float = 3.0, limit: float = 60.0) -> None:
@@ -267,51 +336,78 @@ async def _settle(counters: Any, key: str, quiet_for: float = 3.0, limit: float 
             return
 
 
+async def _drain(outbox: Any, limit: float = 15.0) -> dict[str, int]:
+    """Wait (at most ``limit`` s) until the outbox has nothing pending; its counts by state."""
+    if outbox is None:
+        return {}
+    deadline = time.monotonic() + limit
+    while True:
+        counts = {str(k.value): n for k, n in outbox.counts().items()}
+        if counts.get("pending", 0) == 0 or time.monotonic() >= deadline:
+            return counts
+        await asyncio.sleep(0.3)
+
+
+class _Tracked:
+    """The MQTT sink, noting how far the simulator has got."""
+
+    def __init__(self, sink: Any, player: Player) -> None:
+        self.sink, self.player = sink, player
+
+    def send(self, delivery: Any) -> None:
+        self.sink.send(delivery)
+        self.player.sent += 1
+        self.player.played_to = delivery.at
+
+    def close(self) -> None:
+        self.sink.close()
+
+
 async def _play(
     catalog: Any,
     mqtt: Any,
     scenario: str | None,
+    begin: datetime,
     hours: float,
     speed: float,
     seed: int,
     duration: float,
+    player: Player,
 ) -> int:
     """Publish the simulated network until it ends, the duration ends, or Ctrl-C."""
     from ingest.simulators import simulate, specs_from_catalog
     from ingest.simulators.publish import MqttSink, play
 
     specs = specs_from_catalog(catalog)
-    today = datetime.now(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
-    start = today - timedelta(days=math.ceil(hours / 24) + 1)
-    deliveries = simulate(specs, start=start, hours=hours, seed=seed, scenario=scenario)
+    deliveries = simulate(specs, start=begin, hours=hours, seed=seed, scenario=scenario)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     halt = threading.Event()
-    sink = MqttSink(mqtt.host, mqtt.port, client_id="envwatch-demo-simulator", window=200)
-    sent = [0]
+    sink = _Tracked(
+        MqttSink(mqtt.host, mqtt.port, client_id="envwatch-demo-simulator", window=200), player
+    )
 
     def until_halted() -> Any:
         for d in deliveries:
             if halt.is_set():
                 return
-            sent[0] += 1
             yield d
 
     def run() -> None:
-        play(until_halted(), sink, start=start, speed=speed, sleep=_interruptible(halt))
+        play(until_halted(), sink, start=begin, speed=speed, sleep=_interruptible(halt))
 
-    player = asyncio.ensure_future(asyncio.to_thread(run))
+    runner = asyncio.ensure_future(asyncio.to_thread(run))
     waiter = asyncio.ensure_future(stop.wait())
-    await asyncio.wait([player, waiter], timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait([runner, waiter], timeout=duration, return_when=asyncio.FIRST_COMPLETED)
     halt.set()
-    await asyncio.wait([player], timeout=15)
+    await asyncio.wait([runner], timeout=15)
     waiter.cancel()
     await asyncio.to_thread(sink.close)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)
-    return sent[0]
+    return player.sent
 
 
 def _interruptible(halt: threading.Event) -> Callable[[float], None]:
@@ -319,3 +415,40 @@ def _interruptible(halt: threading.Event) -> Callable[[float], None]:
         halt.wait(seconds)
 
     return sleep
+
+
+# ---------------------------------------------------------------------------- the outputs
+
+#: a ``dead_letter`` line of the store (streams/agents/deadletter.py): its stage and reason
+_DEAD_LETTER = re.compile(
+    r'^dead_letter,stage=(?P<stage>(?:[^ ,\\]|\\.)*)\S* reason="(?P<reason>(?:[^"\\]|\\.)*)"'
+)
+
+
+def _lp_files(out_dir: Path) -> list[Path]:
+    return sorted(p for pat in ("*.lp", "*.lp.gz") for p in out_dir.glob(pat))
+
+
+def _lines(path: Path) -> Iterator[str]:
+    opener: Any = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        yield from fh
+
+
+def _with_outputs(run: RunSummary, out_dir: Path) -> RunSummary:
+    """The run with what its output files hold: the line-protocol files, their line count and
+    the dead letters by stage and reason (the store writes each as a ``dead_letter`` point)."""
+    files = _lp_files(out_dir)
+    dead: Counter[tuple[str, str]] = Counter()
+    lines = 0
+    for path in files:
+        for line in _lines(path):
+            lines += 1
+            if line.startswith("dead_letter,"):
+                m = _DEAD_LETTER.match(line)
+                if m is None:
+                    dead[("?", "unreadable dead_letter line")] += 1
+                    continue
+                reason = m["reason"].replace('\\"', '"').replace("\\\\", "\\")
+                dead[(m["stage"].replace("\\", ""), reason_kind(reason))] += 1
+    return replace(run, dead_letters=dict(dead), lp_files=files, lp_lines=lines)
