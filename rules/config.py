@@ -45,6 +45,7 @@ from pydantic import (
     model_validator,
 )
 
+from rules.emission import EffluentClass
 from rules.errors import ConfigError, ConfigProblem
 from rules.factors import AIR, EMISSION_GAS, EMISSION_WATER, MONITOR, WATER
 
@@ -486,6 +487,13 @@ class Outlet(_Frozen):
     reference_o2: float | None = Field(default=None, ge=0, lt=21)
     limits: tuple[FactorLimit, ...] = ()
     standard: str | None = None
+    #: a municipal wastewater treatment plant's outlet: the GB 18918-2002 表1 class it must meet
+    #: (一级A, 一级B, 二级, 三级), judged on daily means; its day-basis ``limits`` are the
+    #: stricter local limits (e.g. Laixi's COD ≤ 40, NH3-N ≤ 2, 003_021375295357aa36.txt#L114)
+    effluent_class: EffluentClass | None = None
+    #: the plant's build date (selects GB 18918-2002 表1's TP row: before or from 2006-01-01);
+    #: unknown: the stricter row of plants built from 2006-01-01
+    plant_built: date | None = None
 
     @model_validator(mode="after")
     def _vocabulary(self) -> Outlet:
@@ -500,6 +508,8 @@ class Outlet(_Frozen):
                 )
         if self.type is OutletType.WASTEWATER and (self.reference_o2 or self.source_type):
             raise ValueError("reference O2 applies to gas outlets only")
+        if self.type is OutletType.GAS and (self.effluent_class or self.plant_built):
+            raise ValueError("effluent_class and plant_built apply to wastewater outlets only")
         return self
 
 

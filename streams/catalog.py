@@ -17,7 +17,7 @@ from typing import Any
 
 from alerts.locality import LocalityContext
 from alerts.routing import Receiver, Role
-from rules.emission import Basis, PermitLimit
+from rules.emission import Basis, LocalLimit, PermitLimit
 from rules.engine import SourceContext
 from rules.errors import ConfigError, RulesError
 
@@ -71,7 +71,19 @@ def context_of(catalog: Any, source_id: str) -> SourceContext | None:
                 source=lim.source or "",
             )
         ref = None if wastewater else catalog.reference_o2(item)
-        return SourceContext(limits=limits, reference_o2=ref, wastewater=wastewater)
+        local = tuple(
+            LocalLimit(factor=lim.factor, upper=float(lim.limit), source=lim.source or "")
+            for lim in item.limits
+            if wastewater and lim.limit is not None and lim.basis == "day"
+        )
+        return SourceContext(
+            limits=limits,
+            reference_o2=ref,
+            wastewater=wastewater,
+            effluent_class=item.effluent_class,
+            plant_built=item.plant_built,
+            local_limits=local if item.effluent_class is not None else (),
+        )
     if cls == "Monitor":
         limits = {}
         for lim in item.limits:

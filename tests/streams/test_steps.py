@@ -176,3 +176,38 @@ def test_a_sample_ahead_of_its_receipt_cannot_push_the_clock(view: CatalogView) 
     got += p.feed(0, air("aq-wf-01", T0 + 9 * H), received=T0 + 4 * H)
     assert offline(got) == []
     assert p.partitions[0][CLOCK_KEY]["t"] == (T0 + 4 * H).timestamp()
+
+
+def test_a_wwtp_day_is_judged_against_gb18918_and_its_stricter_local_limits(
+    view: CatalogView,
+) -> None:
+    """莱西市污水处理厂 10万吨/日 出水口 (e-lx-wwtp-w1): the catalogue gives GB 18918-2002 一级A and
+    Laixi's stricter day limits COD ≤ 40, NH3-N ≤ 2 (003_021375295357aa36.txt#L114).
+
+    A day of hourly samples with COD 35 (within 40 and 一级A's 50), NH3-N 1.0 (within 2) and
+    TN 20 mg/L: GB 18918-2002 表1 一级A TN is 15, no local limit is stricter → the day's
+    effluent verdict holds TN 20 against 15 and an effluent alert for TN opens, stamped with
+    the end of the day (an outlet day is labelled with its end); COD and NH3-N are within."""
+    p = Pipeline(view)
+    got: list[Transition] = []
+    for h in range(1, 25):
+        value = orjson.dumps(
+            {
+                "kind": "emission",
+                "locality": "laixi",
+                "source": "e-lx-wwtp-w1",
+                "time": (T0 + h * H).isoformat(),
+                "interval": "hour",
+                "values": {
+                    f: {"value": v, "flag": "N"}
+                    for f, v in {"cod": 35.0, "nh3n": 1.0, "tn": 20.0, "tp": 0.2, "ph": 7.2}.items()
+                },
+            }
+        )
+        got += p.feed(0, value)
+    effluent = [
+        (t.labels["factor"], t.state.value, t.at, t.value, t.limit)
+        for t in got
+        if t.labels.get("rule") == "effluent-exceedance"
+    ]
+    assert effluent == [("tn", "firing", T0 + 24 * H, 20.0, 15.0)]
