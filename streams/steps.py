@@ -38,7 +38,14 @@ from rules.errors import RulesError
 from streams import topics
 from streams.catalog import DEFAULT_CONTEXT, CatalogView, locality_context
 from streams.records import DeadLetter
-from streams.wire import decode_points, decode_sample, for_locality, for_store, points_bytes
+from streams.wire import (
+    decode_points,
+    decode_sample,
+    for_locality,
+    for_store,
+    point_dict,
+    points_bytes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +136,14 @@ class EvaluateStep:
             # needs a locality's points together, and the records of one batch then merge into
             # one (streams.wire.merge_point_records) — a Faust event costs more than its points.
             locality = sample.locality.encode()
-            stored = [p for p in points if for_store(p)]
+            # each point is turned into its wire dict once, for both topics
+            dicts = [point_dict(p) for p in points]
+            stored = [d for p, d in zip(points, dicts, strict=True) if for_store(p)]
             if stored:
-                outputs.append((topics.EVALUATIONS, locality, points_bytes(stored)))
-            forward = [p for p in points if for_locality(p)]
+                outputs.append((topics.EVALUATIONS, locality, orjson.dumps(stored)))
+            forward = [d for p, d in zip(points, dicts, strict=True) if for_locality(p)]
             if forward:
-                outputs.append((topics.AGGREGATES, locality, points_bytes(forward)))
+                outputs.append((topics.AGGREGATES, locality, orjson.dumps(forward)))
         for loc, pts in silences:
             outputs.append((topics.AGGREGATES, loc.encode(), points_bytes(pts)))
         return outputs
