@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from rich import box
 from rich.cells import cell_len
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.progress_bar import ProgressBar
 from rich.style import Style
 from rich.table import Table
@@ -386,7 +386,18 @@ def _progress(state: LiveState) -> RenderableType:
     return grid
 
 
-def _alerts_table(state: LiveState) -> RenderableType:
+class _Fit:
+    """A renderable built for the width it is drawn at: a long cell is cut to what is left,
+    not every column squeezed alike (rich's last resort for a table too wide)."""
+
+    def __init__(self, build: Callable[[int], RenderableType]) -> None:
+        self.build = build
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.build(options.max_width)
+
+
+def _alerts_table(state: LiveState, width: int) -> RenderableType:
     alerts = state.open_alerts()
     if not alerts:
         return Text("告警 open alerts: 无 none", style="dim")
@@ -398,10 +409,17 @@ def _alerts_table(state: LiveState) -> RenderableType:
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
-    table.add_column("自 since", no_wrap=True, min_width=11)
-    table.add_column("时长 age", justify="right", no_wrap=True, min_width=9)
-    table.add_column("地区 locality", no_wrap=True, min_width=14)
-    table.add_column("告警 alert", overflow="ellipsis", no_wrap=True)
+    where = max(cell_len(state.names.locality(a.transition.locality)) for a in alerts[:ALERT_ROWS])
+    ack = max([8] + [cell_len(a.acknowledged_by or "") for a in alerts]) if acked else 0
+    # since (11), age (up to 9), locality, ack, the alert: gaps and edges take 3 per column − 1
+    columns = 5 if acked else 4
+    used = 11 + 9 + max(13, where) + ack + 3 * columns - 1
+    table.add_column("自 since", no_wrap=True)
+    table.add_column("时长 age", justify="right", no_wrap=True)
+    table.add_column("地区 locality", no_wrap=True)
+    table.add_column(
+        "告警 alert", overflow="ellipsis", no_wrap=True, max_width=max(20, width - used)
+    )
     if acked:
         table.add_column("确认 ack", no_wrap=True)
     for a in alerts[:ALERT_ROWS]:
@@ -422,20 +440,47 @@ def _alerts_table(state: LiveState) -> RenderableType:
 
 
 def render(state: LiveState) -> RenderableType:
-    """The live view of ``state``."""
+    """The live view of ``state`` (laid out for 150 columns; narrower cuts the names)."""
     title = Text("envwatch demo", style="bold")
     title.append(f" · {state.scenario or '基础数据流 base streams'}")
     if state.sim_now is not None:
         title.append(f" · 最新整点 latest hour {local(state.sim_now)} (北京时间 Beijing)")
+    pipeline = Text(
+        f"管道 pipeline: 发布 published {state.published:,} → 网桥 bridge received "
+        f"{state.received:,} → 评估 worker evaluated {state.evaluated:,} · "
+        f"{state.rate:,.0f} samples/s · 积压 lag {state.lag:,}\n"
+        f"存储 stored {state.stored:,} points · 告警/预警变化 transitions {state.transitions:,} · "
+        f"死信 dead letters {state.dead_letters:,}",
+        style="dim",
+    )
+    return Group(
+        title,
+        _progress(state),
+        _Fit(lambda width: _localities_table(state, width)),
+        _Fit(lambda width: _alerts_table(state, width)),
+        pipeline,
+    )
+
+
+def _localities_table(state: LiveState, width: int) -> RenderableType:
+    """One row per locality."""
+    localities = state.localities()
+    names = max((cell_len(state.names.locality(loc)) for loc in localities), default=13)
+    offline = {loc: state.sources_where(loc, offline=True) for loc in localities}
+    offline_width = min(26, max([12] + [cell_len(n) for ns in offline.values() for n in ns]))
+    # locality, AQI (21), warning (14), open (9), oldest (11), offline; gaps and edges 3 × 7 − 1
+    used = max(13, names) + 21 + 14 + 9 + 11 + offline_width + 20
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_lines=False)
     table.add_column("地区 locality", no_wrap=True)
     table.add_column("城市AQI city AQI", no_wrap=True)
-    table.add_column("预警 warning", no_wrap=True, min_width=14)
-    table.add_column("超标 in exceedance", no_wrap=True, overflow="ellipsis")
-    table.add_column("告警 open", justify="right", no_wrap=True, min_width=9)
-    table.add_column("最久 oldest", justify="right", no_wrap=True, min_width=11)
-    table.add_column("离线 offline", no_wrap=True, overflow="ellipsis", min_width=12)
-    for loc in state.localities():
+    table.add_column("预警 warning", no_wrap=True)
+    table.add_column(
+        "超标 in exceedance", no_wrap=True, overflow="ellipsis", max_width=max(18, width - used)
+    )
+    table.add_column("告警 open", justify="right", no_wrap=True)
+    table.add_column("最久 oldest", justify="right", no_wrap=True)
+    table.add_column("离线 offline", no_wrap=True, overflow="ellipsis", max_width=offline_width)
+    for loc in localities:
         hour = state.city.get(loc)
         alerts = state.open_alerts(loc)
         oldest = min((a.since for a in alerts), default=None)
@@ -451,17 +496,9 @@ def render(state: LiveState) -> RenderableType:
             _names_cell(state.sources_where(loc, offline=False)),
             str(len(alerts)),
             age_text(state.sim_now - oldest) if oldest and state.sim_now else "",
-            _names_cell(state.sources_where(loc, offline=True)),
+            _names_cell(offline[loc]),
         )
-    pipeline = Text(
-        f"管道 pipeline: 发布 published {state.published:,} → 网桥 bridge received "
-        f"{state.received:,} → 评估 worker evaluated {state.evaluated:,} · "
-        f"{state.rate:,.0f} samples/s · 积压 lag {state.lag:,}\n"
-        f"存储 stored {state.stored:,} points · 告警/预警变化 transitions {state.transitions:,} · "
-        f"死信 dead letters {state.dead_letters:,}",
-        style="dim",
-    )
-    return Group(title, _progress(state), table, _alerts_table(state), pipeline)
+    return table
 
 
 # ---------------------------------------------------------------------------- --plain

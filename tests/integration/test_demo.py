@@ -1,17 +1,22 @@
-"""``envwatch demo`` as a user runs it: real Tansu and mosquitto, the in-process worker, the
-catalogue's simulated network with the winter heavy-pollution episode at accelerated time.
+"""``envwatch demo`` as a user runs it: real Tansu and mosquitto (amqtt, the pure-Python fallback,
+where mosquitto is not installed), the in-process worker, the catalogue's simulated network with
+the winter heavy-pollution episode at accelerated time, ``--plain`` as in logs and CI.
 
-The contract (issues [E] and [F]): the output directory holds line protocol with the measurements
-``reading``, ``aqi``, ``water_class``, ``exceedance`` and ``data_quality``, and ``alerts.jsonl``
-with one JSON object per transition in which Weifang's warning is issued yellow, raised to orange
-and later lifted, in event-time order (docs/simulators.md: the episode's daily AQI crosses 200 on
-day 3 and 300 on days 5–7, then clears). The command exits 0 and leaves nothing listening.
+The contract (issue 12): the command exits 0, leaves ``DIR/alerts.jsonl`` and the line protocol
+(measurements ``reading``, ``aqi``, ``water_class``, ``exceedance``, ``data_quality``) and nothing
+listening. In ``alerts.jsonl`` Weifang's warning is issued yellow, raised to orange and later
+lifted (docs/simulators.md: the episode's daily AQI crosses 200 on day 3 and 300 on days 5–7,
+then clears); no other locality warns. ``--plain`` prints one line per event in event-time order,
+each city hour once with an integer AQI. The summary's warning timeline is the README's quick
+start, line by line: the demo runs from the README's captured simulated start (``--start``; the
+simulated values depend on the dates). That start must stay within ``ENVWATCH_MAX_PAST_DAYS``
+(400) of today, or its samples are dead-lettered as too old: recapture the README then.
+About 70 s.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
@@ -20,11 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from streams.embedded import mosquitto_binary
+from tests.test_readme import readme_start, readme_timeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
+CITY_HOUR = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d)  城市AQI city AQI   (\S+) .*?\s(\d+|NA) ")
 
 
 def _listening(port: int) -> bool:
@@ -34,8 +40,7 @@ def _listening(port: int) -> bool:
 
 
 def test_demo_winter_episode_warns_and_writes_the_store_files(tmp_path: Path) -> None:
-    if mosquitto_binary() is None and os.environ.get("CI", "").lower() != "true":
-        pytest.skip("mosquitto not installed (the demo would fall back to amqtt)")
+    start, _hours = readme_start()
     out = tmp_path / "out"
     proc = subprocess.run(
         [
@@ -47,9 +52,11 @@ def test_demo_winter_episode_warns_and_writes_the_store_files(tmp_path: Path) ->
             "winter-episode",
             "--duration",
             "60",
+            "--start",
+            start.isoformat(),
             "--out",
             str(out),
-            "--quiet",
+            "--plain",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -77,6 +84,20 @@ def test_demo_winter_episode_warns_and_writes_the_store_files(tmp_path: Path) ->
     assert steps.index(("firing", "orange")) < len(steps) - 1
     # no other locality had an episode (docs/simulators.md: only the target locality)
     assert not [r for r in records if r["kind"] == "warning" and r["locality"] != "weifang"]
+
+    lines = proc.stdout.splitlines()
+    # --plain: each city hour once, an integer AQI, in event-time order
+    hours = [m.groups() for m in map(CITY_HOUR.match, lines) if m]
+    assert len(hours) == 5 * 288  # five localities, hours labelled 01:00 of day 0 … 00:00 of day 12
+    assert len({(t, loc) for t, loc, _ in hours}) == len(hours)
+    assert all(v.isdigit() for _, _, v in hours)
+    events = [line[:16] for line in lines if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d  ", line)]
+    assert events == sorted(events)
+    assert not [line for line in lines if re.search(r"\d\.\d{4,}", line)]  # no raw floats
+
+    # the summary: the README's warning timeline, and where the outputs are
+    assert readme_timeline() == lines[lines.index(readme_timeline()[0]) :][: len(readme_timeline())]
+    assert f"输出 outputs in {out}" in lines
 
     # every service the demo started is gone
     ports = [int(p) for p in re.findall(r"on 127\.0\.0\.1:(\d+)", proc.stdout)]
