@@ -392,6 +392,7 @@ DEFAULT_RULES: Final[tuple[dict[str, Any], ...]] = (
         "id": "noise",
         "name": "Noise above the GB 3096-2008 limit of the functional zone",
         "kind": "noise",
+        "clear_margin": 0.02,  # [MEM] clears ~1 dB(A) below the limit: no flapping at the limit
         "source": "GB 3096-2008 表1 (limit by 声环境功能区 class, 昼间 06–22 / 夜间 22–06); "
         "hourly Leq judged: envwatch's choice [MEM]",
     },
@@ -399,6 +400,7 @@ DEFAULT_RULES: Final[tuple[dict[str, Any], ...]] = (
         "id": "site-dust",
         "name": "Construction-site or road dust above its limit",
         "kind": "dust",
+        "clear_margin": 0.1,  # [MEM] operator default hysteresis, as for ambient values
         "source": "limits from the catalogue (local settings, docs/configuration.md)",
     },
     {
