@@ -50,6 +50,7 @@ from alerts.rules import (
 )
 from alerts.rules import offline_observation as _offline_obs
 from alerts.silences import Silence, in_maintenance, matches_all, silenced_by
+from alerts.templates import LOCALITY_NAMES
 
 #: Resolved alerts (already told) are dropped from state after this long (keeps tables small).
 RETAIN_RESOLVED: Final = timedelta(days=1)
@@ -413,13 +414,14 @@ class Engine:
         state = AlertState.RESOLVED if lifted else AlertState.FIRING
         previous = AlertState.FIRING if decision.previous_level is not Level.NONE else None
         reason = _WARNING_REASON[decision.kind]
+        zh, en = LOCALITY_NAMES.get(locality, (locality, locality))
         annotations = {
-            "summary": f"{locality} 重污染天气{decision.level.label_zh}"
+            "summary": f"{zh} 重污染天气{decision.level.label_zh}"
             if not lifted
-            else f"{locality} 解除重污染天气预警",
-            "summary_en": f"{locality}: heavy-pollution warning {decision.level.value}"
+            else f"{zh} 解除重污染天气预警",
+            "summary_en": f"{en}: heavy-pollution warning {decision.level.value}"
             if not lifted
-            else f"{locality}: heavy-pollution warning lifted",
+            else f"{en}: heavy-pollution warning lifted",
             "rule_set": decision.rule_set_id,
             "decision_reason": decision.reason.value,
         }

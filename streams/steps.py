@@ -63,6 +63,9 @@ OVERDUE_INTERVALS: Final = 2
 SILENCE_HORIZON: Final = 7 * 86400
 #: The partition's own entry in the evaluate stage's state (source ids never start with "~").
 CLOCK_KEY: Final = "~clock"
+#: How far ahead of its receipt an AQI forecast's target day may lie: HJ 633-2026 forecasts cover
+#: at least the next 3 days (standards.md §1.5); 10 days is envwatch's bound [MEM].
+FORECAST_HORIZON: Final = timedelta(days=10)
 #: Seconds between samples by the sample's interval, when the catalogue gives none.
 INTERVAL_S: Final = {"rt": 30, "min": 60, "hour": 3600, "day": 86400}
 
@@ -91,12 +94,16 @@ class EvaluateStep:
         # "far in the future or past" is judged against the record's Kafka timestamp (set when the
         # bridge produced it), never the worker's clock, so a replay decides the same way.
         received = datetime.fromtimestamp(ts_ms / 1000, tz=sample.time.tzinfo)
-        if sample.time - received > self.max_future:
+        forecast = sample.kind == "forecast"
+        # an AQI forecast is labelled with the future day it describes: its label may lie up to
+        # FORECAST_HORIZON ahead of its receipt (its issue)
+        ahead = self.max_future + (FORECAST_HORIZON if forecast else timedelta(0))
+        if sample.time - received > ahead:
             return self._dead(
                 key,
                 value,
                 offset,
-                f"time {sample.time.isoformat()} is more than {self.max_future} after receipt",
+                f"time {sample.time.isoformat()} is more than {ahead} after receipt",
             )
         if received - sample.time > self.max_past:
             return self._dead(
@@ -108,7 +115,6 @@ class EvaluateStep:
             )
         view = self.view
         ctx = view.context(sample.source)
-        forecast = sample.kind == "forecast"
         if ctx is None and forecast and view.knows_locality(sample.locality):
             # AQI forecasts (the input of heavy-pollution warnings) come from the forecast
             # office of a known locality, not from a catalogued monitor

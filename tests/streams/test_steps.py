@@ -211,3 +211,20 @@ def test_a_wwtp_day_is_judged_against_gb18918_and_its_stricter_local_limits(
         if t.labels.get("rule") == "effluent-exceedance"
     ]
     assert effluent == [("tn", "firing", T0 + 24 * H, 20.0, 15.0)]
+
+
+def test_a_forecast_may_be_labelled_days_ahead_of_its_receipt(view: CatalogView) -> None:
+    """A forecast of a day three days ahead (HJ 633-2026: forecasts of at least the next three
+    days) is labelled with that day: it passes, where a sample of a monitor labelled a day ahead
+    of its receipt is dead-lettered. Beyond FORECAST_HORIZON (10 days, envwatch's bound) a
+    forecast is dead-lettered too."""
+    step = EvaluateStep(view, max_future=timedelta(hours=1), max_past=timedelta(days=400))
+    states: dict[str, Any] = {}
+    received = round((T0 + 20 * H).timestamp() * 1000)
+
+    def topics_of(value: bytes) -> list[str]:
+        return [t for t, _k, _v in step(states, b"k", value, 1, received)]
+
+    assert topics.DEAD_LETTER not in topics_of(forecast(T0 + 4 * 24 * H, 180.0))
+    assert topics_of(forecast(T0 + 12 * 24 * H, 180.0)) == [topics.DEAD_LETTER]
+    assert topics_of(air("aq-wf-01", T0 + 44 * H)) == [topics.DEAD_LETTER]
