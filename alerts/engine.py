@@ -241,14 +241,22 @@ class Engine:
         now = ev.time if now is None or now < ev.time else now
         out: list[Transition] = []
         src = self.sources.get(ev.source)
-        if src is None or ev.time >= src.last_seen:
+        maintenance = bool(ev.flags) and in_maintenance(ev.flags)
+        if (
+            src is not None
+            and ev.time == src.last_seen
+            and not src.offline
+            and src.maintenance == maintenance
+        ):
+            pass  # another evaluation of the newest sample: the source's state is unchanged
+        elif src is None or ev.time >= src.last_seen:
             was_offline = src is not None and src.offline
             interval = ev.detail.get("interval_minutes") if ev.detail else None
             self.sources[ev.source] = SourceState(
                 locality=ev.locality,
                 last_seen=ev.time,
                 offline=False,
-                maintenance=bool(ev.flags) and in_maintenance(ev.flags),
+                maintenance=maintenance,
                 interval_minutes=float(interval) if interval else None,
                 detail={k: v for k, v in (ev.detail or {}).items() if k in _SOURCE_DETAIL},
             )

@@ -483,10 +483,9 @@ class _Timeline:
         for day, value in days:
             # hours ending in the Beijing natural day: labels day 01:00 … day+1 00:00
             first = datetime.combine(day, time(1), BEIJING).astimezone(UTC)
-            for h in range(24):
-                i = self.index(first + h * HOUR)
-                if 0 <= i < self.n:
-                    out[i] = value
+            i0 = self.index(first)
+            for i in range(max(0, i0), min(self.n, i0 + 24)):
+                out[i] = value
 
 
 def _runs(values: Sequence[float | None], pred: Any) -> list[tuple[int, int]]:
