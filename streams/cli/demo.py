@@ -146,6 +146,12 @@ def demo(
         )
         # the worker has stopped and its sink closed the last segment: read what it wrote
         run = replace(_with_outputs(run, out_dir), kept=out is not None)
+        if out is not None:
+            # one self-contained page of the run: AQI, warnings, alerts, data quality
+            from streams.report import write_report
+
+            report = write_report(out_dir, config=config)
+            console.print(f"report: {report}", markup=False)
     # every service the demo started is stopped here (and a temporary output dir removed)
     console.print()
     for line in summary_lines(state, run):

@@ -72,6 +72,12 @@ def test_demo_winter_episode_warns_and_writes_the_store_files(tmp_path: Path) ->
             measurements.add(re.split(r"[, ]", line, maxsplit=1)[0])
     assert {"reading", "aqi", "water_class", "exceedance", "data_quality"} <= measurements
 
+    # the run's self-contained report: no script, no outside reference, Weifang's warnings drawn
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "<script" not in page
+    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert "潍坊" in page
+    assert "<svg" in page
     records = [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
     for r in records:
         assert {"kind", "state", "level", "locality", "source", "at"} <= set(r)
