@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Final, TypedDict
+from typing import Final
 
 from rules.errors import InvalidReading
 from rules.standards.gb3095 import (
@@ -33,7 +33,6 @@ from rules.standards.gb3095 import (
     MIN_DAYS_PER_YEAR,
     MIN_HOURS_PER_8H,
     MIN_HOURS_PER_DAY,
-    MIN_MINUTES_PER_HOUR,
 )
 from rules.standards.hj633 import BEIJING
 
@@ -44,19 +43,16 @@ __all__ = [
     "AnnualMean",
     "DailyMean",
     "DailyO3Max8h",
-    "EightHourMean",
     "GoodDays",
     "GoodDaysResult",
     "MonthlyMean",
     "Stat",
     "StationDay",
     "StationDayResult",
-    "SubHourlyMean",
     "Validity",
     "day_slot",
     "epoch_hour",
     "hj663_percentile",
-    "subhour_slot",
 ]
 
 #: HJ 663-2013 (O3 日最大8小时平均): the 8-h means whose windows end 08:00 … 24:00 of the day
@@ -81,11 +77,6 @@ O3_8H_GRADE_II_LIMIT: Final = 160.0
 
 State = list[float | None]
 _INF: Final = float("inf")
-
-
-class EightHourState(TypedDict):
-    hours: list[int]
-    values: list[float | None]
 
 
 class Validity(StrEnum):
@@ -150,21 +141,6 @@ def _require_aware(at: datetime) -> None:
         raise InvalidReading("naive datetime; times must be timezone-aware", value=at)
 
 
-def subhour_slot(start: datetime) -> tuple[datetime, int]:
-    """The hour label *t* (Beijing) and the minute slot of a sub-hourly period starting at ``start``.
-
-    HJ 212 minute data are labelled with the *start* of their period (HJ 212-2017 6.6.x, standards.md
-    §4.9): a minute starting 08:00 lies in (08:00, 09:00] → hour 09:00, slot 0; one starting 08:59 →
-    hour 09:00, slot 59.
-    """
-    _require_aware(start)
-    local = start.astimezone(BEIJING)
-    if local.second or local.microsecond:
-        raise InvalidReading("sub-hourly periods start on a whole minute", value=start)
-    hour_start = local.replace(minute=0)
-    return hour_start + timedelta(hours=1), local.minute
-
-
 #: Asia/Shanghai has been UTC+8 without daylight saving since September 1991 (IANA tz database);
 #: from 1992 on, day_slot uses plain arithmetic on the timestamp instead of a zone conversion.
 _FIXED_UTC8_SINCE: Final = datetime(1992, 1, 1, tzinfo=BEIJING).timestamp()
@@ -198,37 +174,6 @@ def epoch_hour(hour_label: datetime) -> int:
     return int(ts) // 3600
 
 
-# ------------------------------------------------------------------ hour from sub-hourly
-
-
-class SubHourlyMean:
-    """Hourly mean from sub-hourly (e.g. minute) values: valid with ≥ 45 minutes covered.
-
-    GB 3095 表4: a 1-hour mean needs at least 45 minutes of sampling in the hour. State: 60 minute
-    slots. A value covering ``minutes`` minutes fills that many slots (a 5-min mean fills 5), so
-    the mean is time-weighted and a repeated delivery is harmless.
-    """
-
-    def __init__(self, min_minutes: int = MIN_MINUTES_PER_HOUR) -> None:
-        self.min_minutes = min_minutes
-
-    def initialise(self) -> State:
-        return [None] * 60
-
-    def add(self, state: State, value: float, *, minute: int, minutes: int = 1) -> State:
-        v = _check_value(value)
-        if not 0 <= minute < 60 or minutes < 1 or minute + minutes > 60:
-            raise InvalidReading(
-                f"minute slot {minute}+{minutes} outside the hour", factor="minute", value=minute
-            )
-        for i in range(minute, minute + minutes):
-            state[i] = v
-        return state
-
-    def result(self, state: State) -> Stat:
-        return _mean_of(state, self.min_minutes)
-
-
 # ------------------------------------------------------------------ daily mean, 8-h, daily max
 
 
@@ -249,38 +194,6 @@ class DailyMean:
 
     def result(self, state: State) -> Stat:
         return _mean_of(state, self.min_hours)
-
-
-class EightHourMean:
-    """O3 8-hour moving mean ending at any hour, across midnight: valid with ≥ 6 of 8 hours.
-
-    GB 3095 表4 (O3 8-h mean ≥ 6 hourly values); GB 3095-2026 §3.8 (8 consecutive hours).
-    State: ``{"hours": [8 ints], "values": [8 slots]}`` indexed by ``epoch_hour % 8``.
-    """
-
-    def __init__(self, min_hours: int = MIN_HOURS_PER_8H) -> None:
-        self.min_hours = min_hours
-
-    def initialise(self) -> EightHourState:
-        return {"hours": [-1] * 8, "values": [None] * 8}
-
-    def add(self, state: EightHourState, hour: int, value: float) -> EightHourState:
-        """``hour`` = :func:`epoch_hour` of the value's label."""
-        i = hour % 8
-        state["hours"][i] = hour
-        state["values"][i] = _check_value(value, "o3")
-        return state
-
-    def result(self, state: EightHourState, end_hour: int) -> Stat:
-        """The mean over the 8 hours labelled ``end_hour − 7 … end_hour``."""
-        hours, values = state["hours"], state["values"]
-        total = 0.0
-        count = 0
-        for h, v in zip(hours, values, strict=True):
-            if v is not None and end_hour - 8 < h <= end_hour:
-                total += v
-                count += 1
-        return _stat(total, count, self.min_hours)
 
 
 class DailyO3Max8h:

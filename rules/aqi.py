@@ -61,7 +61,6 @@ __all__ = [
     "Note",
     "Report",
     "aqi_level",
-    "ceil_index",
     "daily_aqi",
     "iaqi",
     "realtime_aqi",
@@ -194,12 +193,6 @@ class AqiResult(NamedTuple):
 
 
 # ------------------------------------------------------------------ numerics
-
-
-def ceil_index(value: float) -> int:
-    """Round a non-negative index UP to an integer, tolerating float error (``CEIL_EPSILON``)."""
-    n = int(value)
-    return n + 1 if value - n > CEIL_EPSILON else n
 
 
 def round_gbt8170(value: float, decimals: int = 0) -> float:

@@ -15,16 +15,13 @@ from rules.airstats import (
     AnnualMean,
     DailyMean,
     DailyO3Max8h,
-    EightHourMean,
     GoodDays,
     MonthlyMean,
     StationDay,
-    SubHourlyMean,
     Validity,
     day_slot,
     epoch_hour,
     hj663_percentile,
-    subhour_slot,
 )
 from rules.aqi import daily_aqi
 from rules.errors import InvalidReading
@@ -57,11 +54,6 @@ def test_utc_labels_are_placed_on_the_beijing_day() -> None:
 def test_day_slot_rejects_non_hour_or_naive_labels(bad: datetime) -> None:
     with pytest.raises(InvalidReading):
         day_slot(bad)
-
-
-def test_subhour_slot_uses_the_hj212_period_start() -> None:
-    assert subhour_slot(bj(2025, 6, 1, 8, 0)) == (bj(2025, 6, 1, 9), 0)
-    assert subhour_slot(bj(2025, 6, 1, 8, 59)) == (bj(2025, 6, 1, 9), 59)
 
 
 def test_epoch_hour_steps_by_one_per_hour_and_rejects_half_hours() -> None:
@@ -99,27 +91,6 @@ def test_states_survive_a_json_round_trip() -> None:
         day.add(s, slot, {"pm25": 30.0 + slot, "o3": 100.0, "co": 0.5})
     again = json.loads(json.dumps(s))
     assert day.result(again) == day.result(s)
-    eight = EightHourMean()
-    e = eight.initialise()
-    eight.add(e, 1000, 50.0)
-    assert eight.result(json.loads(json.dumps(e)), 1000) == eight.result(e, 1000)
-
-
-def test_sub_hourly_five_minute_blocks_are_time_weighted() -> None:
-    # nine 5-min blocks = 45 min: eight at 10, one at 100 → (8·10 + 100)/9 = 20
-    agg = SubHourlyMean()
-    s = agg.initialise()
-    for k in range(8):
-        agg.add(s, 10.0, minute=5 * k, minutes=5)
-    agg.add(s, 100.0, minute=40, minutes=5)
-    r = agg.result(s)
-    assert (r.count, r.valid, r.value) == (45, True, pytest.approx(20.0))
-
-
-def test_sub_hourly_rejects_a_block_running_past_the_hour() -> None:
-    agg = SubHourlyMean()
-    with pytest.raises(InvalidReading):
-        agg.add(agg.initialise(), 1.0, minute=58, minutes=5)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), "12", True])
@@ -128,22 +99,6 @@ def test_bad_values_are_typed_errors(bad: object) -> None:
     with pytest.raises(InvalidReading) as err:
         agg.add(agg.initialise(), 0, bad)  # type: ignore[arg-type]
     assert err.value.reason
-
-
-# ---------------------------------------------------------------- 8-h across midnight
-
-
-def test_eight_hour_mean_spans_midnight_and_ignores_stale_slots() -> None:
-    agg = EightHourMean()
-    s = agg.initialise()
-    start = bj(2025, 6, 1, 20)  # hours labelled 20:00 … 03:00 (next day)
-    for k in range(8):
-        agg.add(s, epoch_hour(start + timedelta(hours=k)), 80.0 + 10 * k)
-    end = epoch_hour(start + timedelta(hours=7))
-    # (80 + 90 + … + 150)/8 = 920/8 = 115
-    assert agg.result(s, end).value == pytest.approx(115.0)
-    # 8 hours later none of those hours is in the window
-    assert agg.result(s, end + 8).validity is Validity.NO_DATA
 
 
 # ---------------------------------------------------------------- station-day → daily AQI

@@ -15,10 +15,8 @@ from rules.airstats import (
     AnnualMean,
     DailyMean,
     DailyO3Max8h,
-    EightHourMean,
     GoodDays,
     MonthlyMean,
-    SubHourlyMean,
     Validity,
     hj663_percentile,
 )
@@ -145,30 +143,6 @@ def test_16_daily_mean_20_hours_is_valid() -> None:
     for slot in range(20):
         agg.add(s, slot, 40.0 if slot < 10 else 60.0)
     assert agg.result(s).value == pytest.approx(50.0)
-
-
-@pytest.mark.parametrize(("hours", "expected"), [(5, None), (6, 125.0)])
-def test_17_18_o3_8h_needs_6_of_8(hours: int, expected: float | None) -> None:
-    # 6 hours 100,110,…,150: (100+110+120+130+140+150)/6 = 750/6 = 125;  5 hours → invalid
-    agg = EightHourMean()
-    s = agg.initialise()
-    end = 500_000
-    for k in range(hours):
-        agg.add(s, end - k, 150.0 - 10 * k)
-    assert agg.result(s, end).value == expected
-
-
-@pytest.mark.parametrize(("minutes", "valid"), [(44, False), (45, True)])
-def test_19_20_hour_needs_45_minutes(minutes: int, valid: bool) -> None:
-    # 45 minutes: 30 min at 20 and 15 at 50 → (600 + 750)/45 = 30
-    agg = SubHourlyMean()
-    s = agg.initialise()
-    for m in range(minutes):
-        agg.add(s, 20.0 if m < 30 else 50.0, minute=m)
-    r = agg.result(s)
-    assert r.valid is valid
-    if valid:
-        assert r.value == pytest.approx(30.0)
 
 
 def _o3_day(hours: int, value: float) -> list[float | None]:
