@@ -40,6 +40,8 @@ from rules.warnings import step as warning_step
 
 from alerts.engine import Engine
 from alerts.model import Transition
+from alerts.pipeline import KIND as PIPELINE_KIND
+from alerts.pipeline import MEASUREMENT, health_detail
 from alerts.rules import AlertRules, Evaluation
 
 _IGNORED_FOR_ALERTS: Final = frozenset({"temp", "humidity", "pressure", "flow", "velocity", "o2"})
@@ -183,6 +185,12 @@ class LocalityState:
             self._eval(out, "water_class", source, "class", grade, at, target, frozenset(), detail)
         elif m == "data_quality" and tags.get("period") == "day":
             self._quality(source, at, fields, ctx.source_detail.get(source, {}), out)
+        elif m == MEASUREMENT and kind == PIPELINE_KIND:
+            # a component of envwatch itself (alerts/pipeline.py): problem 1 fires, 0 clears
+            condition = tags.get("condition", "")
+            problem = _num(fields.get("problem"))
+            detail = health_detail(source, condition, fields)
+            self._eval(out, PIPELINE_KIND, source, condition, problem, at, 0.0, frozenset(), detail)
         elif m == "silence":
             last = _t(str(fields["last_seen"]))
             interval = _num(fields.get("interval_minutes"))

@@ -28,6 +28,8 @@ zero_value             sample                zero for ``samples`` samples in a r
 data_rate              data_rate             transmission or valid-data rate < 90 % over a day
 plan_progress          plan_progress         detail.status at_risk (warning) / off_track (crit.)
 warning_compliance     warning_compliance    achieved cut < required cut during a warning
+pipeline               pipeline              problem = 1 (a component of envwatch itself:
+                                             alerts/pipeline.py)
 =====================  ====================  ==================================================
 """
 
@@ -79,6 +81,7 @@ class EvaluationKind(StrEnum):
     DUST = "dust"
     VAPOUR_RECOVERY = "vapour_recovery"
     ELECTRICITY = "electricity"
+    PIPELINE = "pipeline"  # envwatch's own components (alerts/pipeline.py)
 
 
 class RuleKind(StrEnum):
@@ -99,6 +102,7 @@ class RuleKind(StrEnum):
     DUST = "dust"
     VAPOUR_RECOVERY = "vapour_recovery"
     ELECTRICITY = "electricity"
+    PIPELINE = "pipeline"
 
 
 EVALUATION_KIND: Final[dict[RuleKind, EvaluationKind | None]] = {
@@ -119,6 +123,7 @@ EVALUATION_KIND: Final[dict[RuleKind, EvaluationKind | None]] = {
     RuleKind.DUST: EvaluationKind.DUST,
     RuleKind.VAPOUR_RECOVERY: EvaluationKind.VAPOUR_RECOVERY,
     RuleKind.ELECTRICITY: EvaluationKind.ELECTRICITY,
+    RuleKind.PIPELINE: EvaluationKind.PIPELINE,
 }
 
 #: ``category`` label: what kind of problem (used by inhibition and routing).
@@ -140,6 +145,7 @@ CATEGORY: Final[dict[RuleKind, str]] = {
     RuleKind.DUST: "exceedance",
     RuleKind.VAPOUR_RECOVERY: "violation",
     RuleKind.ELECTRICITY: "violation",
+    RuleKind.PIPELINE: "data_quality",  # data not stored / people not told: data quality
 }
 
 #: GB 3838-2002 classes I..V as 1..5; 劣V (worse than V) is 6.
@@ -163,6 +169,7 @@ _NAMES_ZH: Final[dict[RuleKind, str]] = {
     RuleKind.DUST: "扬尘超标",
     RuleKind.VAPOUR_RECOVERY: "油气回收装置故障",
     RuleKind.ELECTRICITY: "治污设施停运或低负荷",
+    RuleKind.PIPELINE: "系统运行异常",
 }
 
 
@@ -460,6 +467,13 @@ DEFAULT_RULES: Final[tuple[dict[str, Any], ...]] = (
         "severity": "critical",
         "source": "standards.md §6.1 reductions [2+]; 000_d6d679181568297b.txt#L141 (打击不落实应急减排措施)",
     },
+    {
+        "id": "pipeline",
+        "name": "A component of envwatch cannot do its work",
+        "kind": "pipeline",
+        "source": "issue 13 (nothing rejected is forgotten): operator alert, fires at the first "
+        "report of the problem and clears at the first report without it — envwatch's choice [MEM]",
+    },
 )
 
 
@@ -633,6 +647,10 @@ def _annotations(
             fields["rate"] = fmt_number(value * 100, 6)  # percent
         if limit is not None:
             fields["threshold"] = fmt_number(limit * 100, 6)
+    elif kind is RuleKind.PIPELINE:
+        for key in ("component", "condition", "reason", "count", "locality_name_en"):
+            if detail.get(key):
+                fields[key] = detail[key]
     elif kind is RuleKind.PLAN_PROGRESS:
         fields["indicator"] = detail.get("indicator_name") or detail.get("indicator") or ev.factor
         if detail.get("status"):

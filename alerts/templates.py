@@ -69,6 +69,7 @@ from zoneinfo import ZoneInfo
 
 from alerts.notification import RESOLVED_STATES, NotificationKind, Texts, TransitionLike
 from alerts.notification import transition_kind as _transition_kind
+from alerts.pipeline import COMPONENT_NAMES, CONDITIONS, component_kind
 from rules import aqi, factors
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -94,6 +95,7 @@ class AlertKind(StrEnum):
     DUST = "dust"  # construction-site and road dust (扬尘)
     VAPOUR_RECOVERY = "vapour_recovery"  # 油气回收装置 fault or stop
     ELECTRICITY = "electricity"  # treatment equipment off or far below normal while producing
+    PIPELINE = "pipeline"  # a component of envwatch itself (alerts/pipeline.py)
 
 
 #: Display names of the five localities (plans/README.md). Other localities are named by the
@@ -220,6 +222,7 @@ _TITLES: dict[AlertKind, tuple[str, str]] = {
         "治污设施停运或低负荷运行",
         "Pollution control off or underloaded",
     ),
+    AlertKind.PIPELINE: ("系统运行异常", "envwatch component fault"),
 }
 
 #: Default averaging basis and limit name per exceedance kind: (zh, en).
@@ -757,6 +760,34 @@ def _low_rate(kind: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
     return zh, en
 
 
+def _pipeline(_: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
+    """A component of envwatch (alerts/pipeline.py): what it is, what holds, what is held back
+    and the component's own reason (the endpoint's status and message)."""
+    component = f.opt("component") or f.req("source")
+    condition = f.opt("condition") or f.opt("factor")
+    kind = component_kind(component)
+    name_zh, name_en = COMPONENT_NAMES.get(kind, (kind, kind))
+    subject = component.split("@", 1)[0].split(":", 1)[-1] if ":" in component else ""
+    where = component.split("@", 1)[1] if "@" in component else ""
+    who_zh = " ".join(p for p in (name_zh, subject) if p) + (f"（{where}）" if where else "")
+    who_en = " ".join(p for p in (name_en, subject) if p) + (f" ({where})" if where else "")
+    texts = CONDITIONS.get((kind, condition))
+    if cleared:
+        done = texts[1] if texts else ("恢复正常", "back to normal")
+        return f"{who_zh} {done[0]}", f"{who_en} {done[1]}"
+    what_zh, what_en = texts[0] if texts else (f"{condition} 异常", f"{condition} failing")
+    zh, en = f"{who_zh} {what_zh}", f"{who_en} {what_en}"
+    count = f.maybe("count")
+    if count:
+        zh += f"，涉及 {fmt_number(count)} 条"
+        en += f", {fmt_number(count)} held back"
+    reason = f.opt("reason")
+    if reason:
+        zh += f"；原因：{reason}"
+        en += f"; reason: {reason}"
+    return zh, en
+
+
 def _progress(_: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
     status = f.req("progress")
     st_zh, st_en = _PROGRESS_STATUS.get(status, (status, status))
@@ -815,6 +846,7 @@ _BODIES: dict[AlertKind, Callable[[AlertKind, _Fields, bool], tuple[str, str]]] 
     AlertKind.LOW_DATA_RATE: _low_rate,
     AlertKind.PLAN_PROGRESS: _progress,
     AlertKind.WARNING_NONCOMPLIANCE: _noncompliance,
+    AlertKind.PIPELINE: _pipeline,
 }
 
 #: Title per transition reason (alerts.model.Reason) or state that overrides the kind's title.

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.locality import LocalityContext
+from alerts.pipeline import OPERATOR_RECEIVER, PIPELINE_LOCALITY
 from alerts.routing import Receiver, Role
 from rules.emission import Basis, LocalLimit, PermitLimit
 from rules.engine import SourceContext
@@ -315,4 +316,6 @@ def receivers_from_catalog(catalog: Any) -> list[Receiver]:
         out.append(
             Receiver(f"enterprise-{ent.id}", Role.ENTERPRISE, ent.locality, enterprise=ent.id)
         )
+    # envwatch's own alerts (store, receivers: alerts/pipeline.py) go to the operator only
+    out.append(Receiver(OPERATOR_RECEIVER, Role.DUTY, PIPELINE_LOCALITY))
     return out

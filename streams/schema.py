@@ -507,6 +507,25 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
         ),
         writer="streams.agents.deadletter (the deadletter stage)",
     ),
+    Measurement(
+        name="pipeline_health",
+        description="health of a component of envwatch itself (alerts/pipeline.py): one point "
+        "per change of state, repeated at most every 10 min; the pipeline rule turns problem = 1 "
+        "into an operator alert",
+        time="the reporting process's clock when it stated the health",
+        tags=(
+            TagSpec("kind", "always pipeline", ("pipeline",)),
+            TagSpec("locality", "always the pseudo-locality pipeline", ("pipeline",)),
+            TagSpec("source", "component: store@<host>, receiver:<name> …"),
+            TagSpec("condition", "what is checked: write, rejected (store), delivery (receiver) …"),
+        ),
+        fields=(
+            FieldSpec("problem", FieldType.INTEGER, "1", "1 while the condition holds, else 0"),
+            FieldSpec("count", FieldType.INTEGER, "1", "lines / notifications held back"),
+            FieldSpec("reason", FieldType.STRING, "", "the component's reason (endpoint status)"),
+        ),
+        writer="streams.health.report (store agent; notify agent)",
+    ),
 )
 
 SCHEMA: Final[Mapping[str, Measurement]] = {m.name: m for m in MEASUREMENTS}

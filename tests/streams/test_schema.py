@@ -242,8 +242,17 @@ def dead_letter_points() -> list[engine.Point]:
     return [engine.Point("dead_letter", tags, fields, datetime.fromtimestamp(ns / 1e9, tz=UTC))]
 
 
+def pipeline_health_points() -> list[engine.Point]:
+    """What a component reports about itself (streams.health; alerts/pipeline.py)."""
+    from alerts.pipeline import health_point
+
+    at = datetime(2026, 12, 3, 6, 0, tzinfo=UTC)
+    return [health_point("store@h", "write", problem=True, at=at, reason="401", count=3)]
+
+
 SOURCES = {
     "dead_letter": dead_letter_points,
+    "pipeline_health": pipeline_health_points,
     "locality": locality_points,
     "air": air_points,
     "water": water_points,
