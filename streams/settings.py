@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     spool_dir: Path = Field(
         Path("var/spool"), description="line-protocol spool (outage buffer / output)"
     )
+    sink_health_interval: float = Field(
+        5.0, gt=0, description="s between checks of the sink for the operator's store alert"
+    )
+    sink_instance: str | None = Field(
+        None, description="name of this worker in the store alert (default: the host name)"
+    )
 
     # --- ingest: MQTT→Kafka bridge and HJ 212 gateway (section owned by ingest/bridge.py and
     # streams/cli/gateway.py; append-only; documented in docs/mqtt.md)

@@ -1,14 +1,20 @@
 """The InfluxDB sink: batches of line protocol, written synchronously, spooled to disk when needed.
 
-* With a writer (``influx_url`` set) each batch is POSTed whole. A write that fails with a
-  *retryable* error (connection refused/reset, timeout, HTTP 5xx/429/408) is retried with
-  exponential backoff; if it still fails the batch goes to the **spool** and the sink turns
-  *unhealthy*: later batches go straight to the spool (no per-batch retry storm, the stream keeps
-  its pace), and a background drainer probes the endpoint every ``drain_interval`` seconds. Once a
-  write succeeds the spool is drained **oldest first**, and only then are new batches written
-  directly again — so a correction never lands before the original it overwrites.
-* A batch the server *rejects* (HTTP 400/401/403/404/413/422 …) is not retried: it is moved to
-  ``<spool>/rejected/`` with the server's reason next to it, and the stream goes on.
+* With a writer (``influx_url`` set) each batch is POSTed in as few requests as the endpoint
+  allows (:func:`send`). A write that fails for a reason that says nothing against the lines —
+  no answer, HTTP 5xx/429, and also 401/403 (a token the operator fixes) or 404 — is retried with
+  exponential backoff; if it still fails the rest of the batch goes to the **spool** and the sink
+  turns *unhealthy*: later batches go straight to the spool (no per-batch retry storm, the stream
+  keeps its pace), and a background drainer probes the endpoint every ``drain_interval`` seconds.
+  Once a write succeeds the spool is drained **oldest first**, and only then are new batches
+  written directly again — so a correction never lands before the original it overwrites.
+* HTTP 413 (too large): the batch is halved until it passes (and later batches are cut to the
+  size learned); a single line still too large is refused.
+* HTTP 400/422 (content refused): the batch is bisected until only the refused lines remain;
+  each is kept in ``<spool>/rejected/`` with the endpoint's reason (:class:`Rejected`), the
+  others are written, the stream goes on. ``envwatch sink replay`` (:func:`replay`) re-sends
+  them once the operator fixed the cause; :meth:`Sink.health` feeds the operator's ``store``
+  alert (streams/agents/store.py).
 * Without a writer (the embedded default) the spool *is* the output.
 
 Spool files (``<prefix>-<ns>-<pid>-<seq>.lp`` or ``.lp.gz``) are plain line protocol that
@@ -43,6 +49,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -63,7 +70,8 @@ class SinkError(Exception):
 
 
 class WriteFailed(SinkError):
-    """A write was not accepted. ``retryable`` False: the server rejected the content itself."""
+    """A write was not accepted. ``retryable`` False: the server refused the content itself
+    (:data:`SPLIT_STATUS`, :data:`REFUSED_STATUS`); True: the same request may succeed later."""
 
     def __init__(self, reason: str, *, status: int | None, retryable: bool) -> None:
         super().__init__(f"write failed ({status or 'no response'}): {reason}")
@@ -72,8 +80,20 @@ class WriteFailed(SinkError):
         self.retryable = retryable
 
 
-#: HTTP statuses worth retrying: the request may succeed later unchanged.
+#: The batch is too large for the endpoint (InfluxDB: "points batch is too large"): split it.
+SPLIT_STATUS = frozenset({413})
+#: The endpoint refuses some content (InfluxDB 2: 400 "partial write: unable to parse …",
+#: 422 "points beyond retention policy"): bisect the batch down to the refused lines.
+REFUSED_STATUS = frozenset({400, 422})
+#: Everything else — no answer, 5xx, 429, and also 401/403 (a token or a grant the operator
+#: fixes), 404 (a bucket to create) — says nothing against the lines: retried, spooled, never
+#: rejected. Kept for reference: the statuses retried before issue 13.
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def is_retryable(status: int | None) -> bool:
+    """Whether a write that failed with ``status`` (None: no answer) may succeed unchanged."""
+    return status not in SPLIT_STATUS and status not in REFUSED_STATUS
 
 
 class Outcome(enum.Enum):
@@ -137,6 +157,7 @@ class InfluxWriter:
             if token:
                 headers["Authorization"] = f"Token {token}"
         self._gzip = gzip
+        self._token = token or None
         if gzip:
             headers["Content-Encoding"] = "gzip"
         self._client = httpx.Client(headers=headers, timeout=timeout_ms / 1000, transport=transport)
@@ -153,11 +174,10 @@ class InfluxWriter:
         except httpx.TransportError as exc:  # refused, reset, timeout …: the endpoint is down
             raise WriteFailed(f"{type(exc).__name__}: {exc}", status=None, retryable=True) from exc
         if r.status_code >= 300:
-            raise WriteFailed(
-                r.text[:500] or r.reason_phrase,
-                status=r.status_code,
-                retryable=r.status_code in RETRYABLE_STATUS,
-            )
+            reason = " ".join((r.text[:500] or r.reason_phrase).split())
+            if self._token:  # an endpoint that echoes the request must not leak the token
+                reason = reason.replace(self._token, "***")
+            raise WriteFailed(reason, status=r.status_code, retryable=is_retryable(r.status_code))
 
     def close(self) -> None:
         self._client.close()
@@ -396,7 +416,338 @@ def _cut_partial_line(fd: int) -> None:
     os.ftruncate(fd, 0)
 
 
+# --------------------------------------------------------------------------- sending
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One line the endpoint refused, with its answer (``status`` None: no HTTP status)."""
+
+    line: str
+    status: int | None
+    reason: str
+    #: when it was refused (ISO-8601 UTC; filled by :class:`Rejected` when empty)
+    at: str = ""
+
+
+@dataclass
+class Sent:
+    """What :func:`send` did with some lines, in order: a prefix written (``written`` lines, the
+    refused ones among them set aside in ``refused``), then ``rest``: the suffix not written
+    because the endpoint is unavailable (empty when everything was answered)."""
+
+    written: int = 0
+    refused: list[Refusal] = field(default_factory=list)
+    rest: list[str] = field(default_factory=list)
+    #: the failure that stopped the writing (``status: reason``), empty when nothing stopped it
+    error: str = ""
+    #: the smallest number of lines the endpoint found too large (413), None when it never did
+    too_large: int | None = None
+    requests: int = 0
+
+
+def failure_text(exc: Exception) -> str:
+    """``401: unauthorized access`` / ``no response: ConnectError: …`` — one line."""
+    if isinstance(exc, WriteFailed):
+        status = str(exc.status) if exc.status is not None else "no response"
+        return f"{status}: {exc.reason}"
+    return f"no response: {type(exc).__name__}: {' '.join(str(exc).split())}"[:600]
+
+
+def send(
+    writer: Writer,
+    lines: Sequence[str],
+    *,
+    retries: int = 0,
+    backoff: float = 0.5,
+    max_backoff: float = 10.0,
+    sleep: Callable[[float], None] = time.sleep,
+    max_lines: int | None = None,
+) -> Sent:
+    """Write ``lines`` in order, as few requests as the endpoint allows.
+
+    * written: next chunk;
+    * 413 (too large): the chunk is halved until it passes; a single line still too large is
+      refused with the endpoint's reason;
+    * 400/422 (content refused): the chunk is bisected until only the refused lines remain, each
+      set aside with the endpoint's reason (InfluxDB 2 wrote the valid lines of a partial write
+      already; writing them again overwrites each point with itself);
+    * anything else (no answer, 5xx, 429, 401/403/404 …): retried ``retries`` times with
+      exponential backoff; then the writing stops and the unwritten suffix is returned in
+      ``rest`` — the caller spools it, nothing is refused for it.
+
+    ``max_lines`` cuts the lines into chunks of at most that many first (a size learned from a
+    previous 413, :attr:`Sent.too_large`).
+    """
+    out = Sent()
+    n = len(lines)
+    step = max(1, max_lines) if max_lines else max(1, n)
+    # ranges still to write, the next one last (a stack keeps the order while bisecting)
+    todo = [(lo, min(lo + step, n)) for lo in range(0, n, step)][::-1]
+    while todo:
+        lo, hi = todo.pop()
+        chunk = lines[lo:hi]
+        delay = backoff
+        attempt = 0
+        while True:
+            out.requests += 1
+            try:
+                writer.write(chunk)
+            except WriteFailed as exc:
+                err: Exception = exc
+                status: int | None = exc.status
+            except Exception as exc:  # a foreign writer (e.g. ClientWriter) raises its own types
+                err, status = exc, None
+            else:
+                out.written += hi - lo
+                break
+            if status in SPLIT_STATUS or status in REFUSED_STATUS:
+                if status in SPLIT_STATUS and hi - lo > 1:
+                    out.too_large = min(out.too_large or hi - lo, hi - lo)
+                if hi - lo == 1:
+                    reason = err.reason if isinstance(err, WriteFailed) else str(err)
+                    out.refused.append(Refusal(chunk[0], status, reason))
+                    log.warning("sink: line refused (%s): %.200s", failure_text(err), chunk[0])
+                else:
+                    mid = (lo + hi) // 2
+                    todo += [(mid, hi), (lo, mid)]
+                break
+            log.warning("sink write failed (attempt %d/%d): %s", attempt + 1, retries + 1, err)
+            if attempt >= retries:
+                out.error = failure_text(err)
+                out.rest = list(lines[lo:])
+                return out
+            attempt += 1
+            sleep(delay)
+            delay = min(delay * 2, max_backoff)
+    return out
+
+
+# --------------------------------------------------------------------------- rejected lines
+
+#: Each refused line is preceded by one comment line (``influx write`` skips comments):
+#: ``# envwatch-rejected status=400 at=2026-12-03T06:50:00+00:00 reason=<one line>``
+REJECTED_MARK = "# envwatch-rejected "
+
+
+def format_rejected(refusals: Sequence[Refusal]) -> bytes:
+    """The bytes of a rejected file (docs/sink.md "Rejected lines")."""
+    out: list[str] = []
+    for r in refusals:
+        reason = " ".join(r.reason.split())[:500]
+        status = "none" if r.status is None else str(r.status)
+        out.append(f"{REJECTED_MARK}status={status} at={r.at} reason={reason}")
+        out.append(r.line)
+    return ("\n".join(out) + "\n").encode("utf-8") if out else b""
+
+
+def read_rejected(path: Path) -> list[Refusal]:
+    """The refused lines of one rejected file with their reasons. A file of the older format
+    (plain lines, the reason in ``<stem>.reason``) gives that reason to every line."""
+    legacy = path.with_suffix(".reason")
+    default_status: int | None = None
+    default_reason = "unknown (no reason recorded)"
+    if legacy.exists():
+        text = legacy.read_text(encoding="utf-8", errors="replace").strip()
+        head, _, rest = text.partition(": ")
+        default_status = int(head) if head.isdigit() else None
+        default_reason = rest if default_status is not None else text
+    out: list[Refusal] = []
+    mark: tuple[int | None, str, str] | None = None
+    for raw in path.read_text(encoding="utf-8", errors="replace").split("\n"):
+        if raw.startswith(REJECTED_MARK):
+            mark = _parse_mark(raw[len(REJECTED_MARK) :])
+            continue
+        if not raw.strip() or raw.startswith("#"):
+            continue
+        status, reason, at = mark if mark is not None else (default_status, default_reason, "")
+        out.append(Refusal(raw, status, reason, at))
+        mark = None
+    return out
+
+
+def _parse_mark(text: str) -> tuple[int | None, str, str]:
+    status: int | None = None
+    at = ""
+    reason = ""
+    rest = text
+    while rest:
+        key, _, value = rest.partition("=")
+        if key == "reason":
+            reason = value
+            break
+        value, _, rest = value.partition(" ")
+        if key == "status":
+            status = int(value) if value.isdigit() else None
+        elif key == "at":
+            at = value
+    return status, reason, at
+
+
+@dataclass
+class Rejected:
+    """``<spool>/rejected/``: files of refused lines, each with its reason; written whole
+    (``.tmp`` then rename), so a reader never sees half a file."""
+
+    directory: Path
+    prefix: str = "envwatch"
+    fsync: bool = True
+    _seq: itertools.count[int] = field(default_factory=itertools.count, init=False)
+    _cache: tuple[tuple[tuple[str, int, int], ...], int, str] | None = field(
+        default=None, init=False
+    )
+
+    def __post_init__(self) -> None:
+        self.directory = Path(self.directory)
+
+    def put(self, refusals: Sequence[Refusal]) -> Path | None:
+        """One new file holding ``refusals``; None when there are none."""
+        if not refusals:
+            return None
+        self.directory.mkdir(parents=True, exist_ok=True)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        stamped = [r if r.at else Refusal(r.line, r.status, r.reason, now) for r in refusals]
+        name = f"{self.prefix}-{time.time_ns():020d}-{os.getpid()}-{next(self._seq):06d}.lp"
+        path = self.directory / name
+        self.write(path, stamped)
+        return path
+
+    def write(self, path: Path, refusals: Sequence[Refusal]) -> None:
+        """Atomically (re)write ``path`` with ``refusals``; remove it when there are none."""
+        if not refusals:
+            path.unlink(missing_ok=True)
+        else:
+            tmp = path.with_name(path.name + ".tmp")
+            with tmp.open("wb") as f:
+                f.write(format_rejected(refusals))
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
+        path.with_suffix(".reason").unlink(missing_ok=True)  # the older format's sidecar
+        if self.fsync and self.directory.exists():
+            fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def files(self) -> list[Path]:
+        """Rejected files, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(self.directory.glob("*.lp"), key=lambda p: p.name)
+
+    def pending(self) -> tuple[int, str]:
+        """(refused lines kept, the newest one's ``status: reason``); re-read only when the
+        directory's files changed."""
+        files = self.files()
+        sig: list[tuple[str, int, int]] = []
+        for p in files:
+            with contextlib.suppress(FileNotFoundError):
+                st = p.stat()
+                sig.append((p.name, st.st_mtime_ns, st.st_size))
+        key = tuple(sig)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1], self._cache[2]
+        count, newest = 0, ""
+        for p in files:
+            try:
+                entries = read_rejected(p)
+            except FileNotFoundError:
+                continue
+            count += len(entries)
+            if entries:
+                last = entries[-1]
+                newest = f"{last.status if last.status is not None else 'no status'}: {last.reason}"
+        self._cache = (key, count, newest)
+        return count, newest
+
+
+@dataclass
+class ReplayReport:
+    """What :func:`replay` did with one rejected file."""
+
+    path: Path
+    written: int = 0
+    refused: list[Refusal] = field(default_factory=list)
+    #: lines already in an earlier file (or earlier in this one): dropped, not sent twice
+    duplicates: int = 0
+    #: lines left untried because the endpoint stopped answering (``error`` says how)
+    untried: int = 0
+    error: str = ""
+
+
+def replay(
+    writer: Writer,
+    directory: Path,
+    *,
+    retries: int = 2,
+    backoff: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[ReplayReport]:
+    """Send the lines of every file in ``directory`` (``<spool>/rejected``) again, oldest first.
+
+    Per file: the lines written are removed from it, the lines still refused stay with the
+    endpoint's new reason, the file disappears when nothing is left. A line found twice (in two
+    files, or twice in one) is kept once. When the endpoint stops answering, the file keeps what
+    was not written and the replay stops there. Two replays never run at once (a lock file), and
+    the sink only adds new files, so a running worker is no obstacle; rerunning sends only what is
+    still refused.
+    """
+    store = Rejected(directory)
+    reports: list[ReplayReport] = []
+    if not directory.is_dir():
+        return reports
+    seen: set[str] = set()
+    with (directory / ".replay.lock").open("a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        for path in store.files():
+            report = ReplayReport(path)
+            reports.append(report)
+            entries: list[Refusal] = []
+            for e in read_rejected(path):
+                if e.line in seen:
+                    report.duplicates += 1
+                else:
+                    seen.add(e.line)
+                    entries.append(e)
+            if not entries:
+                store.write(path, [])
+                continue
+            sent = send(
+                writer, [e.line for e in entries], retries=retries, backoff=backoff, sleep=sleep
+            )
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            refused = [Refusal(r.line, r.status, r.reason, now) for r in sent.refused]
+            untried = entries[len(entries) - len(sent.rest) :] if sent.rest else []
+            report.refused = refused
+            report.untried = len(untried)
+            report.written = len(entries) - len(refused) - len(untried)
+            report.error = sent.error
+            store.write(path, [*refused, *untried])
+            if sent.rest:
+                break
+    return reports
+
+
 # --------------------------------------------------------------------------- sink
+
+
+@dataclass(frozen=True, slots=True)
+class SinkHealth:
+    """What the store's operator alert reports (streams/agents/store.py, alerts/pipeline.py)."""
+
+    #: False while batches go to the spool because the endpoint does not take them
+    writing: bool
+    #: the failure that turned the sink unhealthy (``status: reason``), empty while writing
+    error: str
+    #: lines waiting in the spool
+    spooled_lines: int
+    #: lines kept in ``rejected/`` (refused by the endpoint, waiting for ``envwatch sink replay``)
+    rejected_lines: int
+    #: the newest rejected line's ``status: reason``
+    rejected_reason: str
 
 
 @dataclass
@@ -422,18 +773,48 @@ class Sink:
     drained: int = 0
     rejected: int = 0
     healthy: bool = True
+    #: lines per request, learned from the endpoint's 413 answers (None: a batch is one request)
+    max_lines: int | None = None
+    #: the failure that made the sink unhealthy (``status: reason``)
+    error: str = ""
+    _pending: int = field(default=0, init=False)
+    _rejected: Rejected | None = field(default=None, init=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _drainer: threading.Thread | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
+        self._rejected = Rejected(
+            self.spool.directory / "rejected", prefix=self.spool.prefix, fsync=self.spool.fsync
+        )
         if self.writer is not None and self.spool.files():
             # what a previous run left behind (an outage, a crash): drain it before new data
+            self._pending = sum(_count_lines(p) for p in self.spool.files())
             self.healthy = False
+            self.error = "spool left by a previous run"
             self._start_drainer()
 
+    @property
+    def rejected_store(self) -> Rejected:
+        assert self._rejected is not None
+        return self._rejected
+
+    def health(self) -> SinkHealth:
+        """The sink's state for the operator alert (cheap: call it every few seconds)."""
+        count, reason = self.rejected_store.pending()
+        with self._lock:
+            return SinkHealth(
+                writing=self.healthy,
+                error="" if self.healthy else self.error,
+                spooled_lines=max(0, self._pending),
+                rejected_lines=count,
+                rejected_reason=reason,
+            )
+
     def write(self, lines: Sequence[str]) -> Outcome:
-        """Write one batch whole, or spool it whole. Returns what happened."""
+        """Write one batch, or spool what the endpoint did not take. Returns what happened:
+        WRITTEN (every line), REJECTED (written but for refused lines, kept in ``rejected/``),
+        SPOOLED (some or all spooled; the endpoint is unavailable)."""
         if not lines:
             return Outcome.EMPTY
         with self._lock:
@@ -443,54 +824,56 @@ class Sink:
                 return Outcome.SPOOLED
             if not self.healthy:
                 # keep the order: nothing new reaches the endpoint before the spool is empty
-                self.spool.put(lines)
-                self.spooled += len(lines)
+                self._put(lines)
                 self._start_drainer()
                 return Outcome.SPOOLED
-            outcome = self._try(lines, retries=self.retries)
-            if outcome is Outcome.SPOOLED:
-                self.spool.put(lines)
-                self.spooled += len(lines)
+            sent = self._send(lines, retries=self.retries)
+            self.written += sent.written
+            if sent.rest:
+                self._put(sent.rest)
                 self.healthy = False
-                log.warning("sink: endpoint unavailable, spooling to %s", self.spool.directory)
+                self.error = sent.error
+                log.warning(
+                    "sink: endpoint unavailable (%s), spooling to %s",
+                    sent.error,
+                    self.spool.directory,
+                )
                 self._start_drainer()
-            elif outcome is Outcome.WRITTEN:
-                self.written += len(lines)
-            return outcome
+                return Outcome.SPOOLED
+            return Outcome.REJECTED if sent.refused else Outcome.WRITTEN
 
-    def _try(self, lines: Sequence[str], *, retries: int) -> Outcome:
-        """WRITTEN, REJECTED (moved aside) or SPOOLED (meaning: still failing, caller spools)."""
+    def _put(self, lines: Sequence[str]) -> None:
+        self.spool.put(lines)
+        self.spooled += len(lines)
+        self._pending += len(lines)
+
+    def _send(self, lines: Sequence[str], *, retries: int) -> Sent:
+        """:func:`send`, then keep the refused lines aside and learn the endpoint's size."""
         assert self.writer is not None
-        delay = self.backoff
-        for attempt in range(retries + 1):
-            try:
-                self.writer.write(lines)
-            except WriteFailed as exc:
-                if not exc.retryable:
-                    self._reject(lines, exc)
-                    return Outcome.REJECTED
-                err: Exception = exc
-            except Exception as exc:  # a foreign writer (e.g. ClientWriter) raises its own types
-                err = exc
-            else:
-                return Outcome.WRITTEN
-            log.warning("sink write failed (attempt %d/%d): %s", attempt + 1, retries + 1, err)
-            if attempt < retries:
-                self.sleep(delay)
-                delay = min(delay * 2, self.max_backoff)
-        return Outcome.SPOOLED
-
-    def _reject(self, lines: Sequence[str], exc: WriteFailed) -> None:
-        """Keep content the server refused, with the reason, out of the drain path."""
-        rejected = self.spool.directory / "rejected"
-        rejected.mkdir(exist_ok=True)
-        stem = f"{self.spool.prefix}-{time.time_ns():020d}-{os.getpid()}"
-        (rejected / f"{stem}.lp").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        (rejected / f"{stem}.reason").write_text(f"{exc.status}: {exc.reason}\n", encoding="utf-8")
-        self.rejected += len(lines)
-        log.error(
-            "sink: %d lines rejected by the endpoint (%s): kept in %s", len(lines), exc, rejected
+        sent = send(
+            self.writer,
+            lines,
+            retries=retries,
+            backoff=self.backoff,
+            max_backoff=self.max_backoff,
+            sleep=self.sleep,
+            max_lines=self.max_lines,
         )
+        if sent.too_large is not None:
+            size = max(1, sent.too_large // 2)
+            if self.max_lines is None or size < self.max_lines:
+                self.max_lines = size
+                log.warning("sink: the endpoint finds batches too large; now ≤ %d lines", size)
+        if sent.refused:
+            path = self.rejected_store.put(sent.refused)
+            self.rejected += len(sent.refused)
+            log.error(
+                "sink: %d line(s) refused by the endpoint, kept with the reason in %s "
+                "(envwatch sink replay re-sends them)",
+                len(sent.refused),
+                path,
+            )
+        return sent
 
     def drain(self) -> bool:
         """Try to empty the spool now, oldest first. True when it is empty (or there is no writer)."""
@@ -503,29 +886,38 @@ class Sink:
                 # that stays down does not turn every probe into one more small file
                 head = self.spool.head(self.drain_batch)
                 if head:
-                    outcome = self._try(head, retries=0)
-                    if outcome is Outcome.SPOOLED:
+                    sent = self._send(head, retries=0)
+                    done = len(head) - len(sent.rest)
+                    self.drained += sent.written
+                    self._pending -= done
+                    if sent.rest and not done:
                         self.healthy = False
+                        self.error = sent.error
                         return False
-                    skip = len(head)  # written (or rejected and kept aside): not again
-                    if outcome is Outcome.WRITTEN:
-                        self.drained += skip
+                    skip = done  # written (or refused and kept aside): not again
             self.spool.roll()
             for path in self.spool.files():
                 lines = self.spool.read(path)
                 if skip:
                     lines, skip = lines[skip:], 0
-                for i in range(0, len(lines), self.drain_batch):
+                i = 0
+                while i < len(lines):
                     chunk = lines[i : i + self.drain_batch]
-                    if self._try(chunk, retries=0) is Outcome.SPOOLED:
-                        if i:
-                            self.spool.replace(path, lines[i:])
+                    sent = self._send(chunk, retries=0)
+                    done = len(chunk) - len(sent.rest)
+                    self.drained += sent.written
+                    self._pending -= done
+                    if sent.rest:
+                        self.spool.replace(path, lines[i + done :])
                         self.healthy = False
+                        self.error = sent.error
                         return False
-                    self.drained += len(chunk)
+                    i += len(chunk)
                 path.unlink()
                 log.info("sink drained %s (%d lines)", path.name, len(lines))
             self.healthy = True
+            self.error = ""
+            self._pending = 0
             return True
 
     def _start_drainer(self) -> None:
@@ -557,3 +949,10 @@ class Sink:
             self.spool.close()
             if self.writer is not None:
                 self.writer.close()
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        return len(Spool.read(path))
+    except (OSError, ValueError):
+        return 0

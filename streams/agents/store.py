@@ -1,14 +1,23 @@
-"""``store``: evaluations → line protocol → the sink (batched, synchronous writes off the loop)."""
+"""``store``: evaluations → line protocol → the sink (batched, synchronous writes off the loop).
+
+With an endpoint configured, every ``sink_health_interval`` seconds the stage states the sink's
+health for the operator's ``store`` alert (alerts/pipeline.py, docs/sink.md): component
+``store@<instance>``, conditions ``write`` (the sink cannot write: batches are spooled) and
+``rejected`` (lines the endpoint refused wait in ``<spool>/rejected/`` for ``envwatch sink
+replay``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from alerts.pipeline import component_id
 from streams import topics
+from streams.health import HealthReporter
 from streams.lineprotocol import line
 from streams.records import DeadLetter
 from streams.wire import decode_points
@@ -27,6 +36,8 @@ def to_line(d: dict[str, Any]) -> str:
 def register(p: Pipeline) -> None:
     evaluations = p.topic("evaluations")
     s = p.settings
+    if p.sink.writer is not None:
+        register_health(p)
 
     @p.app.agent(evaluations, name="store")
     async def store(stream: Any) -> None:
@@ -61,3 +72,22 @@ def register(p: Pipeline) -> None:
             if p.observers:
                 for r in records:
                     p.observe(r)
+
+
+def register_health(p: Pipeline) -> HealthReporter:
+    """The timer that reports the sink's health (``write`` and ``rejected``)."""
+    s = p.settings
+    reporter = HealthReporter(p, component_id("store", s.sink_instance or socket.gethostname()))
+
+    @p.app.timer(s.sink_health_interval)  # type: ignore[untyped-decorator]  # faust is untyped
+    async def _store_health() -> None:
+        h = await asyncio.to_thread(p.sink.health)
+        await reporter.update("write", problem=not h.writing, reason=h.error, count=h.spooled_lines)
+        await reporter.update(
+            "rejected",
+            problem=h.rejected_lines > 0,
+            reason=h.rejected_reason,
+            count=h.rejected_lines,
+        )
+
+    return reporter

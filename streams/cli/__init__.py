@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 # Importing a module registers its commands.
-from streams.cli import backtest, catalog, demo, gateway, grafana, report, run, simulate  # noqa: F401
+from streams.cli import (  # noqa: F401
+    backtest,
+    catalog,
+    demo,
+    gateway,
+    grafana,
+    report,
+    run,
+    simulate,
+    sink,
+)
 from streams.cli._app import app
 
 

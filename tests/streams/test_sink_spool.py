@@ -157,8 +157,9 @@ def test_rejected_content_is_kept_aside_and_does_not_block(tmp_path: Path) -> No
     assert sink.write(["bad line"]) is Outcome.REJECTED
     assert ep.calls == 1  # a 400 is not retried
     assert sink.write(batch(1)) is Outcome.WRITTEN
-    (reason,) = (tmp_path / "rejected").glob("*.reason")
-    assert "400" in reason.read_text()
+    (rejected,) = (tmp_path / "rejected").glob("*.lp")
+    assert rejected.read_text().splitlines()[1] == "bad line"
+    assert "status=400" in rejected.read_text().splitlines()[0]
     assert sink.spool.files() == []
 
 
@@ -251,7 +252,8 @@ def test_gzip_body() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "retryable"), [(503, True), (429, True), (400, False), (401, False)]
+    ("status", "retryable"),
+    [(503, True), (429, True), (400, False), (413, False), (401, True), (403, True), (404, True)],
 )
 def test_status_classification(status: int, retryable: bool) -> None:
     _seen, transport = _capture(status)

@@ -1,0 +1,78 @@
+"""``envwatch sink …``: the store's refused lines.
+
+``envwatch sink replay [--spool DIR]`` re-sends the lines the endpoint refused (kept in
+``<spool>/rejected/`` with their reasons, docs/sink.md) once the operator fixed the cause: per
+file it prints how many were written and which are still refused, and why. The endpoint is the
+worker's (``ENVWATCH_INFLUX_URL``, ``ENVWATCH_INFLUX_TOKEN`` …). Idempotent: a written line leaves
+the file, so a rerun sends only what is still refused; a line kept twice is sent once.
+
+Exit status: 0 everything written (or nothing to do), 1 lines still refused, 2 the endpoint is
+not configured or did not answer (what was not tried stays in place).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streams.cli._app import app
+
+sink_app = typer.Typer(help="The InfluxDB sink: lines the endpoint refused.", no_args_is_help=True)
+app.add_typer(sink_app, name="sink")
+
+
+@sink_app.command("replay")
+def replay_command(
+    spool: Annotated[
+        Path | None,
+        typer.Option("--spool", help="spool directory (default: ENVWATCH_SPOOL_DIR, var/spool)"),
+    ] = None,
+) -> None:
+    """Re-send the refused lines in SPOOL/rejected/ and report, per file, written / still refused."""
+    from streams.settings import Settings
+    from streams.sink import InfluxWriter, replay
+
+    settings = Settings()
+    directory = (spool or settings.spool_dir) / "rejected"
+    if not settings.influx_url:
+        typer.echo("envwatch sink replay: no endpoint: set ENVWATCH_INFLUX_URL", err=True)
+        raise typer.Exit(2)
+    # the worker's endpoint, as streams.app.make_sink builds it
+    token = settings.influx_token.get_secret_value() if settings.influx_token else None
+    writer = InfluxWriter(
+        settings.influx_url,
+        token=token,
+        org=settings.influx_org,
+        bucket=settings.influx_database or settings.influx_bucket,
+    )
+    try:
+        reports = replay(writer, directory)
+    finally:
+        writer.close()
+    if not reports:
+        typer.echo(f"nothing to replay in {directory}")
+        return
+    written = refused = untried = 0
+    error = ""
+    for r in reports:
+        parts = [f"{r.written} written", f"{len(r.refused)} still refused"]
+        if r.duplicates:
+            parts.append(f"{r.duplicates} duplicate(s) dropped")
+        if r.untried:
+            parts.append(f"{r.untried} not tried")
+        typer.echo(f"{r.path.name}: {', '.join(parts)}")
+        for x in r.refused:
+            status = x.status if x.status is not None else "no status"
+            typer.echo(f"  {status}: {x.reason[:300]}\n    {x.line[:300]}")
+        written += r.written
+        refused += len(r.refused)
+        untried += r.untried
+        error = error or r.error
+    typer.echo(f"total: {written} written, {refused} still refused, {untried} not tried")
+    if untried:
+        typer.echo(f"envwatch sink replay: the endpoint stopped answering: {error}", err=True)
+        raise typer.Exit(2)
+    if refused:
+        raise typer.Exit(1)
