@@ -777,7 +777,11 @@ class Sink:
     max_lines: int | None = None
     #: the failure that made the sink unhealthy (``status: reason``)
     error: str = ""
+    #: batches written whole at ``max_lines`` before it is doubled again (an endpoint's limit
+    #: may be raised; a 413 lowers it again) — envwatch's choice [MEM]
+    regrow_after: int = 100
     _pending: int = field(default=0, init=False)
+    _streak: int = field(default=0, init=False)
     _rejected: Rejected | None = field(default=None, init=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
@@ -860,10 +864,18 @@ class Sink:
             max_lines=self.max_lines,
         )
         if sent.too_large is not None:
+            self._streak = 0
             size = max(1, sent.too_large // 2)
             if self.max_lines is None or size < self.max_lines:
                 self.max_lines = size
                 log.warning("sink: the endpoint finds batches too large; now ≤ %d lines", size)
+        elif self.max_lines is not None and not sent.rest:
+            self._streak += 1
+            if self._streak >= self.regrow_after:
+                self._streak = 0
+                grown = self.max_lines * 2
+                self.max_lines = None if grown >= max(len(lines), self.drain_batch) else grown
+                log.info("sink: trying larger requests again (≤ %s lines)", self.max_lines or "all")
         if sent.refused:
             path = self.rejected_store.put(sent.refused)
             self.rejected += len(sent.refused)
@@ -914,7 +926,7 @@ class Sink:
                         return False
                     i += len(chunk)
                 path.unlink()
-                log.info("sink drained %s (%d lines)", path.name, len(lines))
+                log.info("sink drained %s (%d lines)", path.name, i)
             self.healthy = True
             self.error = ""
             self._pending = 0

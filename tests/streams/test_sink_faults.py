@@ -283,3 +283,20 @@ def test_replay_keeps_a_line_found_twice_once_and_stops_when_the_endpoint_is_dow
     assert Rejected(rejected).files() == []
     assert not (rejected / "envwatch-00000000000000000001-1.reason").exists()
     assert [n for n, _s in ep.requests if _s == 204] == [2]  # the duplicate was never sent
+
+
+def test_the_learned_size_grows_back_when_the_endpoint_takes_it(
+    influx: tuple[FaultyInflux, str], tmp_path: Path
+) -> None:
+    ep, url = influx
+    ep.max_lines = 3
+    sink = make_sink(url, tmp_path, regrow_after=2)
+    sink.write(lines(10))
+    assert sink.max_lines == 2  # 5 // 2, as above
+    ep.max_lines = None  # the operator raised the proxy's limit
+    sink.write(lines(10, start=10))
+    sink.write(lines(10, start=20))  # the 2nd batch written whole at 2 lines: doubled to 4
+    ep.requests.clear()
+    sink.write(lines(10, start=30))
+    assert ep.requests == [(4, 204), (4, 204), (2, 204)]
+    assert sorted(ep.points.values()) == sorted(lines(40))
