@@ -28,7 +28,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum, StrEnum
 from types import MappingProxyType
 from typing import Final, NamedTuple
@@ -726,14 +726,22 @@ def decode_data(
     if raw_time is None:
         raise MissingFieldError("DataTime")
     start = parse_data_time(raw_time, tz=tz)
-    if interval is Interval.RT:
-        label = start
-    elif interval is Interval.MIN:
-        label = start + minute_interval
-    elif interval is Interval.HOUR:
-        label = start + timedelta(hours=1)
-    else:
-        label = start + timedelta(days=1)
+    try:
+        if interval is Interval.RT:
+            label = start
+        elif interval is Interval.MIN:
+            label = start + minute_interval
+        elif interval is Interval.HOUR:
+            label = start + timedelta(hours=1)
+        else:
+            label = start + timedelta(days=1)
+        label.astimezone(UTC)  # 0001-01-01 00:00+08:00 has no UTC time
+    except OverflowError as exc:  # 9999-12-31: the period's end is past datetime.max
+        raise FieldError(
+            "DataTime",
+            f"{raw_time} starts a period that ends outside years 1–9999 ({exc})",
+            value=raw_time,
+        ) from exc
 
     base = "Rtd" if interval is Interval.RT else "Avg"
     wanted: tuple[str, ...] = (f"Zs{base}", base) if corrected else (base,)

@@ -478,11 +478,44 @@ class FactorLimit(_Frozen):
         return self
 
 
+class SecretRef(_Frozen):
+    """Where a secret is kept — never the secret itself (the catalogue is shared and versioned).
+
+    Exactly one of ``env`` (the name of an environment variable) or ``file`` (a file whose
+    content, without a final newline, is the secret; relative to the catalogue directory).
+    Resolved by the process that needs it (``streams.cli.gateway``), not here (rules/ is pure).
+    """
+
+    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    file: NonEmpty | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_only(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise ValueError(
+                "a secret is given by reference, never inline: {env: VAR} or {file: PATH}"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env or file")
+        return self
+
+    def __str__(self) -> str:
+        return f"env {self.env}" if self.env is not None else f"file {self.file}"
+
+
 class Outlet(_Frozen):
     id: SourceId  # must start with "<enterprise id>-" (MQTT ACL: env/emission/+/e-…)
     name: NonEmpty
     type: OutletType
     mn: Annotated[str, Field(pattern=r"^[0-9A-Za-z]{1,24}$")]  # HJ 212-2017 表3: MN ≤ 24 chars
+    #: the logger's HJ 212 access password (PW, HJ 212-2017 表3), by reference; the gateway
+    #: refuses packets with another PW (docs/hj212.md). None: PW not checked
+    password: SecretRef | None = None
     source_type: str | None = None  # key into defaults.reference_o2 (e.g. "gas_boiler")
     reference_o2: float | None = Field(default=None, ge=0, lt=21)
     limits: tuple[FactorLimit, ...] = ()

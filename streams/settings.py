@@ -131,7 +131,11 @@ class Settings(BaseSettings):
         description="idempotent producer: closes the last reorder window (needs broker support; "
         "Tansu has none)",
     )
-    gateway_host: str = Field("0.0.0.0", description="HJ 212 gateway listen address")
+    gateway_host: str = Field(
+        "127.0.0.1",
+        description="HJ 212 gateway listen address (loopback unless configured; 0.0.0.0: every "
+        "interface)",
+    )
     gateway_port: int = Field(
         9212, ge=0, le=65535, description="HJ 212 gateway TCP port (operator default; 0: any)"
     )
@@ -143,4 +147,38 @@ class Settings(BaseSettings):
     )
     gateway_metrics_port: int | None = Field(
         None, ge=0, le=65535, description="gateway Prometheus /metrics port (None: off, 0: any)"
+    )
+    # HJ 212 gateway limits (docs/hj212.md "Limits"; envwatch's choices [MEM] unless cited)
+    gateway_packet_timeout: float = Field(
+        30.0, gt=0, description="s a started packet may take to arrive (slowloris: closed)"
+    )
+    gateway_max_bytes_per_second: int = Field(
+        1 << 20, ge=0, description="bytes read per second per connection at most (0: no limit)"
+    )
+    gateway_max_connections: int = Field(
+        10_000, ge=1, description="logger connections at once (lowered below the fd limit)"
+    )
+    gateway_max_connections_per_peer: int = Field(
+        256, ge=0, description="connections at once from one address (0: no limit)"
+    )
+    gateway_fd_headroom: int = Field(
+        256, ge=0, description="descriptors kept free below RLIMIT_NOFILE when capping connections"
+    )
+    gateway_evict_idle_after: float = Field(
+        60.0, ge=0, description="s idle before an authenticated connection may be evicted"
+    )
+    gateway_max_dead_letters_per_connection: int = Field(
+        100, ge=0, description="dead letters a connection may cause before it is closed (0: off)"
+    )
+    gateway_max_dead_letters_per_peer: int = Field(
+        1000, ge=0, description="dead letters an address may cause per window before a ban (0: off)"
+    )
+    gateway_peer_window: float = Field(
+        600.0, gt=0, description="s over which an address's dead letters are counted"
+    )
+    gateway_ban_seconds: float = Field(
+        60.0, ge=0, description="s an address is refused after its dead-letter limit"
+    )
+    gateway_require_password: bool = Field(
+        False, description="refuse loggers whose outlet has no HJ 212 password in the catalogue"
     )

@@ -14,11 +14,21 @@ turns data uploads into samples. This module wires it to the rest of envwatch:
   Kafka ``dead-letter`` topic as :class:`streams.records.DeadLetter` with stage ``"gateway"``,
   the raw bytes, the peer address as origin and ``"<reason>: <detail>"`` as reason
   (:class:`KafkaDeadLetters`); the gateway acknowledges such a packet only once Kafka has it;
+* passwords: an outlet's ``password`` in the catalogue is a reference (``{env: VARIABLE}`` or
+  ``{file: PATH}``, :class:`rules.config.SecretRef`), read here once at start-up
+  (:func:`resolve_secret`); a packet with another PW is refused. A reference that cannot be read
+  refuses that MN's packets (``password_unavailable``) and is logged once, naming the reference;
+  outlets without a password are accepted as before (unless ``ENVWATCH_GATEWAY_REQUIRE_PASSWORD``),
+  logged once and counted (``outlets_without_password``, ``pw_unchecked``);
+* descriptors: at start the RLIMIT_NOFILE soft limit is raised to the hard limit
+  (:func:`ingest.gateway.raise_nofile_limit`) and connections are capped
+  ``ENVWATCH_GATEWAY_FD_HEADROOM`` below it (:func:`ingest.gateway.connection_cap`), so the
+  metrics port and new loggers always find a descriptor;
 * counters (:meth:`Gateway.stats`) are logged periodically and, with
   ``ENVWATCH_GATEWAY_METRICS_PORT``, served as Prometheus text on ``/metrics``.
 
-Settings: ``ENVWATCH_GATEWAY_HOST/PORT/IDLE_TIMEOUT/MQTT_CLIENT_ID/METRICS_PORT`` plus the MQTT,
-Kafka and catalogue settings (streams/settings.py).
+Settings: ``ENVWATCH_GATEWAY_*`` (host, port, idle timeout, limits: :func:`config_of`), plus the
+MQTT, Kafka and catalogue settings (streams/settings.py; docs/hj212.md).
 """
 
 from __future__ import annotations
@@ -26,13 +36,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import signal
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from pydantic import SecretStr
 
 from streams.cli._app import app
 from streams.settings import Settings
@@ -40,18 +53,58 @@ from streams.settings import Settings
 if TYPE_CHECKING:  # heavy imports stay out of ``envwatch --help``
     from aiokafka import AIOKafkaProducer
 
-    from ingest.gateway import DeadLetter, Gateway, MnTarget
-    from rules.config import Catalog
+    from ingest.gateway import DeadLetter, Gateway, GatewayConfig, MnTarget
+    from rules.config import Catalog, SecretRef
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GatewayService", "KafkaDeadLetters", "gateway", "target_of"]
+__all__ = [
+    "GatewayService",
+    "KafkaDeadLetters",
+    "SecretUnavailable",
+    "config_of",
+    "gateway",
+    "resolve_secret",
+    "target_of",
+]
+
+#: outlet id → (its password, or why it could not be read)
+Passwords = Mapping[str, "SecretStr | str"]
 
 
-def target_of(catalog: Catalog, mn: str) -> MnTarget | None:
+class SecretUnavailable(Exception):
+    """A secret reference that cannot be read; the message names the reference, never a value."""
+
+
+def resolve_secret(ref: SecretRef, base: Path | None = None) -> SecretStr:
+    """The secret ``ref`` points at: the environment variable's value, or the file's content
+    without its final newline (a relative path is relative to ``base``, the catalogue
+    directory). Raises :class:`SecretUnavailable` (unset, empty, unreadable)."""
+    if ref.env is not None:
+        value = os.environ.get(ref.env)
+        if not value:
+            raise SecretUnavailable(f"environment variable {ref.env} is not set or empty")
+        return SecretStr(value)
+    assert ref.file is not None
+    path = Path(ref.file)
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretUnavailable(f"file {path} cannot be read ({type(exc).__name__})") from None
+    value = text.removesuffix("\n").removesuffix("\r")
+    if not value:
+        raise SecretUnavailable(f"file {path} is empty")
+    return SecretStr(value)
+
+
+def target_of(catalog: Catalog, mn: str, passwords: Passwords | None = None) -> MnTarget | None:
     """Where a logger's packets go: the outlet with this MN in the catalogue
     (:meth:`~rules.config.Catalog.outlet_by_mn`, case-insensitive) as an emission source of its
-    enterprise's locality; None for an MN the catalogue does not know (dead-lettered)."""
+    enterprise's locality, with its password from ``passwords`` (outlet id → the password, or
+    the text saying why it could not be read); None for an MN the catalogue does not know
+    (dead-lettered)."""
     from ingest.gateway import MnTarget
     from rules.factors import Kind
 
@@ -59,7 +112,36 @@ def target_of(catalog: Catalog, mn: str) -> MnTarget | None:
     if found is None:
         return None
     enterprise, outlet = found
-    return MnTarget(enterprise.locality, outlet.id, Kind.EMISSION)
+    secret = (passwords or {}).get(outlet.id)
+    return MnTarget(
+        enterprise.locality,
+        outlet.id,
+        Kind.EMISSION,
+        password=secret if isinstance(secret, SecretStr) else None,
+        password_problem=secret if isinstance(secret, str) else None,
+    )
+
+
+def config_of(settings: Settings, max_connections: int | None = None) -> GatewayConfig:
+    """The gateway's configuration from the settings (``max_connections``: the cap in force)."""
+    from ingest.gateway import GatewayConfig
+
+    s = settings
+    return GatewayConfig(
+        host=s.gateway_host,
+        port=s.gateway_port,
+        idle_timeout=s.gateway_idle_timeout,
+        packet_timeout=s.gateway_packet_timeout,
+        max_bytes_per_second=s.gateway_max_bytes_per_second,
+        max_connections=max_connections or s.gateway_max_connections,
+        max_connections_per_peer=s.gateway_max_connections_per_peer,
+        evict_idle_after=s.gateway_evict_idle_after,
+        max_dead_letters_per_connection=s.gateway_max_dead_letters_per_connection,
+        max_dead_letters_per_peer=s.gateway_max_dead_letters_per_peer,
+        peer_window=s.gateway_peer_window,
+        ban_seconds=s.gateway_ban_seconds,
+        require_password=s.gateway_require_password,
+    )
 
 
 class KafkaDeadLetters:
@@ -97,10 +179,40 @@ class GatewayService:
         self.catalog = catalog
         self.gateway: Gateway | None = None
         self.metrics_address: tuple[str, int] | None = None
+        self.nofile: int | None = None  # the descriptor soft limit once started
         self._stop = asyncio.Event()
+        self.passwords: dict[str, SecretStr | str] = {}
+        unchecked: list[str] = []
+        for enterprise in catalog.enterprises:
+            for outlet in enterprise.outlets:
+                if outlet.password is None:
+                    unchecked.append(outlet.id)
+                    continue
+                try:
+                    self.passwords[outlet.id] = resolve_secret(outlet.password, settings.config_dir)
+                except SecretUnavailable as exc:
+                    self.passwords[outlet.id] = str(exc)
+                    log.error(
+                        "gateway: the HJ 212 password of outlet %s (%s) cannot be read: %s; its "
+                        "packets are refused",
+                        outlet.id,
+                        outlet.password,
+                        exc,
+                    )
+        self.outlets_without_password = len(unchecked)
+        self.passwords_unavailable = sum(isinstance(v, str) for v in self.passwords.values())
+        if unchecked:
+            log.warning(
+                "gateway: %d outlet(s) have no HJ 212 password in the catalogue, %s: %s",
+                len(unchecked),
+                "their packets are refused (ENVWATCH_GATEWAY_REQUIRE_PASSWORD)"
+                if settings.gateway_require_password
+                else "their PW is not checked",
+                ", ".join(unchecked),
+            )
 
     def _lookup(self, mn: str) -> MnTarget | None:
-        return target_of(self.catalog, mn)
+        return target_of(self.catalog, mn, self.passwords)
 
     def stop(self) -> None:
         self._stop.set()
@@ -116,10 +228,19 @@ class GatewayService:
         from aiokafka import AIOKafkaProducer
 
         from ingest.bridge import serve_metrics
-        from ingest.gateway import Gateway, GatewayConfig, PahoPublisher
+        from ingest.gateway import Gateway, PahoPublisher, connection_cap, raise_nofile_limit
         from streams import topics
 
         s = self.s
+        self.nofile, _hard = raise_nofile_limit()
+        cap = connection_cap(s.gateway_max_connections, self.nofile, s.gateway_fd_headroom)
+        if cap < s.gateway_max_connections:
+            log.info(
+                "gateway: at most %d connections (descriptor limit %d, %d kept free)",
+                cap,
+                self.nofile,
+                s.gateway_fd_headroom,
+            )
         await topics.ensure_topics(s.kafka, s.partitions, s.topic_prefix)
         producer = AIOKafkaProducer(
             bootstrap_servers=topics.bootstrap_of(s.kafka), acks="all", linger_ms=2
@@ -139,9 +260,7 @@ class GatewayService:
                 self._lookup,
                 publisher.publish,
                 KafkaDeadLetters(producer, topics.name(topics.DEAD_LETTER, s.topic_prefix)),
-                config=GatewayConfig(
-                    host=s.gateway_host, port=s.gateway_port, idle_timeout=s.gateway_idle_timeout
-                ),
+                config=config_of(s, cap),
             )
             if s.gateway_metrics_port is not None:
                 server = await serve_metrics(
@@ -170,13 +289,19 @@ class GatewayService:
 
     def render_metrics(self) -> bytes:
         from ingest.bridge import prometheus_text
+        from ingest.gateway import GAUGES
 
         stats = self.gateway.stats() if self.gateway is not None else {}
+        stats["outlets_without_password"] = self.outlets_without_password
+        stats["passwords_unavailable"] = self.passwords_unavailable
+        if self.nofile is not None:
+            stats["nofile_limit"] = self.nofile
+        gauges = GAUGES | {"outlets_without_password", "passwords_unavailable", "nofile_limit"}
         metrics: list[tuple[str, str, str, float]] = []
         for key, value in sorted(stats.items()):
             name = "envwatch_gateway_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
-            if key == "connections_open":
-                metrics.append((name, "gauge", "logger connections open now", value))
+            if key in gauges:
+                metrics.append((name, "gauge", f"gateway gauge {key}", value))
             else:
                 metrics.append((name + "_total", "counter", f"gateway counter {key}", value))
         return prometheus_text(metrics)
