@@ -615,6 +615,22 @@ def data_quality() -> db.Dashboard:
             ),
             w=24,
         )
+    ).with_panel(
+        _table(
+            "系统组件",
+            "envwatch's own components (alerts/pipeline.py): the newest health per component and "
+            "condition — store write / rejected lines, receivers refusing notifications; "
+            "problem = 1 opens an operator alert (docs/alerts.md §10).",
+            query(
+                "pipeline_health",
+                ["problem", "count", "reason"],
+                locality=False,
+                then='|> last()\n|> pivot(rowKey: ["source", "condition"], columnKey: ["_field"], '
+                'valueColumn: "_value")\n|> group()\n|> keep(columns: ["source", "condition", '
+                '"problem", "count", "reason", "_time"])',
+            ),
+            w=24,
+        )
     )
 
 
