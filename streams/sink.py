@@ -738,7 +738,8 @@ def replay(
 class SinkHealth:
     """What the store's operator alert reports (streams/agents/store.py, alerts/pipeline.py)."""
 
-    #: False while batches go to the spool because the endpoint does not take them
+    #: False while batches go to the spool because the endpoint does not take them (a spool left
+    #: by a previous run that is being drained is no failure)
     writing: bool
     #: the failure that turned the sink unhealthy (``status: reason``), empty while writing
     error: str
@@ -794,8 +795,7 @@ class Sink:
         if self.writer is not None and self.spool.files():
             # what a previous run left behind (an outage, a crash): drain it before new data
             self._pending = sum(_count_lines(p) for p in self.spool.files())
-            self.healthy = False
-            self.error = "spool left by a previous run"
+            self.healthy = False  # drains first; not "failing" until a probe fails (no alert)
             self._start_drainer()
 
     @property
@@ -807,9 +807,10 @@ class Sink:
         """The sink's state for the operator alert (cheap: call it every few seconds)."""
         count, reason = self.rejected_store.pending()
         with self._lock:
+            failing = not self.healthy and bool(self.error)
             return SinkHealth(
-                writing=self.healthy,
-                error="" if self.healthy else self.error,
+                writing=not failing,
+                error=self.error if failing else "",
                 spooled_lines=max(0, self._pending),
                 rejected_lines=count,
                 rejected_reason=reason,

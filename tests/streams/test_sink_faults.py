@@ -300,3 +300,21 @@ def test_the_learned_size_grows_back_when_the_endpoint_takes_it(
     sink.write(lines(10, start=30))
     assert ep.requests == [(4, 204), (4, 204), (2, 204)]
     assert sorted(ep.points.values()) == sorted(lines(40))
+
+
+def test_a_spool_left_by_a_previous_run_is_no_failure_until_a_probe_fails(
+    influx: tuple[FaultyInflux, str], tmp_path: Path
+) -> None:
+    ep, url = influx
+    first = Sink(None, Spool(tmp_path))
+    first.write(lines(3))
+    first.close()
+    sink = make_sink(url, tmp_path)
+    assert sink.health().writing is True  # draining what was left is no reason for an alert
+    ep.auth_failing = True
+    assert sink.drain() is False
+    assert sink.health().writing is False
+    ep.auth_failing = False
+    assert sink.drain() is True
+    assert sink.health().writing is True
+    assert sorted(ep.points.values()) == sorted(lines(3))
