@@ -53,6 +53,7 @@ import inspect
 import logging
 import re
 import socket
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -426,6 +427,7 @@ _COUNTERS: Final = (
     "connections_refused",
     "connections_refused_peer",
     "connections_banned",
+    "connections_closed_banned",
     "peers_banned",
     "idle_closed",
     "slow_closed",
@@ -549,7 +551,10 @@ class Gateway:
         gauges of :data:`GAUGES` (connections open, the limits in force)."""
         cfg = self.config
         out = dict(self._counters)
-        now = asyncio.get_running_loop().time() if self._server is not None else 0.0
+        try:
+            now = asyncio.get_running_loop().time()
+        except RuntimeError:  # called from outside the loop: its clock is time.monotonic()
+            now = time.monotonic()
         out["connections_open"] = len(self._connections)
         out["connections_peak"] = self._peak
         out["connections_max"] = cfg.max_connections
@@ -603,8 +608,8 @@ class Gateway:
                 idle = conn
         return unauth if unauth is not None else idle
 
-    def _evict(self, conn: _Conn) -> None:
-        self._counters["connections_evicted"] += 1
+    def _evict(self, conn: _Conn, counter: str = "connections_evicted") -> None:
+        self._counters[counter] += 1
         for task, c in list(self._connections.items()):
             if c is conn:
                 del self._connections[task]
@@ -709,7 +714,8 @@ class Gateway:
                 framer = Framer(cfg.max_frame)
                 await self._internal(chunk, conn, exc, None)
                 items = []
-            if any(isinstance(item, Frame) for item in items):
+            framed = any(isinstance(item, Frame) for item in items)
+            if framed:
                 conn.progress = now
                 pending_since = now if len(framer) else None
             elif pending_since is None:
@@ -726,6 +732,12 @@ class Gateway:
                 except Exception as exc:  # contained: one item's failure is its own
                     await self._internal(item.data, conn, exc, None)
             await self._check_limits(conn, [], len(framer))
+            # the time the gateway spent on the items (a slow broker) is not the sender's
+            busy = loop.time() - now
+            if framed:
+                conn.progress += busy
+            if items and pending_since is not None:
+                pending_since += busy
             if rate > 0:
                 now = loop.time()
                 tokens = min(float(rate), tokens + (now - filled) * rate) - len(chunk)
@@ -784,7 +796,7 @@ class Gateway:
             and not c.authenticated
         ]  # fmt: skip
         for conn in victims:
-            self._evict(conn)
+            self._evict(conn, "connections_closed_banned")
         return len(victims)
 
     async def _packet(self, raw: bytes, conn: _Conn) -> None:

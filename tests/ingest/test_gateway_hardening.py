@@ -455,6 +455,44 @@ def test_slowloris_connections_are_closed() -> None:
     assert stats["slow_closed"] == 2
 
 
+def test_time_the_gateway_spends_publishing_does_not_count_against_a_partial_packet() -> None:
+    """A slow broker (0.6 s per publish) with packet_timeout 0.3 s: the logger's second packet,
+    half sent with the first, is completed after the first ack and is not taken for slowloris."""
+    first, second = hourly("OPEN01", 8, qn_tail="001"), hourly("OPEN01", 9, qn_tail="002")
+    got: dict[str, object] = {}
+
+    async def body(gateway: Gateway, sinks: Sinks) -> None:
+        reader, writer = await connect(gateway.address[1])
+        writer.write(first + second[:40])
+        await writer.drain()
+        acks = await replies(reader, 1)
+        writer.write(second[40:])
+        await writer.drain()
+        acks += await replies(reader, 1)
+        got["acks"] = [(r.cn, r.qn) for r in acks]
+        got["stats"] = gateway.stats()
+        writer.close()
+
+    sinks = Sinks()
+
+    async def slow_publish(topic: str, payload: bytes) -> None:
+        await asyncio.sleep(0.6)
+        await sinks.publish(topic, payload)
+
+    async def main() -> None:
+        config = GatewayConfig(packet_timeout=0.3)
+        async with Gateway(TARGETS, slow_publish, sinks.dead_letter, config=config) as gateway:
+            await asyncio.wait_for(body(gateway, sinks), 60)
+
+    asyncio.run(main())
+    assert got["acks"] == [("9014", "20260115080500001"), ("9014", "20260115090500002")]
+    assert len(sinks.published) == 2
+    assert sinks.dead == []
+    stats = got["stats"]
+    assert isinstance(stats, dict)
+    assert stats["slow_closed"] == 0
+
+
 def test_reads_are_throttled_to_the_byte_rate_and_nothing_is_lost() -> None:
     packets = [hourly("OPEN01", h, qn_tail=f"{h:03d}") for h in range(12)]
     got: dict[str, object] = {}
