@@ -718,7 +718,8 @@ class Gateway:
             if framed:
                 conn.progress = now
                 pending_since = now if len(framer) else None
-            elif pending_since is None:
+            elif pending_since is None and (items or len(framer)):
+                # line ends alone between packets start no clock (the idle timeout covers them)
                 pending_since = now
             for at, item in enumerate(items):
                 await self._check_limits(conn, items[at:], len(framer))

@@ -6,7 +6,7 @@ The gateway runs as ``envwatch gateway`` does (:class:`streams.cli.gateway.Gatew
 copy of the shipped catalogue in which the outlet e-wf-01-g1 (MN 010000A8900016F000169D01) has
 a password by reference (``{env: ENVWATCH_FAULT_HJ212_PW}``), with small limits so the test is
 quick: 20 dead letters per connection, 50 per peer address (then a 600 s ban), 40 connections,
-30 per address, 1 s for a started packet. Distinct loopback addresses (127.0.0.x) stand for
+30 per address, 1 s for a started packet, 4 s idle. Distinct loopback addresses (127.0.0.x) stand for
 distinct peers.
 
 The corpus, each item with its expected dead letters (written from the limits above):
@@ -22,7 +22,7 @@ The corpus, each item with its expected dead letters (written from the limits ab
   + 1 ``dead_letter_limit`` on each of the first two connections, 10 ``framing`` + 1
   ``peer_banned`` on the third (50 for the address), the fourth refused;
 * a slowloris sending a packet one byte per 0.1 s: 1 ``slow`` (the bytes it sent); another
-  trickling only line ends: closed, no dead letter.
+  trickling only line ends: closed at the idle timeout, no dead letter.
 
 Expected: L's 24 samples and the 2 valid WWTP samples on MQTT exactly once each, L's 24
 packets each acknowledged (CN 9014 with its QN), and the dead-letter topic holding exactly
@@ -137,6 +137,7 @@ def test_hostile_corpus_through_the_gateway_leaves_a_logger_whole_and_every_bad_
         gateway_mqtt_client_id=f"{topic_prefix}gateway",
         gateway_metrics_port=0,
         gateway_packet_timeout=1.0,
+        gateway_idle_timeout=4.0,
         gateway_max_dead_letters_per_connection=20,
         gateway_max_dead_letters_per_peer=50,
         gateway_ban_seconds=600,
@@ -334,10 +335,11 @@ def test_hostile_corpus_through_the_gateway_leaves_a_logger_whole_and_every_bad_
     assert stats["connections_peak"] == 40
     assert stats["connections_refused"] == stats["connections_refused_peer"] == 0
     assert (stats["slow_closed"], stats["dead_letter_limit_closed"], stats["peers_banned"]) == (
-        2,
+        1,
         2,
         1,
     )
+    assert stats["idle_closed"] >= 1  # the line-end trickle (and idle connections) at 4 s
     assert stats["published"] == HOURS + 2
     metrics = got["metrics"]
     assert isinstance(metrics, bytes)
