@@ -182,3 +182,6 @@ class Settings(BaseSettings):
     gateway_require_password: bool = Field(
         False, description="refuse loggers whose outlet has no HJ 212 password in the catalogue"
     )
+    gateway_write_timeout: float = Field(
+        10.0, gt=0, description="s a logger may leave its replies unread (HJ 212-2017 表1: 10 s)"
+    )

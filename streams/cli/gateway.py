@@ -131,6 +131,7 @@ def config_of(settings: Settings, max_connections: int | None = None) -> Gateway
         host=s.gateway_host,
         port=s.gateway_port,
         idle_timeout=s.gateway_idle_timeout,
+        write_timeout=s.gateway_write_timeout,
         packet_timeout=s.gateway_packet_timeout,
         max_bytes_per_second=s.gateway_max_bytes_per_second,
         max_connections=max_connections or s.gateway_max_connections,

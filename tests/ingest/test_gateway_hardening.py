@@ -598,6 +598,23 @@ def test_connection_cap_keeps_headroom_below_the_descriptor_limit() -> None:
     assert connection_cap(10_000, 100) == 1
 
 
+def test_the_soft_descriptor_limit_is_raised_to_the_hard_one() -> None:
+    script = (
+        "import resource; from ingest.gateway import raise_nofile_limit; "
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 1024)); "
+        "print(raise_nofile_limit(), resource.getrlimit(resource.RLIMIT_NOFILE))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "(1024, 1024) (1024, 1024)"
+
+
 _CHILD = r"""
 import asyncio, json, os, resource, sys
 resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))  # the probe's machine
