@@ -288,8 +288,8 @@ def test_store_401_413_400_loses_nothing_alerts_and_replays(
         assert worker.alive(), worker.tail()
         # the operator's alerts: write fired then resolved, rejected fired then resolved
         # (the two conditions are separate alerts: their transitions may interleave)
-        seen = await transitions()
-        assert {src for _c, _s, src in seen} == {STORE}
+        # (receivers' alerts of the same mechanism may be there too: only the store's count here)
+        seen = [t for t in await transitions() if t[2] == STORE]
         assert [s for c, s, _src in seen if c == "write"] == ["firing", "resolved"]
         assert [s for c, s, _src in seen if c == "rejected"] == ["firing", "resolved"]
         # the spool is empty again
