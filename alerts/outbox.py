@@ -33,6 +33,7 @@ from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 
+import orjson
 from pydantic import ValidationError
 
 from alerts.errors import AlertsError
@@ -109,7 +110,10 @@ class RetryOutcome(StrEnum):
     """What happens to a row after a failed attempt."""
 
     RETRY = "retry"
-    DEAD_NOT_RETRYABLE = "dead_not_retryable"  # e.g. HTTP 400: sending again cannot help
+    #: the receiver refused it (HTTP 4xx, bad URL, no channel): sending the same again cannot
+    #: help until the receiver or its configuration changes — kept for ``envwatch notify replay``
+    #: or an automatic re-send when the receiver's configuration changes (issue 13)
+    HELD = "held"
     DEAD_BUDGET_EXHAUSTED = "dead_budget_exhausted"  # max_attempts or max_age reached
 
 
@@ -130,7 +134,7 @@ def retry_decision(
 ) -> RetryDecision:
     """Decide after failed attempt number ``attempts`` (≥ 1) made at ``now``."""
     if not retryable:
-        return RetryDecision(RetryOutcome.DEAD_NOT_RETRYABLE)
+        return RetryDecision(RetryOutcome.HELD)
     if attempts >= policy.max_attempts:
         return RetryDecision(RetryOutcome.DEAD_BUDGET_EXHAUSTED)
     next_at = now + backoff_delay(policy, attempts, key)
@@ -145,7 +149,16 @@ def retry_decision(
 class RowState(StrEnum):
     PENDING = "pending"
     SENT = "sent"
+    #: refused by the receiver (not retryable): kept, re-sent by replay or a configuration change
+    HELD = "held"
+    #: retry budget spent: kept as well (``envwatch notify replay`` re-sends it too)
     DEAD = "dead"
+
+
+def _final_state(decision: RetryDecision) -> RowState:
+    if decision.next_at is not None:
+        return RowState.PENDING
+    return RowState.HELD if decision.outcome is RetryOutcome.HELD else RowState.DEAD
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,8 +319,13 @@ class Outbox:
         *,
         retryable: bool,
         error: str = "",
+        fingerprint: str = "",
     ) -> RetryDecision:
-        """Record a failed attempt; schedules the retry or moves the row to dead-letter."""
+        """Record a failed attempt; schedules the retry, holds the row (not retryable: kept
+        for a replay) or moves it to dead-letter (budget spent). ``fingerprint`` is accepted
+        for :class:`MemoryOutbox`'s sake (this store does not re-send on a configuration
+        change)."""
+        del fingerprint
         with self._tx():
             row = self._row(notification_id, receiver)
             if row.state is not RowState.PENDING:
@@ -321,7 +339,7 @@ class Outbox:
                 now=now,
                 retryable=retryable,
             )
-            state = RowState.PENDING if decision.next_at is not None else RowState.DEAD
+            state = _final_state(decision)
             next_at = _epoch(decision.next_at) if decision.next_at is not None else _epoch(now)
             self._db.execute(
                 "UPDATE outbox SET state = ?, attempts = ?, next_at = ?, last_error = ?"
@@ -331,14 +349,22 @@ class Outbox:
         return decision
 
     def requeue(self, notification_id: str, receiver: str, now: datetime) -> None:
-        """Give a dead-letter row a fresh budget (an operator's decision)."""
+        """Give a held or dead-letter row a fresh budget (an operator's decision)."""
         with self._tx():
             self._row(notification_id, receiver)
             ts = _epoch(now)
             self._db.execute(
                 "UPDATE outbox SET state = ?, attempts = 0, created_at = ?, next_at = ?"
-                " WHERE id = ? AND receiver = ? AND state = ?",
-                (RowState.PENDING.value, ts, ts, notification_id, receiver, RowState.DEAD.value),
+                " WHERE id = ? AND receiver = ? AND state IN (?, ?)",
+                (
+                    RowState.PENDING.value,
+                    ts,
+                    ts,
+                    notification_id,
+                    receiver,
+                    RowState.DEAD.value,
+                    RowState.HELD.value,
+                ),
             )
 
     # -- reads
@@ -368,7 +394,8 @@ class Outbox:
             yield self._item(row)
 
     def dead_letters(self) -> list[OutboxItem]:
-        return list(self.items(RowState.DEAD))
+        """Rows that will not be sent again without an operator: held and dead."""
+        return [i for i in self.items() if i.state in (RowState.HELD, RowState.DEAD)]
 
     def counts(self) -> dict[RowState, int]:
         out = dict.fromkeys(RowState, 0)
@@ -437,3 +464,288 @@ class _Tx:
         tb: TracebackType | None,
     ) -> None:
         self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+# ---------------------------------------------------------------- the shared outbox's rows (pure)
+
+
+def ledger_key(notification_id: str, receiver: str) -> bytes:
+    """The delivery ledger's key of one (notification id, receiver): ``<receiver>/<id>``."""
+    return f"{receiver}/{notification_id}".encode()
+
+
+@dataclass(slots=True)
+class _Row:
+    notification: Notification | None  # None for a sent row read back (its payload is dropped)
+    notification_id: str
+    receiver: str
+    partition: int
+    state: RowState
+    attempts: int
+    created_at: float
+    next_at: float
+    last_error: str | None
+    sent_at: float | None
+    fingerprint: str  # the receiver's configuration when the row was held ("" otherwise)
+
+    def item(self) -> OutboxItem:
+        assert self.notification is not None
+        return OutboxItem(
+            notification=self.notification,
+            state=self.state,
+            attempts=self.attempts,
+            created_at=_time(self.created_at),
+            next_at=_time(self.next_at),
+            last_error=self.last_error,
+            sent_at=None if self.sent_at is None else _time(self.sent_at),
+        )
+
+
+class MemoryOutbox:
+    """The outbox rows of the partitions one worker owns, in memory (pure: no I/O, no clock).
+
+    The worker keeps them durable in Kafka (``streams.deliveries``): every change of a row is
+    written to the compacted delivery ledger with :meth:`ledger_value` before the change counts,
+    and a worker that takes a partition over loads its rows with :meth:`load`. The API is
+    :class:`Outbox`'s, so :class:`alerts.notify.dispatcher.Dispatcher` drives either.
+
+    Rows belong to a partition (of the ``notifications`` topic); :meth:`suspend` hides a
+    partition's rows from :meth:`due` while it is being handed over, :meth:`drop` forgets them.
+    A sent row keeps only its key and state (the ledger drops its payload): enough to ignore the
+    same notification when it arrives again.
+    """
+
+    def __init__(self, policy: RetryPolicy | None = None) -> None:
+        self.policy = policy or RetryPolicy()
+        self._rows: dict[tuple[str, str], _Row] = {}
+        self._suspended: set[int] = set()
+
+    # -- ownership
+
+    def partitions(self) -> set[int]:
+        return {r.partition for r in self._rows.values()}
+
+    def suspend(self, partitions: Iterable[int]) -> None:
+        self._suspended |= set(partitions)
+
+    def drop(self, partitions: Iterable[int]) -> int:
+        """Forget every row of ``partitions`` (handed over); returns how many."""
+        gone = set(partitions)
+        keys = [k for k, r in self._rows.items() if r.partition in gone]
+        for k in keys:
+            del self._rows[k]
+        self._suspended -= gone
+        return len(keys)
+
+    def keys_in(self, partitions: Iterable[int]) -> set[tuple[str, str]]:
+        wanted = set(partitions)
+        return {k for k, r in self._rows.items() if r.partition in wanted}
+
+    def resume(self, partitions: Iterable[int]) -> None:
+        self._suspended -= set(partitions)
+
+    # -- writes
+
+    def known(self, notification_id: str, receiver: str) -> bool:
+        return (notification_id, receiver) in self._rows
+
+    def enqueue(self, notification: Notification, now: datetime, partition: int = 0) -> bool:
+        """Add a pending row; False (and no change) when its (id, receiver) is known."""
+        key = (notification.id, notification.receiver)
+        if key in self._rows:
+            return False
+        ts = _epoch(now)
+        self._rows[key] = _Row(
+            notification, notification.id, notification.receiver, partition,
+            RowState.PENDING, 0, ts, ts, None, None, "",
+        )  # fmt: skip
+        return True
+
+    def lease(self, keys: Iterable[tuple[str, str]], until: datetime) -> None:
+        ts = _epoch(until, "until")
+        for key in keys:
+            row = self._rows.get(key)
+            if row is not None and row.state is RowState.PENDING:
+                row.next_at = ts
+
+    def mark_sent(self, notification_id: str, receiver: str, now: datetime) -> None:
+        row = self._need(notification_id, receiver)
+        row.state = RowState.SENT
+        row.attempts += 1
+        row.sent_at = _epoch(now)
+        row.last_error = None
+
+    def mark_failed(
+        self,
+        notification_id: str,
+        receiver: str,
+        now: datetime,
+        *,
+        retryable: bool,
+        error: str = "",
+        fingerprint: str = "",
+    ) -> RetryDecision:
+        """As :meth:`Outbox.mark_failed`; a held row remembers ``fingerprint`` (the receiver's
+        configuration it was refused under)."""
+        row = self._need(notification_id, receiver)
+        if row.state is not RowState.PENDING:
+            return RetryDecision(RetryOutcome.DEAD_BUDGET_EXHAUSTED)
+        row.attempts += 1
+        decision = retry_decision(
+            self.policy,
+            key=notification_id,
+            attempts=row.attempts,
+            created_at=_time(row.created_at),
+            now=now,
+            retryable=retryable,
+        )
+        row.state = _final_state(decision)
+        row.next_at = _epoch(decision.next_at) if decision.next_at is not None else _epoch(now)
+        row.last_error = error[:2000]
+        row.fingerprint = fingerprint if row.state is RowState.HELD else ""
+        return decision
+
+    def requeue(self, notification_id: str, receiver: str, now: datetime) -> bool:
+        """A held or dead row becomes pending with a fresh budget; False when it was neither."""
+        row = self._need(notification_id, receiver)
+        if row.state not in (RowState.HELD, RowState.DEAD) or row.notification is None:
+            return False
+        ts = _epoch(now)
+        row.state, row.attempts, row.created_at, row.next_at = RowState.PENDING, 0, ts, ts
+        row.fingerprint = ""
+        return True
+
+    def requeue_held(
+        self,
+        now: datetime,
+        *,
+        receiver: str | None = None,
+        partitions: Iterable[int] | None = None,
+        unless_fingerprint: dict[str, str] | None = None,
+    ) -> list[tuple[str, str]]:
+        """Requeue the held and dead rows (of ``receiver``, of ``partitions``); with
+        ``unless_fingerprint`` only the held rows whose receiver's configuration changed since
+        (its current fingerprint differs from the row's). Returns the keys requeued."""
+        wanted = None if partitions is None else set(partitions)
+        out = []
+        for key, row in list(self._rows.items()):
+            if receiver is not None and row.receiver != receiver:
+                continue
+            if wanted is not None and row.partition not in wanted:
+                continue
+            if unless_fingerprint is not None:
+                current = unless_fingerprint.get(row.receiver, "")
+                if row.state is not RowState.HELD or current == row.fingerprint:
+                    continue
+            if self.requeue(*key, now):
+                out.append(key)
+        return out
+
+    # -- reads (Outbox's)
+
+    def due(
+        self, now: datetime, limit: int = 100, *, exclude: Iterable[str] = ()
+    ) -> list[OutboxItem]:
+        ts = _epoch(now)
+        skip = set(exclude)
+        rows = [
+            r
+            for r in self._rows.values()
+            if r.state is RowState.PENDING
+            and r.next_at <= ts
+            and r.receiver not in skip
+            and r.partition not in self._suspended
+        ]
+        rows.sort(key=lambda r: r.next_at)
+        return [r.item() for r in rows[:limit]]
+
+    def get(self, notification_id: str, receiver: str) -> OutboxItem:
+        return self._need(notification_id, receiver).item()
+
+    def partition_of(self, notification_id: str, receiver: str) -> int | None:
+        row = self._rows.get((notification_id, receiver))
+        return None if row is None else row.partition
+
+    def state(self, notification_id: str, receiver: str) -> RowState | None:
+        row = self._rows.get((notification_id, receiver))
+        return None if row is None else row.state
+
+    def items(self, state: RowState | None = None) -> Iterator[OutboxItem]:
+        for row in list(self._rows.values()):
+            if row.notification is not None and (state is None or row.state is state):
+                yield row.item()
+
+    def held(self, receiver: str) -> list[OutboxItem]:
+        """The rows a receiver refused (held) or that spent their budget (dead)."""
+        return [
+            r.item()
+            for r in self._rows.values()
+            if r.receiver == receiver
+            and r.state in (RowState.HELD, RowState.DEAD)
+            and r.notification is not None
+        ]
+
+    def dead_letters(self) -> list[OutboxItem]:
+        return [i for i in self.items() if i.state in (RowState.HELD, RowState.DEAD)]
+
+    def counts(self) -> dict[RowState, int]:
+        out = dict.fromkeys(RowState, 0)
+        for row in self._rows.values():
+            out[row.state] += 1
+        return out
+
+    def next_due_at(self) -> datetime | None:
+        times = [
+            r.next_at
+            for r in self._rows.values()
+            if r.state is RowState.PENDING and r.partition not in self._suspended
+        ]
+        return _time(min(times)) if times else None
+
+    # -- the ledger record of a row
+
+    def ledger_value(self, notification_id: str, receiver: str) -> bytes:
+        """The ledger record of a row (JSON): its state, attempts, times, error, fingerprint and,
+        unless sent, the notification itself (a takeover must be able to send it)."""
+        row = self._need(notification_id, receiver)
+        record: dict[str, object] = {
+            "id": row.notification_id,
+            "receiver": row.receiver,
+            "state": row.state.value,
+            "attempts": row.attempts,
+            "created_at": row.created_at,
+            "next_at": row.next_at,
+            "last_error": row.last_error,
+            "sent_at": row.sent_at,
+            "fingerprint": row.fingerprint,
+        }
+        if row.state is not RowState.SENT and row.notification is not None:
+            record["notification"] = row.notification.to_json()
+        return orjson.dumps(record)
+
+    def load(self, value: bytes, partition: int) -> tuple[str, str]:
+        """Take one ledger record (a later record of the same key replaces an earlier one).
+        Raises :class:`OutboxError` for a record that does not parse."""
+        try:
+            d = orjson.loads(value)
+            state = RowState(d["state"])
+            payload = d.get("notification")
+            notification = None if payload is None else Notification.from_json(payload)
+            row = _Row(
+                notification, str(d["id"]), str(d["receiver"]), partition, state,
+                int(d["attempts"]), float(d["created_at"]), float(d["next_at"]),
+                d.get("last_error"), None if d.get("sent_at") is None else float(d["sent_at"]),
+                str(d.get("fingerprint") or ""),
+            )  # fmt: skip
+        except (orjson.JSONDecodeError, ValidationError, KeyError, TypeError, ValueError) as exc:
+            raise OutboxError("ledger", f"record does not parse: {type(exc).__name__}") from exc
+        if row.notification is None and state is not RowState.SENT:
+            raise OutboxError("ledger", f"{state.value} record without its notification")
+        self._rows[(row.notification_id, row.receiver)] = row
+        return (row.notification_id, row.receiver)
+
+    def _need(self, notification_id: str, receiver: str) -> _Row:
+        row = self._rows.get((notification_id, receiver))
+        if row is None:
+            raise OutboxError("id", f"no row for ({notification_id}, {receiver})")
+        return row

@@ -27,7 +27,7 @@ from alerts.routing import GroupTiming
 class RetrySettings(BaseModel):
     """Backoff and retry budget of the outbox (see ``alerts.outbox.RetryPolicy``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     base_seconds: float = Field(5.0, gt=0, description="first retry delay")
     factor: float = Field(2.0, ge=1, description="delay multiplier per attempt")
@@ -50,7 +50,7 @@ class RetrySettings(BaseModel):
 class GroupingSettings(BaseModel):
     """Alertmanager-style grouping timers (defaults: Alertmanager's, peers.md §1.1)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     group_wait_seconds: float = Field(30.0, ge=0)
     group_interval_seconds: float = Field(300.0, ge=0)
@@ -67,7 +67,7 @@ class GroupingSettings(BaseModel):
 class WebhookSettings(BaseModel):
     """One receiver's webhook."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     url: str = Field(min_length=1)
     secret: SecretStr = Field(description="HMAC-SHA256 key shared with the receiver")
@@ -80,7 +80,7 @@ class AppriseSettings(BaseModel):
     The URL usually embeds a token, hence a secret.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     url: SecretStr
     language: str = Field("zh", pattern="^(zh|en)$")
@@ -94,6 +94,8 @@ class AlertsSettings(BaseSettings):
         env_nested_delimiter="__",
         frozen=True,
         extra="ignore",
+        # a malformed value must not print a secret (issue 13): errors name the field, not input
+        hide_input_in_errors=True,
     )
 
     outbox_path: Path = Field(Path("var/outbox.db"), description="SQLite file of the outbox")

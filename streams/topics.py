@@ -26,7 +26,10 @@ EXTERNAL = (READINGS, AGGREGATES, EVALUATIONS, ALERT_EVENTS, NOTIFICATIONS, DEAD
 EVALUATE_STATE = "evaluate-state"
 LOCALITY_STATE = "locality-state"
 ALERTS_STATE = "alerts-state"
-STATE = (EVALUATE_STATE, LOCALITY_STATE, ALERTS_STATE)
+#: The notification delivery ledger: one record per (receiver, notification id), partitioned like
+#: ``notifications`` (streams/deliveries.py).
+NOTIFY_LEDGER = "notify-ledger"
+STATE = (EVALUATE_STATE, LOCALITY_STATE, ALERTS_STATE, NOTIFY_LEDGER)
 
 
 def name(topic: str, prefix: str = "") -> str:

@@ -20,6 +20,7 @@ import apprise
 
 from alerts.notification import Notification, NotificationStatus
 from alerts.notify.base import NotifyError
+from alerts.notify.webhook import config_fingerprint
 
 
 def title_and_body(notification: Notification, language: str) -> tuple[str, str]:
@@ -44,6 +45,8 @@ class AppriseNotifier:
             raise NotifyError(f"apprise does not accept this {scheme}:// URL", retryable=False)
         self.language = language
         self.timeout = timeout
+        #: changes when the URL (and its token) changes; reveals neither (issue 13)
+        self.fingerprint = config_fingerprint(url, url)
 
     def _notify_type(self, notification: Notification) -> Any:
         if notification.status is NotificationStatus.RESOLVED:
@@ -59,9 +62,12 @@ class AppriseNotifier:
                 body=body, title=title, notify_type=self._notify_type(notification)
             )
         except Exception as exc:  # apprise plugins may raise anything; translate once, here
+            # the type only, and no chained cause: a plugin's text may quote the URL's token
             raise NotifyError(
-                f"apprise raised {exc!r}", retryable=True, receiver=notification.receiver
-            ) from exc
+                f"apprise raised {type(exc).__name__}",
+                retryable=True,
+                receiver=notification.receiver,
+            ) from None
         if not result:
             status = getattr(result, "status", None)
             name = getattr(status, "name", "FAILURE")

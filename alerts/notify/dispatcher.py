@@ -5,13 +5,16 @@ below its own concurrency cap, leases them, and sends each in its own task; the 
 wait for a round to finish before starting the next. So a slow or dead receiver holds at most
 ``per_receiver`` of the ``concurrency`` slots and never delays the others (issue 7).
 
-Outcomes: delivered → ``mark_sent``; ``NotifyError`` → ``mark_failed(retryable=…)`` (backoff or
-dead-letter, alerts.outbox); a send that exceeds ``send_timeout`` → retryable failure; any other
-exception from a channel → retryable failure with its repr (the loop never dies of a channel); a
-receiver without a channel → permanent failure (dead-letter, visible to operators).
+Outcomes: delivered → ``mark_sent``; ``NotifyError`` → ``mark_failed(retryable=…)`` (backoff, or
+*held* when not retryable — kept for ``envwatch notify replay`` or a configuration change of the
+receiver, alerts.outbox); a send that exceeds ``send_timeout`` → retryable failure; any other
+exception from a channel → retryable failure with its type (the loop never dies of a channel); a
+receiver without a channel → held. ``after(item)`` (optional, awaited) sees every row after its
+change: the worker writes it to the delivery ledger there (streams.deliveries).
 
-A killed dispatcher loses nothing: rows it had leased come back when their lease expires and are
-sent again with the same ``Idempotency-Key``.
+A killed dispatcher loses nothing: rows it had leased come back when their lease expires (the
+SQLite outbox) or when another worker takes the partition over (the Kafka ledger) and are sent
+again with the same ``Idempotency-Key``.
 """
 
 from __future__ import annotations
@@ -20,14 +23,14 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from alerts.notify.base import Notifier, NotifyError
 from alerts.notify.chat import AppriseNotifier
-from alerts.notify.webhook import WebhookNotifier
-from alerts.outbox import Outbox, OutboxItem
+from alerts.notify.webhook import WebhookNotifier, scrub
+from alerts.outbox import MemoryOutbox, Outbox, OutboxError, OutboxItem, RetryOutcome
 from alerts.settings import AlertsSettings
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ class DispatchStats:
     sent: int = 0
     failed_retryable: int = 0
     failed_permanent: int = 0
+    held: int = 0
     timeouts: int = 0
     by_receiver: Counter[str] = field(default_factory=Counter)
 
@@ -53,7 +57,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: Outbox | MemoryOutbox,
         channels: Mapping[str, Notifier],
         *,
         concurrency: int = 16,
@@ -62,6 +66,7 @@ class Dispatcher:
         send_timeout: float = 30.0,
         poll_interval: float = 0.5,
         clock: Callable[[], datetime] = _now,
+        after: Callable[[OutboxItem], Awaitable[None]] | None = None,
     ) -> None:
         if concurrency < 1 or per_receiver < 1:
             raise ValueError("concurrency and per_receiver must be at least 1")
@@ -75,6 +80,7 @@ class Dispatcher:
         self.send_timeout = send_timeout
         self.poll_interval = poll_interval
         self.clock = clock
+        self.after = after
         self.stats = DispatchStats()
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._per_receiver: Counter[str] = Counter()
@@ -140,6 +146,20 @@ class Dispatcher:
                 return
             await self._wait(None)
 
+    async def settle(self, keys: Collection[tuple[str, str]], grace: float) -> int:
+        """Wait up to ``grace`` s for the sends of ``keys`` in flight, then cancel the rest (a
+        partition is being handed over); returns how many were cancelled — their outcome is
+        unknown, the next owner sends them again with the same ``Idempotency-Key``."""
+        tasks = [t for k, t in self._inflight.items() if k in keys]
+        if not tasks:
+            return 0
+        _done, pending = await asyncio.wait(tasks, timeout=grace)
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        return len(pending)
+
     async def aclose(self) -> None:
         """Wait for sends in flight, then close every channel."""
         await self._drain(self.send_timeout)
@@ -179,40 +199,77 @@ class Dispatcher:
         n = item.notification
         channel = self.channels.get(item.receiver)
         if channel is None:
-            self._failed(item, retryable=False, error="no channel configured for this receiver")
+            await self._failed(
+                item, retryable=False, error="no channel configured for this receiver"
+            )
             return
         try:
             await asyncio.wait_for(channel.send(n), timeout=self.send_timeout)
         except NotifyError as exc:
-            self._failed(item, retryable=exc.retryable, error=str(exc))
+            await self._failed(item, retryable=exc.retryable, error=str(exc))
             return
         except TimeoutError:
             self.stats.timeouts += 1
-            self._failed(item, retryable=True, error=f"send exceeded {self.send_timeout}s")
+            await self._failed(item, retryable=True, error=f"send exceeded {self.send_timeout}s")
             return
         except Exception as exc:  # a channel bug must not kill the loop
-            log.exception("channel for %s raised", item.receiver)
-            self._failed(item, retryable=True, error=repr(exc))
+            # the type only: an exception's text may carry a URL with a token (issue 13)
+            log.error("channel for %s raised %s", item.receiver, type(exc).__name__)
+            await self._failed(item, retryable=True, error=f"channel raised {type(exc).__name__}")
             return
-        self.outbox.mark_sent(n.id, item.receiver, self.clock())
+        try:
+            self.outbox.mark_sent(n.id, item.receiver, self.clock())
+        except OutboxError as exc:  # the row was handed over meanwhile
+            log.info("notification %s to %s sent, row gone: %s", n.id, item.receiver, exc.reason)
+            return
         self.stats.sent += 1
         self.stats.by_receiver[item.receiver] += 1
+        await self._after(item)
 
-    def _failed(self, item: OutboxItem, *, retryable: bool, error: str) -> None:
-        decision = self.outbox.mark_failed(
-            item.id, item.receiver, self.clock(), retryable=retryable, error=error
-        )
-        if decision.next_at is None:
+    async def _after(self, item: OutboxItem) -> None:
+        if self.after is None:
+            return
+        try:
+            await self.after(self.outbox.get(item.id, item.receiver))
+        except OutboxError:
+            return
+        except Exception:  # the hook (a ledger write) failed: the row is sent again later
+            log.exception("after-send hook failed for %s to %s", item.id, item.receiver)
+
+    async def _failed(self, item: OutboxItem, *, retryable: bool, error: str) -> None:
+        channel = self.channels.get(item.receiver)
+        try:
+            decision = self.outbox.mark_failed(
+                item.id,
+                item.receiver,
+                self.clock(),
+                retryable=retryable,
+                error=scrub(error),
+                fingerprint=str(getattr(channel, "fingerprint", "")),
+            )
+        except OutboxError as exc:
+            log.info("notification %s to %s failed, row gone: %s", item.id, item.receiver, exc)
+            return
+        if decision.outcome is RetryOutcome.HELD:
+            self.stats.held += 1
+            log.warning(
+                "notification %s to %s held (kept for envwatch notify replay): %s",
+                item.id,
+                item.receiver,
+                scrub(error),
+            )
+        elif decision.next_at is None:
             self.stats.failed_permanent += 1
             log.warning(
                 "notification %s to %s dead-lettered (%s): %s",
                 item.id,
                 item.receiver,
                 decision.outcome.value,
-                error,
+                scrub(error),
             )
         else:
             self.stats.failed_retryable += 1
+        await self._after(item)
 
 
 def channels_from_settings(settings: AlertsSettings) -> dict[str, Notifier]:
@@ -234,11 +291,17 @@ def channels_from_settings(settings: AlertsSettings) -> dict[str, Notifier]:
     return channels
 
 
-def dispatcher_from_settings(outbox: Outbox, settings: AlertsSettings) -> Dispatcher:
+def dispatcher_from_settings(
+    outbox: Outbox | MemoryOutbox,
+    settings: AlertsSettings,
+    *,
+    after: Callable[[OutboxItem], Awaitable[None]] | None = None,
+) -> Dispatcher:
     """A dispatcher wired as the settings say."""
     return Dispatcher(
         outbox,
         channels_from_settings(settings),
+        after=after,
         concurrency=settings.concurrency,
         per_receiver=settings.per_receiver,
         lease=timedelta(seconds=settings.lease_seconds),

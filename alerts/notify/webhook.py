@@ -17,12 +17,21 @@ warnings, the emergency trigger.
 Outcome mapping: 2xx delivered; 408, 429 and 5xx, timeouts and connection errors →
 ``NotifyError(retryable=True)``; any other status (4xx, unfollowed 3xx) and invalid URLs →
 ``NotifyError(retryable=False)``. No httpx exception leaves this module.
+
+Secrets (issue 13): the URL may carry a token in its query or userinfo and the secret signs every
+request; neither appears in an error, a log line or an exception text. :func:`redact_url` is the
+form a URL is shown in (scheme, host, port, path — no userinfo, no query, no fragment),
+:func:`scrub` applies it to every URL inside a text, and :func:`quiet_http_logs` makes httpx's own
+INFO line per request (``HTTP Request: POST <url> …``) show the redacted URL.
+:func:`config_fingerprint` tells configurations apart without revealing them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +49,63 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 ZERO_TIME = "0001-01-01T00:00:00Z"
 #: Statuses worth retrying: request timeout, too many requests (RFC 9110 §15.5.9, RFC 6585 §4).
 RETRYABLE_4XX = frozenset({408, 429})
+
+
+# ---------------------------------------------------------------- secrets out of texts
+
+_URL = re.compile(
+    r"""\b([a-zA-Z][a-zA-Z0-9+.-]*)://([^\s/?#'"<>]*)([^\s?#'"<>]*)([?#][^\s'"<>]*)?"""
+)
+
+
+def redact_url(url: object) -> str:
+    """``scheme://host[:port]/path`` of a URL: userinfo, query and fragment left out
+    (``https://u:p@h/x?token=t`` → ``https://h/x``)."""
+    return _URL.sub(_redacted, str(url))
+
+
+def _redacted(m: re.Match[str]) -> str:
+    scheme, authority, path, _rest = m.groups()
+    host = authority.rsplit("@", 1)[-1]
+    return f"{scheme}://{host}{path}"
+
+
+def scrub(text: str) -> str:
+    """``text`` with every URL in it redacted (:func:`redact_url`)."""
+    return _URL.sub(_redacted, text)
+
+
+def config_fingerprint(url: str, secret: str | bytes) -> str:
+    """16 hex digits that change when a receiver's URL or secret changes (HMAC-SHA256 keyed
+    with the secret over the URL): kept with a held notification, compared at start-up to
+    re-send it automatically after the operator fixed the configuration. Reveals neither."""
+    mac = hmac.new(_secret_bytes(secret), b"envwatch-receiver|" + url.encode(), hashlib.sha256)
+    return mac.hexdigest()[:16]
+
+
+class _RedactUrls(logging.Filter):
+    """Rewrites the arguments of httpx's request lines (an ``httpx.URL`` or a string) redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_url(a) if isinstance(a, (httpx.URL, str)) and "://" in str(a) else a
+                for a in record.args
+            )
+        if isinstance(record.msg, str) and "://" in record.msg:
+            record.msg = scrub(record.msg)
+        return True
+
+
+_REDACT = _RedactUrls()
+
+
+def quiet_http_logs() -> None:
+    """Attach the redacting filter to httpx's and httpcore's loggers (idempotent)."""
+    for name in ("httpx", "httpcore", "httpcore.connection", "httpcore.http11"):
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
 
 
 def _rfc3339(at: datetime | None) -> str:
@@ -180,8 +246,12 @@ class WebhookNotifier:
     ) -> None:
         if not secret:
             raise NotifyError("webhook secret is empty", retryable=False)
+        quiet_http_logs()
         self.url = url
+        #: what the logs may show of the URL
+        self.shown_url = redact_url(url)
         self._secret = _secret_bytes(secret)
+        self.fingerprint = config_fingerprint(url, secret)
         self.external_url = external_url
         self._timeout = timeout
         self._own_client = client is None
@@ -200,28 +270,46 @@ class WebhookNotifier:
             response = await self._client.post(
                 self.url, content=body, headers=headers, timeout=self._timeout
             )
-        except httpx.UnsupportedProtocol as exc:
+        # texts name the exception type and the redacted URL; a bad URL's own exception is not
+        # chained (its text may quote the URL), httpcore's network errors (no URL) are
+        except httpx.UnsupportedProtocol:
             raise NotifyError(
-                f"bad webhook URL: {exc}", retryable=False, receiver=receiver
-            ) from exc
+                f"bad webhook URL {self.shown_url}: unsupported protocol",
+                retryable=False,
+                receiver=receiver,
+            ) from None
         except httpx.TimeoutException as exc:
-            raise NotifyError(f"timeout: {exc!r}", retryable=True, receiver=receiver) from exc
-        except httpx.TransportError as exc:
-            raise NotifyError(f"transport: {exc!r}", retryable=True, receiver=receiver) from exc
-        except httpx.InvalidURL as exc:
             raise NotifyError(
-                f"bad webhook URL: {exc}", retryable=False, receiver=receiver
+                f"timeout: {type(exc).__name__}", retryable=True, receiver=receiver
             ) from exc
+        except httpx.TransportError as exc:
+            raise NotifyError(
+                f"transport: {type(exc).__name__}: {self._clean(exc)}",
+                retryable=True,
+                receiver=receiver,
+            ) from exc
+        except httpx.InvalidURL:
+            raise NotifyError(
+                f"bad webhook URL {self.shown_url}", retryable=False, receiver=receiver
+            ) from None
         except httpx.HTTPError as exc:
-            raise NotifyError(f"http: {exc!r}", retryable=True, receiver=receiver) from exc
+            raise NotifyError(
+                f"http: {type(exc).__name__}", retryable=True, receiver=receiver
+            ) from exc
         retryable = classify_status(response.status_code)
         if retryable is not None:
             raise NotifyError(
-                f"HTTP {response.status_code}: {response.text[:200]}",
+                f"HTTP {response.status_code}: {self._clean(response.text[:200])}",
                 retryable=retryable,
                 receiver=receiver,
                 status=response.status_code,
             )
+
+    def _clean(self, text: object) -> str:
+        """A text with URLs redacted and this receiver's URL and secret never in it."""
+        out = scrub(str(text)).replace(self.url, self.shown_url)
+        secret = self._secret.decode("utf-8", "replace")
+        return out.replace(secret, "***") if secret else out
 
     async def aclose(self) -> None:
         if self._own_client:

@@ -1,10 +1,13 @@
-"""``notify``: alert-events → routing → persistent outbox → channels (own agent, own topic).
+"""``notify``: alert-events → routing → ``notifications`` → delivery (own agents, own topics).
 
 Rule evaluation never waits on a notification (architecture.md §2): transitions arrive here on
 ``alert-events``; each becomes one notification per receiver (routing from the catalogue:
 duty officers of the locality, the enterprise for its own outlets only, emergency responders for
-warning triggers), enqueued idempotently in the SQLite outbox; the dispatcher task delivers with
-backoff. The optional alerts log (``alerts_log``) records every transition once, as JSON lines.
+warning triggers), produced to ``notifications`` keyed by receiver before the batch's offsets
+are acknowledged. The ``notify-deliver`` agent takes them per partition into the outbox this
+worker owns, kept in the Kafka delivery ledger so that another worker takes them over when this
+one is lost (streams/deliveries.py, issue 13); its dispatcher task delivers with backoff. The
+optional alerts log (``alerts_log``) records every transition once, as JSON lines.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,25 +91,39 @@ def register(p: Pipeline) -> None:
             tree_cache["reloads"] = p.catalog.reloads
         return tree_cache["tree"]  # type: ignore[no-any-return]
 
-    outbox = None
-    dispatcher = None
-    if s.outbox_path is not None:
-        from alerts.notify.dispatcher import dispatcher_from_settings
-        from alerts.outbox import Outbox
+    deliveries = None
+    if s.outbox_path is not None:  # the switch of notifications (the file is no longer used)
         from alerts.settings import AlertsSettings
+        from streams.deliveries import Deliveries, partition_keys
 
         alerts_settings = p.alerts_settings or AlertsSettings(outbox_path=s.outbox_path)
-        s.outbox_path.parent.mkdir(parents=True, exist_ok=True)
-        outbox = Outbox(s.outbox_path, alerts_settings.retry.policy())
-        dispatcher = dispatcher_from_settings(outbox, alerts_settings)
-        p.states["outbox"] = outbox
+        deliveries = Deliveries(p, alerts_settings)
+        p.states["outbox"] = deliveries.outbox
+        p.states["deliveries"] = deliveries
+        notifications_topic = deliveries.topic
+
+        @p.app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's Signal typing
+        async def _revoked(_app: Any, revoked: Any = (), **_: Any) -> None:
+            assert deliveries is not None
+            await deliveries.revoked(partition_keys(revoked, notifications_topic))
+
+        @p.app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode's Signal typing
+        async def _assigned(_app: Any, assigned: Any = (), **_: Any) -> None:
+            assert deliveries is not None
+            await deliveries.assigned(partition_keys(assigned, notifications_topic))
 
         @p.app.task  # type: ignore[untyped-decorator]  # faust is untyped
         async def _dispatch() -> None:
-            # runs until the app stops (the task is cancelled); undelivered rows stay in the
-            # outbox file and are sent by the next start
-            assert dispatcher is not None
-            await dispatcher.run(asyncio.Event())
+            # runs until the app stops (the task is cancelled); what is not delivered stays in
+            # the ledger and is sent by whoever owns its partition next
+            assert deliveries is not None
+            await deliveries.dispatcher.run(asyncio.Event())
+
+        @p.app.agent(p.topic(topics.NOTIFICATIONS), name="notify-deliver")
+        async def deliver(stream: Any) -> None:
+            assert deliveries is not None
+            async for event in stream.events():
+                await deliveries.accept(event.message.partition, event.value)
 
     @p.app.agent(p.topic(topics.ALERT_EVENTS), name="notify")
     async def notify(stream: Any) -> None:
@@ -117,22 +133,25 @@ def register(p: Pipeline) -> None:
                 try:
                     transitions.append(Transition.from_dict(orjson.loads(v)))
                 except Exception as exc:  # a bad record is logged and skipped, never fatal
-                    log.error("notify: undecodable transition: %s", exc)
+                    log.error("notify: undecodable transition: %s", type(exc).__name__)
             for t in transitions:
                 p.observe_transition(t)
             if alerts_log is not None:
                 await asyncio.to_thread(alerts_log.write, transitions)
-            if outbox is not None:
+            if deliveries is not None:
                 routes = tree()
                 batch = []
                 for t in transitions:
                     receivers = list(routes.receivers(t.labels, _kind(t)))
                     batch += notifications_for(t, receivers, render)
                 if batch:
-                    # on the loop thread: the SQLite connection belongs to it (one short transaction)
-                    outbox.enqueue_many(batch, datetime.now(UTC))
-                    if dispatcher is not None:
-                        dispatcher.wake()
+                    # keyed by receiver: one receiver's notifications stay in one partition
+                    topic = deliveries.topic
+                    for n in batch:
+                        await p.app.producer.send(
+                            topic, n.receiver.encode(), n.to_json().encode(), None, None, None
+                        )
+                    await p.app.producer.flush()  # before Faust acks the alert-events
 
 
 def _kind(t: Transition) -> Any:

@@ -9,6 +9,7 @@ from streams.cli import (  # noqa: F401
     demo,
     gateway,
     grafana,
+    notify,
     report,
     run,
     simulate,

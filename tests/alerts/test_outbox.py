@@ -68,7 +68,7 @@ def test_jitter_is_deterministic_and_bounded() -> None:
     assert all(-1 <= jitter_unit(f"x{i}", 3) < 1 for i in range(200))
 
 
-def test_budget_exhausted_after_max_attempts_and_not_retryable_is_dead_at_once() -> None:
+def test_budget_exhausted_after_max_attempts_and_not_retryable_is_held_at_once() -> None:
     kw = {"key": "k", "created_at": T0, "now": s(100)}
     assert retry_decision(NO_JITTER, attempts=5, retryable=True, **kw).outcome is RetryOutcome.RETRY
     assert (
@@ -77,7 +77,7 @@ def test_budget_exhausted_after_max_attempts_and_not_retryable_is_dead_at_once()
     )
     assert (
         retry_decision(NO_JITTER, attempts=1, retryable=False, **kw).outcome
-        is RetryOutcome.DEAD_NOT_RETRYABLE
+        is RetryOutcome.HELD
     )
     # max_age 1 h: a retry that would fall after created_at + 3600 s is not scheduled
     late = retry_decision(
@@ -131,12 +131,18 @@ def test_failures_follow_the_schedule_then_dead_letter(tmp_path: Path) -> None:
         assert [i.id for i in box.due(now)] == [n.id]
 
 
-def test_non_retryable_failure_goes_straight_to_dead_letter(tmp_path: Path) -> None:
+def test_non_retryable_failure_is_held_at_once_and_requeued_on_demand(tmp_path: Path) -> None:
+    # issue 13: an HTTP 400 keeps the notification (held), it is not dropped
     with Outbox(tmp_path / "o.db", NO_JITTER) as box:
         box.enqueue(note(1), T0)
         d = box.mark_failed(note(1).id, "ent-a", T0, retryable=False, error="HTTP 400")
-        assert d.outcome is RetryOutcome.DEAD_NOT_RETRYABLE
-        assert box.counts() == {RowState.PENDING: 0, RowState.SENT: 0, RowState.DEAD: 1}
+        assert d.outcome is RetryOutcome.HELD
+        assert box.counts() == {
+            RowState.PENDING: 0, RowState.SENT: 0, RowState.HELD: 1, RowState.DEAD: 0
+        }  # fmt: skip
+        assert [i.last_error for i in box.dead_letters()] == ["HTTP 400"]
+        box.requeue(note(1).id, "ent-a", s(60))
+        assert [i.id for i in box.due(s(60))] == [note(1).id]
 
 
 def test_claim_leases_rows_so_they_are_not_taken_twice(tmp_path: Path) -> None:

@@ -289,14 +289,17 @@ def test_receiver_down_then_up_gets_everything_exactly_once(tmp_path: Path) -> N
         # 200 answered once per key: no key was delivered twice, none was lost
         assert all(count == 1 for count in r.requests.values())
         assert r.bad_signatures == 0
-        assert box.counts() == {RowState.PENDING: 0, RowState.SENT: 30, RowState.DEAD: 0}
+        assert box.counts() == {
+            RowState.PENDING: 0, RowState.SENT: 30, RowState.HELD: 0, RowState.DEAD: 0
+        }  # fmt: skip
     finally:
         for r in started:
             r.stop()
         box.close()
 
 
-def test_4xx_is_dead_lettered_after_one_attempt(receiver: Receiver, tmp_path: Path) -> None:
+def test_4xx_is_held_after_one_attempt(receiver: Receiver, tmp_path: Path) -> None:
+    # issue 13: kept (held) for envwatch notify replay, not dropped
     receiver.status = 400
     box = Outbox(tmp_path / "o.db", FAST)
     box.enqueue(note(1), datetime.now(UTC))
@@ -313,6 +316,7 @@ def test_4xx_is_dead_lettered_after_one_attempt(receiver: Receiver, tmp_path: Pa
     assert sum(receiver.requests.values()) == 1
     (dead,) = box.dead_letters()
     assert dead.attempts == 1
+    assert dead.state is RowState.HELD
     assert "HTTP 400" in (dead.last_error or "")
     box.close()
 

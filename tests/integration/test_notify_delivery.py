@@ -1,4 +1,4 @@
-"""Notifications exactly once per key through a kill -9 and a 5-minute receiver outage (issue 7).
+"""Notifications exactly once per key through a kill -9 and a 5-minute receiver outage (issues 7, 13).
 
 Real services: Tansu (Kafka protocol) and ``envwatch worker`` as a separate process, configured
 only through ENVWATCH_* variables, with the shipped catalogue (deploy/config) and one signed
@@ -14,15 +14,17 @@ and to the outlet's own enterprise — 48 notifications.
 * ``test_kill_9_mid_delivery``: the worker is SIGKILLed by the receiver itself while it handles
   the k-th webhook request (k drawn from a seeded RNG, so the crash hits a send in flight), the
   rest of the day is produced while the worker is down, then the worker restarts on the same
-  outbox file and state topics.
+  state topics and delivery ledger (issue 13: the outbox is the Kafka ledger, no local file).
 * ``test_receiver_down_for_5_minutes``: the receiver is stopped (its port refuses connections)
-  before anything is sent; the worker's dispatcher fails, is killed -9, and the dispatcher
-  resumes on the same outbox with a clock running 15× faster than the wall clock, so 5 minutes
-  of the dispatcher's time pass in 20 s; then the receiver starts again on the same port.
+  before anything is sent; the worker's dispatcher fails, is killed -9, and this process takes
+  its partition over the way a worker does (it reads the partition of the delivery ledger into
+  an ``alerts.outbox.MemoryOutbox`` and writes every change back), with a dispatcher clock
+  running 15× faster than the wall clock, so 5 minutes of the dispatcher's time pass in 20 s;
+  then the receiver starts again on the same port.
 
 Afterwards: every expected notification was delivered, each key at most once after
-deduplication (raw retries printed), every signature valid, nothing pending or dead in the
-outbox, and enterprise e-wf-01 saw nothing of e-wf-02 (and vice versa).
+deduplication (raw retries printed), every signature valid, every key ``sent`` in the delivery
+ledger, and enterprise e-wf-01 saw nothing of e-wf-02 (and vice versa).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
 from alerts.model import Transition
@@ -51,12 +54,13 @@ from alerts.notify.webhook import (
     TIMESTAMP_HEADER,
     verify_signature,
 )
-from alerts.outbox import Outbox, RowState
+from alerts.outbox import MemoryOutbox, OutboxItem, RowState, ledger_key
 from alerts.routing import tree_from_receivers
 from alerts.settings import AlertsSettings, RetrySettings, WebhookSettings
 from alerts.templates import render
 from streams import topics
 from streams.catalog import CatalogView, receivers_from_catalog
+from streams.deliveries import read_ledger, read_partition
 from streams.embedded import KafkaBroker
 from tests.integration.worker_support import (
     BEIJING,
@@ -294,9 +298,10 @@ async def expected_from_alert_events(bootstrap: str, topic: str) -> set[tuple[st
     return out
 
 
-def outbox_counts(path: Path) -> dict[RowState, int]:
-    with Outbox(path) as box:
-        return box.counts()
+def ledger_states(bootstrap: str, prefix: str) -> Counter[str]:
+    """How many (notification, receiver) the delivery ledger holds in each state."""
+    ledger = asyncio.run(read_ledger(bootstrap, topics.name(topics.NOTIFY_LEDGER, prefix)))
+    return Counter(str(d["state"]) for d in ledger.values())
 
 
 def check_delivery(receiver: Receiver, from_topic: set[tuple[str, str]]) -> None:
@@ -332,15 +337,13 @@ def test_kill_9_mid_delivery(
     receiver = Receiver(secrets, delay=0.05)
     receiver.start()
     readings = topics.name(topics.READINGS, topic_prefix)
-    outbox = tmp_path / "outbox.db"
     env = worker_env(
         kafka_broker.url,
         topic_prefix,
         tmp_path,
         influx_url=None,
-        ENVWATCH_OUTBOX_PATH=str(outbox),
+        ENVWATCH_OUTBOX_PATH=str(tmp_path / "outbox.db"),
         ENVWATCH_ALERTS_WEBHOOKS=webhooks_json(secrets, receiver.url),
-        # a killed sender's leased rows come back after the lease: short, so the test is short
         ENVWATCH_ALERTS_LEASE_SECONDS="4",
         ENVWATCH_ALERTS_SEND_TIMEOUT_SECONDS="3",
     )
@@ -387,7 +390,7 @@ def test_kill_9_mid_delivery(
     # the request cut off by the crash was delivered again after the restart, with the same key,
     # and the receiver accepted it once
     assert receiver.raw[killed_key[0]] >= 2, "the send cut off by the crash was not retried"
-    assert outbox_counts(outbox) == {RowState.SENT: N, RowState.PENDING: 0, RowState.DEAD: 0}
+    assert ledger_states(kafka_broker.bootstrap, topic_prefix) == {"sent": N}
     # the restarted worker resumed from its checkpoints, it did not start from scratch
     assert worker.tail(10_000).count("restored") >= 2
 
@@ -416,7 +419,7 @@ def test_receiver_down_for_5_minutes(
     receiver.stop()  # the port is known and now refuses connections: the outage starts
     outage_started = datetime.now(UTC)
     readings = topics.name(topics.READINGS, topic_prefix)
-    outbox_path = tmp_path / "outbox.db"
+    ledger_topic = topics.name(topics.NOTIFY_LEDGER, topic_prefix)
     # operator settings of the retry policy (alerts/settings.py): the defaults except the cap,
     # 60 s instead of 10 min, so the first retry after the outage comes within a minute
     retry: dict[str, float] = {
@@ -431,15 +434,15 @@ def test_receiver_down_for_5_minutes(
         topic_prefix,
         tmp_path,
         influx_url=None,
-        ENVWATCH_OUTBOX_PATH=str(outbox_path),
+        ENVWATCH_OUTBOX_PATH=str(tmp_path / "outbox.db"),
         ENVWATCH_ALERTS_WEBHOOKS=webhooks_json(secrets, receiver.url),
     )
     env.update({f"ENVWATCH_ALERTS_RETRY__{k.upper()}": str(v) for k, v in retry.items()})
     worker = WorkerProcess(env, tmp_path / "worker.log")
 
     def attempts() -> list[int]:
-        with Outbox(outbox_path) as box:
-            return [i.attempts for i in box.items()]
+        ledger = asyncio.run(read_ledger(kafka_broker.bootstrap, ledger_topic))
+        return [int(d["attempts"]) for d in ledger.values()]
 
     async def scenario() -> set[tuple[str, str]]:
         await topics.ensure_topics(kafka_broker.url, 1, topic_prefix)
@@ -448,46 +451,61 @@ def test_receiver_down_for_5_minutes(
         from_topic = await expected_from_alert_events(
             kafka_broker.bootstrap, topics.name(topics.ALERT_EVENTS, topic_prefix)
         )
-        # every notification is in the outbox and the worker's dispatcher has tried each once
-        await wait_until(
-            lambda: outbox_path.exists() and len(a := attempts()) == N and min(a) >= 1, within=30
-        )
+        # every notification is in the ledger and the worker's dispatcher has tried each once
+        await wait_until(lambda: len(a := attempts()) == N and min(a) >= 1, within=30)
         worker.kill()  # kill -9 the dispatcher in the middle of the outage
 
-        # the dispatcher resumes on the same outbox; 5 min of its time pass with the receiver down
+        # this process takes the partition over as a worker does: the ledger's rows, every
+        # change written back; 5 min of its dispatcher's time pass with the receiver down
         settings = AlertsSettings(
-            outbox_path=outbox_path,
             retry=RetrySettings(**retry),
             webhooks={
                 n: WebhookSettings(url=f"{receiver.url}/{n}", secret=SecretStr(s))
                 for n, s in secrets.items()
             },
         )
-        clock = FastClock()
-        with Outbox(outbox_path, settings.retry.policy()) as box:
-            dispatcher = Dispatcher(
-                box,
-                channels_from_settings(settings),
-                concurrency=settings.concurrency,
-                per_receiver=settings.per_receiver,
-                lease=timedelta(seconds=settings.lease_seconds),
-                send_timeout=settings.send_timeout_seconds,
-                clock=clock,
+        box = MemoryOutbox(settings.retry.policy())
+        for _key, value in await read_partition(kafka_broker.bootstrap, ledger_topic, 0):
+            box.load(value, 0)
+        assert box.counts()[RowState.PENDING] == N
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+        await producer.start()
+
+        async def write_back(item: OutboxItem) -> None:
+            key = (item.id, item.receiver)
+            await producer.send_and_wait(
+                ledger_topic, box.ledger_value(*key), key=ledger_key(*key), partition=0
             )
-            stop = asyncio.Event()
-            run = asyncio.create_task(dispatcher.run(stop))
+
+        clock = FastClock()
+        dispatcher = Dispatcher(
+            box,
+            channels_from_settings(settings),
+            concurrency=settings.concurrency,
+            per_receiver=settings.per_receiver,
+            lease=timedelta(seconds=settings.lease_seconds),
+            send_timeout=settings.send_timeout_seconds,
+            clock=clock,
+            after=write_back,
+        )
+        stop = asyncio.Event()
+        run = asyncio.create_task(dispatcher.run(stop))
+        try:
             # wall seconds until the dispatcher's clock is 5 min past the receiver's stop
             await asyncio.sleep((OUTAGE - (clock() - outage_started)).total_seconds() / SPEED)
             assert clock() - outage_started >= OUTAGE
-            during = attempts()
+            during = [i.attempts for i in box.items()]
             assert receiver.requests == 0
             assert box.counts()[RowState.DEAD] == 0, "nothing dead-lettered during the outage"
+            assert box.counts()[RowState.HELD] == 0, "a refused connection is not a refusal"
             receiver.start()  # the same port again: the outage is over
             await wait_until(lambda: len(receiver.accepted) >= N, within=30, interval=0.2)
             await asyncio.sleep(2.0)  # a duplicate would arrive now
+        finally:
             stop.set()
             await run
             await dispatcher.aclose()
+            await producer.stop()
         # Failed attempts per row in 5 min: retry n waits at most 1.2 × min(60, 5 × 2^(n−1)) s
         # (jitter 0.2): 6, 12, 24, 48, 72, 72 … → attempts at ≤ 0, 6, 18, 42, 90, 162, 234 s, plus
         # ≤ 7.5 s of polling each (0.5 s wall × 15): at least 5 failed attempts in 300 s.
@@ -508,4 +526,4 @@ def test_receiver_down_for_5_minutes(
     check_delivery(receiver, from_topic)
     # the receiver was down while the sends failed: it saw each key exactly once
     assert set(receiver.raw.values()) == {1}
-    assert outbox_counts(outbox_path) == {RowState.SENT: N, RowState.PENDING: 0, RowState.DEAD: 0}
+    assert ledger_states(kafka_broker.bootstrap, topic_prefix) == {"sent": N}
