@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         5.0, gt=0, description="s between checks of the sink for the operator's store alert"
     )
     sink_instance: str | None = Field(
-        None, description="name of this worker in the store alert (default: the host name)"
+        None, description="name of this worker in the store alert (default: host.<spool hash>)"
     )
 
     # --- ingest: MQTT→Kafka bridge and HJ 212 gateway (section owned by ingest/bridge.py and

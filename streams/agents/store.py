@@ -9,6 +9,7 @@ replay``)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import socket
 from typing import TYPE_CHECKING, Any
@@ -74,10 +75,18 @@ def register(p: Pipeline) -> None:
                     p.observe(r)
 
 
+def default_instance(p: Pipeline) -> str:
+    """``<host>.<4 hex digits of the spool directory>``: stable across restarts (an alert opened
+    before a restart is cleared after it), distinct for two workers on one host (each has its own
+    spool, so its own health)."""
+    spool = str(p.sink.spool.directory.resolve())
+    return f"{socket.gethostname()}.{hashlib.sha1(spool.encode()).hexdigest()[:4]}"
+
+
 def register_health(p: Pipeline) -> HealthReporter:
     """The timer that reports the sink's health (``write`` and ``rejected``)."""
     s = p.settings
-    reporter = HealthReporter(p, component_id("store", s.sink_instance or socket.gethostname()))
+    reporter = HealthReporter(p, component_id("store", s.sink_instance or default_instance(p)))
 
     @p.app.timer(s.sink_health_interval)  # type: ignore[untyped-decorator]  # faust is untyped
     async def _store_health() -> None:
