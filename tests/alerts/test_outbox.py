@@ -75,10 +75,7 @@ def test_budget_exhausted_after_max_attempts_and_not_retryable_is_held_at_once()
         retry_decision(NO_JITTER, attempts=6, retryable=True, **kw).outcome
         is RetryOutcome.DEAD_BUDGET_EXHAUSTED
     )
-    assert (
-        retry_decision(NO_JITTER, attempts=1, retryable=False, **kw).outcome
-        is RetryOutcome.HELD
-    )
+    assert retry_decision(NO_JITTER, attempts=1, retryable=False, **kw).outcome is RetryOutcome.HELD
     # max_age 1 h: a retry that would fall after created_at + 3600 s is not scheduled
     late = retry_decision(
         NO_JITTER, key="k", attempts=1, created_at=T0, now=s(3598), retryable=True
