@@ -35,6 +35,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import orjson
@@ -81,6 +82,19 @@ def config_fingerprint(url: str, secret: str | bytes) -> str:
     re-send it automatically after the operator fixed the configuration. Reveals neither."""
     mac = hmac.new(_secret_bytes(secret), b"envwatch-receiver|" + url.encode(), hashlib.sha256)
     return mac.hexdigest()[:16]
+
+
+def _sensitive_parts(url: str, secret: bytes) -> list[str]:
+    """What must never be shown of a receiver: its secret, its URL's password, query and
+    fragment and each query value (longest first, so a part inside another goes with it)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not even splittable: hide the whole URL
+        return [url, secret.decode("utf-8", "replace")]
+    found = [secret.decode("utf-8", "replace"), password or "", parts.query, parts.fragment]
+    found += [v for _k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return sorted({p for p in found if len(p) >= 4}, key=len, reverse=True)
 
 
 class _RedactUrls(logging.Filter):
@@ -252,6 +266,7 @@ class WebhookNotifier:
         self.shown_url = redact_url(url)
         self._secret = _secret_bytes(secret)
         self.fingerprint = config_fingerprint(url, secret)
+        self._sensitive = _sensitive_parts(url, self._secret)
         self.external_url = external_url
         self._timeout = timeout
         self._own_client = client is None
@@ -306,10 +321,12 @@ class WebhookNotifier:
             )
 
     def _clean(self, text: object) -> str:
-        """A text with URLs redacted and this receiver's URL and secret never in it."""
+        """A text with URLs redacted and nothing of this receiver's secret, URL query or
+        password in it (a receiver may echo what it got, e.g. ``bad request /hook?token=…``)."""
         out = scrub(str(text)).replace(self.url, self.shown_url)
-        secret = self._secret.decode("utf-8", "replace")
-        return out.replace(secret, "***") if secret else out
+        for part in self._sensitive:
+            out = out.replace(part, "***")
+        return out
 
     async def aclose(self) -> None:
         if self._own_client:

@@ -10,6 +10,7 @@ import pytest
 
 from alerts.notification import Notification, NotificationKind, NotificationStatus, Texts
 from alerts.outbox import (
+    MemoryOutbox,
     Outbox,
     OutboxError,
     RetryOutcome,
@@ -194,3 +195,72 @@ def test_settings_from_environment_mask_secrets(monkeypatch: pytest.MonkeyPatch)
     assert "topsecret" not in settings.model_dump_json()
     channels = channels_from_settings(settings)
     assert isinstance(channels["ent-a"], WebhookNotifier)
+
+
+# ---------------------------------------------------------------- MemoryOutbox (the Kafka ledger's rows)
+
+
+def test_memory_outbox_is_idempotent_and_a_sent_row_is_never_sent_again() -> None:
+    box = MemoryOutbox(NO_JITTER)
+    assert box.enqueue(note(1), T0, partition=2) is True
+    assert box.enqueue(note(1), s(5), partition=2) is False  # the same key read again
+    assert [i.id for i in box.due(T0)] == [note(1).id]
+    box.mark_sent(note(1).id, "ent-a", s(1))
+    assert box.enqueue(note(1), s(10), partition=2) is False
+    assert box.due(s(10)) == []
+    assert box.partition_of(note(1).id, "ent-a") == 2
+
+
+def test_ledger_record_round_trip_keeps_state_and_drops_a_sent_payload() -> None:
+    box = MemoryOutbox(NO_JITTER)
+    box.enqueue(note(1), T0, partition=1)
+    box.enqueue(note(2), T0, partition=1)
+    box.mark_failed(note(1).id, "ent-a", s(1), retryable=True, error="HTTP 503")
+    box.mark_sent(note(2).id, "ent-a", s(1))
+    pending = box.ledger_value(note(1).id, "ent-a")
+    sent = box.ledger_value(note(2).id, "ent-a")
+    assert b'"notification"' in pending
+    assert b'"notification"' not in sent  # a sent row only needs its key
+    # another worker takes partition 1 over from these two records
+    other = MemoryOutbox(NO_JITTER)
+    assert other.load(pending, 1) == (note(1).id, "ent-a")
+    other.load(sent, 1)
+    row = other.get(note(1).id, "ent-a")
+    assert (row.state, row.attempts, row.last_error) == (RowState.PENDING, 1, "HTTP 503")
+    assert row.next_at == s(1) + timedelta(seconds=5)  # retry 1 after base 5 s, no jitter
+    assert other.state(note(2).id, "ent-a") is RowState.SENT
+    assert other.enqueue(note(2), s(9), partition=1) is False  # not sent a second time
+    assert [i.id for i in other.due(s(6))] == [note(1).id]
+    with pytest.raises(OutboxError):
+        other.load(b'{"id": "x", "receiver": "r", "state": "pending"}', 1)  # no payload
+
+
+def test_held_rows_are_requeued_by_replay_or_when_the_receiver_configuration_changed() -> None:
+    box = MemoryOutbox(NO_JITTER)
+    for i, r in ((1, "ent-a"), (2, "ent-a"), (3, "ent-b")):
+        box.enqueue(note(i, r), T0, partition=0)
+        d = box.mark_failed(
+            note(i, r).id, r, s(1), retryable=False, error="HTTP 400", fingerprint="fp-old"
+        )
+        assert d.outcome is RetryOutcome.HELD
+    assert box.counts()[RowState.HELD] == 3
+    assert box.due(s(100)) == []  # held rows are not retried on their own
+    # start-up with ent-a's URL or secret changed, ent-b's unchanged: only ent-a's go again
+    again = box.requeue_held(s(50), unless_fingerprint={"ent-a": "fp-new", "ent-b": "fp-old"})
+    assert sorted(again) == sorted([(note(1).id, "ent-a"), (note(2).id, "ent-a")])
+    assert {i.receiver for i in box.due(s(50))} == {"ent-a"}
+    # envwatch notify replay --receiver ent-b
+    assert box.requeue_held(s(60), receiver="ent-b") == [(note(3, "ent-b").id, "ent-b")]
+    assert box.counts()[RowState.HELD] == 0
+
+
+def test_a_suspended_partition_is_not_sent_and_a_dropped_one_is_forgotten() -> None:
+    box = MemoryOutbox(NO_JITTER)
+    box.enqueue(note(1), T0, partition=0)
+    box.enqueue(note(2), T0, partition=3)
+    box.suspend([3])
+    assert [i.id for i in box.due(T0)] == [note(1).id]
+    assert box.keys_in([3]) == {(note(2).id, "ent-a")}
+    assert box.drop([3]) == 1
+    assert box.partitions() == {0}
+    assert not box.known(note(2).id, "ent-a")
