@@ -62,8 +62,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: s a revoked partition's sends in flight may take to finish (envwatch's choice [MEM]: well
-#: inside Faust's rebalance budget of 95 % of the session timeout)
+#: s a revoked partition's sends in flight may take to finish (envwatch's choice [MEM]); never
+#: more than a third of the session timeout, well inside Faust's rebalance budget (95 % of it)
 GRACE: Final = 5.0
 #: how long a new row is held back while its ledger record is written (never reached: the
 #: record is awaited, then the row is released)
@@ -126,7 +126,7 @@ class Deliveries:
 
     def __init__(self, p: Pipeline, settings: AlertsSettings, *, grace: float = GRACE) -> None:
         self.p = p
-        self.grace = grace
+        self.grace = min(grace, p.settings.session_timeout / 3)
         prefix = p.settings.topic_prefix
         self.topic = topics.name(topics.NOTIFICATIONS, prefix)
         self.ledger_topic = topics.name(topics.NOTIFY_LEDGER, prefix)

@@ -497,3 +497,40 @@ def test_receiver_400_kept_alerted_and_replayed(
     assert {receiver.raw[k] for k in duty} == {1}
     assert held() == {}
     assert "re-sent after a configuration change" in worker.tail(10_000)
+
+
+# ---------------------------------------------------------------- a malformed secret at start-up
+
+
+def test_worker_start_up_with_a_malformed_webhook_entry_shows_no_secret(
+    kafka_broker: KafkaBroker, topic_prefix: str, tmp_path: Path
+) -> None:
+    import os
+
+    secret, token = "S3cret-of-a-typo-ZQX", "tok-ZQX-4711"
+    env = worker_env(
+        kafka_broker.url,
+        topic_prefix,
+        tmp_path,
+        influx_url=None,
+        ENVWATCH_AGENTS="notify",
+        ENVWATCH_OUTBOX_PATH=str(tmp_path / "outbox.db"),
+        # "timeout" is not a field (timeout_seconds is): the entry is refused
+        ENVWATCH_ALERTS_WEBHOOKS=orjson.dumps(
+            {"duty-weifang": {"url": f"https://h/x?token={token}", "secret": secret, "timeout": 3}}
+        ).decode(),
+    )
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "envwatch"), "worker"],
+        env={**os.environ, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "webhooks.duty-weifang.timeout" in output  # the operator learns what is wrong
+    assert secret not in output
+    assert token not in output
