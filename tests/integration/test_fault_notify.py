@@ -341,7 +341,8 @@ def test_two_workers_kill_9_during_delivery(
         f"{len(receiver.accepted)} keys accepted; requests in flight at the kill: "
         f"{len(strictly)} (answered less than {EPS} s before it: {len(in_flight - strictly)}); "
         f"keys sent twice: {len(twice)} (bound {bound}: 4 × {sorted(victim_receivers)}; "
-        f"all in flight at the kill: {set(twice) <= in_flight}); "
+        f"all in flight at the kill: {set(twice) <= in_flight}, of them still unanswered "
+        f"at the kill: {len(set(twice) & strictly)}); "
         f"run {time.monotonic() - started:.1f} s"
     )
     assert receiver.bad == []
