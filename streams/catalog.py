@@ -21,6 +21,7 @@ from alerts.routing import Receiver, Role
 from rules.emission import Basis, LocalLimit, PermitLimit
 from rules.engine import SourceContext
 from rules.errors import ConfigError, RulesError
+from rules.plausibility import Expected, expected_of
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ class CatalogView:
     catalog: Any = None
     _mtimes: dict[str, float] = field(default_factory=dict)
     _contexts: dict[str, SourceContext | None] = field(default_factory=dict)
+    _expected: dict[str, Expected | None] = field(default_factory=dict)
     reloads: int = 0
 
     def __post_init__(self) -> None:
@@ -140,6 +142,7 @@ class CatalogView:
             return False
         self.catalog = catalog
         self._contexts = {}
+        self._expected = {}
         self._mtimes = mtimes
         if not initial:
             self.reloads += 1
@@ -178,6 +181,18 @@ class CatalogView:
             ctx = context_of(self.catalog, source_id)
             self._contexts[source_id] = ctx
             return ctx
+
+    def expected(self, source_id: str) -> Expected | None:
+        """What the catalogue says the source is (rules.plausibility); None: unknown source or
+        no catalogue configured (check ``catalog``)."""
+        if self.catalog is None:
+            return None
+        try:
+            return self._expected[source_id]
+        except KeyError:
+            exp = expected_of(self.catalog, source_id)
+            self._expected[source_id] = exp
+            return exp
 
 
 # --------------------------------------------------------------------------- locality contexts

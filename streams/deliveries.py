@@ -65,6 +65,9 @@ log = logging.getLogger(__name__)
 #: s a revoked partition's sends in flight may take to finish (envwatch's choice [MEM]); never
 #: more than a third of the session timeout, well inside Faust's rebalance budget (95 % of it)
 GRACE: Final = 5.0
+#: s a rebalance waits for the ledger of a newly owned partition before it lets Faust go on (the
+#: partition's records wait for it anyway); envwatch's choice [MEM]
+LOAD_WAIT: Final = 5.0
 #: how long a new row is held back while its ledger record is written (never reached: the
 #: record is awaited, then the row is released)
 _WRITING: Final = timedelta(hours=1)
@@ -149,21 +152,24 @@ class Deliveries:
     # -- ownership (Faust's rebalance signals)
 
     async def assigned(self, partitions: Iterable[int]) -> None:
-        """Load the ledger of every newly owned partition (awaited: nothing is taken from a
-        partition before its ledger is read)."""
+        """Start reading the ledger of every newly owned partition and wait for it up to
+        ``LOAD_WAIT`` s (a rebalance must not outlast the session timeout); a record of a
+        partition is never taken before its ledger is read (:meth:`accept` waits)."""
         tasks = [self._start_loading(n) for n in set(partitions)]
         if tasks:
-            await asyncio.gather(*tasks)
+            await asyncio.wait(tasks, timeout=min(LOAD_WAIT, self.grace))
 
     async def revoked(self, partitions: Iterable[int]) -> None:
         gone = set(partitions) & set(self._loading)
         if not gone:
             return
         self.outbox.suspend(gone)
+        for n in gone:
+            loading = self._loading.pop(n, None)
+            if loading is not None and not loading.done():
+                loading.cancel()
         cancelled = await self.dispatcher.settle(self.outbox.keys_in(gone), self.grace)
         dropped = self.outbox.drop(gone)
-        for n in gone:
-            self._loading.pop(n, None)
         log.info(
             "notify: handed over partition(s) %s of %s: %d rows (%d sends cut off after %g s)",
             sorted(gone),
@@ -175,14 +181,38 @@ class Deliveries:
 
     def _start_loading(self, partition: int) -> asyncio.Task[None]:
         task = self._loading.get(partition)
-        if task is None or (task.done() and task.exception() is not None):
+        if task is None or (task.done() and not task.cancelled() and task.exception() is not None):
             task = asyncio.ensure_future(self._load(partition))
             self._loading[partition] = task
         return task
 
+    async def _read(self, partition: int) -> list[tuple[bytes, bytes]]:
+        """The partition of the ledger; retried every 2 s while Kafka does not answer (one
+        line when it starts failing, one when it works again)."""
+        failing = False
+        while True:
+            try:
+                records = await read_partition(self.bootstrap, self.ledger_topic, partition)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Kafka away: try again, the partition waits meanwhile
+                if not failing:
+                    log.warning(
+                        "notify: cannot read %s[%d] (%s); retrying every 2 s",
+                        self.ledger_topic,
+                        partition,
+                        type(exc).__name__,
+                    )
+                failing = True
+                await asyncio.sleep(2.0)
+                continue
+            if failing:
+                log.info("notify: %s[%d] read again", self.ledger_topic, partition)
+            return records
+
     async def _load(self, partition: int) -> None:
         started = time.monotonic()
-        records = await read_partition(self.bootstrap, self.ledger_topic, partition)
+        records = await self._read(partition)
         bad = 0
         for _key, value in records:
             try:
@@ -227,7 +257,14 @@ class Deliveries:
 
     async def accept(self, partition: int, value: bytes) -> None:
         """One record of ``notifications``: a notification (kept once per key) or a control."""
-        await self._start_loading(partition)
+        loading = self._start_loading(partition)
+        try:
+            await asyncio.shield(loading)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if loading.cancelled() and (current is None or not current.cancelling()):
+                return  # the partition was handed over while its ledger was being read
+            raise
         control = _control(value)
         if control is not None:
             await self._control(partition, control)

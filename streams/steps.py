@@ -3,8 +3,11 @@ these and nothing else, so a replay tells the same story as the live pipeline.
 
 * :class:`EvaluateStep` — one ``readings`` record (a sample as the bridge wrote it) of one input
   partition → outputs: the sample's points for the store (``evaluations``), the points the
-  locality stage needs (``aggregates``, keyed by locality) and dead letters. It runs
-  :func:`rules.engine.step` per source and keeps the partition's **clock**: the newest event time
+  locality stage needs (``aggregates``, keyed by locality) and dead letters. It first screens
+  the sample with :func:`rules.plausibility.screen` (catalogue identity: unknown source, wrong
+  locality or kind, foreign factor; physical ranges): a refused sample or factor is
+  dead-lettered with its reason and touches no state, clock or statistic (docs/plausibility.md).
+  Then it runs :func:`rules.engine.step` per source and keeps the partition's **clock**: the newest event time
   of the observations that flowed through the partition (a sample's contribution capped at its
   receipt, so a logger whose clock runs ahead cannot push it). Whenever the clock crosses a
   ``CLOCK_STEP`` boundary, every source of the partition whose data is overdue gets a ``silence``
@@ -33,7 +36,7 @@ import orjson
 
 from alerts.locality import LocalityContext, LocalityState, transition_point
 from alerts.rules import AlertRules
-from rules import engine
+from rules import engine, plausibility
 from rules.errors import RulesError
 from streams import topics
 from streams.catalog import DEFAULT_CONTEXT, CatalogView, locality_context
@@ -115,18 +118,43 @@ class EvaluateStep:
             )
         view = self.view
         ctx = view.context(sample.source)
-        if ctx is None and forecast and view.knows_locality(sample.locality):
+        expected = view.expected(sample.source)
+        if ctx is None and forecast:
             # AQI forecasts (the input of heavy-pollution warnings) come from the forecast
             # office of a known locality, not from a catalogued monitor
+            if not view.knows_locality(sample.locality):
+                return self._dead(
+                    key,
+                    value,
+                    offset,
+                    f"{plausibility.UNKNOWN_LOCALITY}: source {sample.source!r} locality "
+                    f"{sample.locality!r}: not in the catalogue (AQI forecast)",
+                )
             ctx = DEFAULT_CONTEXT
+            expected = plausibility.forecaster(sample.source, sample.locality)
         if ctx is None:
             return self._dead(
                 key, value, offset, f"unknown source {sample.source!r} (not in the catalogue)"
             )
+        # the catalogue's identity of the source and the values' physical ranges
+        # (rules.plausibility, docs/plausibility.md): whatever is refused here is dead-lettered
+        # and touches no state, no clock and no statistic
+        screened = plausibility.screen(sample, expected)
+        if screened.rejections:
+            dead = [
+                out
+                for r in screened.rejections
+                for out in self._dead(key, value, offset, r.reason())
+            ]
+            if screened.sample is None:
+                return dead
+            sample = screened.sample
+        else:
+            dead = []
         try:
             new, points = engine.step(states.get(sample.source), sample, ctx)
         except RulesError as exc:
-            return self._dead(key, value, offset, f"{type(exc).__name__}: {exc}")
+            return dead + self._dead(key, value, offset, f"{type(exc).__name__}: {exc}")
         states[sample.source] = new
         clock: dict[str, Any] | None = states.get(CLOCK_KEY)
         if clock is None:
@@ -136,7 +164,7 @@ class EvaluateStep:
             points = _issued(points, clock["t"])
         else:
             silences = self._observe(clock, sample, ctx, ts_ms / 1000)
-        outputs: list[Output] = []
+        outputs: list[Output] = dead
         if points:
             # Both are keyed by locality: the locality stage (city values, warnings, alerts)
             # needs a locality's points together, and the records of one batch then merge into
