@@ -72,7 +72,9 @@ class Settings(BaseSettings):
         None, description="append every alert/warning transition here (JSON lines)"
     )
     outbox_path: Path | None = Field(
-        Path("var/outbox.db"), description="notification outbox (SQLite); None: no notifications"
+        Path("var/outbox.db"),
+        description="notifications on (any path; pending deliveries live in the Kafka topic "
+        "notify-ledger, docs/notifications.md §4) or off (None)",
     )
 
     # --- MQTT
