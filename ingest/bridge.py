@@ -73,6 +73,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -104,6 +105,14 @@ __all__ = [
     "serve_metrics",
     "topic_source",
 ]
+
+#: s between two looks of the bridge at its Kafka broker (envwatch's choice [MEM]: one cheap
+#: metadata request; a produce to a broker that vanished is halted within this time)
+KAFKA_WATCH_INTERVAL: Final = 1.0
+
+#: Topic prefix of the bridge's session markers: ``envwatch/session/<username or client id>``
+#: (deploy/mosquitto/acl.template lets each account read and write only its own).
+MARKER_PREFIX: Final = "envwatch/session"
 
 #: A payload larger than this is dead-lettered (and cut to this size there): Kafka's default
 #: ``max.request.size`` is 1 MiB and the dead letter carries the payload base64-encoded (×4/3).
@@ -473,6 +482,14 @@ class Bridge:
         self._key_partition: dict[tuple[str, bytes], int] = {}
         #: MQTT version, asked from the broker before the first connection (v5, else 3.1.1)
         self._protocol: MQTTProtocolVersion | None = None
+        # the session check (MQTT v5 brokers only, see _start_mqtt): marker topic, this
+        # process's token, the marker held in the session, the check of the current connection
+        self._marker_topic: str | None = None
+        self._token = uuid.uuid4().hex[:12]
+        self._marker_seq = 0
+        self._held: tuple[str, int] | None = None
+        self._check: _SessionCheck | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
         self._readings = topics.name(topics.READINGS, settings.topic_prefix)
         self._dead = topics.name(topics.DEAD_LETTER, settings.topic_prefix)
         self.metrics_address: tuple[str, int] | None = None
@@ -490,20 +507,29 @@ class Bridge:
             self._paho.connected()
         self.counters.mqtt_connects += 1
         present = bool(getattr(flags, "session_present", False))
-        if not present and self.counters.mqtt_connects > 1:
+        lost = not present and self.counters.mqtt_connects > 1
+        if lost:
             # clean_start is off and the expiry long: the broker dropped the session (restarted
             # without persistence, or could not write its persistence file), and with it every
             # message it had queued or in flight for us — they will never arrive.
-            self.counters.sessions_lost += 1
-            log.error(
-                "bridge: the MQTT broker no longer has session %r: messages queued for it "
-                "while the connection was down are lost (is mosquitto persistence working?)",
-                self.s.mqtt_client_id,
+            self._session_lost(
+                "the broker answered session present = 0 (restarted without persistence?)"
             )
         sub = self.s.mqtt_topic
         if self.s.mqtt_share_group and self._protocol == mqtt.MQTTv5:
             sub = f"$share/{self.s.mqtt_share_group}/{sub}"
         client.subscribe(sub, qos=1)
+        if self._marker_topic is not None:
+            # the session check: subscribe the marker topic, then publish a fresh marker. The
+            # broker re-sends the marker held unacknowledged in the session before it (it is
+            # older than anything published now); see _on_marker.
+            client.subscribe(self._marker_topic, qos=1)
+            self._marker_seq += 1
+            new = (self._token, self._marker_seq)
+            self._check = _SessionCheck(expect=self._held, new=new, counted=lost)
+            client.publish(
+                self._marker_topic, orjson.dumps({"bridge": new[0], "seq": new[1]}), qos=1
+            )
         log.info(
             "bridge: connected to MQTT %s:%s with %s (session present: %s), subscribed %s",
             self.s.mqtt_host,
@@ -525,7 +551,79 @@ class Bridge:
             log.warning("bridge: MQTT disconnected (%s); reconnecting with backoff", rc)
         self._connected_event.clear()
 
+    def _session_lost(self, why: str) -> None:
+        """Count a lost session, log one line, and leave a dead letter (the data-quality view)."""
+        self.counters.sessions_lost += 1
+        log.error(
+            "bridge: MQTT session %r lost: %s; messages queued for it while the bridge was "
+            "away are gone (sessions_lost=%d)",
+            self.s.mqtt_client_id,
+            why,
+            self.counters.sessions_lost,
+        )
+        producer = self._producer
+        if producer is None:
+            return
+        letter = DeadLetter.build(
+            "bridge",
+            f"mqtt_session_lost: {why}",
+            b"",
+            origin=f"mqtt://{self.s.mqtt_host}:{self.s.mqtt_port}/{self.s.mqtt_client_id}",
+            at=_now(),
+        )
+
+        async def send() -> None:
+            try:
+                await producer.send_and_wait(self._dead, letter.to_bytes(), key=b"bridge")
+            except Exception as exc:  # the counter and the log line remain
+                log.warning("bridge: could not record the lost session in Kafka (%r)", exc)
+
+        task = asyncio.ensure_future(send())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_marker(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
+        """A session marker came back (see module docs, "Session check")."""
+        try:
+            d = orjson.loads(msg.payload)
+            marker = (str(d["bridge"]), int(d["seq"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            client.ack(msg.mid, msg.qos)  # not ours: the ACL lets only our account write there
+            return
+        check = self._check
+        if check is not None and marker == check.new:
+            # the fresh marker: the one held before this connection should have come first
+            if check.expect is not None and not check.seen and not check.counted:
+                self._session_lost(
+                    "the broker said the session was present but the marker held in it did "
+                    "not come back (taken over by another client, or restored from an older "
+                    "save)"
+                )
+            self._check = None
+            self._held = marker  # held unacknowledged: it lives in the session from now on
+            return
+        if check is not None and marker == check.expect:
+            check.seen = True
+        elif marker[0] == self._token and self._held is not None and marker[1] < self._held[1]:
+            if check is not None and not check.counted:
+                check.counted = True
+                self._session_lost(
+                    f"the broker re-sent marker {marker[1]} older than the one held "
+                    f"({self._held[1]}): it restored an older state of the session"
+                )
+        elif marker[0] != self._token and self.counters.mqtt_connects > 1:
+            log.warning(
+                "bridge: a session marker of another bridge process (%s) in session %r: "
+                "two processes use this identity",
+                marker[0],
+                self.s.mqtt_client_id,
+            )
+        client.ack(msg.mid, msg.qos)  # replaced by the fresh marker
+
     def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == self._marker_topic and self._client is not None:
+            self._on_marker(self._client, msg)
+            return
         self.counters.received += 1
         # keep only plain values: the message object (with its properties) dies here, by
         # reference count, instead of piling up for the garbage collector while in flight
@@ -580,11 +678,15 @@ class Bridge:
             host, port = server.sockets[0].getsockname()[:2]
             self.metrics_address = (str(host), int(port))
             log.info("bridge: Prometheus metrics on http://%s:%d/metrics", host, port)
+        topics.quiet_client_logs()  # aiokafka's per-attempt errors: once each per outage
+        topics.explicit_topics_only()  # the bridge creates its topics before producing
         stats = asyncio.create_task(self._stats())
+        watch = asyncio.create_task(self._watch_kafka())
         delay = 0.5
         try:
-            await self._retry("Kafka topics", self._ensure_topics)
             while not self._stop.is_set():
+                # (again) after a halt: a broker restarted without its data has lost the topics
+                await self._retry("Kafka topics", self._ensure_topics)
                 await self._retry("Kafka", self._start_producer)
                 if self._stop.is_set():
                     break
@@ -600,8 +702,11 @@ class Bridge:
                 delay = min(delay * 2, 30.0)
         finally:
             stats.cancel()
+            watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await stats
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
             await self._teardown_client()
             await self._teardown_producer()
             if server is not None:
@@ -634,15 +739,13 @@ class Bridge:
         if self._protocol is not None:
             return self._protocol
         s = self.s
-        password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
         try:
+            # without the bridge's account: where the broker ties the client id to the username
+            # (use_username_as_clientid), the probe's clean-start CONNECT with that account
+            # *is* the bridge's session and would wipe it. A refusal for the missing credentials
+            # is an answer of a v5 broker all the same (ingest.publisher.broker_protocol).
             protocol = await asyncio.to_thread(
-                broker_protocol,
-                s.mqtt_host,
-                s.mqtt_port,
-                timeout=10.0,
-                username=s.mqtt_username,
-                password=password,
+                broker_protocol, s.mqtt_host, s.mqtt_port, timeout=10.0
             )
         except PublisherError as exc:
             raise ConnectionError(exc.reason) from None
@@ -662,6 +765,10 @@ class Bridge:
 
     async def _start_mqtt(self) -> None:
         protocol = await self._negotiate()
+        if protocol == mqtt.MQTTv5 and self.s.bridge_session_check:
+            # mosquitto keeps an unacknowledged QoS 1 message in the session for good; amqtt
+            # (3.1.1) drops it after 5 s, so there the check would always fire
+            self._marker_topic = f"{MARKER_PREFIX}/{self.s.mqtt_username or self.s.mqtt_client_id}"
         client = self._make_client(protocol)
 
         def connect() -> None:
@@ -704,16 +811,39 @@ class Bridge:
             conn.cancel()
 
     async def _retry(self, what: str, fn: Callable[[], Awaitable[None]]) -> None:
+        """``fn`` until it succeeds, backoff 0.5…30 s; one log line when it first fails and one
+        when it succeeds again (not one per attempt)."""
         delay = 0.5
+        failed_at: float | None = None
+        attempts = 0
         while not self._stop.is_set():
             try:
                 await fn()
-                return
             except Exception as exc:
-                log.warning("bridge: %s not reachable (%r); retrying in %.1fs", what, exc, delay)
+                attempts += 1
+                if failed_at is None:
+                    failed_at = time.monotonic()
+                    log.warning(
+                        "bridge: %s not reachable (%r); retrying with backoff up to 30 s",
+                        what,
+                        exc,
+                    )
+                else:
+                    log.debug("bridge: %s still not reachable (%r)", what, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
                 delay = min(delay * 2, 30.0)
+                continue
+            if failed_at is not None:
+                log.info(
+                    "bridge: %s reachable again after %.1f s (%d failed attempts; %d repeated "
+                    "client log lines suppressed)",
+                    what,
+                    time.monotonic() - failed_at,
+                    attempts,
+                    topics.REPEATS.reset(),
+                )
+            return
 
     async def _shutdown(self) -> None:
         """Graceful stop: let outstanding produces finish (they are acked), then disconnect."""
@@ -724,15 +854,18 @@ class Bridge:
     async def _halt(self, delay: float) -> None:
         """A produce failed: ack nothing more, let the broker redeliver, rebuild both sides."""
         self.counters.halts += 1
+        lost = isinstance(self._failure, _KafkaLost)
         log.error(
-            "bridge: Kafka produce failed (%r); reconnecting both sides in %.1fs for an "
-            "in-order redelivery",
-            self._failure,
+            "bridge: %s; reconnecting both sides in %.1fs for an in-order redelivery",
+            self._failure if lost else f"Kafka produce failed ({self._failure!r})",
             delay,
         )
         await self._teardown_client()  # bumps the generation: no further acks
         if self._pending:
-            await asyncio.wait(set(self._pending), timeout=self.s.bridge_kafka_timeout + 5)
+            # a lost broker answers none of them: whatever they do later is never acknowledged
+            # (generation bumped), the broker redelivers those messages
+            grace = 1.0 if lost else self.s.bridge_kafka_timeout + 5
+            await asyncio.wait(set(self._pending), timeout=grace)
         self._drop_inbox()
         await self._teardown_producer()
         self._failure = None
@@ -754,6 +887,49 @@ class Bridge:
         if producer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), self.s.bridge_kafka_timeout + 5)
+
+    async def _watch_kafka(self) -> None:
+        """Every :data:`KAFKA_WATCH_INTERVAL` s while producing: is the broker there, with the
+        topics? If not, halt at once (do not let aiokafka retry into a broker that came back
+        empty): the run loop recreates the topics *before* the next produce. On Tansu a topic
+        auto-created by a client's request while envwatch creates it can come out reset,
+        losing what was written to it meanwhile (seen in tests/integration/test_fault_brokers.py);
+        producing only after our own creation keeps acknowledged samples out of that window."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin: AIOKafkaAdminClient | None = None
+        try:
+            while True:
+                await asyncio.sleep(KAFKA_WATCH_INTERVAL)
+                if self._producer is None or self._failure is not None:
+                    continue  # halted or starting: the run loop is in charge
+                reason = None
+                try:
+                    if admin is None:
+                        admin = AIOKafkaAdminClient(
+                            bootstrap_servers=topics.bootstrap_of(self.s.kafka),
+                            request_timeout_ms=5000,
+                        )
+                        await admin.start()
+                    names = set(await asyncio.wait_for(admin.list_topics(), 10))
+                    gone = sorted({self._readings, self._dead} - names)
+                    if gone:
+                        reason = (
+                            f"Kafka topics {', '.join(gone)} are gone (broker restarted empty?)"
+                        )
+                except Exception as exc:
+                    if admin is not None:
+                        with contextlib.suppress(Exception):
+                            await admin.close()
+                    admin = None
+                    reason = f"Kafka broker unreachable ({type(exc).__name__})"
+                if reason is not None and self._failure is None and self._producer is not None:
+                    self._failure = _KafkaLost(reason)
+                    self._wake.set()
+        finally:
+            if admin is not None:
+                with contextlib.suppress(Exception):
+                    await admin.close()
 
     def _drop_inbox(self) -> None:
         while self._inbox:
@@ -944,6 +1120,20 @@ class Bridge:
             c.mqtt_connects,
             c.sessions_lost,
         )
+
+
+@dataclass(slots=True)
+class _SessionCheck:
+    """The session check of one MQTT connection."""
+
+    expect: tuple[str, int] | None  # the marker held in the session before this connection
+    new: tuple[str, int]  # the marker published on this connection
+    seen: bool = False  # ``expect`` came back
+    counted: bool = False  # this connection's loss is already counted
+
+
+class _KafkaLost(ConnectionError):
+    """The bridge's Kafka watch found the broker unreachable or without envwatch's topics."""
 
 
 def _now() -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import faust
 
-from streams import dispatch, topics
+from streams import brokerwatch, dispatch, topics
 from streams.catalog import CatalogView
 from streams.settings import Settings
 from streams.sink import InfluxWriter, Sink, Spool
@@ -41,6 +41,8 @@ class Pipeline:
     #: notification channels (alerts.settings.AlertsSettings); None: from ENVWATCH_ALERTS_* env
     alerts_settings: Any = None
     counters: Counter[str] = field(default_factory=Counter)
+    #: streams.brokerwatch.BrokerWatch of this app (set by build)
+    broker_watch: Any = None
 
     def topic(self, name: str) -> Any:
         return self.topics[name]
@@ -160,5 +162,10 @@ def build(settings: Settings, *, sink: Sink | None = None, alerts_settings: Any 
     @app.timer(settings.config_poll)  # type: ignore[untyped-decorator]  # faust is untyped
     async def _reload_catalog() -> None:
         pipeline.catalog.maybe_reload()
+
+    # broker faults: aiokafka's repeats logged once, an empty broker restart recovered from
+    pipeline.broker_watch = brokerwatch.install(
+        app, settings.kafka, settings.partitions, settings.topic_prefix
+    )
 
     return pipeline

@@ -16,7 +16,9 @@ task (:func:`adopt`) and Faust's own ``wait_first`` takes over — so a rebalanc
 blocked delivery exactly as before. Nothing about ordering, acknowledgement or commits changes.
 
 ``install(app)`` switches one app's transport to it; other apps in the process (the benchmark's
-stock baseline) keep Faust's consumer.
+stock baseline) keep Faust's consumer. Its consumer thread is
+:class:`streams.brokerwatch.WatchedConsumerThread` (bounded offset commits, a rejoin on demand:
+what the worker needs after a broker restart).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any
 import faust
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from mode.services import WaitResults
+
+from streams.brokerwatch import WatchedConsumerThread
 
 #: the code object of ``suspend_flow.wait()``: identifies the fetch loop's delivery call
 _FLOW_WAIT = asyncio.Event.wait.__code__
@@ -66,6 +70,9 @@ async def adopt(coro: Coroutine[Any, Any, Any], pending: Any) -> Any:
 
 class InlineConsumer(AIOKafkaConsumer):
     """Faust's aiokafka consumer whose record delivery runs inline when it does not wait."""
+
+    def _new_consumer_thread(self) -> WatchedConsumerThread:
+        return WatchedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:  # noqa: ASYNC109 - overrides mode's signature
         if (

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 MOSQUITTO_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
+MOSQUITTO_ACL = REPO / "deploy" / "mosquitto" / "acl.template"
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +158,36 @@ class Process:
 # --------------------------------------------------------------------------- MQTT
 
 
-def render_mosquitto_conf(port: int, workdir: Path, source: Path = MOSQUITTO_CONF) -> str:
-    """The shipped mosquitto.conf with its production-only block replaced by a loopback listener."""
+def render_mosquitto_acl(accounts: Mapping[str, str], source: Path = MOSQUITTO_ACL) -> str:
+    """deploy/mosquitto/acl.template for ``accounts`` (username → role: ``bridge``,
+    ``gateway``, ``publisher``): the lines before the first ``user $ROLE`` block as they are,
+    then each account's block with its username (blocks of roles without an account are left
+    out)."""
+    head: list[str] = []
+    blocks: dict[str, list[str]] = {}
+    role: str | None = None
+    for line in source.read_text().splitlines():
+        if line.startswith("user $"):
+            role = line.removeprefix("user $").strip()
+            blocks[role] = []
+        elif role is None:
+            head.append(line)
+        elif line.strip() and not line.startswith("#"):
+            blocks[role].append(line)
+    out = [*head]
+    for username, r in accounts.items():
+        if r not in blocks:
+            raise ValueError(f"no role {r!r} in {source.name}; roles: {', '.join(blocks)}")
+        out += [f"user {username}", *blocks[r], ""]
+    return "\n".join(out) + "\n"
+
+
+def render_mosquitto_conf(
+    port: int, workdir: Path, source: Path = MOSQUITTO_CONF, *, auth: bool = False
+) -> str:
+    """The shipped mosquitto.conf with its production-only block replaced by a loopback listener:
+    anonymous, or (``auth``) the production access lines with ``passwd`` and ``acl`` in
+    ``workdir``."""
     out: list[str] = []
     skipping = False
     for line in source.read_text().splitlines():
@@ -170,12 +199,38 @@ def render_mosquitto_conf(port: int, workdir: Path, source: Path = MOSQUITTO_CON
             continue
         if not skipping:
             out.append(line)
-    out += [
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
-        f"persistence_location {workdir}/",
-    ]
+    out += [f"listener {port} 127.0.0.1", f"persistence_location {workdir}/"]
+    if auth:
+        out += [
+            "allow_anonymous false",
+            f"password_file {workdir}/passwd",
+            f"acl_file {workdir}/acl",
+            "use_username_as_clientid true",
+        ]
+    else:
+        out.append("allow_anonymous true")
     return "\n".join(out) + "\n"
+
+
+@dataclass(frozen=True)
+class MqttAccount:
+    """An account of an embedded mosquitto started with ``accounts``."""
+
+    username: str
+    password: str
+    role: str  # a role of deploy/mosquitto/acl.template: bridge, gateway, publisher
+
+
+def _write_accounts(work: Path, accounts: Sequence[MqttAccount]) -> None:
+    """``passwd`` (mosquitto_passwd's hashes) and ``acl`` for ``accounts`` in ``work``."""
+    tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    passwd = work / "passwd"
+    passwd.touch()
+    for a in accounts:  # -b: password on the command line (a generated test password)
+        subprocess.run([tool, "-b", str(passwd), a.username, a.password], check=True)
+    (work / "acl").write_text(render_mosquitto_acl({a.username: a.role for a in accounts}))
+    for f in (passwd, work / "acl"):
+        f.chmod(0o644)  # mosquitto drops to its own user before reading them
 
 
 def mosquitto_binary() -> str | None:
@@ -207,6 +262,8 @@ class MqttBroker:
     port: int
     implementation: str  # "mosquitto" or "amqtt"
     process: Process
+    #: username → account when started with ``accounts`` (else anonymous loopback access)
+    accounts: dict[str, MqttAccount] = field(default_factory=dict)
 
     def restart(self) -> None:
         self.process.stop()
@@ -214,7 +271,12 @@ class MqttBroker:
 
 
 @contextlib.contextmanager
-def mosquitto(port: int | None = None) -> Iterator[MqttBroker]:
+def mosquitto(
+    port: int | None = None, *, accounts: Sequence[MqttAccount] | None = None
+) -> Iterator[MqttBroker]:
+    """mosquitto with the shipped configuration on a free loopback port: anonymous access, or
+    with ``accounts`` the production access control (password file, ACL from
+    deploy/mosquitto/acl.template, ``use_username_as_clientid``)."""
     binary = mosquitto_binary()
     if binary is None:
         raise ServiceUnavailable(f"mosquitto is not installed; fix: {FIX_MOSQUITTO}")
@@ -222,7 +284,9 @@ def mosquitto(port: int | None = None) -> Iterator[MqttBroker]:
     with tempfile.TemporaryDirectory(prefix="envwatch-mosquitto-") as tmp:
         work = Path(tmp)
         conf = work / "mosquitto.conf"
-        conf.write_text(render_mosquitto_conf(port, work))
+        conf.write_text(render_mosquitto_conf(port, work, auth=accounts is not None))
+        if accounts is not None:
+            _write_accounts(work, accounts)
         _hand_to_broker_user(work)
         proc = Process(
             "mosquitto",
@@ -233,7 +297,9 @@ def mosquitto(port: int | None = None) -> Iterator[MqttBroker]:
         )
         proc.start()
         try:
-            yield MqttBroker("127.0.0.1", port, "mosquitto", proc)
+            yield MqttBroker(
+                "127.0.0.1", port, "mosquitto", proc, {a.username: a for a in accounts or ()}
+            )
         finally:
             proc.stop()
 

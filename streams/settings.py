@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     gateway_mqtt_client_id: str = Field(
         "envwatch-gateway-1", description="MQTT client id of the gateway's publisher"
     )
+    bridge_session_check: bool = Field(
+        True,
+        description="keep a marker message unacknowledged in the bridge's MQTT session and "
+        "count the session as lost when it does not come back on a reconnect (MQTT v5 brokers; "
+        "docs/mqtt.md §5)",
+    )
     gateway_metrics_port: int | None = Field(
         None, ge=0, le=65535, description="gateway Prometheus /metrics port (None: off, 0: any)"
     )
