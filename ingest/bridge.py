@@ -47,6 +47,14 @@ Ordering and reconnects:
   walks only plain subscriptions in 2.0.20): after a restart, messages published before the
   bridge has re-subscribed match nothing and are dropped although the publisher got its PUBACK.
   Where a broker restart must lose nothing, run without ``mqtt_share_group`` (docs/mqtt.md §5).
+* Session check (MQTT v5): the bridge keeps one marker message unacknowledged in its session
+  (``envwatch/session/<username or client id>``) and publishes a fresh one on every connection;
+  when the fresh one comes back before the held one, the session was lost whatever the broker's
+  "session present" said (taken over, restored from an older save): ``sessions_lost`` + 1, one
+  ERROR line, a ``mqtt_session_lost`` dead letter (:meth:`Bridge._on_marker`, docs/mqtt.md §5).
+* Kafka broker lost or restarted empty: a watch (one metadata request a second) halts the bridge
+  at once and the run loop recreates the topics before the next produce (docs/streams.md,
+  "Broker restarts").
 * Kafka side: aiokafka reconnects and retries a failed batch at the head of its partition's queue
   (one request in flight per partition), so a short outage neither loses nor reorders. When a
   produce finally fails (batch expired after ``request_timeout_ms``, or a non-retriable error) the

@@ -149,5 +149,5 @@ def explicit_topics_only() -> None:
             self, topics, False if allow_auto_topic_creation is None else allow_auto_topic_creation
         )
 
-    request.__init__ = init  # type: ignore[method-assign]
-    request._envwatch_explicit = True  # type: ignore[attr-defined]
+    request.__init__ = init
+    setattr(request, "_envwatch_explicit", True)  # noqa: B010 - a marker on a foreign class
