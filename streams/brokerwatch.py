@@ -24,13 +24,20 @@ What envwatch does about it:
   ``window`` seconds passed: a lasting fault stays visible, one line per template and window).
 * :class:`WatchedConsumerThread` bounds one offset commit to ``COMMIT_TIMEOUT`` s: a commit the
   broker keeps refusing is abandoned and the next one carries the current offsets.
+* :class:`WatchedConsumerThread` also holds commits from the moment the broker is seen lost
+  until the next assignment (offsets read from a broker that lost its data must never be
+  committed to the new one), and after an empty restart seeks every partition to its beginning.
 * :class:`BrokerWatch` (a timer of the worker, :func:`install`) asks the broker every
-  ``INTERVAL`` s for envwatch's topics and the end offsets of the assigned partitions. It logs
-  one line per state change — broker lost, broker back, broker restarted empty — and, when the
-  topics are gone or a partition's end is below what the worker already read (the log was
-  reset), recreates the topics (:func:`streams.topics.ensure_topics`, the partition count and
-  compaction envwatch means) and makes the consumer rejoin its group, which resets Faust's
-  offsets as above.
+  ``INTERVAL`` s for envwatch's topics (metadata) and reads the high watermark of the assigned
+  partitions from the last fetch. It logs one line per state change — broker lost, broker back,
+  broker restarted empty. The broker came back empty when envwatch's topics are gone, when a
+  partition ends below what the worker already read, or — the topics may have been recreated by
+  the bridge first — when the group's committed offsets known before the loss are gone (asked
+  with OffsetFetch; the admin client's ListConsumerGroupOffsets breaks on Tansu). Then it
+  recreates the topics (:func:`streams.topics.ensure_topics`: the partition count and compaction
+  envwatch means) and makes the consumer rejoin and read every partition from its beginning:
+  the replay re-emits identical records, so outputs whose send the restarted broker refused are
+  emitted again.
 
 So after a broker restart the worker resumes within ``INTERVAL`` + one group join
 (``ENVWATCH_REBALANCE_TIMEOUT`` at most) of the broker answering again; the test
@@ -43,7 +50,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -53,7 +60,7 @@ from streams.topics import REPEATS, explicit_topics_only, quiet_client_logs
 
 log = logging.getLogger(__name__)
 
-#: s between two looks at the broker (envwatch's choice [MEM]: cheap metadata and ListOffsets)
+#: s between two looks at the broker (envwatch's choice [MEM]: one cheap metadata request)
 INTERVAL: Final = 2.0
 #: s within which another sign of the same empty restart is logged at INFO, not WARNING
 #: (envwatch's choice [MEM]: a rejoin takes up to the rebalance timeout, 30 s by default)
@@ -114,6 +121,22 @@ class WatchedConsumerThread(AIOKafkaConsumerThread):
 
         await self.call_thread(request)
 
+    async def forgot(self, tps: list[Any]) -> bool:
+        """True if the broker has no committed offset for any of ``tps`` (ask at most 10 s;
+        False when it cannot tell)."""
+        consumer = self._ensure_consumer()
+
+        async def ask() -> bool:
+            for tp in tps:
+                if await consumer.committed(tp) is not None:
+                    return False
+            return True
+
+        try:
+            return bool(await asyncio.wait_for(self.call_thread(ask), 10))
+        except Exception:
+            return False
+
     async def seek_to_committed(self) -> Mapping[Any, int]:
         if not self.from_beginning:
             offsets: Mapping[Any, int] = await super().seek_to_committed()
@@ -142,6 +165,7 @@ class BrokerWatch:
         self.lost_since: float | None = None
         self.restarts = 0  # empty restarts handled (topics recreated, group rejoined)
         self._last_restart: float | None = None
+        self._committed: dict[Any, int] = {}
         self._admin: Any = None
 
     async def _topics(self) -> set[str]:
@@ -174,6 +198,9 @@ class BrokerWatch:
             await self._drop_admin()
             if self.lost_since is None:
                 self.lost_since = time.monotonic()
+                # what the group had committed: an empty broker comes back without it
+                committed = getattr(self.app.consumer, "_committed_offset", None) or {}
+                self._committed = {tp: off for tp, off in committed.items() if off}
                 if thread is not None:
                     await thread.hold_commits()
                 log.warning(
@@ -185,6 +212,16 @@ class BrokerWatch:
             return
         missing = self.wanted - existing
         truncated = self._truncated()
+        # back and the topics are there (another envwatch process may have recreated them
+        # first): has the broker forgotten what the group committed?
+        back = self.lost_since is not None and not missing and not truncated
+        if (
+            back
+            and thread is not None
+            and self._committed
+            and await thread.forgot(list(self._committed))
+        ):
+            missing = {"the consumer group's committed offsets"}
         if missing or truncated:
             if thread is not None:
                 await thread.hold_commits()
@@ -198,7 +235,7 @@ class BrokerWatch:
                 "Kafka broker restarted without its data (%s): topics recreated, consumer "
                 "group rejoining from the beginning of every partition; records acknowledged "
                 "before the restart and not yet processed are lost with the broker's storage",
-                f"{len(missing)} topic(s) missing"
+                "gone: " + ", ".join(sorted(missing))
                 if missing
                 else f"{len(truncated)} partition(s) end below the offsets read",
             )
@@ -250,3 +287,46 @@ def install(app: Any, kafka: str, partitions: int, prefix: str) -> BrokerWatch:
         await watch.check()
 
     return watch
+
+
+#: Output = (topic, key, value, partition or None)
+_Send = tuple[str, bytes | None, bytes, int | None]
+
+
+async def send_confirmed(producer: Any, items: Sequence[_Send]) -> None:
+    """Send ``items`` with Faust's producer and return only when Kafka acknowledged every one.
+
+    ``producer.send`` hands back a future per record and ``flush`` waits for them without
+    raising, so a refused send was only logged ("Future exception was never retrieved") while
+    the stage acknowledged its input: right after Tansu restarted empty, the first sends to a
+    recreated topic were refused (``UnknownError``) and ~125 samples' outputs were lost in the
+    test (tests/integration/test_fault_brokers.py). When any record is refused the whole batch
+    is sent again (so the last copies keep their order), with backoff 0.5…5 s [MEM], until Kafka
+    takes it; one WARNING when it starts, one INFO when it is through. Consumers downstream are
+    idempotent (identical records, identical ids)."""
+    pending = list(items)
+    delay, failures = 0.5, 0
+    while pending:
+        futures = [await producer.send(t, k, v, part, None, None) for t, k, v, part in pending]
+        if futures:
+            await producer.flush()
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        refused = [
+            item for item, r in zip(pending, results, strict=True) if isinstance(r, BaseException)
+        ]
+        if not refused:
+            break
+        if failures == 0:
+            first = next(r for r in results if isinstance(r, BaseException))
+            log.warning(
+                "Kafka refused %d of %d output record(s) (%r); sending them again before the "
+                "input is acknowledged",
+                len(refused),
+                len(pending),
+                first,
+            )
+        failures += 1  # the whole batch again: its records' last copies keep their order
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+    if failures:
+        log.info("Kafka took the refused output records after %d attempt(s)", failures + 1)

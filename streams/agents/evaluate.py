@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from streams import topics
+from streams.brokerwatch import send_confirmed
 from streams.catalog import CatalogView
 from streams.state import CheckpointedState
 from streams.steps import EvaluateStep, Output
@@ -81,12 +82,12 @@ def register_checkpointed(
 
 async def send_outputs(p: Pipeline, outputs: Sequence[Output]) -> None:
     """Send a batch's outputs and wait until Kafka acknowledged them (before the offsets commit)."""
-    producer = p.app.producer
     prefix = p.settings.topic_prefix
-    for logical, key, value in merge_point_records(outputs, MERGEABLE):
-        await producer.send(prefix + logical, key, value, None, None, None)
-    if outputs:
-        await producer.flush()
+    items = [
+        (prefix + logical, key, value, None)
+        for logical, key, value in merge_point_records(outputs, MERGEABLE)
+    ]
+    await send_confirmed(p.app.producer, items)  # a refused send is sent again, not dropped
 
 
 async def checkpoint(p: Pipeline, state: CheckpointedState[Any], *, force: bool = False) -> None:
@@ -94,6 +95,4 @@ async def checkpoint(p: Pipeline, state: CheckpointedState[Any], *, force: bool 
     if not snaps:
         return
     topic = state.state_topic
-    for key, value, partition in snaps:
-        await p.app.producer.send(topic, key, value, partition, None, None)
-    await p.app.producer.flush()
+    await send_confirmed(p.app.producer, [(topic, k, v, part) for k, v, part in snaps])

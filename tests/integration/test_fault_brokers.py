@@ -48,11 +48,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault_matrix, pytest.mark.tim
 STATIONS = ("aq-wf-01", "aq-wf-02", "aq-wf-03")  # deploy/config/weifang.yaml
 T0 = datetime(2026, 10, 1, tzinfo=BEIJING)  # sample i: station i % 3, hour T0 + (i // 3 + 1) h
 
-#: s from Tansu answering again until the worker has processed a sample published after the
-#: stop. Expected: the worker's broker watch looks every 2 s (streams.brokerwatch.INTERVAL),
-#: then one group join (6 s session/rebalance timeouts here); the bridge halts and reconnects
-#: once (backoff 0.5 s) after its produce to the lost topic fails. Measured 3–6 s on this
-#: 2-core machine; the bound leaves room for a loaded CI runner.
+#: s from Tansu answering again until a sample published then is processed. Expected: the
+#: worker's broker watch looks every 2 s (streams.brokerwatch.INTERVAL), finds the broker came
+#: back empty and rejoins (6 s session/rebalance timeouts here); the bridge halts once and
+#: recreates the topics. Measured 6.3–7.5 s on this 2-core machine; the bound leaves room for a
+#: loaded CI runner.
 RESUME_BOUND = 25.0
 #: WARNING/ERROR lines each process may log from the stop to the end. The probe of issue 13
 #: saw ~3,000 ``OffsetCommit failed`` lines in 2 minutes; with the repeat filter each aiokafka
