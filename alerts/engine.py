@@ -354,10 +354,32 @@ class Engine:
             out.extend(self._apply(rule, obs, max(now, obs.at)))
         return out
 
-    def tick(self, now: datetime) -> list[Transition]:
-        """Advance event time: escalation, catch-up after suppression, retention."""
+    def tick(
+        self,
+        now: datetime,
+        *,
+        clocks: Mapping[str, datetime] | None = None,
+        source: str | None = None,
+    ) -> list[Transition]:
+        """Advance event time: escalation, catch-up after suppression, retention.
+
+        ``clocks``: the event time each source's own data reached (its observations and silence
+        statements, which arrive in order from its partition of the input). An alert of a
+        source with a clock is judged at ``min(now, its clock)``, never at a ``now`` that other
+        sources' data pushed ahead: a source whose partition lags behind after a backlog or a
+        rebalance is not escalated for a time its own data has not reached (its next
+        observation may clear the alert at that very time). ``source``: tick only that
+        source's alerts (its clock advanced while ``now`` did not)."""
         out: list[Transition] = []
         for fp, alert in list(self.alerts.items()):
+            of = alert.labels.get("source", "")
+            if source is not None and of != source:
+                continue
+            at = now
+            if clocks is not None:
+                clock = clocks.get(of)
+                if clock is not None and clock < at:
+                    at = clock
             if alert.state is AlertState.RESOLVED and alert.notified_state is not AlertState.FIRING:
                 if alert.resolved_at is not None and now - alert.resolved_at > RETAIN_RESOLVED:
                     self._drop(fp)
@@ -365,10 +387,8 @@ class Engine:
             alert_rule = self.rules.by_id.get(alert.labels.get("rule", ""))
             if alert_rule is None:
                 continue
-            sup, by = self._suppression(alert.labels, fp, now)
-            new, ts = lifecycle.tick(
-                alert, now, alert_rule.policy, suppressed=sup, suppressed_by=by
-            )
+            sup, by = self._suppression(alert.labels, fp, at)
+            new, ts = lifecycle.tick(alert, at, alert_rule.policy, suppressed=sup, suppressed_by=by)
             if ts:
                 self._store(new)
                 out.extend(ts)

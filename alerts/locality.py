@@ -19,7 +19,10 @@ advanced). Nothing is concluded from the absence of a point.
 
 **Clocks.** The locality's watermark (for escalation) is the newest event time of its
 observations; AQI forecasts are not observations and never move it (their label is the future day
-they describe). Offline is decided from ``silence`` points only.
+they describe). Its points come from several input partitions in any interleaving, so each source
+also has its own clock (the newest event time of its own points, which arrive in order) and an
+alert is escalated no further than its source's clock (:meth:`LocalityState._advance`). Offline is
+decided from ``silence`` points only.
 
 Everything is event-time driven and deterministic; the state round-trips through ``to_dict`` /
 ``from_dict`` so the worker can checkpoint it and a restart resumes pending alerts and durations.
@@ -109,6 +112,10 @@ class LocalityState:
         #: electricity monitor → [time iso, kW] of its newest reading
         self.power: dict[str, list[Any]] = {}
         self.watermark: datetime | None = None
+        #: source → the newest event time of its own points (observations, verdicts, silence
+        #: statements): they come in order from the source's partition of the input, so an
+        #: alert of the source is judged at this clock, not at the watermark other sources moved
+        self.clocks: dict[str, datetime] = {}
         # derived, not persisted: per-sample factors
         self._factors: frozenset[str] | None = frozenset()
         self._factors_of: AlertRules | None = None
@@ -123,6 +130,7 @@ class LocalityState:
             "quality": self.quality,
             "power": self.power,
             "watermark": None if self.watermark is None else self.watermark.isoformat(),
+            "clocks": {s: t.isoformat() for s, t in self.clocks.items()},
         }
 
     @classmethod
@@ -135,6 +143,7 @@ class LocalityState:
         st.power = dict(data.get("power") or {})
         wm = data.get("watermark")
         st.watermark = None if wm is None else _t(wm)
+        st.clocks = {str(s): _t(t) for s, t in (data.get("clocks") or {}).items()}
         return st
 
     # ------------------------------------------------------------------ the step
@@ -202,7 +211,7 @@ class LocalityState:
                 interval_minutes=interval,
                 detail=ctx.source_detail.get(source, {}),
             )
-        self._advance(at, out)
+        self._advance(at, source, out)
         return out
 
     # ------------------------------------------------------------------ pieces
@@ -363,10 +372,23 @@ class LocalityState:
         )
         out.transitions += self.engine.process(ev)
 
-    def _advance(self, at: datetime, out: StepOutput) -> None:
+    def _advance(self, at: datetime, source: str, out: StepOutput) -> None:
+        """Escalation and catch-up: the locality's alerts at the watermark (the newest event
+        time of its observations), each alert of a source no further than that source's own
+        clock (:meth:`alerts.engine.Engine.tick`) — so the points of several input partitions
+        may interleave in any order and every alert is still judged on its own source's data."""
+        moved = False
+        if source:
+            known = self.clocks.get(source)
+            if known is None or at > known:
+                self.clocks[source] = at
+                moved = True
         if self.watermark is None or at > self.watermark:
             self.watermark = at
-            out.transitions += self.engine.tick(at)
+            out.transitions += self.engine.tick(at, clocks=self.clocks)
+        elif moved:
+            # a lagging source caught up to a time the watermark passed long ago
+            out.transitions += self.engine.tick(self.watermark, clocks=self.clocks, source=source)
 
     def _quality(
         self,

@@ -165,6 +165,11 @@ class EvaluateStep:
         else:
             silences = self._observe(clock, sample, ctx, ts_ms / 1000)
         outputs: list[Output] = dead
+        # the silences first: one of them may be the sample's own source, silent since its
+        # previous sample (a gap in its own data), and must be offline before this sample
+        # resumes it
+        for loc, pts in silences:
+            outputs.append((topics.AGGREGATES, loc.encode(), points_bytes(pts)))
         if points:
             # Both are keyed by locality: the locality stage (city values, warnings, alerts)
             # needs a locality's points together, and the records of one batch then merge into
@@ -178,8 +183,6 @@ class EvaluateStep:
             forward = [d for p, d in zip(points, dicts, strict=True) if for_locality(p)]
             if forward:
                 outputs.append((topics.AGGREGATES, locality, orjson.dumps(forward)))
-        for loc, pts in silences:
-            outputs.append((topics.AGGREGATES, loc.encode(), points_bytes(pts)))
         return outputs
 
     def _observe(
@@ -189,14 +192,26 @@ class EvaluateStep:
         ctx: engine.SourceContext,
         received: float,
     ) -> list[tuple[str, list[engine.Point]]]:
-        """Advance the partition's clock with an observation; the silence points it causes."""
+        """Advance the partition's clock with an observation; the silence points it causes.
+
+        The clock moves before the sample's own source is marked seen: a gap in a source's own
+        data is a silence too (a source alone on its partition — few sources over 4 partitions
+        — has no other data to move the clock while it is silent; its next sample does, and
+        declares the gap before resuming it)."""
         t = sample.time.timestamp()
         seen: dict[str, list[Any]] = clock["seen"]
         interval = ctx.expected_interval_s or INTERVAL_S.get(sample.interval, 3600)
+        silences = self._tick(clock, seen, min(t, received))
         known = seen.get(sample.source)
         if known is None or t > known[0]:
             seen[sample.source] = [t, interval, sample.locality, sample.kind]
-        now = min(t, received)
+        return silences
+
+    def _tick(
+        self, clock: dict[str, Any], seen: dict[str, list[Any]], now: float
+    ) -> list[tuple[str, list[engine.Point]]]:
+        """Move the partition's clock to ``now``; at each CLOCK_STEP crossing, the silence
+        points of the sources overdue then."""
         if clock["t"] is not None and now <= clock["t"]:
             return []
         clock["t"] = now
