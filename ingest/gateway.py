@@ -1117,9 +1117,7 @@ class PahoPublisher:
                 self.host,
                 self.port,
                 timeout=min(self.timeout, 10.0),
-                username=self.username,
-                password=self.password,
-            )
+            )  # without the gateway's account: see ingest.publisher.broker_protocol
         except PublisherError as exc:
             raise ConnectionError(f"MQTT broker {self.host}:{self.port}: {exc.reason}") from None
         if protocol != self._mqtt.MQTTv5:

@@ -105,14 +105,14 @@ def broker_protocol(
     port: int,
     *,
     timeout: float = 5.0,
-    username: str | None = None,
-    password: str | None = None,
 ) -> MQTTProtocolVersion:
     """``mqtt.MQTTv5`` if the broker accepts an MQTT v5 connection, ``mqtt.MQTTv311`` if it
     answers that it does not speak v5.
 
     One throwaway connection: a v5 CONNECT without properties, clean start, a random client id
-    (so no session of anyone else's is touched), then DISCONNECT. Any other answer than
+    and no account, then DISCONNECT. Never with a client's account: where the broker ties the
+    client id to the username (mosquitto ``use_username_as_clientid``), a clean-start CONNECT with
+    that account *is* the client's session and would wipe it. Any other answer than
     "unsupported protocol version" — success, or a refusal such as "not authorised", which a v5
     broker sends in v5 — means v5. Raises :class:`PublisherError` when the broker cannot be
     reached or sends no CONNACK within ``timeout`` seconds.
@@ -124,8 +124,6 @@ def broker_protocol(
         protocol=mqtt.MQTTv5,
         reconnect_on_failure=False,
     )
-    if username:
-        client.username_pw_set(username, password)
     client.connect_timeout = timeout
     answers: list[Any] = []
     client.on_connect = lambda _c, _u, _f, reason, _p=None: answers.append(reason)
