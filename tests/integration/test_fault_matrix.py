@@ -12,7 +12,7 @@ The backlog, by hand: 2026-01-06 (Beijing; GB 3095-2012 applies), published thro
 event-time order **before any worker starts** (the bridge puts it into Kafka; the worker then
 catches up a whole day):
 
-* four flue-gas outlets with **minute** data (1,440 samples each; HJ 212-2017 分钟数据):
+* three flue-gas outlets with **minute** data (1,440 samples each; HJ 212-2017 分钟数据):
   e-wf-01-g1 and e-wf-02-g1 (Weifang), e-lx-01-g1 (Laixi); each minute's O2 equals the outlet's
   reference O2 (deploy/config/defaults.yaml gas_boiler 3.5 %, coal_boiler 9 %; e-wf-02-g1's own
   9 %), so the O2-corrected hourly mean equals the measured one (GB 13271-2014 式(1));
@@ -29,8 +29,9 @@ within the limit): an episode breaching in the hours labelled *first* … *last*
 *first* (``condition_met_no_wait``, critical when the value is ≥ 1.5 × the permit limit),
 escalated at *first* + 1 h (60 min unacknowledged when the source's own next data arrives — its
 reading point reaches the locality stage before the verdict that may clear the alert, so an
-episode of a single hour escalates too), resolved at *last* + 1 h — and each is told to the locality's duty officer and, for an outlet, to its enterprise, to no one
-else (docs/notifications.md §2). Nothing else: no offline alert, no alert of a healthy source,
+episode of a single hour escalates too), resolved at *last* + 1 h — and each is told to the
+locality's duty officer and, for an outlet, to its enterprise, to no one else
+(docs/notifications.md §2). Nothing else: no offline alert, no alert of a healthy source,
 no warning (the city AQI stays far below 200).
 
 * ``test_backlog_one_worker_catches_up``: one worker catches the day up.
@@ -50,8 +51,8 @@ before the source is marked seen (streams/steps.py), so its next sample declares
 before resuming it. tests/streams/test_partition_order.py proves both without services, feeding
 the locality stage the partitions in several orders.
 
-Both assert every expected transition on ``alert-events`` and nothing else of the two
-localities, every expected notification accepted by exactly its receivers, every alert resolved,
+The first two assert every expected transition on ``alert-events`` and nothing else of the two
+localities (the third: of Weifang), every expected notification accepted by exactly its receivers, every alert resolved,
 and compare with ``envwatch backtest`` of the same samples (the same transition ids). Raw
 requests per key (a duplicate send) are checked last: with a kill, a notification in flight may
 be sent twice inside the window docs/notifications.md §4 states — engineer D's part (delivery),
@@ -415,7 +416,11 @@ def run_live(
             victim = procs[owned.index(max(owned))]
             victim.kill()
             killed = True
-            print(f"killed worker {procs.index(victim)} (readings partitions owned {owned})")
+            print(
+                f"killed worker {procs.index(victim)} {time.monotonic() - started:.1f} s after "
+                f"the start, {sum(notifications(receivers).values())} notification(s) accepted "
+                f"(readings partitions owned {owned})"
+            )
         await _until(
             lambda: not missing(),
             75,
