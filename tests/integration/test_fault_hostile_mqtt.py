@@ -1,4 +1,4 @@
-"""Fault matrix, hostile MQTT corpus (issue 13, part A): forged and impossible samples through
+"""Fault matrix, hostile MQTT corpus (issue 13): forged and impossible samples through
 the real pipeline change no statistic, and each is dead-lettered with its reason.
 
 Real services: mosquitto → ``ingest.bridge`` → Tansu (**4 partitions**, the default) → in-process

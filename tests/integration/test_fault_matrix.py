@@ -1,4 +1,4 @@
-"""Fault matrix, partition order (issue 13, part F): a day's backlog on the default 4 ``readings``
+"""Fault matrix, partition order (issue 13): a day's backlog on the default 4 ``readings``
 partitions — nothing lost, nothing doubled, nothing false, with one worker and with two workers
 and a kill -9.
 
@@ -54,9 +54,9 @@ the locality stage the partitions in several orders.
 The first two assert every expected transition on ``alert-events`` and nothing else of the two
 localities (the third: of Weifang), every expected notification accepted by exactly its receivers, every alert resolved,
 and compare with ``envwatch backtest`` of the same samples (the same transition ids). Raw
-requests per key (a duplicate send) are checked last: with a kill, a notification in flight may
-be sent twice inside the window docs/notifications.md §4 states — engineer D's part (delivery),
-marked as an expected failure there if it happens, never hidden.
+requests per key (a duplicate send) are checked last: without a kill exactly one each; with a
+kill, a notification in flight may be sent a second time with the same ``Idempotency-Key``,
+within the bound docs/notifications.md §4 states (:func:`check_sent_once`).
 """
 
 from __future__ import annotations
@@ -508,7 +508,16 @@ def check(live: Live, tmp: Path) -> None:
 
 
 def check_sent_once(live: Live) -> None:
-    """Raw requests per idempotency key of the two localities: exactly one each."""
+    """Raw requests per idempotency key of the two localities.
+
+    Without a kill: exactly one each. With a kill -9: a send that reached its receiver but whose
+    outcome was not yet in the delivery ledger when its worker died is sent again by the new
+    owner with the same ``Idempotency-Key`` (docs/notifications.md §4, "Exactly once, and its
+    window": HTTP gives the sender no way to close it; the receiver honours the key, which
+    :func:`check` already proves: each notification accepted once). So each such key reaches its
+    receiver at most twice, and at most the sends the victim had in flight: 4 per receiver
+    (ENVWATCH_ALERTS_PER_RECEIVER's default) and 16 in all (ENVWATCH_ALERTS_CONCURRENCY's).
+    """
     paths = receivers_of_key(live.receivers)
     keys = {
         k
@@ -516,13 +525,15 @@ def check_sent_once(live: Live) -> None:
         if body["envwatch"]["locality"] in LOCALITIES
     }
     twice = {k: (paths[k], n) for k, n in live.receivers.raw.items() if k in keys and n > 1}
-    if twice and live.killed:
-        pytest.xfail(
-            f"{len(twice)} notification(s) sent twice after the kill -9 (a send in flight at the "
-            f"kill): notification delivery's exactly-once window is engineer D's part (issue 13, "
-            f"alerts/outbox.py, streams/agents/notify.py): {sorted(twice.values())[:6]}"
-        )
-    assert twice == {}
+    if not live.killed:
+        assert twice == {}
+        return
+    if twice:
+        print(f"{len(twice)} key(s) sent twice across the kill: {sorted(twice.values())[:6]}")
+    assert all(n == 2 for _path, n in twice.values()), twice
+    per_receiver = Counter(path for path, _n in twice.values())
+    assert all(n <= 4 for n in per_receiver.values()), per_receiver
+    assert len(twice) <= 16, twice
 
 
 # ------------------------------------------------------------------------------ the tests

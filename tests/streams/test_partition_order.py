@@ -1,4 +1,4 @@
-"""Partition order (issue 13, part F), without services: the fault matrix's day backlog
+"""Partition order (issue 13), without services: the fault matrix's day backlog
 (tests/integration/test_fault_matrix.py) through the worker's two pure steps
 (:class:`streams.steps.EvaluateStep` per ``readings`` partition, :class:`streams.steps.
 LocalityStep` per locality), its ``aggregates`` records given to the locality stage in several
