@@ -40,6 +40,7 @@ from rich.text import Text
 from alerts.model import AlertState, Reason, Transition, TransitionKind
 from alerts.templates import FACTOR_NAMES, LEVEL_NAMES
 from rules.aqi import LEVELS
+from rules.plausibility import code_of
 
 BEIJING: Final = ZoneInfo("Asia/Shanghai")
 
@@ -664,7 +665,12 @@ _VARIABLE = (
 
 
 def reason_kind(reason: str) -> str:
-    """A dead letter's reason without its particulars (times, quoted names)."""
+    """A dead letter's reason without its particulars (times, quoted names); the evaluate
+    stage's catalogue and physics checks by their code (``out of range``, ``wrong locality`` …,
+    :data:`rules.plausibility.CODES`)."""
+    code = code_of(reason)
+    if code is not None:
+        return code
     for pattern, replacement in _VARIABLE:
         reason = pattern.sub(replacement, reason)
     return reason

@@ -341,7 +341,10 @@ def test_dead_letter_reasons_lose_their_particulars() -> None:
         reason_kind("time 2026-12-04T00:00:00+08:00 is more than 1:00:00 after receipt")
         == "time <time> is more than 1:00:00 after receipt"
     )
+    assert reason_kind("quoted 'aq-xx-09' name") == "quoted '…' name"
+    # the evaluate stage's catalogue and physics checks: one line per check
+    assert reason_kind("unknown source 'aq-xx-09' (not in the catalogue)") == "unknown source"
     assert (
-        reason_kind("unknown source 'aq-xx-09' (not in the catalogue)")
-        == "unknown source '…' (not in the catalogue)"
+        reason_kind("out of range: source 'aq-wf-01' pm25 '1.7e+308': outside [0, 20000] ug/m3")
+        == "out of range"
     )
