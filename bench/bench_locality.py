@@ -33,8 +33,9 @@ from alerts.rules import default_rules
 from rules import engine
 
 REPO = Path(__file__).resolve().parents[1]
-#: the last commit before explicit verdicts and partition clocks (issue 11)
-BASELINE_REV = "60c8f24"
+#: the last commit before explicit verdicts and partition clocks (issue 11);
+#: ``ENVWATCH_BENCH_BASELINE_REV`` compares with another commit
+BASELINE_REV = os.environ.get("ENVWATCH_BENCH_BASELINE_REV", "60c8f24")
 START = datetime(2026, 11, 9, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
