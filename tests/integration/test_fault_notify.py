@@ -311,8 +311,10 @@ def test_two_workers_kill_9_during_delivery(
         victim = next(w for w in workers if busiest in owned(w.log, notifications))
         theirs = owned(victim.log, notifications)
         victim_receivers.extend({r for r, *_ in EXPECTED if partition_of(r) in theirs})
+        victim.kill()  # SIGKILL, then waits until the process is gone
+        # the instant it was gone: a request it began while the signal was on its way was
+        # still sent by the victim
         kill_at.append(time.monotonic())
-        victim.kill()
         # the locality stage re-emits the first 60 transitions (same ids) after its restart
         await produce_transitions(kafka_broker.bootstrap, alert_events, ts[:60])
         await until(lambda: len(receiver.accepted) >= len(EXPECTED), 60, "every delivery")
