@@ -712,7 +712,7 @@ def summary_lines(state: LiveState, run: RunSummary) -> list[str]:
     lines.append(
         f"通知 notifications delivered: {delivered:,} signed webhooks, verified by the receiver "
         f"({run.bad_signatures} bad signatures; outbox: {run.outbox_pending} pending, "
-        f"{run.outbox_failed} failed)"
+        f"{run.outbox_failed} refused or failed)"
     )
     receivers = sorted(run.notifications.items(), key=lambda kv: (-kv[1], kv[0]))
     if receivers:

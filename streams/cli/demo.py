@@ -283,7 +283,8 @@ async def _run(
                 notifications=dict(receiver.by_receiver),
                 bad_signatures=receiver.bad_signatures,
                 outbox_pending=counts.get("pending", 0),
-                outbox_failed=counts.get("dead", 0),
+                # held (a receiver refused it: kept for `envwatch notify replay`) or dead
+                outbox_failed=counts.get("dead", 0) + counts.get("held", 0),
                 dead_letters={},
                 out_dir=out_dir,
                 alerts_log=out_dir / "alerts.jsonl",

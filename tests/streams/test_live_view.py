@@ -314,7 +314,7 @@ def test_summary_counts_rules_receivers_dead_letters_and_names_the_outputs(
         notifications={"duty-weifang": 12, "emergency-weifang": 3, "enterprise-e-wf-01": 1},
         bad_signatures=0,
         outbox_pending=0,
-        outbox_failed=0,
+        outbox_failed=2,
         dead_letters={("evaluate", "time <time> is more than 1:00:00 after receipt"): 4},
         out_dir=tmp_path,
         alerts_log=tmp_path / "alerts.jsonl",
@@ -327,6 +327,7 @@ def test_summary_counts_rules_receivers_dead_letters_and_names_the_outputs(
     assert rule_line.split()[-3:] == ["8", "0", "8"]
     assert "空气质量超标" in rule_line
     assert "通知 notifications delivered: 16 signed webhooks" in text
+    assert "outbox: 0 pending, 2 refused or failed)" in text
     assert "duty-weifang 潍坊市 Weifang 值班 duty officers" in text
     assert "enterprise-e-wf-01 示例热电有限公司 (example)" in text
     assert "死信 dead letters by reason: 4" in text
