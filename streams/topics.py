@@ -23,8 +23,20 @@ EVALUATIONS = "evaluations"
 ALERT_EVENTS = "alert-events"
 NOTIFICATIONS = "notifications"
 DEAD_LETTER = "dead-letter"
+#: What became of each command of the alerts service (acknowledge, silence, maintenance …): one
+#: record per command, written by the locality stage that applied or refused it (keyed by
+#: locality); the alerts service's view reads it (streams/api, docs/api.md).
+ALERT_COMMANDS = "alert-commands"
 
-EXTERNAL = (READINGS, AGGREGATES, EVALUATIONS, ALERT_EVENTS, NOTIFICATIONS, DEAD_LETTER)
+EXTERNAL = (
+    READINGS,
+    AGGREGATES,
+    EVALUATIONS,
+    ALERT_EVENTS,
+    NOTIFICATIONS,
+    DEAD_LETTER,
+    ALERT_COMMANDS,
+)
 
 #: Compacted topics holding checkpointed rule state (streams/state.py).
 EVALUATE_STATE = "evaluate-state"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 # Importing a module registers its commands.
 from streams.cli import (  # noqa: F401
+    alerts,
+    api,
     backtest,
     catalog,
     demo,
