@@ -25,6 +25,15 @@ from typing import Any, Final
 from rules.warnings import DecisionKind, Level, WarningDecision
 
 from alerts import lifecycle
+from alerts.commands import (
+    KEEP_COMMAND_IDS,
+    Command,
+    CommandResult,
+    Refusal,
+    is_maintenance,
+    maintenance_silence,
+    source_kind,
+)
 from alerts.errors import StateError, UnknownAlert
 from alerts.inhibition import DEFAULT_INHIBIT_RULES, InhibitRule, inhibited_by
 from alerts.lifecycle import Observation, StepOutcome
@@ -80,6 +89,14 @@ _SOURCE_DETAIL: Final = frozenset(
 #: How long after the breach a resumed source's offline alert is stamped when the sample that
 #: proves it alive is older than the breach (out-of-order delivery; envwatch's choice).
 RESUME_AFTER: Final = timedelta(seconds=1)
+
+#: A silence or maintenance window a command created is dropped from state this long after it
+#: ended (envwatch's choice [MEM]: the API lists recent ones; the audit is on alert-commands).
+RETAIN_SILENCES: Final = timedelta(days=1)
+
+#: A person's transition that would share its id (fingerprint, state, reason, time) with an
+#: earlier one of the alert — two assignments at one data time — is stamped this much later.
+COMMAND_STEP: Final = timedelta(milliseconds=1)
 
 #: A source that reports every N minutes is offline after this many missed intervals (at least
 #: the rule's own threshold). envwatch default [MEM]: no national rule (standards.md §8).
@@ -146,11 +163,26 @@ class Engine:
         self.runs: dict[str, tuple[float, int]] = {}  # "source|factor" → (last value, run length)
         self.warnings: dict[str, Level] = {}  # locality → level in force
         self._inhibitors: dict[str, Mapping[str, str]] = {}
+        #: silences and maintenance windows people created by command (checkpointed state;
+        #: ``silences`` above is configuration), by id
+        self.held_silences: dict[str, Silence] = {}
+        #: ids of the newest KEEP_COMMAND_IDS commands applied or refused (idempotency)
+        self.command_ids: dict[str, None] = {}
+        self._all_silences: tuple[Silence, ...] = self.silences
 
     # ------------------------------------------------------------ configuration (hot reload)
 
     def set_silences(self, silences: Iterable[Silence]) -> None:
+        """The configured silences (not the ones people created by command: those stay)."""
         self.silences = tuple(silences)
+        self._silences_changed()
+
+    def _silences_changed(self) -> None:
+        self._all_silences = self.silences + tuple(self.held_silences.values())
+
+    def all_silences(self) -> tuple[Silence, ...]:
+        """Every silence and maintenance window in force or to come: configured, then held."""
+        return self._all_silences
 
     def set_rules(self, rules: AlertRules, now: datetime) -> list[Transition]:
         """Swap the rule set; alerts of rules that no longer exist are closed (RULE_REMOVED)."""
@@ -174,13 +206,26 @@ class Engine:
     ) -> tuple[tuple[Suppression, ...], tuple[str, ...]]:
         kinds: list[Suppression] = []
         by: list[str] = []
-        if self.silences:
-            ids = silenced_by(self.silences, labels, now)
+        if self._all_silences:
+            ids = silenced_by(self._all_silences, labels, now)
             if ids:
-                kinds.append(Suppression.SILENCED)
+                maint = [
+                    i
+                    for i in ids
+                    if i in self.held_silences and is_maintenance(self.held_silences[i])
+                ]
+                if len(maint) < len(ids):
+                    kinds.append(Suppression.SILENCED)
+                if maint:
+                    kinds.append(Suppression.MAINTENANCE)
                 by.extend(ids)
         src = self.sources.get(labels.get("source", ""))
-        if src is not None and src.maintenance and labels.get("kind") != "warning":
+        if (
+            src is not None
+            and src.maintenance
+            and labels.get("kind") != "warning"
+            and Suppression.MAINTENANCE not in kinds
+        ):
             kinds.append(Suppression.MAINTENANCE)
         if self._inhibitors:
             fps = inhibited_by(self.inhibit_rules, labels, fp, self._inhibitors.items())
@@ -371,6 +416,16 @@ class Engine:
         observation may clear the alert at that very time). ``source``: tick only that
         source's alerts (its clock advanced while ``now`` did not)."""
         out: list[Transition] = []
+        if self.held_silences and source is None:
+            old = [
+                sid
+                for sid, s in self.held_silences.items()
+                if s.ends_at is not None and now - s.ends_at > RETAIN_SILENCES
+            ]
+            for sid in old:
+                del self.held_silences[sid]
+            if old:
+                self._silences_changed()
         for fp, alert in list(self.alerts.items()):
             of = alert.labels.get("source", "")
             if source is not None and of != source:
@@ -406,8 +461,8 @@ class Engine:
         self, fp: str, who: str, at: datetime, note: str | None = None
     ) -> list[Transition]:
         alert = self._get(fp, "acknowledge")
-        sup, _ = self._suppression(alert.labels, fp, at)
-        new, ts = lifecycle.acknowledge(alert, who, at, note, suppressed=sup)
+        sup, by = self._suppression(alert.labels, fp, at)
+        new, ts = lifecycle.acknowledge(alert, who, at, note, suppressed=sup, suppressed_by=by)
         self._store(new)
         return list(ts)
 
@@ -415,17 +470,240 @@ class Engine:
         self, fp: str, assignee: str, by: str, at: datetime, note: str | None = None
     ) -> list[Transition]:
         alert = self._get(fp, "assign")
-        sup, _ = self._suppression(alert.labels, fp, at)
-        new, ts = lifecycle.assign(alert, assignee, by, at, note, suppressed=sup)
+        sup, sby = self._suppression(alert.labels, fp, at)
+        new, ts = lifecycle.assign(alert, assignee, by, at, note, suppressed=sup, suppressed_by=sby)
         self._store(new)
         return list(ts)
 
     def resolve(self, fp: str, who: str, at: datetime, note: str | None = None) -> list[Transition]:
         alert = self._get(fp, "resolve")
-        sup, _ = self._suppression(alert.labels, fp, at)
-        new, ts = lifecycle.resolve(alert, who, at, note, suppressed=sup)
+        sup, by = self._suppression(alert.labels, fp, at)
+        new, ts = lifecycle.resolve(alert, who, at, note, suppressed=sup, suppressed_by=by)
         self._store(new)
         return list(ts)
+
+    def unacknowledge(
+        self, fp: str, who: str, at: datetime, note: str | None = None
+    ) -> list[Transition]:
+        alert = self._get(fp, "unacknowledge")
+        sup, by = self._suppression(alert.labels, fp, at)
+        new, ts = lifecycle.unacknowledge(alert, who, at, note, suppressed=sup, suppressed_by=by)
+        self._store(new)
+        return list(ts)
+
+    def unassign(self, fp: str, by: str, at: datetime, note: str | None = None) -> list[Transition]:
+        alert = self._get(fp, "unassign")
+        sup, sby = self._suppression(alert.labels, fp, at)
+        new, ts = lifecycle.unassign(alert, by, at, note, suppressed=sup, suppressed_by=sby)
+        self._store(new)
+        return list(ts)
+
+    # ------------------------------------------------------------ people's commands
+
+    def command(
+        self,
+        cmd: Command,
+        *,
+        locality: str,
+        now: datetime | None,
+        clocks: Mapping[str, datetime] | None = None,
+        sources: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> tuple[CommandResult | None, list[Transition]]:
+        """Apply or refuse one person's command (alerts.commands) of ``locality``.
+
+        ``now``: the locality's watermark (None before any data); ``clocks``: each source's own
+        clock; ``sources``: the locality's catalogued sources and their detail (routing labels),
+        for maintenance windows — without it, the sources the engine has seen. The command takes
+        effect at the alert's source clock, else ``now``, else its ``issued_at``; never before
+        the alert's newest transition. A command id already applied or refused is a no-op:
+        ``(None, [])``."""
+        if cmd.id in self.command_ids:
+            return None, []
+        self.command_ids[cmd.id] = None
+        while len(self.command_ids) > KEEP_COMMAND_IDS:
+            del self.command_ids[next(iter(self.command_ids))]
+        base = now if now is not None else cmd.issued_at
+        if cmd.locality != locality:
+            return self._refused(cmd, base, Refusal.WRONG_LOCALITY, f"stage of {locality}"), []
+        if cmd.fingerprint is not None and cmd.action in _ALERT_COMMANDS:
+            return self._alert_command(cmd, base, clocks or {})
+        known = sources if sources is not None else {s: v.detail for s, v in self.sources.items()}
+        if cmd.action == "silence":
+            return self._silence_command(cmd, base)
+        if cmd.action == "unsilence":
+            return self._unsilence_command(cmd, base, now, clocks, known)
+        if cmd.action == "maintenance_start":
+            return self._maintenance_start(cmd, base, known)
+        return self._maintenance_end(cmd, base, now, clocks, known)
+
+    def _refused(
+        self, cmd: Command, at: datetime, reason: Refusal, detail: str = ""
+    ) -> CommandResult:
+        return CommandResult(
+            command=cmd,
+            status="refused",
+            reason=reason,
+            detail=detail,
+            at=at,
+            silences=self.all_silences(),
+        )
+
+    def _applied(
+        self, cmd: Command, at: datetime, transitions: Iterable[Transition] = ()
+    ) -> CommandResult:
+        return CommandResult(
+            command=cmd,
+            status="applied",
+            at=at,
+            transitions=tuple(t.id for t in transitions),
+            silences=self.all_silences(),
+        )
+
+    def _alert_command(
+        self, cmd: Command, base: datetime, clocks: Mapping[str, datetime]
+    ) -> tuple[CommandResult, list[Transition]]:
+        fp = cmd.fingerprint or ""
+        alert = self.alerts.get(fp)
+        if alert is None:
+            return self._refused(cmd, base, Refusal.UNKNOWN_ALERT, f"no alert {fp}"), []
+        at = clocks.get(alert.source, base)
+        newest = _newest(alert)
+        if newest is not None and newest > at:
+            at = newest
+        if cmd.role == "enterprise" and alert.labels.get("enterprise") != cmd.enterprise:
+            return self._refused(cmd, at, Refusal.OTHER_ENTERPRISE), []
+        state, reason = _COMMAND_TRANSITION[cmd.action]
+        refusal = _alert_refusal(cmd, alert, self.rules)
+        if refusal is not None:
+            return self._refused(cmd, at, *refusal), []
+        at = _free_at(alert, state or alert.state, reason, at)
+        note = cmd.note or None
+        if cmd.action == "ack":
+            ts = self.acknowledge(fp, cmd.actor, at, note)
+        elif cmd.action == "unack":
+            ts = self.unacknowledge(fp, cmd.actor, at, note)
+        elif cmd.action == "assign":
+            ts = self.assign(fp, cmd.assignee or "", cmd.actor, at, note)
+        elif cmd.action == "unassign":
+            ts = self.unassign(fp, cmd.actor, at, note)
+        else:
+            ts = self.resolve(fp, cmd.actor, at, note)
+        return self._applied(cmd, at, ts), ts
+
+    def _silence_command(
+        self, cmd: Command, at: datetime
+    ) -> tuple[CommandResult, list[Transition]]:
+        s = cmd.silence
+        assert s is not None  # validated by Command
+        if is_maintenance(s):
+            return self._refused(cmd, at, Refusal.RESERVED_ID, "a maintenance window's id"), []
+        if s.id in self.held_silences:
+            return self._refused(cmd, at, Refusal.SILENCE_EXISTS, s.id), []
+        if cmd.role == "enterprise" and not _own_silence(s, cmd.enterprise):
+            return self._refused(
+                cmd, at, Refusal.OTHER_ENTERPRISE, f"needs the matcher enterprise={cmd.enterprise}"
+            ), []
+        self.held_silences[s.id] = s
+        self._silences_changed()
+        return self._applied(cmd, at), []
+
+    def _expire(
+        self,
+        sids: Iterable[str],
+        at: datetime,
+        now: datetime | None,
+        clocks: Mapping[str, datetime] | None,
+    ) -> list[Transition]:
+        """End silences at ``at`` (one that has not begun is dropped), then catch up."""
+        for sid in sids:
+            s = self.held_silences[sid]
+            if s.starts_at >= at:
+                del self.held_silences[sid]
+            else:
+                self.held_silences[sid] = s.model_copy(update={"ends_at": at})
+        self._silences_changed()
+        # what the silence hid is told now (Reason.SUPPRESSION_ENDED): each alert at its own
+        # source's clock, so one whose data lags is caught up when its clock passes ``at``
+        return self.tick(now if now is not None else at, clocks=clocks)
+
+    def _unsilence_command(
+        self,
+        cmd: Command,
+        at: datetime,
+        now: datetime | None,
+        clocks: Mapping[str, datetime] | None,
+        known: Mapping[str, Mapping[str, str]],
+    ) -> tuple[CommandResult, list[Transition]]:
+        sid = cmd.silence_id or ""
+        s = self.held_silences.get(sid)
+        if s is None:
+            return self._refused(cmd, at, Refusal.UNKNOWN_SILENCE, sid), []
+        if cmd.role == "enterprise" and not (
+            _own_silence(s, cmd.enterprise) or _own_window(s, cmd.enterprise, known)
+        ):
+            return self._refused(cmd, at, Refusal.OTHER_ENTERPRISE, sid), []
+        if s.ends_at is not None and s.ends_at <= at:
+            return self._refused(cmd, at, Refusal.SILENCE_ENDED, s.ends_at.isoformat()), []
+        ts = self._expire([sid], at, now, clocks)
+        return self._applied(cmd, at, ts), ts
+
+    def _maintenance_start(
+        self, cmd: Command, at: datetime, known: Mapping[str, Mapping[str, str]]
+    ) -> tuple[CommandResult, list[Transition]]:
+        source = cmd.source or ""
+        detail = known.get(source)
+        if detail is None:
+            return self._refused(cmd, at, Refusal.UNKNOWN_SOURCE, source), []
+        if source_kind(detail) not in ("outlet", "monitor"):
+            return self._refused(
+                cmd, at, Refusal.NOT_OUTLET_OR_MONITOR, f"{source} is a {source_kind(detail)}"
+            ), []
+        if cmd.role == "enterprise" and detail.get("enterprise") != cmd.enterprise:
+            return self._refused(cmd, at, Refusal.OTHER_ENTERPRISE, source), []
+        starts = cmd.starts_at if cmd.starts_at is not None else at
+        if cmd.ends_at is None or cmd.ends_at <= starts:
+            return self._refused(cmd, at, Refusal.WINDOW_ENDED, f"ends before {starts}"), []
+        window = maintenance_silence(cmd, at)
+        if window.id in self.held_silences:
+            return self._refused(cmd, at, Refusal.SILENCE_EXISTS, window.id), []
+        self.held_silences[window.id] = window
+        self._silences_changed()
+        return self._applied(cmd, at), []
+
+    def _maintenance_end(
+        self,
+        cmd: Command,
+        at: datetime,
+        now: datetime | None,
+        clocks: Mapping[str, datetime] | None,
+        known: Mapping[str, Mapping[str, str]],
+    ) -> tuple[CommandResult, list[Transition]]:
+        if cmd.silence_id is not None:
+            s = self.held_silences.get(cmd.silence_id)
+            if (
+                s is None
+                or not is_maintenance(s)
+                or (cmd.source is not None and _window_source(s) != cmd.source)
+            ):
+                return self._refused(cmd, at, Refusal.UNKNOWN_SILENCE, cmd.silence_id), []
+            windows = [s]
+        else:
+            windows = [
+                s
+                for s in self.held_silences.values()
+                if is_maintenance(s) and _window_source(s) == cmd.source
+            ]
+        if cmd.role == "enterprise" and not all(
+            _own_window(s, cmd.enterprise, known) for s in windows
+        ):
+            return self._refused(cmd, at, Refusal.OTHER_ENTERPRISE), []
+        live = [s.id for s in windows if s.ends_at is None or s.ends_at > at]
+        if not live:
+            if not windows:
+                return self._refused(cmd, at, Refusal.UNKNOWN_SILENCE, cmd.source or ""), []
+            return self._refused(cmd, at, Refusal.SILENCE_ENDED), []
+        ts = self._expire(live, at, now, clocks)
+        return self._applied(cmd, at, ts), ts
 
     # ------------------------------------------------------------ heavy-pollution warnings
 
@@ -493,6 +771,8 @@ class Engine:
             "sources": {s: v.to_dict() for s, v in self.sources.items()},
             "runs": {k: [v, n] for k, (v, n) in self.runs.items()},
             "warnings": {loc: lv.value for loc, lv in self.warnings.items()},
+            "silences": [s.model_dump(mode="json") for s in self.held_silences.values()],
+            "commands": list(self.command_ids),
         }
 
     @classmethod
@@ -530,6 +810,89 @@ class Engine:
                 labels = _warning_labels(loc, level, loc)
                 if eng._is_inhibitor(labels):
                     eng._inhibitors[fingerprint(labels)] = labels
+            # state written before issue 14 has neither
+            for raw in data.get("silences") or ():
+                held = Silence.model_validate(raw)
+                eng.held_silences[held.id] = held
+            eng._silences_changed()
+            eng.command_ids = {str(c): None for c in data.get("commands") or ()}
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError("engine", str(exc)) from exc
         return eng
+
+
+# ---------------------------------------------------------------- commands (helpers)
+
+_ALERT_COMMANDS: Final = frozenset({"ack", "unack", "assign", "unassign", "resolve"})
+
+#: The transition each alert command emits: (state, None = the alert's own), reason.
+_COMMAND_TRANSITION: Final[dict[str, tuple[AlertState | None, Reason]]] = {
+    "ack": (AlertState.FIRING, Reason.ACKNOWLEDGED),
+    "unack": (AlertState.FIRING, Reason.UNACKNOWLEDGED),
+    "assign": (None, Reason.ASSIGNED),
+    "unassign": (None, Reason.UNASSIGNED),
+    "resolve": (AlertState.RESOLVED, Reason.MANUALLY_RESOLVED),
+}
+
+
+def _alert_refusal(cmd: Command, alert: Alert, rules: AlertRules) -> tuple[Refusal, str] | None:
+    state = alert.state
+    if cmd.action in ("ack", "unack") and state is not AlertState.FIRING:
+        return Refusal.NOT_FIRING, f"alert is {state.value}"
+    if cmd.action == "unack" and alert.acked_at is None:
+        return Refusal.NOT_ACKNOWLEDGED, ""
+    if cmd.action in ("assign", "unassign", "resolve") and state is AlertState.RESOLVED:
+        return Refusal.ALERT_RESOLVED, ""
+    if cmd.action == "unassign" and alert.assignee is None:
+        return Refusal.NOT_ASSIGNED, ""
+    if cmd.action == "resolve":
+        rule = rules.by_id.get(alert.labels.get("rule", ""))
+        if rule is None or not rule.manual_resolve:
+            return Refusal.MANUAL_RESOLVE_NOT_ALLOWED, f"rule {alert.labels.get('rule', '')}"
+    return None
+
+
+def _newest(alert: Alert) -> datetime | None:
+    """The newest time anything happened to the alert (its newest transition)."""
+    times = [
+        t
+        for t in (
+            alert.history[-1].at if alert.history else None,
+            alert.fired_at,
+            alert.resolved_at,
+            alert.acked_at,
+            alert.assigned_at,
+        )
+        if t is not None
+    ]
+    return max(times) if times else None
+
+
+def _free_at(alert: Alert, state: AlertState, reason: Reason, at: datetime) -> datetime:
+    """``at``, or a little later if the alert already had a transition with this id."""
+    taken = {h.transition_id for h in alert.history}
+    while transition_id(alert.fingerprint, state, reason, at) in taken:
+        at += COMMAND_STEP
+    return at
+
+
+def _own_silence(s: Silence, enterprise: str | None) -> bool:
+    """A silence an enterprise principal may hold: it matches only its own enterprise."""
+    return enterprise is not None and any(
+        m.name == "enterprise" and m.op.value == "=" and m.value == enterprise for m in s.matchers
+    )
+
+
+def _window_source(s: Silence) -> str | None:
+    return next((m.value for m in s.matchers if m.name == "source"), None)
+
+
+def _own_window(s: Silence, enterprise: str | None, known: Mapping[str, Mapping[str, str]]) -> bool:
+    """A maintenance window of a source of ``enterprise``."""
+    source = _window_source(s)
+    return (
+        is_maintenance(s)
+        and source is not None
+        and enterprise is not None
+        and known.get(source, {}).get("enterprise") == enterprise
+    )

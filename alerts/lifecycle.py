@@ -211,7 +211,9 @@ class _Builder:
     def finish(self) -> tuple[Alert, tuple[Transition, ...]]:
         if self.transitions:
             entries = (
-                AuditEntry(t.id, t.at, t.state, t.reason, t.actor, t.note, t.suppressed)
+                AuditEntry(
+                    t.id, t.at, t.state, t.reason, t.actor, t.note, t.suppressed, t.suppressed_by
+                )
                 for t in self.transitions
             )
             self.changes["history"] = with_history(self.get("history"), entries)
@@ -465,6 +467,7 @@ def acknowledge(
     note: str | None = None,
     *,
     suppressed: tuple[Suppression, ...] = (),
+    suppressed_by: tuple[str, ...] = (),
 ) -> tuple[Alert, tuple[Transition, ...]]:
     """A person acknowledges a firing alert (stops escalation). Acknowledging twice is a no-op."""
     if alert.state is not AlertState.FIRING:
@@ -473,7 +476,7 @@ def acknowledge(
         raise InvalidAction(alert.fingerprint, "acknowledge", "who is empty")
     if alert.acked_at is not None:
         return alert, _NO_TRANSITIONS
-    b = _Builder(alert, suppressed, ())
+    b = _Builder(alert, suppressed, suppressed_by)
     b.changes.update(acked_by=who, acked_at=at)
     b.emit(AlertState.FIRING, Reason.ACKNOWLEDGED, at, actor=who, note=note)
     return b.finish()
@@ -487,15 +490,59 @@ def assign(
     note: str | None = None,
     *,
     suppressed: tuple[Suppression, ...] = (),
+    suppressed_by: tuple[str, ...] = (),
 ) -> tuple[Alert, tuple[Transition, ...]]:
     """A person assigns a pending or firing alert to someone."""
     if alert.state is AlertState.RESOLVED:
         raise InvalidAction(alert.fingerprint, "assign", "alert is resolved")
     if not assignee or not by:
         raise InvalidAction(alert.fingerprint, "assign", "assignee and by must be given")
-    b = _Builder(alert, suppressed, ())
+    b = _Builder(alert, suppressed, suppressed_by)
     b.changes.update(assignee=assignee, assigned_by=by, assigned_at=at)
     b.emit(alert.state, Reason.ASSIGNED, at, actor=by, note=note or f"assigned to {assignee}")
+    return b.finish()
+
+
+def unacknowledge(
+    alert: Alert,
+    who: str,
+    at: datetime,
+    note: str | None = None,
+    *,
+    suppressed: tuple[Suppression, ...] = (),
+    suppressed_by: tuple[str, ...] = (),
+) -> tuple[Alert, tuple[Transition, ...]]:
+    """A person withdraws an acknowledgement of a firing alert: escalation resumes (an
+    escalation already due is stamped at its own time by the next tick)."""
+    if alert.state is not AlertState.FIRING:
+        raise InvalidAction(alert.fingerprint, "unacknowledge", f"alert is {alert.state.value}")
+    if alert.acked_at is None:
+        raise InvalidAction(alert.fingerprint, "unacknowledge", "alert is not acknowledged")
+    b = _Builder(alert, suppressed, suppressed_by)
+    b.changes.update(acked_by=None, acked_at=None)
+    b.emit(AlertState.FIRING, Reason.UNACKNOWLEDGED, at, actor=who, note=note)
+    return b.finish()
+
+
+def unassign(
+    alert: Alert,
+    by: str,
+    at: datetime,
+    note: str | None = None,
+    *,
+    suppressed: tuple[Suppression, ...] = (),
+    suppressed_by: tuple[str, ...] = (),
+) -> tuple[Alert, tuple[Transition, ...]]:
+    """A person takes the assignment off a pending or firing alert."""
+    if alert.state is AlertState.RESOLVED:
+        raise InvalidAction(alert.fingerprint, "unassign", "alert is resolved")
+    if alert.assignee is None:
+        raise InvalidAction(alert.fingerprint, "unassign", "alert is not assigned")
+    b = _Builder(alert, suppressed, suppressed_by)
+    b.changes.update(assignee=None, assigned_by=None, assigned_at=None)
+    b.emit(
+        alert.state, Reason.UNASSIGNED, at, actor=by, note=note or f"unassigned {alert.assignee}"
+    )
     return b.finish()
 
 
@@ -506,6 +553,7 @@ def resolve(
     note: str | None = None,
     *,
     suppressed: tuple[Suppression, ...] = (),
+    suppressed_by: tuple[str, ...] = (),
 ) -> tuple[Alert, tuple[Transition, ...]]:
     """A person resolves a pending or firing alert. If the condition still holds, the next breach
     opens a new episode (pending again) — use a silence to mute a known problem instead."""
@@ -513,7 +561,7 @@ def resolve(
         raise InvalidAction(alert.fingerprint, "resolve", "alert is already resolved")
     if not who:
         raise InvalidAction(alert.fingerprint, "resolve", "who is empty")
-    b = _Builder(alert, suppressed, ())
+    b = _Builder(alert, suppressed, suppressed_by)
     b.changes.update(active_since=None, resolved_at=at, flapping=False)
     b.emit(AlertState.RESOLVED, Reason.MANUALLY_RESOLVED, at, actor=who, note=note)
     return b.finish()

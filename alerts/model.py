@@ -86,7 +86,9 @@ class Reason(StrEnum):
     RULE_REMOVED = "rule_removed"  # a hot reload dropped the rule
     # people
     ACKNOWLEDGED = "acknowledged"
+    UNACKNOWLEDGED = "unacknowledged"  # an acknowledgement withdrawn: escalation resumes
     ASSIGNED = "assigned"
+    UNASSIGNED = "unassigned"
     MANUALLY_RESOLVED = "manually_resolved"
     # heavy-pollution-weather warnings (rules.warnings.DecisionKind)
     WARNING_ISSUED = "warning_issued"
@@ -259,6 +261,8 @@ class AuditEntry:
     actor: str | None = None
     note: str | None = None
     suppressed: tuple[Suppression, ...] = ()
+    #: the silences / maintenance windows / inhibiting alerts that suppressed it
+    suppressed_by: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -269,6 +273,7 @@ class AuditEntry:
             "actor": self.actor,
             "note": self.note,
             "suppressed": [s.value for s in self.suppressed],
+            "suppressed_by": list(self.suppressed_by),
         }
 
     @classmethod
@@ -281,6 +286,7 @@ class AuditEntry:
             actor=data.get("actor"),
             note=data.get("note"),
             suppressed=tuple(Suppression(s) for s in data.get("suppressed") or ()),
+            suppressed_by=tuple(str(s) for s in data.get("suppressed_by") or ()),
         )
 
 

@@ -208,6 +208,13 @@ class Evaluation:
 
 _EVALUATION_KINDS: Final[frozenset[str]] = frozenset(k.value for k in EvaluationKind)
 
+#: Rule kinds whose alerts no person may resolve by hand — envwatch's choice [MEM]: they close
+#: only on the evidence that opened them (an offline source on its data, a data rate on the next
+#: day's rate, plan progress on the plan's figures, a pipeline alert on its component's report).
+NO_MANUAL_RESOLVE: Final[frozenset[str]] = frozenset(
+    {"offline", "data_rate", "plan_progress", "pipeline"}
+)
+
 
 class AlertRule(BaseModel):
     """One alert rule. Every rule names its ``source`` clause (standard, plan file and line)."""
@@ -237,6 +244,19 @@ class AlertRule(BaseModel):
     flap_window: int = Field(default=21, ge=2, le=62)
     flap_high: float = Field(default=0.5, gt=0, le=1)
     flap_low: float = Field(default=0.25, ge=0, lt=1)
+    #: whether a person may resolve the alert by hand (command ``resolve``, alerts.commands).
+    #: Default by kind (:data:`NO_MANUAL_RESOLVE`); added by helper CORE for issue 14 — RULES:
+    #: the YAML may set it per rule, leaving it out keeps the kind's default.
+    manual_resolve: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _manual_resolve_default(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "manual_resolve" not in data:
+            kind = data.get("kind")
+            kind = getattr(kind, "value", kind)
+            return {**data, "manual_resolve": kind not in NO_MANUAL_RESOLVE}
+        return data
 
     @model_validator(mode="after")
     def _kind_needs(self) -> AlertRule:
