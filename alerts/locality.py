@@ -41,6 +41,8 @@ from rules.standards.hj633 import BEIJING
 from rules.warnings import WarningInput, WarningRuleSet, WarningState
 from rules.warnings import step as warning_step
 
+from alerts.commands import MEASUREMENT as COMMAND
+from alerts.commands import CommandResult, command_of
 from alerts.engine import Engine
 from alerts.model import Transition
 from alerts.pipeline import KIND as PIPELINE_KIND
@@ -93,6 +95,10 @@ class LocalityContext:
 class StepOutput:
     points: list[Point] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
+    #: one per command point applied or refused (alerts.commands; a repeated id gives none)
+    results: list[CommandResult] = field(default_factory=list)
+    #: command points that are no valid command: (the point, why) — for the dead letters
+    rejected: list[tuple[Mapping[str, Any], str]] = field(default_factory=list)
 
 
 def _t(s: str) -> datetime:
@@ -154,12 +160,19 @@ class LocalityState:
             one = self.step(p, ctx)
             out.points += one.points
             out.transitions += one.transitions
+            if one.results:
+                out.results += one.results
+            if one.rejected:
+                out.rejected += one.rejected
         return out
 
     def step(self, point: Mapping[str, Any], ctx: LocalityContext) -> StepOutput:
         """Process one evaluation point (as decoded from the wire) of this locality."""
         out = StepOutput()
         m = point["measurement"]
+        if m == COMMAND:
+            self._command(point, ctx, out)
+            return out
         tags: Mapping[str, str] = point["tags"]
         fields: Mapping[str, Any] = point["fields"]
         at = _t(point["time"])
@@ -215,6 +228,26 @@ class LocalityState:
         return out
 
     # ------------------------------------------------------------------ pieces
+    def _command(self, point: Mapping[str, Any], ctx: LocalityContext, out: StepOutput) -> None:
+        """A person's command (alerts.commands). It takes effect at the locality's event time
+        (the alert's source clock, else the watermark — never the point's ``issued_at`` wall
+        clock, which moves no clock here), so a replay applies it identically."""
+        try:
+            cmd = command_of(point)
+        except ValueError as exc:
+            out.rejected.append((point, f"invalid command: {exc}"))
+            return
+        result, transitions = self.engine.command(
+            cmd,
+            locality=self.locality,
+            now=self.watermark,
+            clocks=self.clocks,
+            sources=ctx.source_detail or None,
+        )
+        if result is not None:
+            out.results.append(result)
+        out.transitions += transitions
+
     def _verdict(
         self,
         out: StepOutput,

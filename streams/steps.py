@@ -310,9 +310,17 @@ class LocalityStep:
         transitions = result.transitions
         emitted = list(result.points) + [transition_point(t) for t in transitions]
         outputs: list[Output] = []
+        for point, reason in result.rejected:
+            # a command that is no valid command: set aside with the reason, the rest applies
+            dl = DeadLetter.build(
+                "locality", reason, orjson.dumps([point]), origin=f"aggregates@{offset}"
+            )
+            outputs.append((topics.DEAD_LETTER, key, dl.to_bytes()))
         if emitted:
             outputs.append((topics.EVALUATIONS, key, points_bytes(emitted)))
         outputs += [(topics.ALERT_EVENTS, key, orjson.dumps(t.to_dict())) for t in transitions]
+        # what became of each person's command (alerts.commands), after its transitions
+        outputs += [(topics.ALERT_COMMANDS, key, r.to_bytes()) for r in result.results]
         return st, outputs
 
 
