@@ -65,6 +65,7 @@ from rules.errors import RulesError
 from streams.cli._app import app
 
 if TYPE_CHECKING:
+    from alerts.commands import Command, CommandResult
     from alerts.locality import LocalityState
     from rules.warnings import WarningRuleSet
     from streams.catalog import CatalogView
@@ -333,6 +334,8 @@ class PipelineReplay:
     samples: int = 0
     forwarded: int = 0
     city_points: int = 0
+    #: what became of each command fed (``--commands``), in order
+    command_results: list[CommandResult] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         from streams.steps import EvaluateStep, LocalityStep, with_rule_set
@@ -376,6 +379,57 @@ class PipelineReplay:
                     self.city_points += 1
         return out
 
+    def command(self, line: int, cmd: Command) -> list[Transition]:
+        """A person's command, on ``aggregates`` as the alerts service writes it
+        (streams.commands), to the same locality step."""
+        from alerts.commands import CommandResult
+        from streams import topics
+        from streams.commands import encode_command
+
+        key, value = encode_command(cmd)
+        ts_ms = round(cmd.issued_at.timestamp() * 1000)
+        state, results = self._locality(self.localities.get(key), key, value, line, ts_ms)
+        if state is not None:
+            self.localities[key] = state
+        out: list[Transition] = []
+        for topic, _key, v in results:
+            if topic == topics.ALERT_EVENTS:
+                out.append(Transition.from_dict(orjson.loads(v)))
+            elif topic == topics.ALERT_COMMANDS:
+                self.command_results.append(CommandResult.from_bytes(v))
+            elif topic == topics.DEAD_LETTER:
+                reason = str(orjson.loads(v).get("reason", ""))
+                self.rejected.append(BadRow(line, "command", reason))
+        return out
+
+
+#: a command of ``--commands`` and where it goes: (before the first sample whose replay time is
+#: after this, line number, command)
+PlacedCommand = tuple[datetime, int, "Command"]
+
+
+def read_commands(lines: Iterable[str]) -> Iterator[PlacedCommand | BadRow]:
+    """``--commands`` JSON lines: a :class:`alerts.commands.Command` (placed at its
+    ``issued_at``, the wall clock at which the live worker received it, among the samples by
+    their receipt) or a :class:`alerts.commands.CommandResult` record of ``alert-commands``
+    (placed at its effective event time ``at``, where the live stage applied it)."""
+    from alerts.commands import Command, CommandResult
+
+    for number, raw in enumerate(lines, 1):
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            data = orjson.loads(text)
+            if isinstance(data, dict) and "command" in data and "status" in data:
+                result = CommandResult.model_validate(data)
+                yield result.at, number, result.command
+            else:
+                cmd = Command.model_validate(data)
+                yield cmd.issued_at, number, cmd
+        except (orjson.JSONDecodeError, ValidationError) as exc:
+            yield BadRow(number, "command", str(exc).splitlines()[0])
+
 
 def sample_bytes(sample: engine.Sample) -> bytes:
     """A sample in the wire form of ``readings`` (what the bridge writes; streams.wire decodes it)."""
@@ -392,19 +446,33 @@ def sample_bytes(sample: engine.Sample) -> bytes:
 
 
 def replay_samples(
-    samples: Iterable[Numbered], replay: PipelineReplay
+    samples: Iterable[Numbered],
+    replay: PipelineReplay,
+    commands: Iterable[PlacedCommand] = (),
 ) -> tuple[list[tuple[Transition, float]], float]:
     """Feed samples in the given order; returns (transition, lead seconds) and elapsed s. The
-    lead is measured from the first sample of the transition's source (warnings: locality)."""
+    lead is measured from the first sample of the transition's source (warnings: locality).
+    ``commands`` go in before the first sample replayed after their place (stable for ties:
+    after every sample at that very time), the rest after the last sample."""
     first_seen: dict[str, datetime] = {}
     out: list[tuple[Transition, float]] = []
+    pending = sorted(commands, key=lambda c: c[0])
+    nxt = 0
+
+    def lead_of(t: Transition) -> float:
+        return (t.at - first_seen.get(t.source, t.at)).total_seconds()
+
     started = time.perf_counter()
-    for line, sample, _received in samples:
+    for line, sample, received in samples:
+        while nxt < len(pending) and pending[nxt][0] < received:
+            out += [(t, lead_of(t)) for t in replay.command(pending[nxt][1], pending[nxt][2])]
+            nxt += 1
         first_seen.setdefault(sample.source, sample.time)
         first_seen.setdefault(sample.locality, sample.time)
         for t in replay.feed(line, sample):
-            lead = (t.at - first_seen.get(t.source, t.at)).total_seconds()
-            out.append((t, lead))
+            out.append((t, lead_of(t)))
+    for _at, line, cmd in pending[nxt:]:
+        out += [(t, lead_of(t)) for t in replay.command(line, cmd)]
     return out, time.perf_counter() - started
 
 
@@ -580,6 +648,14 @@ def backtest(
     all_transitions: Annotated[
         bool, typer.Option("--all", help="also transitions nobody would be told of")
     ] = False,
+    commands_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--commands",
+            help="people's commands (JSON lines: alerts.commands.Command, or the CommandResult "
+            "records of alert-commands) replayed with the samples",
+        ),
+    ] = None,
 ) -> None:
     """Replay a stored history through the worker's pure stages; print what would have fired."""
     console = Console(stderr=True, soft_wrap=True)
@@ -618,6 +694,20 @@ def backtest(
     samples: list[Numbered] = []
     bad: list[BadRow] = []
     skipped = 0
+    placed: list[PlacedCommand] = []
+    if commands_file is not None:
+        if kind == "csv":
+            console.print("[red]--commands needs a history of samples (jsonl or lp)[/red]")
+            raise typer.Exit(2)
+        try:
+            for row_c in read_commands(_lines(commands_file)):
+                if isinstance(row_c, BadRow):
+                    bad.append(replace(row_c, file=commands_file.name))
+                else:
+                    placed.append(row_c)
+        except OSError as exc:
+            console.print(f"[red]cannot read {commands_file}: {exc}[/red]")
+            raise typer.Exit(2) from exc
     view: CatalogView | None = None
     if kind in ("jsonl", "lp"):
         from streams.catalog import CatalogView
@@ -640,9 +730,12 @@ def backtest(
                     bad.append(replace(row, file=path.name))
                 else:
                     samples.append(row)
-    if kind == "lp" and not samples and not bad:
+    if kind == "lp" and not samples and not [b for b in bad if b.field != "command"]:
         kind = "evaluations"  # a line-protocol file of ``evaluation`` points: former path
         skipped = 0
+        if commands_file is not None:
+            console.print("[red]--commands needs a history of samples (jsonl or lp)[/red]")
+            raise typer.Exit(2)
 
     if kind in ("jsonl", "lp"):
         assert view is not None
@@ -654,9 +747,19 @@ def backtest(
         if order == "time":
             samples.sort(key=lambda s: s[2])  # stable: ties keep the stored order
         replay = PipelineReplay(view, alert_rules, chosen)
-        results, elapsed = replay_samples(samples, replay)
+        results, elapsed = replay_samples(samples, replay, placed)
         bad += replay.rejected
         count = f"{len(samples)} samples ({replay.forwarded} points to the locality stage)"
+        if commands_file is not None:
+            done = replay.command_results
+            applied = sum(1 for r in done if r.status == "applied")
+            count += f", {len(placed)} commands ({applied} applied, {len(done) - applied} refused)"
+            for r in done:
+                if r.status == "refused":
+                    console.print(
+                        f"[yellow]command {r.id} ({r.command.action}): refused at "
+                        f"{_local(r.at)}: {r.reason} {r.detail}[/yellow]"
+                    )
     else:
         evaluations: list[Evaluation] = []
         for path in files:
