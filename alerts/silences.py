@@ -23,7 +23,7 @@ from functools import cached_property
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer, model_validator
 
 BEIJING: Final = ZoneInfo("Asia/Shanghai")
 
@@ -101,6 +101,12 @@ class Recurrence(BaseModel):
     start: time
     end: time  # end <= start: the window crosses midnight
     weekdays: frozenset[Weekday] = frozenset()  # for "week": the days the window *starts* on
+
+    @field_serializer("weekdays")
+    def _weekdays_in_order(self, days: frozenset[Weekday]) -> list[str]:
+        # Monday first, never the set's hash order: a checkpoint or a command result written
+        # twice is the same bytes
+        return [d.value for d in _WEEKDAYS if d in days]
 
     @model_validator(mode="after")
     def _check(self) -> Recurrence:
