@@ -16,6 +16,9 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+from pydantic import ValidationError
+
 from alerts.commands import Command, Refusal, maintenance_id
 from alerts.engine import Engine
 from alerts.model import AlertState, Reason, Suppression, Transition
@@ -427,3 +430,31 @@ def test_state_round_trips_mid_silence_and_old_state_still_loads() -> None:
     legacy = Engine.from_dict(old, RULES)
     assert legacy.held_silences == {}
     assert legacy.command_ids == {}
+
+
+# ---------------------------------------------------------------- the command model
+
+
+def test_a_command_carries_what_its_action_needs() -> None:
+    for action, missing in [
+        ("ack", {}),  # no fingerprint
+        ("assign", {"fingerprint": "f" * 16}),  # no assignee
+        ("silence", {}),
+        ("unsilence", {}),
+        ("maintenance_start", {"source": "out-a"}),  # no ends_at
+        ("maintenance_end", {}),
+    ]:
+        with pytest.raises(ValidationError):
+            cmd(action, **missing)
+    with pytest.raises(ValidationError, match="enterprise"):
+        cmd("ack", fingerprint="f" * 16, role="enterprise")  # whose enterprise?
+    with pytest.raises(ValidationError):
+        cmd("ack", fingerprint="f" * 16, note="x" * 2001)  # notes are at most 2,000 characters
+    with pytest.raises(ValidationError):
+        cmd("ack", fingerprint="f" * 16, issued_at=datetime(2026, 12, 5, 9))  # naive
+    with pytest.raises(ValidationError):
+        cmd("reboot")
+    with pytest.raises(ValidationError):
+        cmd("ack", fingerprint="f" * 16, extra="field")
+    ok = cmd("ack", fingerprint="f" * 16, note="x" * 2000)
+    assert Command.model_validate_json(ok.model_dump_json()) == ok

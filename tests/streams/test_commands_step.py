@@ -320,3 +320,23 @@ def test_a_replay_gives_the_same_records_and_a_repeated_command_nothing(
     before = len(w2.sent)
     w2.command(script[4][1])
     assert len(w2.sent) == before
+
+
+def test_the_wire_form_of_a_command() -> None:
+    from streams.commands import decode_command, decode_result, encode_result
+
+    c = command("ack", fingerprint="0123456789abcdef", note="收到")
+    key, value = encode_command(c)
+    assert key == b"weifang"
+    [point] = orjson.loads(value)
+    assert point["measurement"] == "command"
+    assert point["tags"] == {"locality": "weifang"}
+    assert point["time"] == ISSUED.isoformat()
+    assert point["id"] == "command|locality=weifang|2026-12-05T01:00:00+00:00"
+    assert Command.model_validate_json(point["fields"]["command"]) == c
+    assert decode_command(value) == c
+    result = CommandResult(command=c, status="refused", reason=Refusal.UNKNOWN_ALERT, at=TUE)
+    rkey, rvalue = encode_result(result)
+    assert rkey == b"weifang"
+    assert decode_result(rvalue) == result
+    assert orjson.loads(rvalue)["reason"] == "unknown_alert"
