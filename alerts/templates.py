@@ -853,7 +853,9 @@ _BODIES: dict[AlertKind, Callable[[AlertKind, _Fields, bool], tuple[str, str]]] 
 _STATE_TITLES: dict[str, tuple[str, str]] = {
     "escalated": ("升级·未确认", "Escalated, unacknowledged"),
     "acknowledged": ("已确认", "Acknowledged"),
+    "unacknowledged": ("取消确认", "Acknowledgement withdrawn"),
     "assigned": ("已指派", "Assigned"),
+    "unassigned": ("取消指派", "Unassigned"),
     "manually_resolved": ("人工关闭", "Resolved by hand"),
     "flapping_started": ("频繁波动", "Flapping"),
     "resolved": ("恢复", "Resolved"),
