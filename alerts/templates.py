@@ -1149,13 +1149,37 @@ def _plain(value: object) -> str | None:
     return str(getattr(value, "value", value))
 
 
-def render(transition: TransitionLike) -> Texts:
+def console_url(external_url: str, fingerprint: str) -> str:
+    """The alert's console page, ``{external_url}/console/alerts/{fingerprint}`` (docs/console.md);
+    "" when ``external_url`` (``AlertsSettings.external_url``) or the fingerprint is empty."""
+    base = external_url.strip().rstrip("/")
+    if not base or not fingerprint:
+        return ""
+    return f"{base}/console/alerts/{fingerprint}"
+
+
+def with_link(texts: Texts, url: str) -> Texts:
+    """``texts`` with the console link on a line of its own (unchanged when ``url`` is "")."""
+    if not url:
+        return texts
+    return Texts(zh=f"{texts.zh}\n详情：{url}", en=f"{texts.en}\nDetails: {url}")
+
+
+def render(transition: TransitionLike, *, external_url: str = "") -> Texts:
     """Texts for any transition (alert or warning); reads optional fields when present.
 
     ``value`` / ``limit`` attributes of the transition fill the template fields of the same name
     when the annotations do not carry them; a ``previous_level`` attribute or annotation names the
-    level a lifted warning had.
+    level a lifted warning had. With ``external_url`` (``AlertsSettings.external_url``) an alert's
+    texts end with a link to its console page (:func:`console_url`); a warning has no such page.
     """
+    texts = _render(transition)
+    if _transition_kind(transition) is NotificationKind.WARNING:
+        return texts
+    return with_link(texts, console_url(external_url, transition.fingerprint))
+
+
+def _render(transition: TransitionLike) -> Texts:
     state = _plain(transition.state) or ""
     reason = _plain(getattr(transition, "reason", None)) or ""
     labels = dict(transition.labels)

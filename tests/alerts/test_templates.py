@@ -304,3 +304,35 @@ def test_engine_transition_routes_and_renders_end_to_end() -> None:
         "超过许可限值 100 mg/m³ 0.32 倍（2026-11-22 09:00）"
     )
     assert duty.id != ent.id
+
+
+# ---------------------------------------------------------------- the console link (issue 14)
+
+
+def test_with_an_external_url_the_texts_end_with_the_alerts_console_page() -> None:
+    t = permit_transition()
+    plain = render(t)
+    texts = render(t, external_url="https://envwatch.example.cn/")
+    page = f"https://envwatch.example.cn/console/alerts/{t.fingerprint}"
+    assert texts.zh == plain.zh + f"\n详情：{page}"
+    assert texts.en == plain.en + f"\nDetails: {page}"
+
+
+def test_without_an_external_url_there_is_no_link() -> None:
+    t = permit_transition()
+    assert render(t, external_url="") == render(t)
+    assert "console" not in render(t).zh
+
+
+def test_console_url_is_empty_without_a_base_or_a_fingerprint() -> None:
+    from alerts.templates import console_url
+
+    assert console_url("", "abc") == ""
+    assert console_url("   ", "abc") == ""
+    assert console_url("http://h:8080", "") == ""
+    assert console_url("http://h:8080//", "0123") == "http://h:8080/console/alerts/0123"
+
+
+def test_a_warning_has_no_console_page_and_no_link() -> None:
+    t = warning_transition(Reason.WARNING_ISSUED, "yellow")
+    assert render(t, external_url="https://envwatch.example.cn") == render(t)
