@@ -151,6 +151,38 @@ def _variables(board: db.Dashboard) -> db.Dashboard:
     return board.with_variable(ds).with_variable(bucket).with_variable(locality)
 
 
+#: Dashboard variable holding the alerts console's base URL (``ENVWATCH_ALERTS_EXTERNAL_URL``);
+#: set it in Grafana or with ``?var-console=…``; the default is ``envwatch api``'s own default.
+CONSOLE_VAR: Final = "console"
+CONSOLE_DEFAULT: Final = "http://127.0.0.1:8000"
+
+#: The alert table's columns that make up an alert's identity (``alerts.model.fingerprint``:
+#: the ``alert`` measurement's tags, ``none`` standing for an empty factor or period).
+CONSOLE_LINK_FIELDS: Final = ("locality", "rule", "source", "factor", "period")
+
+
+def console_variable() -> db.TextBoxVariable:
+    return (
+        db.TextBoxVariable(CONSOLE_VAR)
+        .label("告警控制台 console")
+        .description("base URL of the alerts console (envwatch api; ENVWATCH_ALERTS_EXTERNAL_URL)")
+        .default_value(CONSOLE_DEFAULT)
+        .current(dm.VariableOption(text=CONSOLE_DEFAULT, value=CONSOLE_DEFAULT, selected=True))
+    )
+
+
+def console_link() -> db.DashboardLink:
+    """The data link of an alert row: the console's ``/console/alerts/find``, which turns the
+    row's identity tags into the fingerprint and redirects to ``/console/alerts/{fingerprint}``
+    (the page every notification links to)."""
+    query_string = "&".join(f"{n}=${{__data.fields.{n}}}" for n in CONSOLE_LINK_FIELDS)
+    return (
+        db.DashboardLink("告警详情 alert page")
+        .url(f"${{{CONSOLE_VAR}}}/console/alerts/find?{query_string}")
+        .target_blank(True)
+    )
+
+
 def _board(uid: str, title: str, description: str, *, time_from: str = "now-24h") -> db.Dashboard:
     board = (
         db.Dashboard(title)
@@ -182,7 +214,7 @@ def duty_overview() -> db.Dashboard:
         "sections against their target class, enterprises in exceedance, active alerts and "
         "heavy-pollution warnings.",
         time_from="now-6h",
-    )
+    ).with_variable(console_variable())
     b = b.with_row(db.Row("空气 Air"))
     b = b.with_panel(
         _stat(
@@ -241,7 +273,9 @@ def duty_overview() -> db.Dashboard:
     b = b.with_panel(
         _table(
             "当前告警",
-            "Active alerts: the latest transition per rule and source whose state is firing.",
+            "Active alerts: the latest transition per rule and source whose state is firing. "
+            "A row links to the alert's page in the alerts console (docs/console.md; base URL "
+            "in the variable ${" + CONSOLE_VAR + "}).",
             query(
                 "alert",
                 ["summary", "value", "limit"],
@@ -249,7 +283,7 @@ def duty_overview() -> db.Dashboard:
                 '|> group()\n|> filter(fn: (r) => r.state == "firing")',
             ),
             w=16,
-        )
+        ).data_links([console_link()])
     )
     return b.with_panel(
         _table(
