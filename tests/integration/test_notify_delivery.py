@@ -9,7 +9,12 @@ deduplicates on ``Idempotency-Key`` and counts raw requests per key.
 The scenario: Weifang's two gas outlets report one Beijing day of hourly samples straight into
 ``readings`` (aiokafka, keyed by source like the bridge). Hand-derived notifications
 (:data:`EXPECTED`, the arithmetic is next to it): 24 alert transitions, each to ``duty-weifang``
-and to the outlet's own enterprise — 48 notifications.
+and, except the 7 escalations, to the outlet's own enterprise — 41 notifications (issue 14: an
+escalation goes to the rule's escalation chain — the duty officer for these rules, which name
+none — never to the enterprise; docs/routing.md). Grouping (docs/routing.md) changes nothing
+else here: a locality's transitions are at least an hour apart in event time, or in different
+groups, or escalations (not grouped), so every group flush tells one transition and sends that
+transition's own notification, id unchanged.
 
 * ``test_kill_9_mid_delivery``: the worker is SIGKILLed by the receiver itself while it handles
   the k-th webhook request (k drawn from a seeded RNG, so the crash hits a send in flight), the
@@ -45,7 +50,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
-from alerts.model import Transition
+from alerts.model import Reason, Transition
 from alerts.notification import NotificationKind, notifications_for
 from alerts.notify.dispatcher import Dispatcher, channels_from_settings
 from alerts.notify.webhook import (
@@ -158,14 +163,21 @@ EXPECTED_TRANSITIONS = [
 ]
 # routing (docs/notifications.md §2): the duty officer of Weifang gets everything of Weifang, an
 # enterprise the alerts labelled with its own id — offline alerts included (the offline
-# observation carries the outlet's routing labels). 24 transitions × 2 receivers = 48.
+# observation carries the outlet's routing labels) — except escalations, which go to the
+# escalation chain only (docs/routing.md; default chain: the duty officer). 17 transitions × 2
+# receivers + 7 escalations × 1 = 41.
 ENTERPRISE = {WF1: "enterprise-e-wf-01", WF2: "enterprise-e-wf-02"}
-EXPECTED = sorted(
-    (receiver, *t) for t in EXPECTED_TRANSITIONS for receiver in ("duty-weifang", ENTERPRISE[t[0]])
-)
-N = len(EXPECTED)  # 48
-#: notifications caused by hours 1 … 12 (the first part produced before the kill): 8 × 2
-FIRST_PART = sum(2 for t in EXPECTED_TRANSITIONS if t[5] <= 12)
+
+
+def receivers_of(t: tuple[str, str, str, str, str, int]) -> tuple[str, ...]:
+    return ("duty-weifang",) if t[4] == "escalated" else ("duty-weifang", ENTERPRISE[t[0]])
+
+
+EXPECTED = sorted((receiver, *t) for t in EXPECTED_TRANSITIONS for receiver in receivers_of(t))
+N = len(EXPECTED)  # 41
+#: notifications caused by hours 1 … 12 (the first part produced before the kill): 5 escalations
+#: to the duty officer, 8 other transitions to two receivers — 21
+FIRST_PART = sum(len(receivers_of(t)) for t in EXPECTED_TRANSITIONS if t[5] <= 12)
 
 
 # ---------------------------------------------------------------- the receiving side
@@ -287,13 +299,17 @@ def webhooks_json(secrets: dict[str, str], url: str) -> str:
 
 async def expected_from_alert_events(bootstrap: str, topic: str) -> set[tuple[str, str]]:
     """(notification id, receiver) of every transition on ``alert-events``, routed as the agent
-    does: the delivered set must equal it (nothing lost, nothing extra)."""
+    does — an escalation to the duty officer only (docs/routing.md), every flush of a group one
+    transition (the module docstring) — : the delivered set must equal it (nothing lost,
+    nothing extra)."""
     records = await settle(bootstrap, topic, quiet=3.0)
     tree = tree_from_receivers(receivers_from_catalog(CatalogView(CATALOGUE).catalog))
     out: set[tuple[str, str]] = set()
     for _p, _o, _k, value, _ts in records:
         t = Transition.from_dict(orjson.loads(value))
         receivers = tree.receivers(t.labels, NotificationKind(t.kind.value))
+        if t.reason is Reason.ESCALATED:
+            receivers = [f"duty-{t.locality}"]
         out |= {(n.id, n.receiver) for n in notifications_for(t, receivers, render)}
     return out
 
@@ -313,7 +329,7 @@ def check_delivery(receiver: Receiver, from_topic: set[tuple[str, str]]) -> None
     )
     assert receiver.bad == [], "every signature verifies with the receiver's own secret"
     # the alert-events topic and the hand-derived list agree, and both were delivered
-    assert len(from_topic) == len(EXPECTED) == 48
+    assert len(from_topic) == len(EXPECTED) == 41
     assert {(k, b["path"]) for k, b in receiver.accepted.items()} == from_topic
     assert receiver.delivered() == EXPECTED
     # exactly once after deduplication: one accepted body per key, keys never shared
