@@ -189,7 +189,7 @@ def grouped_notification(
 ) -> Notification:
     """One notification for a whole group: ``members`` are the latest transition of each alert
     listed (firing first, then resolved), ``news`` every transition it tells of (annotation
-    ``told``: fingerprint, state, reason, at — so a receiver, or a test, can account for each)."""
+    ``told``: fingerprint, source, rule, factor, period, state, reason, at — so a receiver, or a test, can account for each)."""
     firing = [t for t in members if t.state.value not in RESOLVED_STATES]
     resolved = [t for t in members if t.state.value in RESOLVED_STATES]
     ordered = firing + resolved
@@ -236,6 +236,10 @@ def grouped_notification(
                 [
                     {
                         "fingerprint": t.fingerprint,
+                        "source": t.source,
+                        "rule": t.labels.get("rule", ""),
+                        "factor": t.labels.get("factor", ""),
+                        "period": t.labels.get("period", ""),
                         "state": t.state.value,
                         "reason": t.reason.value,
                         "at": _iso(t.at),

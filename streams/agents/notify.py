@@ -107,7 +107,9 @@ def register(p: Pipeline) -> None:
 
     def tree() -> RouteTree:
         if tree_cache["reloads"] != p.catalog.reloads:
-            tree_cache["tree"] = tree_from_receivers(receivers_from_catalog(p.catalog.catalog))
+            tree_cache["tree"] = tree_from_receivers(
+                receivers_from_catalog(p.catalog.catalog), _timing(p)
+            )
             tree_cache["reloads"] = p.catalog.reloads
         return tree_cache["tree"]  # type: ignore[no-any-return]
 
@@ -387,6 +389,15 @@ def _chain_of(p: Pipeline) -> Callable[[str], tuple[str, ...]]:
         return ()
 
     return chain_of
+
+
+def _timing(p: Pipeline) -> Any:
+    """The grouping timers of ``ENVWATCH_ALERTS_GROUPING__*`` (alerts.settings.GroupingSettings;
+    defaults Alertmanager's, peers.md §1.1)."""
+    from alerts.settings import AlertsSettings
+
+    settings = p.alerts_settings or AlertsSettings()
+    return settings.grouping.timing()
 
 
 def _empty_route() -> Any:

@@ -372,10 +372,29 @@ class Delivered(NamedTuple):
 
 
 def delivered(receivers: Receivers) -> list[Delivered]:
+    """One entry per transition told: a grouped notification (docs/routing.md §2: reason
+    ``grouped`` or ``repeat``) counts once for each transition its ``told`` annotation lists."""
     out = []
     for path, body in receivers.accepted.values():
         ew = body["envwatch"]
         labels = body["alerts"][0]["labels"]
+        if ew["reason"] in ("grouped", "repeat"):
+            told = orjson.loads(body["commonAnnotations"].get("told", "[]"))
+            out += [
+                Delivered(
+                    receiver=path,
+                    kind=ew["kind"],
+                    fingerprint=t["fingerprint"],
+                    state=t["state"],
+                    reason=t["reason"],
+                    at=datetime.fromisoformat(t["at"]),
+                    locality=ew["locality"],
+                    enterprise=labels.get("enterprise", ""),
+                    path_matches=body["receiver"] == path,
+                )
+                for t in told
+            ]
+            continue
         out.append(
             Delivered(
                 receiver=path,
@@ -626,11 +645,15 @@ def run_live(
 
 def expected_receivers(t: Mapping[str, Any]) -> set[str]:
     """docs/notifications.md §2, written out: the duty officer of the locality gets every alert
-    and warning of it; an enterprise only alerts labelled with its own id; emergency responders
-    only warnings of their locality."""
+    and warning of it; an enterprise only alerts labelled with its own id, escalations excepted;
+    emergency responders only warnings of their locality."""
     loc = t["locality"]
     if t["kind"] == "warning":
         return {f"duty-{loc}", f"emergency-{loc}"}
+    if t["reason"] == "escalated":
+        # docs/routing.md §3: to the rule's escalation chain — the duty officer for the shipped
+        # rules, which name none — never to an enterprise (issue 14)
+        return {f"duty-{loc}"}
     out = {f"duty-{loc}"}
     enterprise = t["labels"].get("enterprise")
     if enterprise:

@@ -186,13 +186,15 @@ def expected_transitions() -> list[Told]:
 
 
 def expected_notifications() -> Counter[tuple[str, Told]]:
-    """(receiver, transition): the duty officer of the locality, the enterprise of its outlet."""
+    """(receiver, transition): the duty officer of the locality, the enterprise of its outlet —
+    not of an escalation (issue 14: the escalation chain, the duty officer for the shipped rules;
+    docs/routing.md §3)."""
     by_source = {e.source: e for e in EPISODES}
     out: Counter[tuple[str, Told]] = Counter()
     for t in expected_transitions():
         e = by_source[t.source]
         out[(f"duty-{e.locality}", t)] += 1
-        if e.enterprise:
+        if e.enterprise and t.reason != "escalated":
             out[(f"enterprise-{e.enterprise}", t)] += 1
     return out
 
@@ -286,11 +288,20 @@ def told_of(t: dict[str, Any]) -> Told:
 
 
 def notifications(receivers: Receivers) -> Counter[tuple[str, Told]]:
-    """Accepted notifications (one per idempotency key) of the two localities."""
+    """Accepted notifications (one per idempotency key) of the two localities; a grouped one
+    (docs/routing.md §2) once for each transition its ``told`` annotation lists."""
     out: Counter[tuple[str, Told]] = Counter()
     for path, body in receivers.accepted.values():
         ew = body["envwatch"]
         if ew["locality"] not in LOCALITIES:
+            continue
+        if ew["reason"] in ("grouped", "repeat"):
+            for t in orjson.loads(body["commonAnnotations"]["told"]):
+                at = datetime.fromisoformat(t["at"]).astimezone(UTC)
+                told = Told(
+                    t["rule"], t["source"], t["factor"], t["period"], t["state"], t["reason"], at
+                )
+                out[(path, told)] += 1
             continue
         alert = body["alerts"][0]
         labels = alert["labels"]
@@ -637,14 +648,21 @@ def probe_key(t: Told) -> tuple[str, str, str, str, str, int]:
 def test_issue_probe_two_outlets_one_worker(
     mqtt_broker: MqttBroker, kafka_broker: KafkaBroker, topic_prefix: str, tmp_path: Path
 ) -> None:
-    """The issue's probe: 36 of 48 notifications on 4 partitions before the fixes. All 48 now,
-    each once, to duty-weifang and the outlet's own enterprise."""
+    """The issue's probe: 36 of 48 notifications on 4 partitions before the fixes. All now, each
+    once, to duty-weifang and the outlet's own enterprise — escalations to duty-weifang only
+    since issue 14 (41)."""
     samples = probe_samples()
     enterprise = {WF1: "enterprise-e-wf-01", WF2: "enterprise-e-wf-02"}
+    # issue 14: an escalation goes to the escalation chain (the duty officer), never to the
+    # enterprise (docs/routing.md §3): 17 transitions × 2 + 7 escalations × 1 = 41
     want_keys = Counter(
-        (receiver, t) for t in PROBE_TRANSITIONS for receiver in ("duty-weifang", enterprise[t[0]])
+        (receiver, t)
+        for t in PROBE_TRANSITIONS
+        for receiver in (
+            ("duty-weifang",) if t[4] == "escalated" else ("duty-weifang", enterprise[t[0]])
+        )
     )
-    assert sum(want_keys.values()) == 48
+    assert sum(want_keys.values()) == 41
 
     with Receivers(receiver_names()) as receivers:
 

@@ -70,6 +70,13 @@ LOCALITIES = ("laixi", "liaocheng-etdz", "tianqiao", "weifang", "zhifu")  # depl
 SOURCES = 20  # stations per locality in this scenario
 DAY = datetime(2026, 11, 10, tzinfo=BEIJING)
 PARTITIONS = 4  # ENVWATCH_PARTITIONS' default (streams/settings.py)
+#: these tests measure delivery alone: grouping (docs/routing.md §2) set to tell each transition
+#: on its own at once (group_wait and group_interval 0), so every transition is one notification
+#: with its own id, as the expectations below count them
+NO_GROUPING = {
+    "ENVWATCH_ALERTS_GROUPING__GROUP_WAIT_SECONDS": "0",
+    "ENVWATCH_ALERTS_GROUPING__GROUP_INTERVAL_SECONDS": "0",
+}
 
 
 def transitions() -> list[Transition]:
@@ -280,6 +287,7 @@ def test_two_workers_kill_9_during_delivery(
             ENVWATCH_AGENTS="notify",
             ENVWATCH_OUTBOX_PATH=str(tmp_path / name / "outbox.db"),
             ENVWATCH_ALERTS_WEBHOOKS=webhooks_json(secrets, receiver.url),
+            **NO_GROUPING,
         )
         (tmp_path / name).mkdir()
         workers.append(WorkerProcess(env, tmp_path / f"worker-{name}.log"))
@@ -407,6 +415,7 @@ def test_receiver_400_kept_alerted_and_replayed(
         ENVWATCH_AGENTS="locality,notify",
         ENVWATCH_OUTBOX_PATH=str(tmp_path / "outbox.db"),
         ENVWATCH_ALERTS_WEBHOOKS=webhooks_json(secrets, receiver.url),
+        **NO_GROUPING,
     )
     worker = WorkerProcess(env, tmp_path / "worker.log")
     ts = transitions()
