@@ -1,0 +1,146 @@
+"""``envwatch alerts …`` (streams/cli/alerts.py): argument parsing, and the commands against the
+real alerts API app in process (its Starlette test client in place of the HTTP client)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from typer.testing import CliRunner
+
+from streams.cli import alerts as cli
+from streams.cli._app import app
+
+runner = CliRunner()
+BJT = timezone(timedelta(hours=8))
+# 2026-12-03 10:00 Beijing = 02:00 UTC
+NOW = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("source=e-wf-001:outlet-1", {"name": "source", "op": "=", "value": "e-wf-001:outlet-1"}),
+        ("rule!=offline", {"name": "rule", "op": "!=", "value": "offline"}),
+        ("factor=~no.|so2", {"name": "factor", "op": "=~", "value": "no.|so2"}),
+        ("locality!~wei.*", {"name": "locality", "op": "!~", "value": "wei.*"}),
+        ('summary="a = b"', {"name": "summary", "op": "=", "value": "a = b"}),
+        ("source=", {"name": "source", "op": "=", "value": ""}),
+    ],
+)
+def test_matchers_follow_alertmanager(text: str, expected: dict[str, str]) -> None:
+    assert cli.parse_matcher(text) == expected
+
+
+@pytest.mark.parametrize("text", ["source", "=x", "1abc=x", "a b=c"])
+def test_a_malformed_matcher_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="not a matcher"):
+        cli.parse_matcher(text)
+
+
+def test_times_are_beijing_wall_clock_unless_an_offset_is_given() -> None:
+    assert cli.parse_time("2026-12-03T08:00", NOW) == datetime(2026, 12, 3, 0, 0, tzinfo=UTC)
+    assert cli.parse_time("2026-12-03T08:00+00:00", NOW) == datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    assert cli.parse_time("now", NOW) == NOW
+    assert cli.parse_time("+2h", NOW) == NOW + timedelta(hours=2)
+    assert cli.parse_time("-30m", NOW) == NOW - timedelta(minutes=30)
+    # --since 24h: a day ago
+    assert cli.parse_time("24h", NOW, ago=True) == NOW - timedelta(days=1)
+    with pytest.raises(ValueError, match="not a time"):
+        cli.parse_time("yesterday", NOW)
+
+
+def test_weekdays_are_listed_monday_first_and_ranges_expand() -> None:
+    assert cli.parse_weekdays("TUE,MON") == ["mon", "tue"]
+    assert cli.parse_weekdays("mon-fri") == ["mon", "tue", "wed", "thu", "fri"]
+    assert cli.parse_weekdays("Saturday,sun") == ["sat", "sun"]
+    for bad in ("fun", "fri-mon", ""):
+        with pytest.raises(ValueError):
+            cli.parse_weekdays(bad)
+
+
+def test_a_one_off_silence_for_two_hours() -> None:
+    body = cli.silence_body(["source=e-wf-001:outlet-1"], now=NOW, duration="2h", comment="检修")
+    assert body == {
+        "matchers": [{"name": "source", "op": "=", "value": "e-wf-001:outlet-1"}],
+        "starts_at": "2026-12-03T02:00:00+00:00",
+        "ends_at": "2026-12-03T04:00:00+00:00",
+        "comment": "检修",
+    }
+
+
+def test_a_weekly_silence_tuesday_mornings_beijing_time() -> None:
+    body = cli.silence_body(
+        ["source=e-wf-001:outlet-1", "rule=~permit_.*"],
+        now=NOW,
+        starts="2026-12-01T00:00",
+        ends="2027-03-01T00:00",
+        weekly="TUE",
+        daily_from="08:00",
+        daily_to="12:00",
+    )
+    assert body["starts_at"] == "2026-12-01T00:00:00+08:00"
+    assert body["ends_at"] == "2027-03-01T00:00:00+08:00"
+    assert body["recurrence"] == {
+        "every": "week",
+        "start": "08:00",
+        "end": "12:00",
+        "weekdays": ["tue"],
+    }
+    assert body["matchers"][1] == {"name": "rule", "op": "=~", "value": "permit_.*"}
+
+
+def test_a_recurring_silence_may_be_open_ended_a_one_off_may_not() -> None:
+    body = cli.silence_body(["source=x"], now=NOW, daily_from="23:00", daily_to="01:00")
+    assert body["ends_at"] is None
+    assert body["recurrence"] == {"every": "day", "start": "23:00", "end": "01:00", "weekdays": []}
+    with pytest.raises(ValueError, match="needs --ends or --for"):
+        cli.silence_body(["source=x"], now=NOW)
+    with pytest.raises(ValueError, match="not both"):
+        cli.silence_body(["source=x"], now=NOW, ends="+1h", duration="1h")
+    with pytest.raises(ValueError, match="--from HH:MM and --to"):
+        cli.silence_body(["source=x"], now=NOW, weekly="MON", duration="1d")
+    with pytest.raises(ValueError, match="end after it starts"):
+        cli.silence_body(["source=x"], now=NOW, ends="-1h")
+    with pytest.raises(ValueError, match="at least one matcher"):
+        cli.silence_body([], now=NOW, duration="1h")
+
+
+def test_without_a_token_the_command_says_so_and_exits_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ENVWATCH_API_TOKEN", raising=False)
+    result = runner.invoke(app, ["alerts", "ls", "--api", "http://127.0.0.1:9"])
+    assert result.exit_code == cli.Exit.UNAUTHORIZED
+    assert "ENVWATCH_API_TOKEN" in result.output
+
+
+def test_an_unreachable_api_exits_2_without_showing_the_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ENVWATCH_API_TOKEN", "s3cret-token-value")
+    result = runner.invoke(app, ["alerts", "ls", "--api", "http://127.0.0.1:9"])
+    assert result.exit_code == cli.Exit.UNREACHABLE
+    assert "cannot reach the alerts service at http://127.0.0.1:9" in result.output
+    assert "s3cret" not in result.output
+
+
+def test_the_help_never_shows_the_token_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ENVWATCH_API_TOKEN", "s3cret-token-value")
+    result = runner.invoke(app, ["alerts", "ack", "--help"])
+    assert result.exit_code == 0
+    assert "s3cret" not in result.output
+
+
+def test_a_silence_with_bad_arguments_exits_6_before_sending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ENVWATCH_API_TOKEN", "t")
+    result = runner.invoke(
+        app, ["alerts", "silence", "source", "--for", "2h", "--api", "http://127.0.0.1:9"]
+    )
+    assert result.exit_code == cli.Exit.INVALID
+    assert "not a matcher" in result.output
