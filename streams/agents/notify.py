@@ -30,6 +30,7 @@ import orjson
 
 from alerts.grouping import Grouper
 from alerts.model import Transition
+from alerts.notification import Texts
 from alerts.routing import RouteTree, tree_from_receivers
 from alerts.templates import render
 from streams import topics
@@ -207,7 +208,12 @@ class NotifyGrouping:
     def __init__(self, p: Pipeline, tree: Callable[[], RouteTree]) -> None:
         self.p = p
         s = p.settings
-        self.grouper = Grouper(tree, render, _chain_of(p))
+        external_url = _settings(p).external_url  # each alert's text links its console page
+
+        def texts(t: Transition) -> Texts:
+            return render(t, external_url=external_url)
+
+        self.grouper = Grouper(tree, texts, _chain_of(p))
         #: locality → time.monotonic() of its last transition (not state: only when to flush)
         self.last_seen: dict[str, float] = {}
         self.lock = asyncio.Lock()
@@ -391,13 +397,16 @@ def _chain_of(p: Pipeline) -> Callable[[str], tuple[str, ...]]:
     return chain_of
 
 
+def _settings(p: Pipeline) -> Any:
+    from alerts.settings import AlertsSettings
+
+    return p.alerts_settings or AlertsSettings()
+
+
 def _timing(p: Pipeline) -> Any:
     """The grouping timers of ``ENVWATCH_ALERTS_GROUPING__*`` (alerts.settings.GroupingSettings;
     defaults Alertmanager's, peers.md §1.1)."""
-    from alerts.settings import AlertsSettings
-
-    settings = p.alerts_settings or AlertsSettings()
-    return settings.grouping.timing()
+    return _settings(p).grouping.timing()
 
 
 def _empty_route() -> Any:
