@@ -314,12 +314,14 @@ class Grouper:
     @staticmethod
     def _first_time(states: MutableMapping[str, Any], t: Transition) -> bool:
         """Remember ``t.id``; False when it was seen (within :data:`SEEN_HORIZON`)."""
-        seen: dict[str, str] = states.setdefault(_SEEN + t.locality, {})
-        if t.id in seen:
+        # compact: 64 bits of the id → event time in epoch seconds (a snapshot record stays small)
+        seen: dict[str, int] = states.setdefault(_SEEN + t.locality, {})
+        key = t.id[:16]
+        if key in seen:
             return False
-        seen[t.id] = _iso(t.at)
+        seen[key] = int(t.at.timestamp())
         if len(seen) > SEEN_MAX or len(seen) % 100 == 0:
-            horizon = _iso(max(_time(v) for v in seen.values()) - SEEN_HORIZON)
+            horizon = max(seen.values()) - int(SEEN_HORIZON.total_seconds())
             kept = sorted(((v, k) for k, v in seen.items() if v >= horizon), reverse=True)
             states[_SEEN + t.locality] = {k: v for v, k in kept[:SEEN_MAX]}
         return True

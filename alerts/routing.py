@@ -17,7 +17,8 @@ generates the standard tree from the catalogue's receivers.
 Grouping (:func:`group_key`, :func:`flush_decision`) follows Alertmanager's timers
 (peers.md §1.1): ``group_wait`` before the first notification of a new group, ``group_interval``
 between notifications about changes, ``repeat_interval`` before re-sending an unchanged firing
-group. Time is passed in; the decision is a named :class:`FlushReason`.
+group. Time is passed in; the decision is a named :class:`FlushReason`. The notify stage groups
+with ``alerts/grouping.py`` (event time, checkpointed groups, escalation chains; docs/routing.md).
 """
 
 from __future__ import annotations
