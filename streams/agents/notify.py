@@ -152,6 +152,7 @@ def register(p: Pipeline) -> None:
     if deliveries is not None:
         grouping = NotifyGrouping(p, tree)
         p.states["notify"] = grouping.state
+        p.states["notify_grouping"] = grouping
 
         @p.app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's Signal typing
         async def _revoked_events(_app: Any, revoked: Any = (), **_: Any) -> None:
@@ -297,6 +298,14 @@ class NotifyGrouping:
             outputs = await self.state.process(records)
             await send_outputs(self.p, outputs)  # before Faust acks the alert-events
             await checkpoint(self.p, self.state)
+
+    def waiting(self) -> int:
+        """Groups of the owned partitions with news not yet told (a test waits for 0)."""
+        return sum(
+            news
+            for part in self.state.partitions.values()
+            for _key, _due, news in self.grouper.pending(part.states)
+        )
 
     async def flush_quiet(self, now: datetime) -> int:
         """Flush, at their own due times, the groups whose locality has been quiet for

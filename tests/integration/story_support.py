@@ -526,7 +526,8 @@ _runs = itertools.count()
 
 async def _settle(rt: Runtime, published: int, seen: Counter[str], within: float) -> None:
     """Until the worker evaluated every published sample, then until nothing moves for 3 s:
-    aggregates, stored points, transitions, and no notification pending in the outbox."""
+    aggregates, stored points, transitions, and no notification pending in the outbox or
+    waiting in a group."""
     p = rt.pipeline
     assert p is not None
     deadline = time.monotonic() + within
@@ -538,9 +539,11 @@ async def _settle(rt: Runtime, published: int, seen: Counter[str], within: float
             )
         await asyncio.sleep(0.2)
     outbox = p.states.get("outbox")
+    grouping = p.states.get("notify_grouping")  # groups waiting to be told (docs/routing.md)
 
     def snapshot() -> tuple[int, ...]:
         pending = 0 if outbox is None else outbox.counts()[RowState.PENDING]
+        pending += 0 if grouping is None else grouping.waiting()
         return (p.counters["aggregates"], seen["stored"], seen["transitions"], pending)
 
     last, since = snapshot(), time.monotonic()
