@@ -89,6 +89,10 @@ class Role(StrEnum):
     DUTY = "duty"  # 值班员
     ENTERPRISE = "enterprise"  # 排污单位
     EMERGENCY = "emergency"  # 应急
+    #: a receiver of escalation chains only (section chief 科长, bureau lead 局领导 …): never
+    #: matched by the route tree, addressed by the notify stage for ``escalated`` transitions
+    #: (alerts/grouping.py, docs/routing.md §3)
+    ESCALATION = "escalation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +224,9 @@ def route_for(receiver: Receiver, timing: GroupTiming = GroupTiming()) -> Route:
             cont=True,
         )
     locality = (Matcher(LOCALITY_LABEL, Op.EQ, receiver.locality),)
+    if receiver.role is Role.ESCALATION:
+        # takes no kind: only an escalation, addressed by name, reaches it
+        return Route(matchers=locality, receiver=receiver, kinds=frozenset(), cont=True)
     if receiver.role is Role.EMERGENCY:
         return Route(
             matchers=locality,

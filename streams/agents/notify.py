@@ -188,7 +188,7 @@ def register(p: Pipeline) -> None:
                 await asyncio.to_thread(alerts_log.write, transitions)
             if grouping is not None:
                 records = [
-                    (m.partition, m.offset, m.key or b"", m.value, round(m.timestamp * 1000))
+                    (m.partition, m.offset, m.key or b"", m.value, round((m.timestamp or 0) * 1000))
                     for m in (e.message for e in events)
                 ]
                 await grouping.process(records)

@@ -32,7 +32,13 @@ from alerts.model import (
     fingerprint,
     transition_id,
 )
-from alerts.notification import Notification, NotificationStatus, Texts, notification_id
+from alerts.notification import (
+    Notification,
+    NotificationKind,
+    NotificationStatus,
+    Texts,
+    notification_id,
+)
 from alerts.routing import Receiver, Role, tree_from_receivers
 from alerts.rules import AlertRules, Evaluation, load_alert_rules
 from alerts.templates import render
@@ -45,6 +51,8 @@ RECEIVERS = [
     Receiver("enterprise-e-wf-01", Role.ENTERPRISE, LOC, enterprise="e-wf-01"),
     Receiver("enterprise-e-wf-02", Role.ENTERPRISE, LOC, enterprise="e-wf-02"),
     Receiver("operator", Role.DUTY, "pipeline"),
+    Receiver("chief-weifang", Role.ESCALATION, LOC),
+    Receiver("lead-weifang", Role.ESCALATION, LOC),
 ]
 TREE = tree_from_receivers(RECEIVERS)
 
@@ -366,3 +374,16 @@ def test_a_second_copy_of_a_transition_is_ignored() -> None:
         ("enterprise-e-wf-01", "resolved"),
     ]
     assert all(n.reason == "clear_condition_met" for n in told)
+
+
+def test_escalation_receivers_get_nothing_but_escalations() -> None:
+    """A chain receiver (role escalation) is in the catalogue's tree but matches no transition:
+    the storm, a warning and an operator alert never reach it."""
+    assert TREE.receivers({"locality": LOC, "enterprise": "e-wf-01"}, NotificationKind.ALERT) == [
+        "duty-weifang",
+        "enterprise-e-wf-01",
+    ]
+    g = grouper()
+    warning = tr("wf", T0, kind=TransitionKind.WARNING, reason=Reason.WARNING_ISSUED)
+    out = run(g, [*storm(), warning, tr("end", T0 + timedelta(hours=1), rule="offline")])
+    assert not {"chief-weifang", "lead-weifang"} & {n.receiver for n in out}
