@@ -252,7 +252,9 @@ class NotifyGrouping:
         partition's end, *sending* what the replay flushes: a record the previous owner read but
         whose notifications it never sent is not lost; those it did send come again with the
         same ids and the delivery ledger ignores them. Records the agent then receives below the
-        replayed offset are skipped (``CheckpointedState.process``)."""
+        replayed offset are skipped (``CheckpointedState.process``). Without any snapshot (a
+        first start, the upgrade that introduced grouping) nothing is replayed here: the history
+        is not told again."""
         from streams.agents.evaluate import send_outputs
 
         try:
@@ -260,6 +262,12 @@ class NotifyGrouping:
                 if partition in self.state.partitions or partition not in self.owned:
                     return
                 part = await self.state.restore(partition, up_to=0)  # the snapshot only
+                if part.generation == 0:
+                    # no snapshot yet (a first start, an upgrade): replaying the whole history
+                    # would send its groups again; the lazy restore at the partition's first
+                    # record rebuilds the groups silently instead
+                    self.state.partitions.pop(partition, None)
+                    return
                 outputs: list[Output] = []
                 async for offset, key, value, ts in _read_from(
                     self.state.bootstrap, self.state.input_topic, partition, part.next_offset
