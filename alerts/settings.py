@@ -6,6 +6,10 @@ One frozen model per process (style.md #9). Secrets are ``SecretStr``: masked in
     ENVWATCH_ALERTS_OUTBOX_PATH=var/outbox.db
     ENVWATCH_ALERTS_RETRY__MAX_ATTEMPTS=40
     ENVWATCH_ALERTS_WEBHOOKS='{"ent-a": {"url": "https://a.example/hook", "secret": "…"}}'
+    ENVWATCH_ALERTS_MQTT__URL=mqtt://alerts:…@broker:1883
+
+The catalogue's ``notify:`` routes are the source of truth for receivers and their channels
+(alerts/notify/routes.py); ``WEBHOOKS`` / ``APPRISE`` override a receiver by name.
 
 Every number here is an operational default an operator may override, not a standard: the
 grouping timers are Alertmanager's defaults (peers.md §1.1), the retry schedule is explained in
@@ -86,6 +90,26 @@ class AppriseSettings(BaseModel):
     language: str = Field("zh", pattern="^(zh|en)$")
 
 
+class MqttAlertSettings(BaseModel):
+    """The broker of the MQTT alert channel (alerts/notify/mqtt.py; docs/notifications.md §11).
+
+    ``url`` ``mqtt://host:port`` (``mqtts://`` for TLS) may carry ``user:password@``; or give
+    ``username`` and ``password`` / ``password_file``. Never logged (redacted in every message).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    url: SecretStr | None = Field(None, description="mqtt[s]://[user:password@]host[:port]")
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = Field(None, description="file whose content is the password")
+    client_id: str = Field("envwatch-alerts", min_length=1)
+    #: after a resolution is published, clear the alert's retained message (an empty retained
+    #: message): the retained set is then exactly the open alerts (envwatch's choice [MEM])
+    clear_resolved: bool = True
+    timeout_seconds: float = Field(10.0, gt=0, description="wait for the broker's PUBACK")
+
+
 class AlertsSettings(BaseSettings):
     """Everything the notification process needs."""
 
@@ -115,4 +139,10 @@ class AlertsSettings(BaseSettings):
     )
     apprise: dict[str, AppriseSettings] = Field(
         default_factory=dict, description="receiver name → chat robot / mail URL"
+    )
+    mqtt: MqttAlertSettings = MqttAlertSettings()
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="apprise mailto(s):// URL of the SMTP server for catalogue email routes "
+        "without their own server: reference",
     )

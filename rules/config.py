@@ -395,6 +395,8 @@ class Locality(_Frozen):
     parent: str | None = None  # e.g. "济南市" for a district
     plan: Plan
     warning_rule_set: str | None = None
+    #: the locality's receivers and their channels (defined below, with Route)
+    notify: LocalityRoutes = Field(default_factory=lambda: LocalityRoutes())
     indicators: tuple[Indicator, ...] = ()
     prose_targets: tuple[Indicator, ...] = ()
     example: bool = False
@@ -559,12 +561,122 @@ class Measures(_Frozen):
     red: tuple[Measure, ...] = ()
 
 
+#: query parameter names that carry a credential when they contain one of these (lower case):
+#: ``access_token`` (DingTalk), ``key`` (WeCom), ``sign``/``timestamp`` of signed robots, API keys
+_CREDENTIAL_PARAMS = ("token", "key", "secret", "sign", "pass", "pwd", "auth", "credential", "sig")
+#: a receiver kind of an escalation chain (alerts/grouping.py: receiver ``<kind>-<locality>``)
+ESCALATION_KIND_PATTERN = r"^[a-z][a-z0-9_]*$"
+#: receiver kinds that are not escalation kinds of ``notify.escalation`` (they have their own key)
+RESERVED_KINDS = frozenset({"duty", "emergency", "enterprise", "operator"})
+_EMAIL = re.compile(r"^[^@\s:/]+@[^@\s:/]+\.[^@\s:/]+$")
+_MQTT_ROOT = re.compile(r"^[^#+\s]+$")
+
+
+def inline_secret(url: str) -> str | None:
+    """Why an inline URL carries a secret, or None: userinfo (``https://u:p@h/``), or a query
+    or fragment parameter whose name contains token, key, secret, sign, pass, pwd, auth,
+    credential or sig (``access_token=``, ``key=``, ``apikey=``). The value is never quoted."""
+    m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)", url)
+    if m is not None and "@" in m.group(2):
+        return "the URL carries a user name or password (userinfo)"
+    _, _, rest = url.partition("?")
+    rest = rest.replace("#", "&")
+    if not rest and "#" in url:
+        rest = url.split("#", 1)[1]
+    for pair in rest.split("&"):
+        name = pair.split("=", 1)[0].strip().lower()
+        if name and any(word in name for word in _CREDENTIAL_PARAMS):
+            return f"the URL carries a credential parameter {name!r}"
+    return None
+
+
 class Route(_Frozen):
-    """Where an enterprise's own alerts go (alerts/ resolves the channel)."""
+    """One channel of a receiver (alerts/notify/routes.py builds it; docs/notifications.md §2).
+
+    What is a secret, and therefore only by reference (``{env: VAR}`` / ``{file: PATH}``):
+
+    * ``secret`` (a webhook's HMAC-SHA256 key, a DingTalk robot's signing secret) and ``server``
+      (an e-mail route's SMTP server URL with its password) — always;
+    * the ``target`` of ``dingtalk`` and ``wecom``: a robot's address *is* its credential
+      (``access_token=`` / ``key=``);
+    * a ``webhook`` target with userinfo or a credential-looking query parameter
+      (:func:`inline_secret`).
+
+    Inline and not secret: a webhook URL without them, an e-mail address, an MQTT topic root.
+    """
 
     channel: Literal["webhook", "dingtalk", "wecom", "email", "mqtt"]
-    target: NonEmpty
+    #: URL (webhook), robot address (dingtalk/wecom, by reference), address (email), topic root
+    #: (mqtt: ``<root>/enterprise/<id>/<fingerprint>``; default ``alerts``)
+    target: NonEmpty | SecretRef | None = None
+    secret: SecretRef | None = None
+    server: SecretRef | None = None
     language: Literal["zh", "en"] = "zh"
+
+    @field_validator("target")
+    @classmethod
+    def _no_inline_secret(cls, v: str | SecretRef | None) -> str | SecretRef | None:
+        if isinstance(v, str):
+            why = inline_secret(v)
+            if why is not None:
+                raise ValueError(
+                    f"a secret inline: {why}; give the target by reference, "
+                    "{env: VAR} or {file: PATH}"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _per_channel(self) -> Route:
+        ch, t = self.channel, self.target
+        if ch == "mqtt":
+            if isinstance(t, SecretRef) or (t is not None and not _MQTT_ROOT.match(t)):
+                raise ValueError("an mqtt target is a topic root without wildcards (e.g. alerts)")
+            if self.secret is not None or self.server is not None:
+                raise ValueError("an mqtt route takes no secret or server (broker from settings)")
+            return self
+        if t is None:
+            raise ValueError(f"a {ch} route needs a target")
+        if ch in {"dingtalk", "wecom"} and isinstance(t, str):
+            raise ValueError(
+                f"a secret inline: a {ch} robot's address is its credential; give the target "
+                "by reference, {env: VAR} or {file: PATH}"
+            )
+        if ch == "webhook":
+            if isinstance(t, str) and not t.startswith(("https://", "http://")):
+                raise ValueError("a webhook target is an http(s) URL")
+            if self.secret is None:
+                raise ValueError(
+                    "a webhook route needs secret: {env: VAR} or {file: PATH} (its HMAC key)"
+                )
+        if ch == "email":
+            if isinstance(t, str) and not _EMAIL.match(t):
+                raise ValueError("an email target is one address (name@domain)")
+        elif self.server is not None:
+            raise ValueError("server applies to email routes only")
+        if ch in {"wecom", "email"} and self.secret is not None:
+            raise ValueError(f"a {ch} route takes no secret")
+        return self
+
+
+EscalationKind = Annotated[str, Field(pattern=ESCALATION_KIND_PATTERN)]
+
+
+class LocalityRoutes(_Frozen):
+    """A locality's receivers (docs/notifications.md §2): ``duty-<id>``, ``emergency-<id>`` and
+    one ``<kind>-<id>`` per escalation kind (``chief``, ``lead`` …: the kinds the alert rules'
+    escalation chains name, alerts/grouping.py)."""
+
+    duty: tuple[Route, ...] = ()
+    emergency: tuple[Route, ...] = ()
+    escalation: dict[EscalationKind, tuple[Route, ...]] = Field(default_factory=dict)
+
+    @field_validator("escalation")
+    @classmethod
+    def _kinds(cls, v: dict[str, tuple[Route, ...]]) -> dict[str, tuple[Route, ...]]:
+        reserved = sorted(set(v) & RESERVED_KINDS)
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)} is not an escalation kind (its own key)")
+        return v
 
 
 class Enterprise(_Frozen):
@@ -744,6 +856,24 @@ class Catalog(_Frozen):
 
     def monitors_of(self, locality_id: str) -> tuple[Monitor, ...]:
         return tuple(m for m in self.monitors if m.locality == locality_id)
+
+    def routes(self) -> dict[str, tuple[Route, ...]]:
+        """Receiver name → its channels, as the catalogue routes them: ``duty-<locality>``,
+        ``emergency-<locality>``, ``<kind>-<locality>`` per escalation kind and
+        ``enterprise-<id>``; receivers without a route are left out."""
+        out: dict[str, tuple[Route, ...]] = {}
+        for loc in self.localities:
+            if loc.notify.duty:
+                out[f"duty-{loc.id}"] = loc.notify.duty
+            if loc.notify.emergency:
+                out[f"emergency-{loc.id}"] = loc.notify.emergency
+            for kind, routes in loc.notify.escalation.items():
+                if routes:
+                    out[f"{kind}-{loc.id}"] = routes
+        for ent in self.enterprises:
+            if ent.notify:
+                out[f"enterprise-{ent.id}"] = ent.notify
+        return out
 
     def reference_o2(self, outlet: Outlet) -> float | None:
         """The outlet's reference O2 (%): its own value, else the default of its source type."""
@@ -1258,6 +1388,7 @@ __all__ = [
     "Indicator",
     "Locality",
     "LocalityLevel",
+    "LocalityRoutes",
     "Measure",
     "Measures",
     "Metric",
@@ -1276,6 +1407,7 @@ __all__ = [
     "WaterSection",
     "ZoneClass",
     "catalog_from_texts",
+    "inline_secret",
     "load_catalog",
     "parse_cell",
     "parse_water_class",

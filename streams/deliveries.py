@@ -51,7 +51,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from alerts.notification import Notification
-from alerts.notify.dispatcher import Dispatcher, dispatcher_from_settings
+from alerts.notify.dispatcher import Dispatcher
+from alerts.notify.routes import RouteChannels
 from alerts.outbox import MemoryOutbox, OutboxError, OutboxItem, RowState, ledger_key
 from alerts.settings import AlertsSettings
 from streams import topics
@@ -135,19 +136,77 @@ class Deliveries:
         self.ledger_topic = topics.name(topics.NOTIFY_LEDGER, prefix)
         self.bootstrap = topics.bootstrap_of(p.settings.kafka)
         self.outbox = MemoryOutbox(settings.retry.policy())
-        self.dispatcher: Dispatcher = dispatcher_from_settings(
-            self.outbox, settings, after=self._after
+        # the catalogue's routes (secrets by reference, file references relative to its
+        # directory) with the env overrides; rebuilt at every catalogue reload (refresh_channels)
+        directory = p.catalog.directory
+        base = (
+            None if directory is None else (directory if directory.is_dir() else directory.parent)
+        )
+        self.routes = RouteChannels(settings, base=base)
+        built = self.routes.build(p.catalog.catalog)
+        self._reloads = p.catalog.reloads
+        self.dispatcher: Dispatcher = Dispatcher(
+            self.outbox,
+            built.channels,
+            problems=built.problems,
+            refresh=self.refresh_channels,
+            after=self._after,
+            concurrency=settings.concurrency,
+            per_receiver=settings.per_receiver,
+            lease=timedelta(seconds=settings.lease_seconds),
+            send_timeout=settings.send_timeout_seconds,
         )
         #: receiver → fingerprint of its configuration (URL and secret; nothing revealing)
-        self.fingerprints = {
-            name: str(getattr(ch, "fingerprint", ""))
-            for name, ch in self.dispatcher.channels.items()
-        }
+        self.fingerprints = self._fingerprints()
         self._loading: dict[int, asyncio.Task[None]] = {}
         self._reporters: dict[str, HealthReporter] = {}
         #: receivers this worker told the operator about (their alert is open)
         self._troubled: set[str] = set()
         self.stats = {"ignored": 0, "taken_over": 0, "replayed": 0, "reconfigured": 0}
+        self.channel_reloads = 0
+
+    def _fingerprints(self) -> dict[str, str]:
+        return {
+            name: str(getattr(ch, "fingerprint", ""))
+            for name, ch in self.dispatcher.channels.items()
+        }
+
+    # -- the catalogue's routes, hot-reloaded
+
+    async def refresh_channels(self) -> None:
+        """After a catalogue reload (``CatalogView.reloads`` moved on): rebuild the channels from
+        its routes and the overrides, swap them into the dispatcher, and send again the held
+        notifications of every receiver whose configuration changed (a route added, a URL or
+        a secret reference changed). Called by the dispatcher before each round."""
+        view = self.p.catalog
+        if view.reloads == self._reloads:
+            return
+        self._reloads = view.reloads
+        built = self.routes.build(view.catalog)
+        self.dispatcher.replace_channels(built.channels, built.problems)
+        before = self.fingerprints
+        self.fingerprints = self._fingerprints()
+        changed = sorted(
+            r
+            for r in set(before) | set(self.fingerprints)
+            if before.get(r) != self.fingerprints.get(r)
+        )
+        keys = self.outbox.requeue_held(datetime.now(UTC), unless_fingerprint=self.fingerprints)
+        for key in keys:
+            await self._write(key)
+        self.stats["reconfigured"] += len(keys)
+        self.channel_reloads += 1
+        log.info(
+            "notify: channels rebuilt after catalogue reload %d: %d receivers with a channel, "
+            "%d without (held), %d changed (%s); %d held notifications sent again",
+            view.reloads,
+            len(built.channels),
+            len(built.problems),
+            len(changed),
+            ", ".join(changed) or "none",
+            len(keys),
+        )
+        self.dispatcher.wake()
 
     # -- ownership (Faust's rebalance signals)
 

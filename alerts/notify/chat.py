@@ -14,6 +14,7 @@ attempts; a URL apprise refuses is a permanent configuration error raised at con
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import apprise
@@ -34,12 +35,26 @@ def title_and_body(notification: Notification, language: str) -> tuple[str, str]
     return title, text
 
 
+class _DropAll(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
 class AppriseNotifier:
     """Deliver through one apprise URL (any apprise service; used for chat robots and mail)."""
 
     def __init__(self, url: str, *, language: str = "zh", timeout: float = 15.0) -> None:
         self._apprise: Any = apprise.Apprise()
-        if not self._apprise.add(url):
+        # apprise logs a URL it refuses with its token (``An invalid DingTalk API Token (…)``):
+        # its records while the URL is parsed are dropped (issue 14: secrets never logged)
+        quiet = _DropAll()
+        logger = logging.getLogger("apprise")
+        logger.addFilter(quiet)
+        try:
+            accepted = self._apprise.add(url)
+        finally:
+            logger.removeFilter(quiet)
+        if not accepted:
             # The URL may carry a token: never echo it.
             scheme = url.split("://", 1)[0]
             raise NotifyError(f"apprise does not accept this {scheme}:// URL", retryable=False)

@@ -67,6 +67,8 @@ class Dispatcher:
         poll_interval: float = 0.5,
         clock: Callable[[], datetime] = _now,
         after: Callable[[OutboxItem], Awaitable[None]] | None = None,
+        problems: Mapping[str, str] | None = None,
+        refresh: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         if concurrency < 1 or per_receiver < 1:
             raise ValueError("concurrency and per_receiver must be at least 1")
@@ -74,6 +76,11 @@ class Dispatcher:
             raise ValueError("lease must be longer than send_timeout")
         self.outbox = outbox
         self.channels = dict(channels)
+        #: receiver → why it has no channel (a route that could not be built; no secret in it)
+        self.problems = dict(problems or {})
+        #: awaited before every round of :meth:`run` (the worker swaps channels on a reload)
+        self.refresh = refresh
+        self._retired: list[Notifier] = []
         self.concurrency = concurrency
         self.per_receiver = min(per_receiver, concurrency)
         self.lease = lease
@@ -91,6 +98,17 @@ class Dispatcher:
     def wake(self) -> None:
         """Tell the loop new rows were enqueued (otherwise it polls every ``poll_interval``)."""
         self._wake.set()
+
+    def replace_channels(
+        self, channels: Mapping[str, Notifier], problems: Mapping[str, str] | None = None
+    ) -> None:
+        """Use these channels from the next send on (a catalogue reload). Sends in flight keep
+        the channel they started with; the replaced ones are closed by :meth:`aclose`."""
+        old = self.channels
+        self.channels = dict(channels)
+        self.problems = dict(problems or {})
+        kept = {id(c) for c in self.channels.values()}
+        self._retired.extend(c for c in old.values() if id(c) not in kept)
 
     @property
     def inflight(self) -> int:
@@ -131,6 +149,11 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event, *, drain_timeout: float = 10.0) -> None:
         """Loop until ``stop`` is set; then wait up to ``drain_timeout`` s for sends in flight."""
         while not stop.is_set():
+            if self.refresh is not None:
+                try:
+                    await self.refresh()
+                except Exception:  # keep delivering with the channels it has
+                    log.exception("refreshing the channels failed")
             self.fill()
             await self._wait(stop)
         await self._drain(drain_timeout)
@@ -163,7 +186,7 @@ class Dispatcher:
     async def aclose(self) -> None:
         """Wait for sends in flight, then close every channel."""
         await self._drain(self.send_timeout)
-        for channel in self.channels.values():
+        for channel in [*self.channels.values(), *self._retired]:
             try:
                 await channel.aclose()
             except Exception:  # closing is best effort
@@ -199,9 +222,8 @@ class Dispatcher:
         n = item.notification
         channel = self.channels.get(item.receiver)
         if channel is None:
-            await self._failed(
-                item, retryable=False, error="no channel configured for this receiver"
-            )
+            why = self.problems.get(item.receiver, "no channel configured for this receiver")
+            await self._failed(item, retryable=False, error=why)
             return
         try:
             await asyncio.wait_for(channel.send(n), timeout=self.send_timeout)
