@@ -4,8 +4,10 @@
 :class:`rules.engine.SourceContext` the pure evaluation step needs (area grade, lake or river,
 target class, permit limits, reference O2 …). ``maybe_reload()`` re-reads the YAML directory when
 a file's modification time changed; a catalogue with errors is **not** applied (the running one
-stays) and every problem is logged. A successful reload replaces the catalogue atomically and is
-logged with its fingerprint.
+stays) and every problem is logged. A successful reload replaces the catalogue atomically, is
+logged with its fingerprint and counted in ``reloads``: the notify stage rebuilds its route tree
+(:func:`receivers_from_catalog`) and the delivery side its channels (the catalogue's ``notify:``
+routes, ``streams.deliveries.Deliveries.refresh_channels``) when that counter moved on.
 """
 
 from __future__ import annotations
@@ -320,7 +322,10 @@ def _shipped_rule_sets(load: Any) -> Any:
 
 
 def receivers_from_catalog(catalog: Any) -> list[Receiver]:
-    """Duty officers and emergency responders per locality; one receiver per enterprise."""
+    """Who the route tree routes to: duty officers and emergency responders per locality, one
+    receiver per enterprise, the operator. Escalation receivers (``chief-<locality>`` …) are not
+    in the tree — the notify stage names them from the rule's chain. The channels of all of them
+    come from ``Catalog.routes()`` (alerts/notify/routes.py)."""
     if catalog is None:
         return []
     out: list[Receiver] = []
