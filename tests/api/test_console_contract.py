@@ -119,6 +119,11 @@ class ContractAPI:
         self.commands.append({"id": cid, "action": action, "actor": p.name, **fields})
         return {"command": cid, "status": "applied", "reason": None}
 
+    def refused(self, p: Principal, action: str, reason: str) -> dict[str, Any]:
+        cid = uuid.uuid4().hex
+        self.commands.append({"id": cid, "action": action, "actor": p.name, "refused": reason})
+        return {"command": cid, "status": "refused", "reason": reason}
+
     def _routes(self) -> None:
         app = self.app
 
@@ -151,6 +156,9 @@ class ContractAPI:
             a = self.one(p, alert_id)
             if action not in ("ack", "assign", "unassign", "resolve"):
                 raise HTTPException(404, "no such action")
+            if action == "resolve" and a["rule"] == "permit_exceedance":
+                # as the locality stage refuses it (docs/alerts.md §11): the rule clears itself
+                return self.refused(p, action, "the rule does not allow a manual resolve")
             now = datetime.now(UTC).isoformat()
             note = str(body.get("note", ""))
             reason = {

@@ -1,15 +1,25 @@
 """``envwatch alerts …`` (streams/cli/alerts.py): argument parsing, and the commands against the
-real alerts API app in process (its Starlette test client in place of the HTTP client)."""
+alerts API app in process (its Starlette test client in place of the HTTP client; for now the
+stand-in of the API's HTTP contract in tests/api/test_console_contract.py)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from streams.cli import alerts as cli
 from streams.cli._app import app
+from tests.api.test_console_contract import (
+    ALERT_A,
+    ALERT_AIR,
+    ALERT_B,
+    TOKENS,
+    ContractAPI,
+    contract_api,
+)
 
 runner = CliRunner()
 BJT = timezone(timedelta(hours=8))
@@ -144,3 +154,150 @@ def test_a_silence_with_bad_arguments_exits_6_before_sending(
     )
     assert result.exit_code == cli.Exit.INVALID
     assert "not a matcher" in result.output
+
+
+# ----------------------------------------------------------------------------- against the app
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> ContractAPI:
+    """The CLI's HTTP client replaced by a test client of the app (same requests, in process)."""
+    from fastapi.testclient import TestClient
+
+    stand_in = contract_api()
+
+    def make_client(url: str, token: str) -> TestClient:
+        assert url == "http://alerts.test"
+        return TestClient(
+            stand_in.app,
+            base_url=url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        )
+
+    monkeypatch.setattr(cli, "make_client", make_client)
+    monkeypatch.setenv("ENVWATCH_API_URL", "http://alerts.test")
+    monkeypatch.setenv("ENVWATCH_API_TOKEN", TOKENS["duty"])
+    return stand_in
+
+
+def invoke(*args: str) -> Result:
+    return runner.invoke(app, ["alerts", *args], env={"COLUMNS": "250"})
+
+
+def test_ls_lists_the_open_alerts_as_a_table(api: ContractAPI) -> None:
+    result = invoke("ls")
+    assert result.exit_code == 0, result.output
+    assert "告警 alerts (3)" in result.output
+    for a in (ALERT_A, ALERT_B, ALERT_AIR):
+        assert a["id"] in result.output
+
+
+def test_ls_json_and_filters(api: ContractAPI) -> None:
+    result = invoke("ls", "--rule", "ambient_exceedance", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert [a["id"] for a in data["items"]] == [ALERT_AIR["id"]]
+
+
+def test_an_enterprise_token_lists_only_its_own(
+    api: ContractAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENVWATCH_API_TOKEN", TOKENS["enterprise:e-wf-001"])
+    data = json.loads(invoke("ls", "--json").output)
+    assert [a["id"] for a in data["items"]] == [ALERT_A["id"]]
+    result = invoke("show", ALERT_B["id"])
+    assert result.exit_code == cli.Exit.NOT_FOUND
+    assert "not found" in result.output
+
+
+def test_ack_with_a_note_then_show_has_it_in_the_history(api: ContractAPI) -> None:
+    result = invoke("ack", ALERT_A["id"], "--note", "已电话通知企业")
+    assert result.exit_code == 0, result.output
+    assert f"ack {ALERT_A['id']}: applied" in result.output
+    shown = invoke("show", ALERT_A["id"])
+    assert shown.exit_code == 0, shown.output
+    assert "值班员王" in shown.output
+    assert "已电话通知企业" in shown.output
+    data = json.loads(invoke("show", ALERT_A["id"], "--json").output)
+    assert data["acknowledged_by"] == "值班员王"
+    assert data["history"][-1]["note"] == "已电话通知企业"
+
+
+def test_assign_and_clear(api: ContractAPI) -> None:
+    assert invoke("assign", ALERT_AIR["id"], "张三", "--note", "现场核查").exit_code == 0
+    assert invoke("assign", ALERT_AIR["id"], "--clear").exit_code == 0
+    assert [(c["action"], c["body"]) for c in api.commands] == [
+        ("assign", {"assignee": "张三", "note": "现场核查"}),
+        ("unassign", {"note": ""}),
+    ]
+    assert invoke("assign", ALERT_AIR["id"]).exit_code == cli.Exit.INVALID
+
+
+def test_a_refused_resolve_exits_1_with_the_reason(api: ContractAPI) -> None:
+    result = invoke("resolve", ALERT_A["id"], "--note", "x")
+    assert result.exit_code == cli.Exit.REFUSED
+    assert "the rule does not allow a manual resolve" in result.output
+    assert invoke("resolve", ALERT_AIR["id"], "--note", "传感器更换").exit_code == 0
+
+
+def test_a_refused_token_exits_3(api: ContractAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVWATCH_API_TOKEN", "not-a-token")
+    result = invoke("ls")
+    assert result.exit_code == cli.Exit.UNAUTHORIZED
+    assert "not-a-token" not in result.output
+
+
+def test_silence_list_and_unsilence(api: ContractAPI) -> None:
+    result = invoke(
+        "silence",
+        "source=e-wf-001:outlet-1",
+        "--weekly",
+        "TUE",
+        "--from",
+        "08:00",
+        "--to",
+        "12:00",
+        "--comment",
+        "每周二例行检修",
+    )
+    assert result.exit_code == 0, result.output
+    (command,) = api.commands
+    assert command["body"]["recurrence"] == {
+        "every": "week",
+        "start": "08:00",
+        "end": "12:00",
+        "weekdays": ["tue"],
+    }
+    assert command["body"]["ends_at"] is None
+    listed = invoke("silence")
+    assert "tue 08:00–12:00" in listed.output
+    assert "每周二例行检修" in listed.output
+    (sid,) = api.silences
+    assert invoke("unsilence", sid).exit_code == 0
+    assert invoke("unsilence", sid).exit_code == cli.Exit.NOT_FOUND
+
+
+def test_maint_start_and_end(api: ContractAPI) -> None:
+    result = invoke(
+        "maint",
+        "start",
+        "e-wf-001:outlet-1",
+        "--from",
+        "2026-12-03T08:00",
+        "--to",
+        "2026-12-03T12:00",
+        "--note",
+        "脱硝系统检修",
+    )
+    assert result.exit_code == 0, result.output
+    assert api.commands[0]["body"] == {
+        "source": "e-wf-001:outlet-1",
+        "starts_at": "2026-12-03T08:00:00+08:00",
+        "ends_at": "2026-12-03T12:00:00+08:00",
+        "note": "脱硝系统检修",
+    }
+    (mid,) = api.silences
+    assert mid.startswith("maint-e-wf-001:outlet-1-")
+    assert invoke("maint", "end", mid).exit_code == 0
+    assert api.silences == {}
+    assert invoke("maint", "start", "x", "--to", "-1h").exit_code == cli.Exit.INVALID
