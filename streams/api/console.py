@@ -43,6 +43,8 @@ LOGIN_COOKIE: Final = "envwatch_console_login"
 IDLE: Final = 30 * 60  # seconds without a request before a session ends [MEM]
 LIFETIME: Final = 12 * 3600  # seconds a session lasts at most (one duty shift) [MEM]
 MAX_SESSIONS: Final = 10_000  # the oldest are dropped beyond this [MEM]
+LOGIN_FAILURES: Final = 10  # failed logins per client address … [MEM]
+LOGIN_WINDOW: Final = 300.0  # … within this many seconds before the form answers 429 [MEM]
 MAX_FORM_FIELD: Final = 4_000  # characters of one form field (the API limits notes to 2,000)
 
 #: No script at all; styles inline; the favicon is a data: URL; forms post only to this origin.
@@ -160,6 +162,37 @@ class Sessions:
         for sid, s in list(self._by_id.items()):
             if now - s.last_seen > self.idle or now - s.created > self.lifetime:
                 del self._by_id[sid]
+
+
+class LoginThrottle:
+    """Failed logins per client address: at most :data:`LOGIN_FAILURES` in :data:`LOGIN_WINDOW`
+    seconds, then the login form answers 429 until the oldest failure leaves the window."""
+
+    def __init__(self) -> None:
+        self._failures: dict[str, list[float]] = {}
+
+    def blocked(self, client: str) -> bool:
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(client, []) if now - t < LOGIN_WINDOW]
+        if recent:
+            self._failures[client] = recent
+        else:
+            self._failures.pop(client, None)
+        return len(recent) >= LOGIN_FAILURES
+
+    def failed(self, client: str) -> None:
+        if len(self._failures) > MAX_SESSIONS:
+            self._failures.clear()
+        self._failures.setdefault(client, []).append(time.monotonic())
+
+
+def throttle_of(request: Request) -> LoginThrottle:
+    state = request.app.state
+    throttle = getattr(state, "console_login_throttle", None)
+    if throttle is None:
+        throttle = LoginThrottle()
+        state.console_login_throttle = throttle
+    return throttle
 
 
 def sessions_of(request: Request) -> Sessions:
@@ -281,6 +314,7 @@ def _error(request: Request, session: Session | None, status: int, message: str)
         404: "未找到 Not found",
         403: "禁止 Forbidden",
         400: "请求无效 Bad request",
+        429: "请求过多 Too many requests",
         502: "服务错误 Service error",
     }
     ctx = {"status": status, "title": titles.get(status, ""), "message": message}
@@ -378,9 +412,16 @@ async def login(request: Request) -> Response:
     sent = str(form.get("csrf") or "")
     if not cookie or not sent or not hmac.compare_digest(cookie.encode(), sent.encode()):
         return _error(request, None, 400, "表单已过期，请重新登录 The form expired; log in again.")
+    client = request.client.host if request.client is not None else ""
+    throttle = throttle_of(request)
+    if throttle.blocked(client):
+        return _error(
+            request, None, 429, "登录失败次数过多，请稍后再试 Too many failed logins; try later."
+        )
     token = str(form.get("token") or "").strip()
     who = await whoami(request, token) if token else None
     if who is None:
+        throttle.failed(client)
         login_csrf = secrets.token_urlsafe(32)
         ctx: dict[str, Any] = {
             "login_csrf": login_csrf,

@@ -415,3 +415,17 @@ def test_emergency_sees_no_action_forms(client: TestClient) -> None:
     login(client, TOKENS["emergency"])
     page = client.get(f"/console/alerts/{ALERT_AIR['id']}").text
     assert 'id="ack-form"' not in page
+
+
+def test_repeated_failed_logins_are_throttled(client: TestClient) -> None:
+    for i in range(10):
+        page = client.get("/console/login")
+        csrf = CSRF.search(page.text)
+        assert csrf is not None
+        r = client.post("/console/login", data={"csrf": csrf.group(1), "token": f"guess-{i}"})
+        assert r.status_code == 401
+    page = client.get("/console/login")
+    csrf = CSRF.search(page.text)
+    assert csrf is not None
+    r = client.post("/console/login", data={"csrf": csrf.group(1), "token": TOKENS["duty"]})
+    assert r.status_code == 429  # even the right token, until the window passes
