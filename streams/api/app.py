@@ -129,6 +129,9 @@ class Context:
     def __post_init__(self) -> None:
         if self.bucket is None:
             self.bucket = Bucket(self.settings.rate_burst, self.settings.rate_per_minute)
+        self.view.source_enterprise = {
+            k: s.enterprise for k, s in self.sources.items() if s.enterprise
+        }
         if not self.enterprise_localities:
             ent: dict[str, set[str]] = {}
             for s in self.sources.values():
@@ -154,25 +157,35 @@ class BodyLimit:
             if k == b"content-length" and v.isdigit() and int(v) > self.limit:
                 await _too_large(send)
                 return
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        # read the whole body first (at most limit + one chunk), then hand it on
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return msg
+            if msg["type"] != "http.request":
+                break
+            chunk = msg.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
+                await _too_large(send)
+                return
+            chunks.append(chunk)
+            if not msg.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await _too_large(send)
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 async def _too_large(send: Send) -> None:

@@ -95,12 +95,19 @@ def visible(p: Principal, r: AlertRecord) -> bool:
     return p.locality is None or r.locality == p.locality  # duty
 
 
-def may_see_silence(p: Principal, s: Silence, locality: str) -> bool:
+def may_see_silence(
+    p: Principal, s: Silence, locality: str, source_enterprise: dict[str, str] | None = None
+) -> bool:
     if p.role is Role.ADMIN:
         return True
     if p.role is Role.ENTERPRISE:
+        owners = source_enterprise or {}
         return any(
-            m.name == "enterprise" and m.op.value == "=" and m.value == p.enterprise
+            m.op.value == "="
+            and (
+                (m.name == "enterprise" and m.value == p.enterprise)
+                or (m.name == "source" and owners.get(m.value) == p.enterprise)
+            )
             for m in s.matchers
         )
     if p.role is Role.DUTY:
@@ -117,6 +124,7 @@ class View:
         self.results: OrderedDict[str, CommandResult] = OrderedDict()
         self.silences: dict[str, tuple[Silence, ...]] = {}
         self.localities: set[str] = set()
+        self.source_enterprise: dict[str, str] = {}  # catalogue: source → its enterprise
         self.newest: datetime | None = None  # newest event time seen
         self.applied = 0  # records folded (metrics)
         self.ready = False
@@ -286,7 +294,7 @@ class View:
             (loc, s)
             for loc, ss in sorted(self.silences.items())
             for s in ss
-            if may_see_silence(p, s, loc)
+            if may_see_silence(p, s, loc, self.source_enterprise)
         ]
 
     def find_silence(self, p: Principal, sid: str) -> tuple[str, Silence] | None:
