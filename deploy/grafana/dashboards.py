@@ -154,7 +154,7 @@ def _variables(board: db.Dashboard) -> db.Dashboard:
 #: Dashboard variable holding the alerts console's base URL (``ENVWATCH_ALERTS_EXTERNAL_URL``);
 #: set it in Grafana or with ``?var-console=…``; the default is ``envwatch api``'s own default.
 CONSOLE_VAR: Final = "console"
-CONSOLE_DEFAULT: Final = "http://127.0.0.1:8000"
+CONSOLE_DEFAULT: Final = "http://127.0.0.1:8090"
 
 #: The alert table's columns that make up an alert's identity (``alerts.model.fingerprint``:
 #: the ``alert`` measurement's tags, ``none`` standing for an empty factor or period).

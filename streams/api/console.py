@@ -363,8 +363,8 @@ def _result_flash(session: Session, response: httpx.Response, done: tuple[str, s
     data = response.json() if response.content else {}
     status = str(data.get("status", "")) if isinstance(data, Mapping) else ""
     if status == "refused":
-        reason = data.get("reason") or ""
-        session.flashes.append(("error", f"被拒绝 Refused: {reason}"))
+        why = " — ".join(str(x) for x in (data.get("reason"), data.get("detail")) if x)
+        session.flashes.append(("error", f"被拒绝 Refused: {why}"))
     elif status == "pending":
         session.flashes.append(
             ("ok", f"已提交，处理中 Accepted, not applied yet (command {data.get('command', '')})")
@@ -592,8 +592,13 @@ async def silences_page(request: Request) -> Response:
         return refused
     data = response.json()
     items = data.get("items", []) if isinstance(data, Mapping) else data
-    silences = [s for s in items if not str(s.get("id", "")).startswith("maint-")]
+    silences = [s for s in items if not _is_maintenance(s)]
     return _page(request, "silences.html", session, {"silences": silences, "weekdays": WEEKDAYS})
+
+
+def _is_maintenance(silence: Mapping[str, Any]) -> bool:
+    """A maintenance window (the API's ``maintenance`` flag; ids ``maint-…``)."""
+    return bool(silence.get("maintenance")) or str(silence.get("id", "")).startswith("maint-")
 
 
 def _local_input(value: str) -> str | None:
@@ -664,7 +669,7 @@ async def maintenance_page(request: Request) -> Response:
         return refused
     data = response.json()
     items = data.get("items", []) if isinstance(data, Mapping) else data
-    windows = [s for s in items if str(s.get("id", "")).startswith("maint-")]
+    windows = [s for s in items if _is_maintenance(s)]
     return _page(request, "maintenance.html", session, {"windows": windows})
 
 

@@ -67,7 +67,7 @@ Token = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="print the API's JSON")]
 Note = Annotated[str, typer.Option("--note", "-n", help="why (kept in the alert's history)")]
 
-DEFAULT_API = "http://127.0.0.1:8000"
+DEFAULT_API = "http://127.0.0.1:8090"  # envwatch api's default (ApiSettings.port)
 TIMEOUT_SECONDS = 30.0
 
 
@@ -335,7 +335,8 @@ def _result(data: Mapping[str, Any], what: str, as_json: bool) -> None:
     status = str(data.get("status", ""))
     command = data.get("command", "")
     if status == "refused":
-        _fail(f"{what}: refused by the locality stage: {data.get('reason') or ''}", Exit.REFUSED)
+        why = " — ".join(str(x) for x in (data.get("reason"), data.get("detail")) if x)
+        _fail(f"{what}: refused by the locality stage: {why}", Exit.REFUSED)
     if not as_json:
         if status == "pending":
             typer.echo(f"{what}: accepted, not applied yet (command {command})")

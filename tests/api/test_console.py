@@ -200,7 +200,7 @@ def test_the_ack_form_sends_the_note_and_the_history_shows_who_and_why(
     )
     assert r.status_code == 303
     assert r.headers["location"] == f"/console/alerts/{ALERT_A['id']}"
-    assert [(c["action"], c["actor"], c["note"]) for c in api.commands] == [
+    assert [(c.action, c.actor, c.note) for c in api.commands] == [
         ("ack", "值班员王", "已电话通知企业")
     ]
     page = client.get(r.headers["location"]).text
@@ -246,11 +246,12 @@ def test_assign_unassign_and_resolve_forms(client: TestClient, api: ContractAPI)
     assert "取消指派 Unassign" in client.get(base).text
     client.post(f"{base}/unassign", data={"csrf": csrf})
     client.post(f"{base}/resolve", data={"csrf": csrf, "note": "传感器故障，已更换"})
-    assert [(c["action"], c["body"]) for c in api.commands] == [
-        ("assign", {"note": "现场核查", "assignee": "张三"}),
-        ("unassign", {"note": ""}),
-        ("resolve", {"note": "传感器故障，已更换"}),
+    assert [(c.action, c.assignee, c.note) for c in api.commands] == [
+        ("assign", "张三", "现场核查"),
+        ("unassign", None, ""),
+        ("resolve", None, "传感器故障，已更换"),
     ]
+    assert 'id="resolve-form"' not in client.get(base).text  # resolved: no resolve form
 
 
 def test_a_weekly_silence_from_the_form_in_beijing_time(
@@ -272,26 +273,29 @@ def test_a_weekly_silence_from_the_form_in_beijing_time(
     )
     assert r.status_code == 303
     (command,) = api.commands
-    assert command["body"] == {
-        "matchers": [
-            {"name": "source", "op": "=", "value": "e-wf-001:outlet-1"},
-            {"name": "rule", "op": "=~", "value": "permit_.*"},
-        ],
-        "starts_at": "2026-12-01T00:00:00+08:00",
-        "ends_at": "2027-03-01T00:00:00+08:00",
-        "comment": "每周二、四例行检修",
-        "recurrence": {
-            "every": "week",
-            "start": "08:00",
-            "end": "12:00",
-            "weekdays": ["tue", "thu"],
-        },
+    assert command.action == "silence"
+    assert command.actor == "值班员王"
+    assert command.silence is not None
+    silence = command.silence.model_dump(mode="json")
+    assert silence["matchers"] == [
+        {"name": "source", "op": "=", "value": "e-wf-001:outlet-1"},
+        {"name": "rule", "op": "=~", "value": "permit_.*"},
+        {"name": "locality", "op": "=", "value": "weifang"},  # the API scopes a duty's silence
+    ]
+    assert command.silence.starts_at == datetime(2026, 11, 30, 16, tzinfo=UTC)  # 12-01 00:00 BJT
+    assert command.silence.ends_at == datetime(2027, 2, 28, 16, tzinfo=UTC)
+    assert silence["comment"] == "每周二、四例行检修"
+    assert silence["recurrence"] == {
+        "every": "week",
+        "start": "08:00:00",
+        "end": "12:00:00",
+        "weekdays": ["tue", "thu"],
     }
     page = client.get("/console/silences").text
     assert "tue,thu 08:00–12:00" in page
-    sid = next(iter(api.silences))
-    client.post(f"/console/silences/{sid}/expire", data={"csrf": csrf})
-    assert api.silences == {}
+    (held,) = api.silences()
+    client.post(f"/console/silences/{held.id}/expire", data={"csrf": csrf})
+    assert api.silences() == []
 
 
 def test_an_invalid_silence_is_explained_and_not_sent(client: TestClient, api: ContractAPI) -> None:
@@ -314,12 +318,12 @@ def test_a_maintenance_window_from_the_form(client: TestClient, api: ContractAPI
             "note": "脱硝系统检修",
         },
     )
-    assert api.commands[0]["body"] == {
-        "source": "e-wf-001:outlet-1",
-        "starts_at": "2026-12-03T08:00:00+08:00",
-        "ends_at": "2026-12-03T12:00:00+08:00",
-        "note": "脱硝系统检修",
-    }
+    (command,) = api.commands
+    assert command.action == "maintenance_start"
+    assert command.source == "e-wf-001:outlet-1"
+    assert command.starts_at == datetime(2026, 12, 3, 0, 0, tzinfo=UTC)  # 08:00 Beijing
+    assert command.ends_at == datetime(2026, 12, 3, 4, 0, tzinfo=UTC)
+    assert command.note == "脱硝系统检修"
     page = client.get("/console/maintenance").text
     assert "脱硝系统检修" in page
     assert "2026-12-03 08:00" in page
@@ -404,7 +408,7 @@ def test_pages_have_no_script_and_forbid_it(client: TestClient) -> None:
 
 
 def test_values_are_escaped(api: ContractAPI, client: TestClient) -> None:
-    api.alerts[ALERT_A["id"]]["summary"] = "<img src=x onerror=alert(1)>"
+    api.annotations(ALERT_A["id"])["summary"] = "<img src=x onerror=alert(1)>"
     login(client, TOKENS["duty"])
     page = client.get("/console/alerts").text
     assert "<img src=x" not in page

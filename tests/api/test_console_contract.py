@@ -1,239 +1,35 @@
-"""A stand-in of the alerts API's HTTP contract (docs/api.md; /work issue-14 contract) for the
-console's tests, until ``streams.api.app.create_app`` exists: bearer tokens → principals, the
-alert list and detail with history, the commands applied at once and recorded in the history
-(who, when, why), silences and maintenance windows; an enterprise sees only its own alerts and
-any other id is a 404. The console router is mounted as the API's app factory mounts it."""
+"""The alerts API app (``streams.api.app.create_app``) as the console's tests use it: the view fed
+directly with three Weifang alerts (two enterprises' permit exceedances and an ambient one), the
+principals of :data:`TOKENS`, and a stand-in of the locality stage as the command sender that
+applies each command at once as the engine would (one transition with actor and note; silences and
+maintenance windows per locality; a manual resolve of a permit exceedance refused, as the engine
+refuses it). Expected values in the tests are written from this scenario."""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from types import SimpleNamespace
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI
 
-from alerts.model import fingerprint
-from streams.api.console import router
+from alerts.commands import Command, CommandResult, Refusal, maintenance_silence
+from alerts.model import (
+    AlertState,
+    Reason,
+    Severity,
+    Transition,
+    TransitionKind,
+    fingerprint,
+    transition_id,
+)
+from alerts.silences import Silence
+from streams.api.app import Context, Source, create_app
+from streams.api.auth import Auth, Principal, Role
+from streams.api.settings import ApiSettings
+from streams.api.view import View
 
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    role: str
-    locality: str | None = None
-    enterprise: str | None = None
-
-
-def alert(
-    *,
-    rule: str,
-    source: str,
-    factor: str,
-    locality: str,
-    enterprise: str | None,
-    summary: str,
-    severity: str = "critical",
-    period: str = "",
-) -> dict[str, Any]:
-    labels = {"rule": rule, "source": source, "factor": factor, "locality": locality}
-    if period:
-        labels["period"] = period
-    fp = fingerprint(labels)
-    fired = "2026-12-03T01:00:00+00:00"
-    return {
-        "id": fp,
-        "rule": rule,
-        "rule_kind": rule,
-        "source": source,
-        "source_name": source,
-        "factor": factor,
-        "period": period,
-        "locality": locality,
-        "enterprise": enterprise,
-        "severity": severity,
-        "state": "firing",
-        "summary": summary,
-        "summary_en": "",
-        "since": fired,
-        "fired_at": fired,
-        "resolved_at": None,
-        "acknowledged": False,
-        "acknowledged_by": None,
-        "acknowledged_at": None,
-        "ack_note": "",
-        "assignee": None,
-        "suppressed_by": [],
-        "escalations": 0,
-        "history": [
-            {
-                "id": "t-fired-" + fp,
-                "at": fired,
-                "state": "firing",
-                "reason": "for_elapsed",
-                "actor": None,
-                "note": "",
-                "suppressed_by": [],
-            }
-        ],
-    }
-
-
-class ContractAPI:
-    """The stand-in app and what it was asked (``commands``)."""
-
-    def __init__(self, principals: dict[str, Principal], alerts: list[dict[str, Any]]) -> None:
-        self.principals = principals
-        self.alerts = {a["id"]: a for a in alerts}
-        self.silences: dict[str, dict[str, Any]] = {}
-        self.commands: list[dict[str, Any]] = []
-        self.app = FastAPI()
-        # the API's Context: the console asks its auth who holds a token
-        self.app.state.context = SimpleNamespace(
-            auth=SimpleNamespace(authenticate=self.principals.get)
-        )
-        self._routes()
-        self.app.include_router(router)
-
-    def who(self, authorization: str | None) -> Principal:
-        token = (authorization or "").removeprefix("Bearer ")
-        p = self.principals.get(token)
-        if p is None:
-            raise HTTPException(401, "unknown token")
-        return p
-
-    def visible(self, p: Principal, a: dict[str, Any]) -> bool:
-        if p.role == "enterprise":
-            return bool(a["enterprise"] == p.enterprise)
-        return p.role == "admin" or p.locality is None or a["locality"] == p.locality
-
-    def one(self, p: Principal, alert_id: str) -> dict[str, Any]:
-        a = self.alerts.get(alert_id)
-        if a is None or not self.visible(p, a):
-            raise HTTPException(404, "no such alert")
-        return a
-
-    def applied(self, p: Principal, action: str, **fields: Any) -> dict[str, Any]:
-        cid = uuid.uuid4().hex
-        self.commands.append({"id": cid, "action": action, "actor": p.name, **fields})
-        return {"command": cid, "status": "applied", "reason": None}
-
-    def refused(self, p: Principal, action: str, reason: str) -> dict[str, Any]:
-        cid = uuid.uuid4().hex
-        self.commands.append({"id": cid, "action": action, "actor": p.name, "refused": reason})
-        return {"command": cid, "status": "refused", "reason": reason}
-
-    def _routes(self) -> None:
-        app = self.app
-
-        @app.get("/api/v1/alerts")
-        def ls(
-            authorization: str | None = Header(None), state: str = "", rule: str = ""
-        ) -> dict[str, Any]:
-            p = self.who(authorization)
-            items = [
-                {k: v for k, v in a.items() if k != "history"}
-                for a in self.alerts.values()
-                if self.visible(p, a)
-                and (a["state"] == state if state else a["state"] != "resolved")
-                and (not rule or a["rule"] == rule)
-            ]
-            return {"items": items}
-
-        @app.get("/api/v1/alerts/{alert_id}")
-        def show(alert_id: str, authorization: str | None = Header(None)) -> dict[str, Any]:
-            return self.one(self.who(authorization), alert_id)
-
-        @app.post("/api/v1/alerts/{alert_id}/{action}", status_code=202)
-        def act(
-            alert_id: str,
-            action: str,
-            body: dict[str, Any],
-            authorization: str | None = Header(None),
-        ) -> dict[str, Any]:
-            p = self.who(authorization)
-            a = self.one(p, alert_id)
-            if action not in ("ack", "assign", "unassign", "resolve"):
-                raise HTTPException(404, "no such action")
-            if action == "resolve" and a["rule"] == "permit_exceedance":
-                # as the locality stage refuses it (docs/alerts.md §11): the rule clears itself
-                return self.refused(p, action, "the rule does not allow a manual resolve")
-            now = datetime.now(UTC).isoformat()
-            note = str(body.get("note", ""))
-            reason = {
-                "ack": "acknowledged",
-                "assign": "assigned",
-                "unassign": "unassigned",
-                "resolve": "manually_resolved",
-            }[action]
-            if action == "ack":
-                a.update(
-                    acknowledged=True, acknowledged_by=p.name, acknowledged_at=now, ack_note=note
-                )
-            elif action == "assign":
-                a["assignee"] = body.get("assignee")
-            elif action == "unassign":
-                a["assignee"] = None
-            else:
-                a.update(state="resolved", resolved_at=now)
-            a["history"].append(
-                {
-                    "id": uuid.uuid4().hex,
-                    "at": now,
-                    "state": a["state"],
-                    "reason": reason,
-                    "actor": p.name,
-                    "note": note,
-                    "suppressed_by": [],
-                }
-            )
-            return self.applied(p, action, fingerprint=alert_id, note=note, body=body)
-
-        @app.get("/api/v1/silences")
-        def silences(authorization: str | None = Header(None)) -> dict[str, Any]:
-            self.who(authorization)
-            return {"items": list(self.silences.values())}
-
-        @app.post("/api/v1/silences", status_code=202)
-        def silence(
-            body: dict[str, Any], authorization: str | None = Header(None)
-        ) -> dict[str, Any]:
-            p = self.who(authorization)
-            sid = uuid.uuid4().hex
-            self.silences[sid] = {"id": sid, "created_by": p.name, **body}
-            return self.applied(p, "silence", body=body) | {"silence": sid}
-
-        @app.delete("/api/v1/silences/{sid}", status_code=202)
-        def unsilence(sid: str, authorization: str | None = Header(None)) -> dict[str, Any]:
-            p = self.who(authorization)
-            if self.silences.pop(sid, None) is None:
-                raise HTTPException(404, "no such silence")
-            return self.applied(p, "unsilence", silence_id=sid)
-
-        @app.post("/api/v1/maintenance", status_code=202)
-        def maintenance(
-            body: dict[str, Any], authorization: str | None = Header(None)
-        ) -> dict[str, Any]:
-            p = self.who(authorization)
-            mid = f"maint-{body['source']}-{uuid.uuid4().hex[:8]}"
-            self.silences[mid] = {
-                "id": mid,
-                "created_by": p.name,
-                "comment": body.get("note", ""),
-                "matchers": [{"name": "source", "op": "=", "value": body["source"]}],
-                "starts_at": body["starts_at"],
-                "ends_at": body["ends_at"],
-            }
-            return self.applied(p, "maintenance_start", body=body)
-
-        @app.delete("/api/v1/maintenance/{mid}", status_code=202)
-        def end(mid: str, authorization: str | None = Header(None)) -> dict[str, Any]:
-            p = self.who(authorization)
-            if self.silences.pop(mid, None) is None:
-                raise HTTPException(404, "no such window")
-            return self.applied(p, "maintenance_end", silence_id=mid)
-
+T0 = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)  # 09:00 Beijing
 
 TOKENS = {
     "duty": "duty-token-0123456789",
@@ -241,48 +37,180 @@ TOKENS = {
     "enterprise:e-wf-002": "ent-wf-002-token-0123456789",
     "emergency": "emergency-token-0123456789",
 }
+PRINCIPALS = {
+    TOKENS["duty"]: Principal("值班员王", Role.DUTY, locality="weifang"),
+    TOKENS["enterprise:e-wf-001"]: Principal("e-wf-001", Role.ENTERPRISE, enterprise="e-wf-001"),
+    TOKENS["enterprise:e-wf-002"]: Principal("e-wf-002", Role.ENTERPRISE, enterprise="e-wf-002"),
+    TOKENS["emergency"]: Principal("应急办", Role.EMERGENCY),
+}
+SOURCES = {
+    "e-wf-001:outlet-1": Source("e-wf-001:outlet-1", "weifang", "e-wf-001", "outlet"),
+    "e-wf-002:outlet-1": Source("e-wf-002:outlet-1", "weifang", "e-wf-002", "outlet"),
+    "ws-wf-01": Source("ws-wf-01", "weifang", None, "station"),
+}
 
-ALERT_A = alert(
+
+def fired(
+    *,
+    rule: str,
+    source: str,
+    factor: str,
+    enterprise: str | None,
+    summary: str,
+    severity: Severity = Severity.CRITICAL,
+    period: str = "",
+) -> Transition:
+    labels = {"rule": rule, "rule_kind": rule, "source": source, "factor": factor}
+    labels["locality"] = "weifang"
+    if enterprise:
+        labels["enterprise"] = enterprise
+    if period:
+        labels["period"] = period
+    fp = fingerprint(labels)
+    return Transition(
+        id=transition_id(fp, AlertState.FIRING, Reason.FOR_ELAPSED, T0),
+        kind=TransitionKind.ALERT,
+        fingerprint=fp,
+        labels=labels,
+        annotations={"summary": summary, "source_name": source},
+        state=AlertState.FIRING,
+        previous_state=AlertState.PENDING,
+        reason=Reason.FOR_ELAPSED,
+        at=T0,
+        severity=severity,
+        locality="weifang",
+        source=source,
+    )
+
+
+A = fired(
     rule="permit_exceedance",
     source="e-wf-001:outlet-1",
     factor="nox",
-    locality="weifang",
     enterprise="e-wf-001",
     summary="潍坊示例化工 1号排口 氮氧化物小时均值 132 mg/m³ 超标",
 )
-ALERT_B = alert(
+B = fired(
     rule="permit_exceedance",
     source="e-wf-002:outlet-1",
     factor="so2",
-    locality="weifang",
     enterprise="e-wf-002",
     summary="潍坊示例热电 1号排口 二氧化硫小时均值 61 mg/m³ 超标",
 )
-ALERT_AIR = alert(
+AIR = fired(
     rule="ambient_exceedance",
     source="ws-wf-01",
     factor="pm25",
-    locality="weifang",
     enterprise=None,
     summary="潍坊市 站点 PM2.5 24 小时平均 118 µg/m³ 超标",
-    severity="warning",
+    severity=Severity.WARNING,
     period="24h",
 )
+ALERT_A = {"id": A.fingerprint, "summary": A.annotations["summary"]}
+ALERT_B = {"id": B.fingerprint, "summary": B.annotations["summary"]}
+ALERT_AIR = {"id": AIR.fingerprint, "summary": AIR.annotations["summary"]}
+
+_REASONS = {
+    "ack": Reason.ACKNOWLEDGED,
+    "unack": Reason.UNACKNOWLEDGED,
+    "assign": Reason.ASSIGNED,
+    "unassign": Reason.UNASSIGNED,
+    "resolve": Reason.MANUALLY_RESOLVED,
+}
 
 
-def contract_api() -> ContractAPI:
-    import copy
+@dataclass
+class Stage:
+    """Stand-in of the locality stage (the command sender): applies each command at once."""
 
-    return ContractAPI(
-        {
-            TOKENS["duty"]: Principal("值班员王", "duty", locality="weifang"),
-            TOKENS["enterprise:e-wf-001"]: Principal(
-                "e-wf-001", "enterprise", enterprise="e-wf-001"
-            ),
-            TOKENS["enterprise:e-wf-002"]: Principal(
-                "e-wf-002", "enterprise", enterprise="e-wf-002"
-            ),
-            TOKENS["emergency"]: Principal("应急办", "emergency"),
-        },
-        copy.deepcopy([ALERT_A, ALERT_B, ALERT_AIR]),
+    view: View
+    sent: list[Command] = field(default_factory=list)
+    step: int = 0
+
+    async def send(self, cmd: Command) -> None:
+        self.sent.append(cmd)
+        self.step += 1
+        at = T0 + timedelta(hours=1, minutes=self.step)
+        held: list[Silence] = list(self.view.silences.get(cmd.locality, ()))
+        tids: tuple[str, ...] = ()
+        refusal: Refusal | None = None
+        if cmd.fingerprint and cmd.action in _REASONS:
+            r = self.view.alerts[cmd.fingerprint]
+            if cmd.action == "resolve" and r.labels.get("rule") == "permit_exceedance":
+                refusal = Refusal.MANUAL_RESOLVE_NOT_ALLOWED
+            else:
+                state = AlertState.RESOLVED if cmd.action == "resolve" else AlertState(r.state)
+                reason = _REASONS[cmd.action]
+                t = Transition(
+                    id=transition_id(cmd.fingerprint, state, reason, at),
+                    kind=TransitionKind.ALERT,
+                    fingerprint=cmd.fingerprint,
+                    labels=r.labels,
+                    annotations=r.annotations,
+                    state=state,
+                    previous_state=AlertState(r.state),
+                    reason=reason,
+                    at=at,
+                    severity=Severity(r.severity),
+                    locality=r.locality,
+                    source=r.source,
+                    actor=cmd.actor,
+                    note=cmd.note or None,
+                )
+                self.view.apply_transition(t)
+                tids = (t.id,)
+        elif cmd.action == "silence" and cmd.silence is not None:
+            held.append(cmd.silence)
+        elif cmd.action == "maintenance_start":
+            held.append(maintenance_silence(cmd, at))
+        elif cmd.action in ("unsilence", "maintenance_end"):
+            held = [s for s in held if s.id != cmd.silence_id]
+        self.view.apply_result(
+            CommandResult(
+                command=cmd,
+                status="refused" if refusal else "applied",
+                reason=refusal,
+                at=at,
+                transitions=tids,
+                silences=tuple(held),
+            )
+        )
+
+
+@dataclass
+class ConsoleAPI:
+    app: FastAPI
+    view: View
+    stage: Stage
+
+    @property
+    def commands(self) -> list[Command]:
+        return self.stage.sent
+
+    def silences(self) -> list[Silence]:
+        return [s for held in self.view.silences.values() for s in held]
+
+    def annotations(self, alert_id: str) -> Any:
+        return self.view.alerts[alert_id].annotations
+
+
+def contract_api() -> ConsoleAPI:
+    """A fresh app (own view, own sessions) for one test."""
+    view = View(timedelta(hours=48))
+    for t in (A, B, AIR):
+        view.apply_transition(t)
+    view.ready = True
+    stage = Stage(view)
+    ctx = Context(
+        settings=ApiSettings(command_wait=2.0, rate_burst=1000),
+        view=view,
+        auth=Auth.from_tokens(PRINCIPALS),
+        sender=stage,
+        sources=SOURCES,
+        localities=("weifang",),
     )
+    return ConsoleAPI(create_app(ctx), view, stage)
+
+
+# the tests import this name for the app's fixture type
+ContractAPI = ConsoleAPI

@@ -1,6 +1,6 @@
 """``envwatch alerts …`` (streams/cli/alerts.py): argument parsing, and the commands against the
-alerts API app in process (its Starlette test client in place of the HTTP client; for now the
-stand-in of the API's HTTP contract in tests/api/test_console_contract.py)."""
+alerts API app (``streams.api.app.create_app``, view fed directly, tests/api/test_console_contract.py)
+in process: its Starlette test client in place of the CLI's HTTP client."""
 
 from __future__ import annotations
 
@@ -226,9 +226,9 @@ def test_ack_with_a_note_then_show_has_it_in_the_history(api: ContractAPI) -> No
 def test_assign_and_clear(api: ContractAPI) -> None:
     assert invoke("assign", ALERT_AIR["id"], "张三", "--note", "现场核查").exit_code == 0
     assert invoke("assign", ALERT_AIR["id"], "--clear").exit_code == 0
-    assert [(c["action"], c["body"]) for c in api.commands] == [
-        ("assign", {"assignee": "张三", "note": "现场核查"}),
-        ("unassign", {"note": ""}),
+    assert [(c.action, c.assignee, c.note) for c in api.commands] == [
+        ("assign", "张三", "现场核查"),
+        ("unassign", None, ""),
     ]
     assert invoke("assign", ALERT_AIR["id"]).exit_code == cli.Exit.INVALID
 
@@ -236,7 +236,7 @@ def test_assign_and_clear(api: ContractAPI) -> None:
 def test_a_refused_resolve_exits_1_with_the_reason(api: ContractAPI) -> None:
     result = invoke("resolve", ALERT_A["id"], "--note", "x")
     assert result.exit_code == cli.Exit.REFUSED
-    assert "the rule does not allow a manual resolve" in result.output
+    assert "manual_resolve_not_allowed" in result.output
     assert invoke("resolve", ALERT_AIR["id"], "--note", "传感器更换").exit_code == 0
 
 
@@ -262,19 +262,21 @@ def test_silence_list_and_unsilence(api: ContractAPI) -> None:
     )
     assert result.exit_code == 0, result.output
     (command,) = api.commands
-    assert command["body"]["recurrence"] == {
+    assert command.silence is not None
+    assert command.silence.model_dump(mode="json")["recurrence"] == {
         "every": "week",
-        "start": "08:00",
-        "end": "12:00",
+        "start": "08:00:00",
+        "end": "12:00:00",
         "weekdays": ["tue"],
     }
-    assert command["body"]["ends_at"] is None
+    assert command.silence.ends_at is None
     listed = invoke("silence")
     assert "tue 08:00–12:00" in listed.output
     assert "每周二例行检修" in listed.output
-    (sid,) = api.silences
-    assert invoke("unsilence", sid).exit_code == 0
-    assert invoke("unsilence", sid).exit_code == cli.Exit.NOT_FOUND
+    (held,) = api.silences()
+    assert invoke("unsilence", held.id).exit_code == 0
+    assert api.silences() == []
+    assert invoke("unsilence", held.id).exit_code == cli.Exit.NOT_FOUND
 
 
 def test_maint_start_and_end(api: ContractAPI) -> None:
@@ -290,14 +292,16 @@ def test_maint_start_and_end(api: ContractAPI) -> None:
         "脱硝系统检修",
     )
     assert result.exit_code == 0, result.output
-    assert api.commands[0]["body"] == {
-        "source": "e-wf-001:outlet-1",
-        "starts_at": "2026-12-03T08:00:00+08:00",
-        "ends_at": "2026-12-03T12:00:00+08:00",
-        "note": "脱硝系统检修",
-    }
-    (mid,) = api.silences
-    assert mid.startswith("maint-e-wf-001:outlet-1-")
-    assert invoke("maint", "end", mid).exit_code == 0
-    assert api.silences == {}
+    (command,) = api.commands
+    assert (command.action, command.source, command.note) == (
+        "maintenance_start",
+        "e-wf-001:outlet-1",
+        "脱硝系统检修",
+    )
+    assert command.starts_at == datetime(2026, 12, 3, 0, 0, tzinfo=UTC)  # 08:00 Beijing
+    assert command.ends_at == datetime(2026, 12, 3, 4, 0, tzinfo=UTC)
+    (window,) = api.silences()
+    assert window.id.startswith("maint-")
+    assert invoke("maint", "end", window.id).exit_code == 0
+    assert api.silences() == []
     assert invoke("maint", "start", "x", "--to", "-1h").exit_code == cli.Exit.INVALID
