@@ -305,3 +305,22 @@ def test_maint_start_and_end(api: ContractAPI) -> None:
     assert invoke("maint", "end", window.id).exit_code == 0
     assert api.silences() == []
     assert invoke("maint", "start", "x", "--to", "-1h").exit_code == cli.Exit.INVALID
+
+
+def test_ls_filters_reach_the_api(api: ContractAPI) -> None:
+    def listed(*args: str) -> list[str]:
+        result = invoke("ls", "--json", *args)
+        assert result.exit_code == 0, result.output
+        return sorted(a["id"] for a in json.loads(result.output)["items"])
+
+    assert listed("--severity", "warning") == [ALERT_AIR["id"]]
+    assert listed("--source", "e-wf-002:outlet-1") == [ALERT_B["id"]]
+    assert listed("--locality", "weifang", "--rule", "permit_exceedance") == sorted(
+        [ALERT_A["id"], ALERT_B["id"]]
+    )
+    assert listed("--state", "resolved") == []
+    # the alerts changed on 2026-12-03 09:00 Beijing time: since then all, since later none
+    assert len(listed("--since", "2026-12-03T08:00")) == 3
+    assert listed("--since", "2026-12-03T10:00") == []
+    result = invoke("ls", "--since", "yesterday")
+    assert result.exit_code == cli.Exit.INVALID
