@@ -433,3 +433,21 @@ def test_repeated_failed_logins_are_throttled(client: TestClient) -> None:
     assert csrf is not None
     r = client.post("/console/login", data={"csrf": csrf.group(1), "token": TOKENS["duty"]})
     assert r.status_code == 429  # even the right token, until the window passes
+
+
+def test_a_command_not_applied_within_the_wait_is_shown_as_pending() -> None:
+    behind = contract_api(answer=False, command_wait=0.2)
+    with TestClient(behind.app, follow_redirects=False) as c:
+        csrf = login(c, TOKENS["duty"])
+        c.post(f"/console/alerts/{ALERT_A['id']}/ack", data={"csrf": csrf, "note": "稍后处理"})
+        page = c.get(f"/console/alerts/{ALERT_A['id']}").text
+    assert "已提交，处理中 Accepted, not applied yet" in page
+    assert [c.action for c in behind.commands] == ["ack"]
+    assert "否 no" in page  # not acknowledged yet
+
+
+def test_a_refused_resolve_shows_the_stages_reason(client: TestClient) -> None:
+    csrf = login(client, TOKENS["duty"])
+    client.post(f"/console/alerts/{ALERT_A['id']}/resolve", data={"csrf": csrf, "note": "x"})
+    page = client.get(f"/console/alerts/{ALERT_A['id']}").text
+    assert "被拒绝 Refused: manual_resolve_not_allowed" in page

@@ -126,9 +126,12 @@ class Stage:
     view: View
     sent: list[Command] = field(default_factory=list)
     step: int = 0
+    answer: bool = True  # False: the stage is behind, no result within the API's wait
 
     async def send(self, cmd: Command) -> None:
         self.sent.append(cmd)
+        if not self.answer:
+            return
         self.step += 1
         at = T0 + timedelta(hours=1, minutes=self.step)
         held: list[Silence] = list(self.view.silences.get(cmd.locality, ()))
@@ -194,15 +197,15 @@ class ConsoleAPI:
         return self.view.alerts[alert_id].annotations
 
 
-def contract_api() -> ConsoleAPI:
+def contract_api(*, answer: bool = True, command_wait: float = 2.0) -> ConsoleAPI:
     """A fresh app (own view, own sessions) for one test."""
     view = View(timedelta(hours=48))
     for t in (A, B, AIR):
         view.apply_transition(t)
     view.ready = True
-    stage = Stage(view)
+    stage = Stage(view, answer=answer)
     ctx = Context(
-        settings=ApiSettings(command_wait=2.0, rate_burst=1000),
+        settings=ApiSettings(command_wait=command_wait, rate_burst=1000),
         view=view,
         auth=Auth.from_tokens(PRINCIPALS),
         sender=stage,
