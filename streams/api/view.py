@@ -64,7 +64,6 @@ class AlertRecord:
     suppressed_by: list[str] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
-    receivers: set[str] = field(default_factory=set)  # receivers told (notifications)
 
     @property
     def enterprise(self) -> str | None:
@@ -125,9 +124,13 @@ class View:
         self.silences: dict[str, tuple[Silence, ...]] = {}
         self.localities: set[str] = set()
         self.source_enterprise: dict[str, str] = {}  # catalogue: source → its enterprise
-        self.newest: datetime | None = None  # newest event time seen
+        #: newest event time per locality: each locality stage has its own event-time clock
+        #: (the ``pipeline`` locality's health alerts run on the wall clock)
+        self.newest: dict[str, datetime] = {}
         self.applied = 0  # records folded (metrics)
         self.ready = False
+        #: fingerprint → receivers told (notifications; may be read before the alert's events)
+        self.receivers: dict[str, set[str]] = {}
         self._waiters: dict[str, asyncio.Event] = {}
 
     # ------------------------------------------------------------------ folding
@@ -199,9 +202,10 @@ class View:
             )
         )
         r.history.sort(key=lambda h: h.at)
-        if self.newest is None or t.at > self.newest:
-            self.newest = t.at
-            self.prune(t.at)
+        newest = self.newest.get(t.locality)
+        if newest is None or t.at > newest:
+            self.newest[t.locality] = t.at
+            self.prune(t.locality, t.at)
 
     def apply_result(self, res: CommandResult) -> None:
         self.applied += 1
@@ -222,22 +226,22 @@ class View:
 
     def apply_notification(self, n: Notification) -> None:
         self.applied += 1
-        table = self.warnings if n.kind.value == "warning" else self.alerts
-        r = table.get(n.fingerprint)
-        if r is not None:
-            r.receivers.add(n.receiver)
+        self.receivers.setdefault(n.fingerprint, set()).add(n.receiver)
 
-    def prune(self, now: datetime) -> None:
+    def prune(self, locality: str, now: datetime) -> None:
+        """Forget the locality's alerts resolved more than ``retention`` before ``now``."""
         cut = now - self.retention
         for table in (self.alerts, self.warnings):
             for fp in [
                 fp
                 for fp, r in table.items()
-                if r.state == AlertState.RESOLVED.value
+                if r.locality == locality
+                and r.state == AlertState.RESOLVED.value
                 and r.resolved_at is not None
                 and r.resolved_at < cut
             ]:
                 del table[fp]
+                self.receivers.pop(fp, None)
 
     async def wait_result(self, command_id: str, wait: float) -> CommandResult | None:
         if command_id in self.results:
@@ -304,10 +308,11 @@ class View:
         return None
 
     def receivers_for(self, p: Principal, r: AlertRecord) -> list[str]:
+        told = self.receivers.get(r.fingerprint, set())
         if p.role is Role.ENTERPRISE:
             # only receivers named after its own id: never an authority's or another's
-            return sorted(k for k in r.receivers if p.enterprise and p.enterprise in k)
-        return sorted(r.receivers)
+            return sorted(k for k in told if p.enterprise and p.enterprise in k)
+        return sorted(told)
 
     def result_for(self, p: Principal, command_id: str) -> CommandResult | None:
         res = self.results.get(command_id)

@@ -231,7 +231,15 @@ async def _run(
             n: WebhookSettings(url=f"{receiver.url}/{n}", secret=SecretStr(secret)) for n in names
         }
         alerts_settings = AlertsSettings(outbox_path=state_dir / "outbox.db", webhooks=hooks)
-        async with Runtime(settings, alerts_settings=alerts_settings) as rt:
+        from streams.api.serve import demo_principals, running_api, write_api_json
+
+        tokens, auth = demo_principals(catalog)
+        async with (
+            Runtime(settings, alerts_settings=alerts_settings) as rt,
+            # the alerts API on a free loopback port; its tokens only in out_dir/api.json (0600)
+            running_api(kafka_url, auth, catalog=catalog) as api,
+        ):
+            write_api_json(out_dir / "api.json", api.url, tokens)
             assert rt.pipeline is not None
             assert rt.bridge is not None
             pipeline, bridge = rt.pipeline, rt.bridge
