@@ -13,6 +13,10 @@ value within the limit):
 * duty declares a maintenance window for e-wf-02-g1 (until 10:00) → ``applied``;
 * hours 6–7: e-wf-02-g1 NOx **150**, 57 → its alert fires at 06:00, escalates and resolves at
   07:00, every transition suppressed by the window (the history names it); no receiver is told;
+* duty sets a weekly silence for e-wf-01-g1, Tuesdays 08:00–11:00 Beijing (2026-11-10 is a
+  Tuesday); hours 8–13: e-wf-01-g1 NOx **300** at 09:00 and at 12:00 → the 09:00 episode (fired
+  09:00, escalated and resolved 10:00) is suppressed by the silence, the 12:00 one (fired 12:00,
+  escalated and resolved 13:00) is not;
 * the API restarted reads the topics again and answers the same alert list.
 """
 
@@ -40,7 +44,7 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 DAY = datetime(2026, 11, 10, tzinfo=BEIJING)
 H = timedelta(hours=1)
 WF1, WF2 = "e-wf-01-g1", "e-wf-02-g1"
-NOX_WF1 = {3: 300.0, 4: 260.0}
+NOX_WF1 = {3: 300.0, 4: 260.0, 9: 300.0, 12: 300.0}
 NOX_WF2 = {6: 150.0}
 
 
@@ -194,6 +198,42 @@ async def _story(kafka: KafkaBroker, prefix: str, tmp: Path) -> None:
                 await c.get(f"/api/v1/alerts/{a1['id']}", headers=h("enterprise:e-wf-01"))
             ).json()
             assert own["receivers"] == ["enterprise-e-wf-01"]
+            # a weekly silence: Tuesdays 08:00-11:00 Beijing, from the scripted day on
+            r = await c.post(
+                "/api/v1/silences",
+                headers=h("duty:weifang"),
+                json={
+                    "matchers": [{"name": "source", "op": "=", "value": WF1}],
+                    "starts_at": DAY.isoformat(),
+                    "recurrence": {
+                        "every": "week",
+                        "start": "08:00",
+                        "end": "11:00",
+                        "weekdays": ["tue"],
+                    },
+                    "comment": "周二例行检修",
+                },
+            )
+            assert (r.status_code, r.json()["status"]) == (202, "applied"), r.text
+            weekly = r.json()["silence"]
+            await produce(kafka.bootstrap, readings, samples(range(8, 14)))
+
+            async def wf1_second_done() -> list[dict[str, Any]]:
+                r = await c.get(f"/api/v1/alerts/{a1['id']}", headers=h("duty:weifang"))
+                hist = r.json()["history"]
+                return hist if len(hist) >= 9 and r.json()["state"] == "resolved" else []
+
+            hist = await until(wf1_second_done, 120)
+            assert [
+                (x["reason"], datetime.fromisoformat(x["at"]), x["suppressed_by"]) for x in hist[3:]
+            ] == [
+                ("condition_met_no_wait", DAY + 9 * H, [weekly]),
+                ("escalated", DAY + 10 * H, [weekly]),
+                ("clear_condition_met", DAY + 10 * H, [weekly]),
+                ("condition_met_no_wait", DAY + 12 * H, []),
+                ("escalated", DAY + 13 * H, []),
+                ("clear_condition_met", DAY + 13 * H, []),
+            ]
             # the worker's own health alerts (locality "pipeline") run on the wall clock: compare
             # the scripted locality's
             before = await alerts("admin", state="all", locality="weifang")
