@@ -695,3 +695,16 @@ def test_missing_env_reference_is_an_error(tmp_path: Path) -> None:
     f.write_text("principals:\n  - {name: a, role: admin, token: {env: NOPE_TOKEN}}\n")
     with pytest.raises(PrincipalsError, match="NOPE_TOKEN is not set"):
         load_principals(f, {})
+
+
+def test_envwatch_api_refuses_an_inline_token_before_listening(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from streams.cli import app
+
+    f = tmp_path / "principals.yaml"
+    f.write_text("principals:\n  - {name: a, role: admin, token: inline-secret-0123}\n")
+    result = CliRunner().invoke(app, ["api", "--principals", str(f), "--port", "0"])
+    assert result.exit_code == 2
+    assert f"{f}:2: inline token" in result.output
+    assert "inline-secret-0123" not in result.output
