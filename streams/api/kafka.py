@@ -5,8 +5,10 @@ group**: it assigns every partition and seeks to the beginning, so a restarted s
 the same view. The service is ready once it has read up to the end offsets it saw at start.
 
 Commands go to ``aggregates`` keyed by the locality id with aiokafka's default partitioner —
-murmur2 of the key, the Java client's, which is also what Faust's aiokafka transport uses — so a
-command lands on the partition of its locality's data.
+murmur2 of the key, the Java client's, which is also what Faust's aiokafka transport uses (its
+producer takes ``app.conf.producer_partitioner or aiokafka.partitioner.DefaultPartitioner()``, and
+envwatch sets no producer_partitioner) — so a command lands on the partition of its locality's
+data.
 """
 
 from __future__ import annotations
