@@ -80,6 +80,9 @@ _SEEN = "seen/"
 Render = Callable[[Transition], Texts]
 ChainOf = Callable[[str], Sequence[str]]
 
+#: A grouped notification's fingerprint starts with this (it names a group, not one alert).
+GROUP_PREFIX: Final = "group-"
+
 
 # ---------------------------------------------------------------- escalation chains
 
@@ -221,7 +224,7 @@ def grouped_notification(
         status=status,
         state=status.value,
         reason="repeat" if repeat else "grouped",
-        fingerprint="group-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16],
+        fingerprint=GROUP_PREFIX + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16],
         group_key=key,
         severity=severity.value,
         locality=str(group["locality"]),

@@ -40,8 +40,10 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import orjson
 
+from alerts.grouping import GROUP_PREFIX
 from alerts.notification import Notification, NotificationKind
 from alerts.notify.base import NotifyError
+from alerts.templates import console_url
 
 SIGNATURE_HEADER = "X-Envwatch-Signature"
 TIMESTAMP_HEADER = "X-Envwatch-Timestamp"
@@ -132,7 +134,12 @@ def build_body(notification: Notification, external_url: str = "") -> dict[str, 
     """The webhook body of one notification (one alert in ``alerts[]``)."""
     n = notification
     group_key = n.group_key or f'{n.receiver}:{{fingerprint="{n.fingerprint}"}}'
-    generator = f"{external_url.rstrip('/')}/alerts/{n.fingerprint}" if external_url else ""
+    # the alert's console page (docs/console.md); a grouped message links the console's list
+    generator = (
+        console_url(external_url, n.fingerprint)
+        if not n.fingerprint.startswith(GROUP_PREFIX)
+        else (f"{external_url.strip().rstrip('/')}/console/alerts" if external_url.strip() else "")
+    )
     envwatch: dict[str, Any] = {
         "id": n.id,
         "idempotencyKey": n.id,

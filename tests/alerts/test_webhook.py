@@ -176,7 +176,7 @@ def test_body_is_alertmanager_v4_plus_envwatch_fields() -> None:
     }
     assert alert["startsAt"] == "2026-11-22T01:00:00Z"
     assert alert["endsAt"] == "0001-01-01T00:00:00Z"  # firing, as Alertmanager writes it
-    assert alert["generatorURL"] == "https://envwatch.example/alerts/fp0001"
+    assert alert["generatorURL"] == "https://envwatch.example/console/alerts/fp0001"
     env = body["envwatch"]
     assert env["idempotencyKey"] == note(1).id
     assert env["kind"] == "warning"
