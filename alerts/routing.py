@@ -14,11 +14,9 @@ configuration — catalogue-generated or hand-written — can let enterprise A's
 alert of enterprise B (or one without an ``enterprise`` label). :func:`tree_from_receivers`
 generates the standard tree from the catalogue's receivers.
 
-Grouping (:func:`group_key`, :func:`flush_decision`) follows Alertmanager's timers
-(peers.md §1.1): ``group_wait`` before the first notification of a new group, ``group_interval``
-between notifications about changes, ``repeat_interval`` before re-sending an unchanged firing
-group. Time is passed in; the decision is a named :class:`FlushReason`. The notify stage groups
-with ``alerts/grouping.py`` (event time, checkpointed groups, escalation chains; docs/routing.md).
+:func:`group_key` names a receiver's group by its ``group_by`` labels; :class:`GroupTiming` holds
+Alertmanager's timers (peers.md §1.1). The notify stage groups with ``alerts/grouping.py`` (event
+time, checkpointed groups, escalation chains; docs/routing.md).
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 
 from alerts.notification import NotificationKind
@@ -267,66 +265,3 @@ def group_key(receiver: str, group_by: Iterable[str], labels: Mapping[str, str])
     """Alertmanager-style group key: ``receiver:{a="x",b="y"}`` over the group_by labels."""
     inner = ",".join(f'{name}="{labels.get(name, "")}"' for name in sorted(set(group_by)))
     return f"{receiver}:{{{inner}}}"
-
-
-class FlushReason(StrEnum):
-    """Why a group is or is not notified now."""
-
-    WAIT_GROUP_WAIT = "wait_group_wait"  # new group, group_wait not over
-    FIRST = "first"  # group_wait over: first notification of the group
-    WAIT_GROUP_INTERVAL = "wait_group_interval"  # last notification less than group_interval ago
-    GROUP_CHANGED = "group_changed"  # firing set changed or new resolutions
-    REPEAT_INTERVAL_ELAPSED = "repeat_interval_elapsed"  # unchanged firing group, time to remind
-    NOTHING_NEW = "nothing_new"  # nothing to tell
-
-    @property
-    def send(self) -> bool:
-        return self in {
-            FlushReason.FIRST,
-            FlushReason.GROUP_CHANGED,
-            FlushReason.REPEAT_INTERVAL_ELAPSED,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class GroupState:
-    """What was last notified for one group, and when."""
-
-    created_at: datetime
-    last_flush_at: datetime | None = None
-    notified_firing: frozenset[str] = frozenset()
-    notified_resolved: frozenset[str] = frozenset()
-
-
-def flush_decision(
-    state: GroupState,
-    now: datetime,
-    firing: frozenset[str],
-    resolved: frozenset[str],
-    timing: GroupTiming,
-) -> FlushReason:
-    """Whether the group (fingerprints currently ``firing`` / ``resolved``) is notified at ``now``.
-
-    A group whose alerts all resolved within ``group_wait`` never notifies (as in Alertmanager).
-    """
-    if state.last_flush_at is None:
-        if now - state.created_at < timing.group_wait:
-            return FlushReason.WAIT_GROUP_WAIT
-        return FlushReason.FIRST if firing else FlushReason.NOTHING_NEW
-    since = now - state.last_flush_at
-    if since < timing.group_interval:
-        return FlushReason.WAIT_GROUP_INTERVAL
-    if firing != state.notified_firing or (resolved - state.notified_resolved):
-        return FlushReason.GROUP_CHANGED
-    if firing and since >= timing.repeat_interval:
-        return FlushReason.REPEAT_INTERVAL_ELAPSED
-    return FlushReason.NOTHING_NEW
-
-
-def after_flush(
-    state: GroupState, now: datetime, firing: frozenset[str], resolved: frozenset[str]
-) -> GroupState:
-    """The group state once a notification with these sets was sent at ``now``."""
-    return replace(
-        state, last_flush_at=now, notified_firing=firing, notified_resolved=frozenset(resolved)
-    )

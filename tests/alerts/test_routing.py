@@ -10,8 +10,6 @@ from hypothesis import strategies as st
 
 from alerts.notification import NotificationKind
 from alerts.routing import (
-    FlushReason,
-    GroupState,
     GroupTiming,
     Matcher,
     Op,
@@ -20,8 +18,6 @@ from alerts.routing import (
     Route,
     RouteTree,
     RoutingError,
-    after_flush,
-    flush_decision,
     group_key,
     tree_from_receivers,
 )
@@ -153,54 +149,6 @@ TIMING = GroupTiming(
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-def test_grouping_timeline() -> None:
-    a, b = "fp-a", "fp-b"
-    state = GroupState(created_at=at(0))
-    # t=10 s: inside group_wait (30 s) → wait
-    assert (
-        flush_decision(state, at(10), frozenset({a}), frozenset(), TIMING)
-        is FlushReason.WAIT_GROUP_WAIT
-    )
-    # t=30 s: group_wait over → first notification
-    reason = flush_decision(state, at(30), frozenset({a}), frozenset(), TIMING)
-    assert reason is FlushReason.FIRST
-    assert reason.send
-    state = after_flush(state, at(30), frozenset({a}), frozenset())
-    # b joins at t=60 s: last flush 30 s ago < group_interval 300 s → wait
-    assert (
-        flush_decision(state, at(60), frozenset({a, b}), frozenset(), TIMING)
-        is FlushReason.WAIT_GROUP_INTERVAL
-    )
-    # t=30+300=330 s: group_interval over and the firing set changed
-    assert (
-        flush_decision(state, at(330), frozenset({a, b}), frozenset(), TIMING)
-        is FlushReason.GROUP_CHANGED
-    )
-    state = after_flush(state, at(330), frozenset({a, b}), frozenset())
-    # unchanged at t=330+600 s: nothing new before repeat_interval (4 h = 14400 s)
-    assert (
-        flush_decision(state, at(930), frozenset({a, b}), frozenset(), TIMING)
-        is FlushReason.NOTHING_NEW
-    )
-    # t=330+14400=14730 s: repeat_interval elapsed → remind
-    assert (
-        flush_decision(state, at(14730), frozenset({a, b}), frozenset(), TIMING)
-        is FlushReason.REPEAT_INTERVAL_ELAPSED
-    )
-    # a resolves: a new resolution is a change
-    assert (
-        flush_decision(state, at(14730), frozenset({b}), frozenset({a}), TIMING)
-        is FlushReason.GROUP_CHANGED
-    )
-
-
-def test_alert_resolved_within_group_wait_never_notifies() -> None:
-    state = GroupState(created_at=at(0))
-    reason = flush_decision(state, at(30), frozenset(), frozenset({"fp-a"}), TIMING)
-    assert reason is FlushReason.NOTHING_NEW
-    assert not reason.send
 
 
 def test_negative_timer_is_refused() -> None:
