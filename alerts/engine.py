@@ -150,11 +150,9 @@ class Engine:
         self,
         rules: AlertRules,
         *,
-        silences: Iterable[Silence] = (),
         inhibit_rules: Iterable[InhibitRule] = DEFAULT_INHIBIT_RULES,
     ) -> None:
         self.rules = rules
-        self.silences: tuple[Silence, ...] = tuple(silences)
         self.inhibit_rules: tuple[InhibitRule, ...] = tuple(inhibit_rules)
         self.alerts: dict[str, Alert] = {}
         # (source, factor, rule_kind) → fingerprints in ``alerts``: has_alert without a scan
@@ -163,25 +161,19 @@ class Engine:
         self.runs: dict[str, tuple[float, int]] = {}  # "source|factor" → (last value, run length)
         self.warnings: dict[str, Level] = {}  # locality → level in force
         self._inhibitors: dict[str, Mapping[str, str]] = {}
-        #: silences and maintenance windows people created by command (checkpointed state;
-        #: ``silences`` above is configuration), by id
+        #: silences and maintenance windows people created by command (checkpointed state), by id
         self.held_silences: dict[str, Silence] = {}
         #: ids of the newest KEEP_COMMAND_IDS commands applied or refused (idempotency)
         self.command_ids: dict[str, None] = {}
-        self._all_silences: tuple[Silence, ...] = self.silences
+        self._all_silences: tuple[Silence, ...] = ()
 
     # ------------------------------------------------------------ configuration (hot reload)
 
-    def set_silences(self, silences: Iterable[Silence]) -> None:
-        """The configured silences (not the ones people created by command: those stay)."""
-        self.silences = tuple(silences)
-        self._silences_changed()
-
     def _silences_changed(self) -> None:
-        self._all_silences = self.silences + tuple(self.held_silences.values())
+        self._all_silences = tuple(self.held_silences.values())
 
     def all_silences(self) -> tuple[Silence, ...]:
-        """Every silence and maintenance window in force or to come: configured, then held."""
+        """Every silence and maintenance window in force or to come (people's commands)."""
         return self._all_silences
 
     def set_rules(self, rules: AlertRules, now: datetime) -> list[Transition]:
@@ -781,12 +773,11 @@ class Engine:
         data: Mapping[str, Any],
         rules: AlertRules,
         *,
-        silences: Iterable[Silence] = (),
         inhibit_rules: Iterable[InhibitRule] = DEFAULT_INHIBIT_RULES,
     ) -> Engine:
         if data.get("version") != 1:
             raise StateError("version", f"unsupported state version {data.get('version')!r}")
-        eng = cls(rules, silences=silences, inhibit_rules=inhibit_rules)
+        eng = cls(rules, inhibit_rules=inhibit_rules)
         try:
             for fp, raw in dict(data.get("alerts") or {}).items():
                 alert = Alert.from_dict(raw)

@@ -311,21 +311,3 @@ def channels_from_settings(settings: AlertsSettings) -> dict[str, Notifier]:
             )
         channels[name] = AppriseNotifier(target.url.get_secret_value(), language=target.language)
     return channels
-
-
-def dispatcher_from_settings(
-    outbox: Outbox | MemoryOutbox,
-    settings: AlertsSettings,
-    *,
-    after: Callable[[OutboxItem], Awaitable[None]] | None = None,
-) -> Dispatcher:
-    """A dispatcher wired as the settings say."""
-    return Dispatcher(
-        outbox,
-        channels_from_settings(settings),
-        after=after,
-        concurrency=settings.concurrency,
-        per_receiver=settings.per_receiver,
-        lease=timedelta(seconds=settings.lease_seconds),
-        send_timeout=settings.send_timeout_seconds,
-    )

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from alerts.commands import Command
 from alerts.engine import Engine
 from alerts.errors import InvalidAction, InvalidEvaluation, RuleConfigError, UnknownAlert
 from alerts.model import AlertState, Reason, Suppression, Transition, fingerprint
@@ -87,6 +88,25 @@ def run(eng: Engine, pushes: list[tuple[float, float | None]]) -> list[Transitio
 F, R, P = AlertState.FIRING, AlertState.RESOLVED, AlertState.PENDING
 
 
+def silence(eng: Engine, *silences: Silence) -> None:
+    """Each silence as a duty officer creates it: a ``silence`` command (alerts.commands)."""
+    for s in silences:
+        cmd = Command.model_validate(
+            {
+                "id": f"cmd-{s.id}",
+                "action": "silence",
+                "locality": "weifang",
+                "actor": "值班员",
+                "role": "duty",
+                "issued_at": at(0),
+                "silence": s,
+            }
+        )
+        result, _ = eng.command(cmd, locality="weifang", now=None)
+        assert result is not None
+        assert result.status == "applied", result
+
+
 def test_for_duration_fires_only_after_the_breach_held_for_10_minutes() -> None:
     eng = engine(for_minutes=10)
     assert seen(eng.process(ev(0, 120))) == [(0, Reason.CONDITION_MET, P, False)]
@@ -138,16 +158,15 @@ def test_flapping_is_detected_suppressed_and_settles() -> None:
 
 def test_one_off_silence_mutes_then_catches_up_when_it_ends() -> None:
     eng = engine()
-    eng.set_silences(
-        [
-            Silence(
-                id="s-1",
-                matchers=(Matcher(name="source", value="e-wf-001"),),
-                created_by="duty-wf",
-                starts_at=at(0),
-                ends_at=at(30),
-            )
-        ]
+    silence(
+        eng,
+        Silence(
+            id="s-1",
+            matchers=(Matcher(name="source", value="e-wf-001"),),
+            created_by="duty-wf",
+            starts_at=at(0),
+            ends_at=at(30),
+        ),
     )
     ts = eng.process(ev(5, 120))
     assert seen(ts) == [(5, Reason.CONDITION_MET_NO_WAIT, F, False)]
@@ -163,16 +182,15 @@ def test_one_off_silence_mutes_then_catches_up_when_it_ends() -> None:
 
 def test_alert_that_fires_and_clears_inside_a_silence_is_never_notified() -> None:
     eng = engine()
-    eng.set_silences(
-        [
-            Silence(
-                id="s-1",
-                matchers=(Matcher(name="rule", value="permit"),),
-                created_by="duty-wf",
-                starts_at=at(0),
-                ends_at=at(30),
-            )
-        ]
+    silence(
+        eng,
+        Silence(
+            id="s-1",
+            matchers=(Matcher(name="rule", value="permit"),),
+            created_by="duty-wf",
+            starts_at=at(0),
+            ends_at=at(30),
+        ),
     )
     ts = run(eng, [(5, 120), (10, 50)])
     assert [t.notify for t in ts] == [False, False]
@@ -182,18 +200,17 @@ def test_alert_that_fires_and_clears_inside_a_silence_is_never_notified() -> Non
 def test_recurring_weekly_maintenance_window_in_beijing_time() -> None:
     # enterprise declares maintenance every Tuesday 08:00–12:00 Beijing time
     eng = engine(with_offline=False)
-    eng.set_silences(
-        [
-            Silence(
-                id="maint-e-wf-001",
-                matchers=(Matcher(name="source", value="e-wf-001"),),
-                created_by="e-wf-001",
-                starts_at=datetime(2026, 1, 1, tzinfo=BJ),
-                recurrence=Recurrence(
-                    every="week", weekdays=frozenset({Weekday.TUE}), start=time(8), end=time(12)
-                ),
-            )
-        ]
+    silence(
+        eng,
+        Silence(
+            id="s-tue-0800",
+            matchers=(Matcher(name="source", value="e-wf-001"),),
+            created_by="e-wf-001",
+            starts_at=datetime(2026, 1, 1, tzinfo=BJ),
+            recurrence=Recurrence(
+                every="week", weekdays=frozenset({Weekday.TUE}), start=time(8), end=time(12)
+            ),
+        ),
     )
     assert seen(eng.process(ev(60, 120))) == [(60, Reason.CONDITION_MET_NO_WAIT, F, False)]
     assert eng.tick(at(239)) == []  # 11:59, still inside
@@ -204,7 +221,7 @@ def test_recurring_weekly_maintenance_window_in_beijing_time() -> None:
     assert seen(t) == [(10140, Reason.CONDITION_MET_NO_WAIT, F, False)]
     # Wednesday 09:00 is outside the window
     eng2 = engine()
-    eng2.set_silences(eng.silences)
+    silence(eng2, *eng.all_silences())
     assert seen(eng2.process(ev(1440 + 60, 120))) == [(1500, Reason.CONDITION_MET_NO_WAIT, F, True)]
 
 
