@@ -124,11 +124,17 @@ class CheckpointedState(Generic[O]):
 
     # ------------------------------------------------------------------ snapshots
     def due_snapshots(self, *, force: bool = False) -> list[tuple[bytes, bytes, int]]:
-        """Records ``(key, value, partition)`` of every partition whose snapshot is due."""
+        """Records ``(key, value, partition)`` of every partition whose snapshot is due: every
+        ``interval`` s, and at once for a partition that has none yet — until its first snapshot
+        a new owner (after a kill or a rebalance) has nothing to replay from, and what this
+        worker read and committed meanwhile (e.g. a notification group still waiting) would
+        be rebuilt silently or not at all."""
         now = time.monotonic()
         records: list[tuple[bytes, bytes, int]] = []
         for part in self.partitions.values():
-            if not part.dirty or (not force and now - part.last_snapshot < self.interval):
+            if not part.dirty or (
+                not force and part.generation > 0 and now - part.last_snapshot < self.interval
+            ):
                 continue
             part.generation += 1
             parity = part.generation % 2
