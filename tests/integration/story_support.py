@@ -55,7 +55,7 @@ from alerts.settings import AlertsSettings, WebhookSettings
 from ingest.simulators import simulate, specs_from_catalog
 from ingest.simulators.model import Delivery, SourceSpec
 from ingest.simulators.publish import MqttSink, play
-from rules.config import load_catalog
+from rules.catalog import load_catalog
 from streams.catalog import CatalogView, receivers_from_catalog
 from streams.embedded import KafkaBroker, MqttBroker, Victoria
 from streams.runtime import Runtime
@@ -296,13 +296,18 @@ def still_firing(story: Iterable[Told]) -> set[tuple[str, str, str, str]]:
 
 class Receivers:
     """Webhook endpoints ``/<receiver name>``, each verifying its own secret (401 otherwise),
-    deduplicating on ``Idempotency-Key`` and keeping the first body of every key."""
+    deduplicating on ``Idempotency-Key`` and keeping the first body of every key.
+
+    A request whose body ends before its ``Content-Length`` was torn by a sender killed in the
+    middle of it (kill -9): it is refused (400) and kept in ``torn``, not counted as a bad
+    signature; the sender never saw a 2xx, so the key must arrive again in full."""
 
     def __init__(self, names: Iterable[str]) -> None:
         self.secrets = {n: f"story-secret-of-{n}" for n in names}
         self.accepted: dict[str, tuple[str, dict[str, Any]]] = {}
         self.raw: Counter[str] = Counter()
         self.bad: list[str] = []
+        self.torn: list[str] = []
         self._lock = threading.Lock()
         receivers = self
 
@@ -321,8 +326,16 @@ class Receivers:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
-        body = h.rfile.read(int(h.headers.get("Content-Length", "0")))
+        length = int(h.headers.get("Content-Length", "0"))
+        body = h.rfile.read(length)
         name = h.path.strip("/")
+        key = h.headers.get(IDEMPOTENCY_HEADER, "")
+        if len(body) < length:
+            with self._lock:
+                self.torn.append(f"{name} {key}")
+            h.send_response(400)
+            h.end_headers()
+            return
         secret = self.secrets.get(name)
         ok = secret is not None and verify_signature(
             secret,
@@ -331,7 +344,6 @@ class Receivers:
             h.headers.get(SIGNATURE_HEADER, ""),
             now=datetime.now(UTC),
         )
-        key = h.headers.get(IDEMPOTENCY_HEADER, "")
         with self._lock:
             if not ok:
                 self.bad.append(f"{name} {key}")

@@ -509,6 +509,9 @@ def check(live: Live, tmp: Path) -> None:
         if receiver.startswith("enterprise-"):
             assert receiver == f"enterprise-{OUTLETS[told.source][1]}"
     assert live.receivers.bad == []
+    # a request torn by the kill was sent again in full to the same receiver
+    resent = {f"{n} {k}" for k, (n, _body) in live.receivers.accepted.items()}
+    assert set(live.receivers.torn) <= resent, "a request torn by the kill was never sent in full"
 
     # the replay tells the same story: the same transition ids
     again = backtest_ids(tmp)
