@@ -152,6 +152,16 @@ class LocalityState:
         st.clocks = {str(s): _t(t) for s, t in (data.get("clocks") or {}).items()}
         return st
 
+    # ------------------------------------------------------------------ rules
+    def apply_rules(self, rules: AlertRules) -> list[Transition]:
+        """Hand a (re)loaded rule set to the engine (``Engine.set_rules``): an edited rule keeps
+        its alerts, a removed rule's alerts are closed (``rule_removed``) at this locality's
+        watermark — the newest event time it has seen."""
+        if self.watermark is None:
+            self.engine.rules = rules  # nothing seen yet: no alert to close
+            return []
+        return self.engine.set_rules(rules, self.watermark)
+
     # ------------------------------------------------------------------ the step
     def step_record(self, points: Sequence[Mapping[str, Any]], ctx: LocalityContext) -> StepOutput:
         """All the points of one ``aggregates`` record, in order."""

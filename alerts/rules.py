@@ -36,6 +36,7 @@ pipeline               pipeline              problem = 1 (a component of envwatc
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,7 +44,16 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from rules.catalog.yamldoc import parse_located
+from rules.errors import ConfigError, ConfigProblem
 
 from alerts.errors import InvalidEvaluation, RuleConfigError
 from alerts.lifecycle import LifecyclePolicy, Observation, ObservationStatus
@@ -208,6 +218,18 @@ class Evaluation:
 
 _EVALUATION_KINDS: Final[frozenset[str]] = frozenset(k.value for k in EvaluationKind)
 
+#: Labels envwatch sets on alerts (identity, scope, routing): a rule's ``route_labels`` may not.
+RESERVED_LABELS: Final[frozenset[str]] = frozenset(
+    {"rule", "source", "factor", "locality", "rule_kind", "category", "kind", "period"}
+    | set(ROUTING_LABELS)
+    | {"severity", "state", "alertname"}
+)
+#: Receiver kinds no escalation chain may name (alerts/grouping.py skips an enterprise; the
+#: operator receives envwatch's own alerts only).
+NEVER_ESCALATED_KINDS: Final[frozenset[str]] = frozenset({"enterprise", "operator"})
+_ESCALATION_KIND: Final = re.compile(r"^[a-z][a-z0-9_]*$")
+_LABEL_NAME: Final = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
 #: Rule kinds whose alerts no person may resolve by hand — envwatch's choice [MEM]: they close
 #: only on the evidence that opened them (an offline source on its data, a data rate on the next
 #: day's rate, plan progress on the plan's figures, a pipeline alert on its component's report).
@@ -245,9 +267,15 @@ class AlertRule(BaseModel):
     flap_high: float = Field(default=0.5, gt=0, le=1)
     flap_low: float = Field(default=0.25, ge=0, lt=1)
     #: whether a person may resolve the alert by hand (command ``resolve``, alerts.commands).
-    #: Default by kind (:data:`NO_MANUAL_RESOLVE`); added by helper CORE for issue 14 — RULES:
-    #: the YAML may set it per rule, leaving it out keeps the kind's default.
+    #: Default by kind (:data:`NO_MANUAL_RESOLVE`); alert-rules.yaml may set it per rule.
     manual_resolve: bool = True
+    #: escalation chain: receiver kinds, entry ``n`` receives escalation ``n`` as
+    #: ``<kind>-<locality>`` (entry 0 is the first line; alerts/grouping.py). Empty: every
+    #: escalation goes to the duty officer. An enterprise is never escalated to.
+    escalation: tuple[str, ...] = ()
+    #: routing labels added to every alert of the rule (routes, silences, the API's filters);
+    #: never one envwatch sets itself (:data:`RESERVED_LABELS`), never part of the identity.
+    route_labels: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -257,6 +285,29 @@ class AlertRule(BaseModel):
             kind = getattr(kind, "value", kind)
             return {**data, "manual_resolve": kind not in NO_MANUAL_RESOLVE}
         return data
+
+    @field_validator("escalation")
+    @classmethod
+    def _chain(cls, chain: tuple[str, ...]) -> tuple[str, ...]:
+        for kind in chain:
+            if not _ESCALATION_KIND.match(kind):
+                raise ValueError(f"{kind!r} is not a receiver kind (a-z, 0-9, _)")
+            if kind in NEVER_ESCALATED_KINDS:
+                raise ValueError(f"{kind!r} is never escalated to")
+        return chain
+
+    @field_validator("route_labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key, value in labels.items():
+            if key in RESERVED_LABELS or not _LABEL_NAME.match(key):
+                raise ValueError(
+                    f"{key!r} is reserved or no label name "
+                    f"(a-z, 0-9, _; not {', '.join(sorted(RESERVED_LABELS))})"
+                )
+            if not value or len(value) > 64:
+                raise ValueError(f"{key}: 1 to 64 characters")
+        return labels
 
     @model_validator(mode="after")
     def _kind_needs(self) -> AlertRule:
@@ -312,6 +363,8 @@ class AlertRule(BaseModel):
         for key in ROUTING_LABELS:
             if key in detail:
                 out[key] = detail[key]
+        if self.route_labels:
+            out.update(self.route_labels)  # reserved names refused by the validator
         period = detail.get("period")
         if period:
             out["period"] = period  # part of the alert's identity (alerts.model.fingerprint)
@@ -360,6 +413,79 @@ def load_alert_rules(data: Mapping[str, Any]) -> AlertRules:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "rules"
         raise RuleConfigError(where, first["msg"]) from exc
+
+
+#: The one key of an alert-rules file (deploy/config/alert-rules.yaml, docs/alert-rules.md).
+_FILE_KEYS: Final = frozenset({"rules"})
+
+
+def alert_rules_from_text(file: str, text: str, *, catalog: Any = None) -> AlertRules:
+    """Parse and validate an alert-rules YAML text (pure; the file is read at the edge,
+    ``streams.alert_rules``). Raises :class:`rules.errors.ConfigError` listing every problem
+    with file, line, field path and reason — the same form as the catalogue's.
+
+    With a ``catalog`` (``rules.catalog.Catalog``; ``envwatch config check``) the rules are also
+    checked against it: every locality and source a rule is scoped to exists, and every kind of
+    an escalation chain other than ``duty`` has a ``notify.escalation`` route in each locality
+    of the rule's scope (else those escalations would be held)."""
+    problems: list[ConfigProblem] = []
+    doc, data = parse_located(file, text, problems)
+    if problems:
+        raise ConfigError(problems)
+    if not isinstance(data, dict):
+        doc.problem((), "expected a mapping with the key rules")
+        raise ConfigError(problems)
+    for key in sorted(set(data) - _FILE_KEYS):
+        doc.problem((key,), "unknown key (an alert-rules file has only rules)")
+    raw = data.get("rules")
+    if not isinstance(raw, list) or not raw:
+        # an empty set would close every open alert (Engine.set_rules: rule_removed)
+        doc.problem(("rules",), "expected a non-empty list of rules")
+        raise ConfigError(problems)
+    parsed: list[AlertRule] = []
+    first_line: dict[str, int | None] = {}
+    for i, item in enumerate(raw):
+        try:
+            rule = AlertRule.model_validate(item)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1] == "["))
+                doc.problem(("rules", i, *loc), err["msg"].removeprefix("Value error, "))
+            continue
+        if rule.id in first_line:
+            doc.problem(
+                ("rules", i, "id"),
+                f"duplicate rule id {rule.id!r} (first at line {first_line[rule.id]})",
+            )
+            continue
+        first_line[rule.id] = doc.line(("rules", i, "id"))
+        parsed.append(rule)
+        if catalog is not None:
+            for path, reason in _catalogue_problems(rule, catalog):
+                doc.problem(("rules", i, *path), reason)
+    if problems:
+        raise ConfigError(problems)
+    return AlertRules(rules=tuple(parsed))
+
+
+def _catalogue_problems(rule: AlertRule, catalog: Any) -> Iterator[tuple[tuple[str, ...], str]]:
+    known = [loc.id for loc in catalog.localities]
+    for loc in sorted(rule.localities - set(known)):
+        yield ("localities",), f"unknown locality {loc!r} (the catalogue has {', '.join(known)})"
+    for source in sorted(rule.sources):
+        if catalog.source(source) is None:
+            yield ("sources",), f"unknown source {source!r} (not in the catalogue)"
+    routes = catalog.routes()
+    scope = sorted(rule.localities & set(known)) if rule.localities else known
+    for kind in dict.fromkeys(k for k in rule.escalation if k != "duty"):
+        missing = [loc for loc in scope if f"{kind}-{loc}" not in routes]
+        if missing:
+            yield (
+                ("escalation",),
+                f"{kind!r} has no notify.escalation.{kind} route in {', '.join(missing)} "
+                "(its escalations there would be held); scope the rule with localities or add "
+                "the routes",
+            )
 
 
 #: Built-in rules, each with its source. Values marked [MEM] are operator defaults, overridable in

@@ -4,7 +4,7 @@ Sources (standards.md §4.6, §4.11, §5, §7.1, §8):
 
 * Oxygen correction (折算): C折 = C实测 × (21 − O2基准) / (21 − O2实测), GB 13271-2014 式(1) and
   HJ 212-2017 附录D [STD]; concentration and O2 on the same (dry) basis.
-* Reference O2: the catalogue's (``rules.config.Catalog.reference_o2``: the outlet's own value, else
+* Reference O2: the catalogue's (``rules.catalog.Catalog.reference_o2``: the outlet's own value, else
   the default of its source type in ``defaults.yaml``, GB 13271-2014 表6 for boilers [STD], the
   other rows [MEM] operator defaults, standards.md §5); the caller passes it in.
 * Hourly mean from minute/real-time values: ≥ 45 valid minute means (HJ 212-2017 附录D, quoting

@@ -160,7 +160,7 @@ class Point(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class SourceContext:
-    """What the catalogue says about a source (built by the caller from rules.config)."""
+    """What the catalogue says about a source (built by the caller from rules.catalog)."""
 
     area_grade: int = 2
     lake: bool = False

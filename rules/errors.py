@@ -7,7 +7,7 @@ Hierarchy::
     │   ├── UnknownFactor           a factor name outside the vocabulary (rules.factors)
     │   └── UnitMismatch            a value in a unit the rule does not take
     ├── NoStandard                  no edition of a standard covers the event time
-    └── ConfigError                 a catalogue problem (file, field path, reason); see rules.config
+    └── ConfigError                 a catalogue problem (file, field path, reason); see rules.catalog
 
 Each exception carries the offending data as attributes so callers (agents, the CLI) can log
 *where* it failed and route the input to the dead-letter topic without parsing messages.

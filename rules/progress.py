@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
-from rules.config import (
+from rules.catalog import (
     ControlLevel,
     EffectiveTarget,
     Indicator,

@@ -16,6 +16,7 @@ from typing import Any
 import faust
 
 from streams import brokerwatch, dispatch, topics
+from streams.alert_rules import RulesView, rules_file
 from streams.catalog import CatalogView
 from streams.settings import Settings
 from streams.sink import InfluxWriter, Sink, Spool
@@ -35,6 +36,8 @@ class Pipeline:
     app: faust.App
     sink: Sink
     catalog: CatalogView = field(default_factory=lambda: CatalogView(None))
+    #: the alert rules (streams.alert_rules), hot-reloaded like the catalogue
+    alert_rules: RulesView = field(default_factory=lambda: RulesView(None))
     topics: dict[str, Any] = field(default_factory=dict)
     observers: list[Observer] = field(default_factory=list)
     states: dict[str, Any] = field(default_factory=dict)
@@ -130,6 +133,7 @@ def build(settings: Settings, *, sink: Sink | None = None, alerts_settings: Any 
         app=app,
         sink=sink or make_sink(settings),
         catalog=CatalogView(settings.config_dir),
+        alert_rules=RulesView(rules_file(settings.alert_rules, settings.config_dir)),
         alerts_settings=alerts_settings,
     )
     for t in topics.EXTERNAL:
@@ -160,8 +164,9 @@ def build(settings: Settings, *, sink: Sink | None = None, alerts_settings: Any 
         stages[name].register(pipeline)
 
     @app.timer(settings.config_poll)  # type: ignore[untyped-decorator]  # faust is untyped
-    async def _reload_catalog() -> None:
+    async def _reload_config() -> None:
         pipeline.catalog.maybe_reload()
+        pipeline.alert_rules.maybe_reload()
 
     # broker faults: aiokafka's repeats logged once, an empty broker restart recovered from
     pipeline.broker_watch = brokerwatch.install(

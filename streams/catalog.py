@@ -1,6 +1,6 @@
 """The catalogue as the stream worker sees it: source contexts, hot reload.
 
-``CatalogView`` holds the current :class:`rules.config.Catalog` and derives, per source id, the
+``CatalogView`` holds the current :class:`rules.catalog.Catalog` and derives, per source id, the
 :class:`rules.engine.SourceContext` the pure evaluation step needs (area grade, lake or river,
 target class, permit limits, reference O2 …). ``maybe_reload()`` re-reads the YAML directory when
 a file's modification time changed; a catalogue with errors is **not** applied (the running one
@@ -20,6 +20,7 @@ from typing import Any
 from alerts.locality import LocalityContext
 from alerts.pipeline import OPERATOR_RECEIVER, PIPELINE_LOCALITY
 from alerts.routing import Receiver, Role
+from rules.catalog import ALERT_RULES_FILES
 from rules.emission import Basis, LocalLimit, PermitLimit
 from rules.engine import SourceContext
 from rules.errors import ConfigError, RulesError
@@ -43,7 +44,12 @@ def monitor_interval_s(monitor: Any) -> int | None:
 
 
 def _mtimes(directory: Path) -> dict[str, float]:
-    return {str(p): p.stat().st_mtime for p in sorted(directory.glob("*.y*ml"))}
+    """The catalogue files' modification times (the alert rules have their own reload)."""
+    return {
+        str(p): p.stat().st_mtime
+        for p in sorted(directory.glob("*.y*ml"))
+        if p.name not in ALERT_RULES_FILES
+    }
 
 
 def context_of(catalog: Any, source_id: str) -> SourceContext | None:
@@ -124,7 +130,7 @@ class CatalogView:
             self._load(initial=True)
 
     def _load(self, *, initial: bool) -> bool:
-        from rules.config import load_catalog
+        from rules.catalog import load_catalog
 
         assert self.directory is not None
         mtimes = _mtimes(self.directory)

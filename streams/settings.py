@@ -51,7 +51,14 @@ class Settings(BaseSettings):
     config_dir: Path | None = Field(
         Path("deploy/config"), description="catalogue directory (None: evaluate any source)"
     )
-    config_poll: float = Field(5.0, gt=0, description="s between checks for catalogue changes")
+    config_poll: float = Field(
+        5.0, gt=0, description="s between checks for catalogue and alert-rules changes"
+    )
+    alert_rules: Path | None = Field(
+        None,
+        description="alert rules YAML (docs/alert-rules.md); default: alert-rules.yaml in the "
+        "catalogue directory when present, else the built-in rules",
+    )
     batch_size: int = Field(2000, ge=1, description="events per evaluation batch")
     batch_within: float = Field(
         0.05, gt=0, description="s the evaluate stage waits for a batch of readings to fill"

@@ -262,15 +262,20 @@ class LocalityStep:
     def __init__(
         self,
         view: CatalogView,
-        rules: AlertRules,
+        rules: AlertRules | Callable[[], AlertRules],
         *,
         context: Callable[[LocalityContext], LocalityContext] | None = None,
     ) -> None:
         self.view = view
-        self.rules = rules
+        #: the current alert rules: fixed, or read at each record (streams.alert_rules.RulesView)
+        self.rules_of: Callable[[], AlertRules] = rules if callable(rules) else _fixed(rules)
         self._adjust = context
         self._contexts: dict[str, LocalityContext] = {}
         self._reloads = -1
+
+    @property
+    def rules(self) -> AlertRules:
+        return self.rules_of()
 
     def context(self, locality: str) -> LocalityContext:
         if self._reloads != self.view.reloads:
@@ -300,14 +305,17 @@ class LocalityStep:
             locality = points[0]["tags"]["locality"]
         except Exception as exc:  # bad input must not stop the locality stage
             return dead(exc, state)
-        st = state if state is not None else LocalityState(locality, self.rules)
+        rules = self.rules_of()
+        st = state if state is not None else LocalityState(locality, rules)
+        # a reload, or state restored under another rule set, hands the current set over once
+        changed = st.apply_rules(rules) if st.engine.rules is not rules else []
         try:
             result = st.step_record(points, self.context(locality))
         except Exception as exc:
             # The points before the failing one were applied: keep that state (a replay applies
             # them the same way) and set the record aside with the reason.
             return dead(exc, st)
-        transitions = result.transitions
+        transitions = changed + result.transitions if changed else result.transitions
         emitted = list(result.points) + [transition_point(t) for t in transitions]
         outputs: list[Output] = []
         for point, reason in result.rejected:
@@ -322,6 +330,10 @@ class LocalityStep:
         # what became of each person's command (alerts.commands), after its transitions
         outputs += [(topics.ALERT_COMMANDS, key, r.to_bytes()) for r in result.results]
         return st, outputs
+
+
+def _fixed(rules: AlertRules) -> Callable[[], AlertRules]:
+    return lambda: rules
 
 
 def with_rule_set(rule_set: Any) -> Callable[[LocalityContext], LocalityContext]:

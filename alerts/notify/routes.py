@@ -1,6 +1,6 @@
 """Receivers' channels from the catalogue's ``notify:`` routes, secrets resolved by reference.
 
-The catalogue (rules/config.py ``Locality.notify``, ``Enterprise.notify``) is the source of truth
+The catalogue (rules/catalog/ ``Locality.notify``, ``Enterprise.notify``) is the source of truth
 for receivers and their channels (docs/notifications.md §2): ``duty-<locality>``,
 ``emergency-<locality>``, ``<kind>-<locality>`` per escalation kind, ``enterprise-<id>``. A route's
 secrets are references, ``{env: VAR}`` or ``{file: PATH}`` (relative to the catalogue directory),

@@ -3,7 +3,7 @@
 * :func:`default_specs` — five localities of the plans, each with air stations, water sections,
   one enterprise (a gas outlet and a wastewater outlet), a construction-dust monitor, a noise
   monitor, an electricity monitor, and an AQI forecaster. Used when no catalogue is given.
-* :func:`specs_from_catalog` — the same from a :class:`rules.config.Catalog`. The catalogue
+* :func:`specs_from_catalog` — the same from a :class:`rules.catalog.Catalog`. The catalogue
   model is read defensively (``getattr`` with defaults) so that the simulators keep working
   while that model grows; anything it lacks falls back to the default levels.
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from alerts.locality import LocalityState
-from alerts.rules import default_rules
 from streams import topics
 from streams.agents.evaluate import register_checkpointed
 from streams.state import CheckpointedState
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
 
 def register(p: Pipeline) -> None:
     s = p.settings
-    rules = default_rules()
+    rules = p.alert_rules  # current rules, hot-reloaded (streams.alert_rules)
     state: CheckpointedState[Output] = CheckpointedState(
         bootstrap=topics.bootstrap_of(s.kafka),
         input_topic=topics.name(topics.AGGREGATES, s.topic_prefix),
@@ -30,7 +29,7 @@ def register(p: Pipeline) -> None:
         step=LocalityStep(p.catalog, rules),
         interval=s.checkpoint_interval,
         dump=lambda st: st.to_dict(),
-        load=lambda d: LocalityState.from_dict(d, rules),
+        load=lambda d: LocalityState.from_dict(d, rules()),
     )
     register_checkpointed(
         p,

@@ -395,21 +395,13 @@ def _outputs(notifications: Sequence[Any]) -> list[Output]:
 
 
 def _chain_of(p: Pipeline) -> Callable[[str], tuple[str, ...]]:
-    """rule id → the rule's escalation chain (receiver kinds, ``AlertRule.escalation``); empty
-    when the rule names none. Rules: the worker's current set when one is published in
-    ``p.states["alert_rules"]`` (an ``AlertRules`` or a callable returning one), else the
-    built-in defaults."""
-    from alerts.rules import default_rules
-
-    builtin = default_rules()
+    """rule id → the rule's escalation chain (receiver kinds, ``AlertRule.escalation``) in the
+    worker's current alert rules (``p.alert_rules``, hot-reloaded); empty when the rule names
+    none or is unknown (then the duty officer, alerts/grouping.py)."""
 
     def chain_of(rule_id: str) -> tuple[str, ...]:
-        current = p.states.get("alert_rules")
-        rules = current() if callable(current) else current or builtin
-        for rule in getattr(rules, "rules", ()):
-            if rule.id == rule_id:
-                return tuple(str(k) for k in (getattr(rule, "escalation", None) or ()))
-        return ()
+        rule = p.alert_rules().by_id.get(rule_id)
+        return () if rule is None else rule.escalation
 
     return chain_of
 

@@ -27,7 +27,7 @@ def api_command(
     """The alerts service: alerts, silences and maintenance over HTTP, per-role isolation."""
     import uvicorn
 
-    from rules.config import load_catalog
+    from rules.catalog import load_catalog
     from streams.api.app import create_app
     from streams.api.auth import PrincipalsError, load_principals
     from streams.api.kafka import kafka_context

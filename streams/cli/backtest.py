@@ -59,9 +59,9 @@ from rich.table import Table
 
 from alerts.errors import AlertsError
 from alerts.model import Transition
-from alerts.rules import AlertRules, Evaluation, default_rules, load_alert_rules
+from alerts.rules import AlertRules, Evaluation, default_rules
 from rules import engine
-from rules.errors import RulesError
+from rules.errors import ConfigError, RulesError
 from streams.cli._app import app
 
 if TYPE_CHECKING:
@@ -479,21 +479,23 @@ def replay_samples(
 # ---------------------------------------------------------------- evaluations (alert engine only)
 
 
-def _load_rules(rules_file: Path | None) -> AlertRules:
-    if rules_file is None:
-        return default_rules()
-    import yaml
+def _load_rules(rules_file: Path | None, config: Path | None = None) -> AlertRules:
+    """The alert rules the worker would use (streams.alert_rules): ``--rules`` FILE, else the
+    catalogue directory's alert-rules.yaml, else the built-in rules."""
+    from streams.alert_rules import load_alert_rules_file
+    from streams.alert_rules import rules_file as chosen_file
 
-    return load_alert_rules(yaml.safe_load(rules_file.read_text(encoding="utf-8")))
+    path = chosen_file(rules_file, config)
+    return default_rules() if path is None else load_alert_rules_file(path)
 
 
 class EngineAdapter:
     """The one place the evaluations path touches the rule engine (``alerts.engine.Engine``)."""
 
-    def __init__(self, rules_file: Path | None) -> None:
+    def __init__(self, rules: AlertRules) -> None:
         from alerts.engine import Engine
 
-        self.engine = Engine(_load_rules(rules_file))
+        self.engine = Engine(rules)
 
     def feed(self, ev: Evaluation) -> list[Transition]:
         out = self.engine.process(ev)
@@ -629,7 +631,12 @@ def backtest(
         ),
     ],
     rules: Annotated[
-        Path | None, typer.Option("--rules", help="alert rules YAML (default: built-in rules)")
+        Path | None,
+        typer.Option(
+            "--rules",
+            help="alert rules YAML to try (default: the catalogue's alert-rules.yaml, as the "
+            "worker, else the built-in rules)",
+        ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="auto, jsonl, lp or csv")] = "auto",
     config: Annotated[
@@ -686,9 +693,11 @@ def backtest(
         console.print(f"[red]--order must be time or file, not {order!r}[/red]")
         raise typer.Exit(2)
     try:
-        alert_rules = _load_rules(rules)
-    except (AlertsError, OSError, ValueError) as exc:
-        console.print(f"[red]cannot load rules: {exc}[/red]")
+        alert_rules = _load_rules(rules, config)
+    except ConfigError as exc:
+        for problem in exc.problems:  # file:line: field: reason, as `envwatch config check`
+            console.print(str(problem), style="red", markup=False, highlight=False)
+        console.print(f"[red]cannot load the alert rules: {len(exc.problems)} problem(s)[/red]")
         raise typer.Exit(2) from exc
 
     samples: list[Numbered] = []
@@ -768,7 +777,7 @@ def backtest(
             bad += [replace(r, file=path.name) for r in rows2 if isinstance(r, BadRow)]
             evaluations += [r for r in rows2 if isinstance(r, Evaluation)]
             skipped += sum(1 for r in rows2 if r is None)
-        results, elapsed = run_backtest(evaluations, EngineAdapter(rules))
+        results, elapsed = run_backtest(evaluations, EngineAdapter(alert_rules))
         count = f"{len(evaluations)} evaluations"
         replay = None
         n = len(evaluations)

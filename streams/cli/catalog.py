@@ -1,7 +1,9 @@
 """``envwatch config check`` and ``envwatch targets``: the monitoring catalogue and plan progress.
 
-* ``envwatch config check [DIR]`` — load the catalogue (default ``deploy/config``); print every
-  problem (file:line: field: reason) and exit 1, or a short summary and exit 0.
+* ``envwatch config check [DIR] [--rules FILE]`` — load the catalogue (default
+  ``deploy/config``) and the alert rules (``--rules``, else the directory's ``alert-rules.yaml``,
+  checked against the catalogue); print every problem (file:line: field: reason) and exit 1, or a
+  short summary and exit 0.
 * ``envwatch targets [--locality X] [--year Y] [--json] [--config DIR] [--history FILE]`` —
   the plan targets with year-to-date progress. Without live data, daily values come from
   ``--history`` (CSV ``date,locality,pm25,aqi,edition``; empty cells = no valid value);
@@ -21,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rules.config import Catalog, load_catalog
+from rules.catalog import Catalog, load_catalog
 from rules.errors import ConfigError
 from rules.progress import AirYear, DailyAir, ProgressInputError, TargetProgress, locality_progress
 from streams.cli._app import app
@@ -37,16 +39,37 @@ DEFAULT_DIR = Path("deploy/config")
 @config_app.command("check")
 def check(
     directory: Annotated[Path, typer.Argument(help="catalogue directory or file")] = DEFAULT_DIR,
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            "--rules",
+            help="alert rules YAML to check (default: alert-rules.yaml in the directory)",
+        ),
+    ] = None,
 ) -> None:
-    """Check the catalogue; print every problem with file, line, field and reason."""
+    """Check the catalogue and the alert rules; print every problem with file, line, field and
+    reason."""
+    from streams.alert_rules import load_alert_rules_file, rules_file
+
     console = Console()
+    problems: list[Any] = []
+    cat: Catalog | None = None
     try:
         cat = load_catalog(directory)
     except ConfigError as exc:
-        for p in exc.problems:
+        problems += exc.problems
+    rules_path = rules_file(rules, directory)
+    n_rules = 0
+    if rules_path is not None:
+        try:
+            n_rules = len(load_alert_rules_file(rules_path, catalog=cat).rules)
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems or cat is None:
+        for p in problems:
             console.print(str(p), markup=False, highlight=False, soft_wrap=True)
         console.print(
-            f"{len(exc.problems)} problem(s) in {directory}", style="bold red", soft_wrap=True
+            f"{len(problems)} problem(s) in {directory}", style="bold red", soft_wrap=True
         )
         raise typer.Exit(1) from None
     items: list[Any] = [*cat.stations, *cat.sections, *cat.enterprises, *cat.monitors]
@@ -57,7 +80,12 @@ def check(
         f"({sum(len(loc.indicators) for loc in cat.localities)} indicators), "
         f"{len(cat.stations)} air stations, {len(cat.sections)} water sections, "
         f"{len(cat.enterprises)} enterprises ({outlets} outlets), {len(cat.monitors)} monitors, "
-        f"{len(cat.warning_rule_sets)} warning rule sets; {examples} items are examples",
+        f"{len(cat.warning_rule_sets)} warning rule sets; {examples} items are examples; "
+        + (
+            f"{n_rules} alert rules in {rules_path}"
+            if rules_path is not None
+            else "built-in alert rules (no alert-rules.yaml)"
+        ),
         markup=False,
         highlight=False,
         soft_wrap=True,

@@ -225,6 +225,8 @@ async def _run(
     plain = PlainLog(state.names, console.print) if mode == "plain" else None
     secret = "envwatch-demo-secret"
     names = [r.name for r in receivers_from_catalog(catalog)]
+    # and the escalation receivers the catalogue routes (chief-<locality> …: alert-rules chains)
+    names += [n for n in catalog.routes() if n not in names]
     player = Player()
     with DemoReceiver(secret) as receiver:
         hooks = {

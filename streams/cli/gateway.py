@@ -3,8 +3,8 @@
 Data loggers (数采仪) connect over TCP and upload HJ 212 packets; :class:`ingest.gateway.Gateway`
 turns data uploads into samples. This module wires it to the rest of envwatch:
 
-* MN → source from the catalogue (``rules.config.load_catalog(settings.config_dir)``): the
-  catalogue's one MN index, :meth:`rules.config.Catalog.outlet_by_mn` (case-insensitive), gives
+* MN → source from the catalogue (``rules.catalog.load_catalog(settings.config_dir)``): the
+  catalogue's one MN index, :meth:`rules.catalog.Catalog.outlet_by_mn` (case-insensitive), gives
   the outlet and its enterprise → ``MnTarget(locality=enterprise.locality, source=outlet.id,
   kind=emission)`` (:func:`target_of`; the catalogue gives MNs to outlets only);
 * samples are published to MQTT with QoS1 (``PahoPublisher``: a logger's packet is acknowledged
@@ -15,7 +15,7 @@ turns data uploads into samples. This module wires it to the rest of envwatch:
   the raw bytes, the peer address as origin and ``"<reason>: <detail>"`` as reason
   (:class:`KafkaDeadLetters`); the gateway acknowledges such a packet only once Kafka has it;
 * passwords: an outlet's ``password`` in the catalogue is a reference (``{env: VARIABLE}`` or
-  ``{file: PATH}``, :class:`rules.config.SecretRef`), read here once at start-up
+  ``{file: PATH}``, :class:`rules.catalog.SecretRef`), read here once at start-up
   (:func:`resolve_secret`); a packet with another PW is refused. A reference that cannot be read
   refuses that MN's packets (``password_unavailable``) and is logged once, naming the reference;
   outlets without a password are accepted as before (unless ``ENVWATCH_GATEWAY_REQUIRE_PASSWORD``),
@@ -54,7 +54,7 @@ if TYPE_CHECKING:  # heavy imports stay out of ``envwatch --help``
     from aiokafka import AIOKafkaProducer
 
     from ingest.gateway import DeadLetter, Gateway, GatewayConfig, MnTarget
-    from rules.config import Catalog, SecretRef
+    from rules.catalog import Catalog, SecretRef
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def resolve_secret(ref: SecretRef, base: Path | None = None) -> SecretStr:
 
 def target_of(catalog: Catalog, mn: str, passwords: Passwords | None = None) -> MnTarget | None:
     """Where a logger's packets go: the outlet with this MN in the catalogue
-    (:meth:`~rules.config.Catalog.outlet_by_mn`, case-insensitive) as an emission source of its
+    (:meth:`~rules.catalog.Catalog.outlet_by_mn`, case-insensitive) as an emission source of its
     enterprise's locality, with its password from ``passwords`` (outlet id → the password, or
     the text saying why it could not be read); None for an MN the catalogue does not know
     (dead-lettered)."""
@@ -170,7 +170,7 @@ class GatewayService:
     """Gateway + MQTT publisher + Kafka dead letters + metrics; ``await run()`` until ``stop()``."""
 
     def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
-        from rules.config import load_catalog
+        from rules.catalog import load_catalog
 
         self.s = settings
         if catalog is None:

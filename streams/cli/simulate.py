@@ -89,7 +89,7 @@ def _config_for(scenario: str | None, config: Path | None) -> Path | None:
 def _specs(config: Path | None) -> list[SourceSpec]:
     if config is None:
         return default_specs()
-    from rules.config import load_catalog  # the catalogue is only needed with --config
+    from rules.catalog import load_catalog  # the catalogue is only needed with --config
     from rules.errors import ConfigError
 
     try:

@@ -74,7 +74,7 @@ def _winter_episode_jsonl(path: Path) -> list[dict[str, object]]:
     ``envwatch simulate run --config deploy/config --scenario winter-episode --out FILE``."""
     from ingest.simulators import simulate, specs_from_catalog
     from ingest.simulators.publish import payload_of
-    from rules.config import load_catalog
+    from rules.catalog import load_catalog
 
     specs = [
         s

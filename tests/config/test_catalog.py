@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rules.config import (
+from rules.catalog import (
+    ALERT_RULES_FILES,
     Catalog,
     CellKind,
     ControlLevel,
@@ -24,7 +25,11 @@ CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "config"
 
 
 def _texts() -> dict[str, str]:
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(CONFIG.glob("*.yaml"))}
+    return {
+        p.name: p.read_text(encoding="utf-8")
+        for p in sorted(CONFIG.glob("*.yaml"))
+        if p.name not in ALERT_RULES_FILES
+    }
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rules.config import Catalog, Indicator, Locality, Metric, load_catalog
+from rules.catalog import Catalog, Indicator, Locality, Metric, load_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path("/work/shared")

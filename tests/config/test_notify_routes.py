@@ -16,7 +16,7 @@ from alerts.notify.mqtt import MqttNotifier
 from alerts.notify.routes import FanOut, RouteChannels, dingtalk_url, wecom_url
 from alerts.notify.webhook import WebhookNotifier
 from alerts.settings import AlertsSettings, MqttAlertSettings, WebhookSettings
-from rules.config import catalog_from_texts, inline_secret, load_catalog
+from rules.catalog import ALERT_RULES_FILES, catalog_from_texts, inline_secret, load_catalog
 from rules.errors import ConfigError, ConfigProblem
 from streams.cli import app
 
@@ -30,7 +30,11 @@ WF_ROUTE = (
 
 
 def _texts() -> dict[str, str]:
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(CONFIG.glob("*.yaml"))}
+    return {
+        p.name: p.read_text(encoding="utf-8")
+        for p in sorted(CONFIG.glob("*.yaml"))
+        if p.name not in ALERT_RULES_FILES
+    }
 
 
 def _line_of(text: str, snippet: str) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rules.config import Catalog, EffectiveTarget, Metric, Override, TargetOrigin, load_catalog
+from rules.catalog import Catalog, EffectiveTarget, Metric, Override, TargetOrigin, load_catalog
 from rules.progress import (
     AirYear,
     DailyAir,

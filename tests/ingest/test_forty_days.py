@@ -30,7 +30,7 @@ from ingest.simulators import (
     simulate,
     specs_from_catalog,
 )
-from rules.config import Catalog, load_catalog
+from rules.catalog import Catalog, load_catalog
 
 BJ = ZoneInfo("Asia/Shanghai")
 H = timedelta(hours=1)

@@ -30,7 +30,7 @@ from ingest.gateway import (
     MnTarget,
     PahoPublisher,
 )
-from rules.config import load_catalog
+from rules.catalog import load_catalog
 from rules.factors import Kind
 from streams.cli.gateway import GatewayService
 from streams.settings import Settings

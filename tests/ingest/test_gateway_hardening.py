@@ -31,7 +31,8 @@ from ingest.gateway import (
     connection_cap,
     redact_password,
 )
-from rules.config import ConfigError, SecretRef, load_catalog
+from rules.catalog import SecretRef, load_catalog
+from rules.errors import ConfigError
 from rules.factors import Kind
 from streams.cli.gateway import GatewayService, SecretUnavailable, resolve_secret
 from streams.settings import Settings

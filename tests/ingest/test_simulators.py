@@ -436,7 +436,7 @@ def test_hj212_packet_labels_the_start_of_the_hour() -> None:
 def test_specs_from_the_shipped_catalogue() -> None:
     if not (CONFIG / "weifang.yaml").exists():
         pytest.skip(f"no catalogue in {CONFIG}")
-    from rules.config import load_catalog
+    from rules.catalog import load_catalog
 
     catalog = load_catalog(CONFIG)
     specs = {s.source: s for s in specs_from_catalog(catalog)}
@@ -462,7 +462,7 @@ def test_specs_from_the_shipped_catalogue() -> None:
 
 
 def test_catalogue_monitors_follow_their_zone_class_and_role() -> None:
-    from rules.config import load_catalog
+    from rules.catalog import load_catalog
 
     specs = {s.source: s for s in specs_from_catalog(load_catalog(CONFIG))}
     # GB 3096-2008 表1: 3 类 65/55, 2 类 60/50 dB(A); simulated 6 dB(A) below each

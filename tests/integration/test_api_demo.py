@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rules.config import load_catalog
+from rules.catalog import load_catalog
 from streams.embedded import KafkaBroker, MqttBroker
 from tests.integration.worker_support import CATALOGUE, REPO
 

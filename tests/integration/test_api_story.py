@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from rules.config import load_catalog
+from rules.catalog import load_catalog
 from streams import topics
 from streams.api.serve import demo_principals, running_api
 from streams.api.settings import ApiSettings

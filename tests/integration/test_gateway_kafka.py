@@ -32,7 +32,7 @@ import pytest
 
 from ingest import hj212
 from ingest.bridge import Bridge
-from rules.config import Enterprise, Outlet, OutletType, load_catalog
+from rules.catalog import Enterprise, Outlet, OutletType, load_catalog
 from streams.cli.gateway import GatewayService
 from streams.embedded import REPO, KafkaBroker, MqttBroker
 from streams.settings import Settings

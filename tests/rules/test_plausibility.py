@@ -21,7 +21,7 @@ import pytest
 from ingest.simulators import default_specs, simulate, specs_from_catalog
 from ingest.simulators.scenarios import SCENARIOS
 from rules import plausibility as pl
-from rules.config import load_catalog
+from rules.catalog import load_catalog
 from rules.engine import Sample
 from rules.factors import BY_KIND, Kind
 
