@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from rules.warnings import DecisionKind, Level, WarningDecision
@@ -65,6 +65,8 @@ from alerts.templates import LOCALITY_NAMES
 RETAIN_RESOLVED: Final = timedelta(days=1)
 
 WARNING_RULE: Final[str] = "heavy_pollution_warning"
+#: The ``rule`` label of an enterprise's duties under a warning (TransitionKind.DUTY).
+DUTY_RULE: Final[str] = "warning_duties"
 
 _WARNING_SEVERITY: Final[dict[Level, Severity]] = {
     Level.NONE: Severity.INFO,
@@ -184,6 +186,19 @@ class Engine:
             if alert.labels.get("rule") in rules.by_id:
                 continue
             _, ts = lifecycle.close(alert, now, Reason.RULE_REMOVED)
+            out.extend(ts)
+            self._drop(fp)
+        return out
+
+    def close_kind(self, kind: str, at: datetime, reason: Reason) -> list[Transition]:
+        """Resolve every alert of the rule kind ``kind`` for ``reason`` — a condition that no
+        longer applies (the warning-compliance alerts when the warning is lifted: nothing is
+        required any more), not an observation of the subject."""
+        out: list[Transition] = []
+        for fp, alert in list(self.alerts.items()):
+            if alert.labels.get("rule_kind") != kind:
+                continue
+            _, ts = lifecycle.close(alert, at, reason)
             out.extend(ts)
             self._drop(fp)
         return out
@@ -727,6 +742,8 @@ class Engine:
             annotations["trigger_json"] = json.dumps(
                 decision.trigger.to_dict(), ensure_ascii=False, sort_keys=True
             )
+        if decision.lead_hours is not None:
+            annotations["lead_hours"] = repr(decision.lead_hours)
         t = Transition(
             id=transition_id(fp, state, reason, decision.at),
             kind=TransitionKind.WARNING,
@@ -752,7 +769,61 @@ class Engine:
             self._inhibitors[fp] = identity
         else:
             self._inhibitors.pop(fp, None)
-        return [t]
+        return [t, *self._duties(decision, t)]
+
+    def _duties(self, decision: WarningDecision, warning: Transition) -> list[Transition]:
+        """Every enterprise of the locality is told its own duties for the new level (its
+        grade, its 一厂一策 measures and the cuts its list requires), or that they end: one
+        ``warning_duty`` transition per enterprise, labelled with its id so that only its own
+        route matches (alerts/routing.py)."""
+        trigger = decision.trigger
+        if trigger is None:
+            return []
+        lifted = decision.kind is DecisionKind.LIFT
+        out: list[Transition] = []
+        for ent in trigger.enterprises:
+            labels = {
+                "rule": DUTY_RULE,
+                "kind": TransitionKind.DUTY.value,
+                "locality": decision.locality,
+                "source": ent.enterprise_id,
+                "enterprise": ent.enterprise_id,
+                "category": "warning",
+            }
+            fp = fingerprint(labels)
+            duty = {
+                **ent.to_dict(),
+                "locality": decision.locality,
+                "level": decision.level.value,
+                "previous_level": decision.previous_level.value,
+                "rule_set": decision.rule_set_id,
+                "at": warning.at.astimezone(UTC).isoformat(),
+            }
+            state = AlertState.RESOLVED if lifted else AlertState.FIRING
+            out.append(
+                Transition(
+                    id=transition_id(fp, state, warning.reason, decision.at),
+                    kind=TransitionKind.DUTY,
+                    fingerprint=fp,
+                    labels=labels,
+                    annotations={
+                        "summary": warning.annotations["summary"],
+                        "summary_en": warning.annotations["summary_en"],
+                        "enterprise_name": ent.name,
+                        "warning_id": warning.id,
+                        "duty_json": json.dumps(duty, ensure_ascii=False, sort_keys=True),
+                    },
+                    state=state,
+                    previous_state=warning.previous_state,
+                    reason=warning.reason,
+                    at=decision.at,
+                    severity=warning.severity,
+                    locality=decision.locality,
+                    source=ent.enterprise_id,
+                    level=decision.level.value,
+                )
+            )
+        return out
 
     # ------------------------------------------------------------ state
 

@@ -107,9 +107,10 @@ def escalation_receiver(chain: Sequence[str], level: int, locality: str) -> str 
 
 
 def bypasses_grouping(t: Transition) -> bool:
-    """Warnings and envwatch's operator alerts are emergencies: never delayed by grouping."""
+    """Warnings, enterprises' duties under them and envwatch's operator alerts are emergencies:
+    never delayed by grouping."""
     return (
-        t.kind is TransitionKind.WARNING
+        t.kind is not TransitionKind.ALERT
         or t.locality == PIPELINE
         or t.labels.get("rule") == PIPELINE
     )

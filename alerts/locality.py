@@ -38,16 +38,17 @@ from typing import Any, Final
 from rules.city import CityAir
 from rules.engine import Point
 from rules.standards.hj633 import BEIJING
-from rules.warnings import WarningInput, WarningRuleSet, WarningState
+from rules.warnings import Level, WarningInput, WarningRuleSet, WarningState
 from rules.warnings import step as warning_step
 
 from alerts.commands import MEASUREMENT as COMMAND
+from alerts.compliance import POWER, CutWatch, emission_rates, enterprise_of
 from alerts.commands import CommandResult, command_of
 from alerts.engine import Engine
-from alerts.model import Transition
+from alerts.model import Reason, Transition
 from alerts.pipeline import KIND as PIPELINE_KIND
 from alerts.pipeline import MEASUREMENT, health_detail
-from alerts.rules import AlertRules, Evaluation
+from alerts.rules import AlertRules, Evaluation, RuleKind
 
 _IGNORED_FOR_ALERTS: Final = frozenset({"temp", "humidity", "pressure", "flow", "velocity", "o2"})
 #: Source kinds whose readings feed the per-sample rules (constant/zero values, liveness).
@@ -112,6 +113,8 @@ class LocalityState:
         self.locality = locality
         self.engine = Engine(rules)
         self.warning = WarningState(locality=locality)
+        #: enterprises' pre-warning baselines and their cuts during a warning (alerts/compliance.py)
+        self.cuts = CutWatch()
         self.air = CityAir(locality)
         #: source → [day iso, transmission rate, valid rate] of the latest data-quality point
         self.quality: dict[str, list[Any]] = {}
@@ -132,6 +135,7 @@ class LocalityState:
             "locality": self.locality,
             "engine": self.engine.to_dict(),
             "warning": self.warning.to_dict(),
+            "cuts": self.cuts.to_dict(),
             **self.air.to_dict(),
             "quality": self.quality,
             "power": self.power,
@@ -144,6 +148,7 @@ class LocalityState:
         st = cls(str(data["locality"]), rules)
         st.engine = Engine.from_dict(data["engine"], rules)
         st.warning = WarningState.from_dict(data["warning"])
+        st.cuts = CutWatch.from_dict(data.get("cuts"))
         st.air = CityAir.from_dict(st.locality, data)
         st.quality = dict(data.get("quality") or {})
         st.power = dict(data.get("power") or {})
@@ -206,6 +211,12 @@ class LocalityState:
                 self._samples(out, source, at, fields, ctx.source_detail.get(source, {}))
             if kind == "monitor" and "power_kw" in fields:
                 self._power(out, source, at, fields, ctx)
+                if source in ctx.power_production:
+                    kw = _num(fields.get(POWER))
+                    if kw is not None:
+                        self._cut(out, source, at, {POWER: kw}, ctx)
+        elif m == "emission_hour":
+            self._cut(out, source, at, emission_rates(fields), ctx)
         elif m == "verdict":
             self._verdict(out, source, kind, tags.get("period", ""), at, fields, ctx)
         elif m == "water_class" and tags.get("period") == "sample":
@@ -511,11 +522,71 @@ class LocalityState:
             return
         if self.watermark is not None and now < self.watermark:
             now = self.watermark
+        before = self.warning.level
         self.warning, decisions = warning_step(
             self.warning, inp, now, rule_set=ctx.rule_set, enterprises=ctx.enterprises
         )
         for d in decisions:
             out.transitions += self.engine.apply_warning(d)
+        after = self.warning.level
+        if before is Level.NONE and after is not Level.NONE:
+            self.cuts.freeze(now)  # the pre-warning baselines of every enterprise
+        elif before is not Level.NONE and after is Level.NONE:
+            # nothing is required any more: every warning-compliance alert resolves with the lift
+            self.cuts.lifted()
+            out.transitions += self.engine.close_kind(
+                RuleKind.WARNING_COMPLIANCE.value, now, Reason.WARNING_LIFTED
+            )
+
+    def _cut(
+        self,
+        out: StepOutput,
+        source: str,
+        at: datetime,
+        values: Mapping[str, float],
+        ctx: LocalityContext,
+    ) -> None:
+        """An enterprise's hourly emission rates or production kW (alerts/compliance.py): kept
+        for the baseline while no warning is in force, checked against the required cut while
+        one is."""
+        if not values or ctx.rule_set is None:
+            return
+        detail = ctx.source_detail.get(source, {})
+        enterprise = enterprise_of(ctx.enterprises, detail.get("enterprise", ""))
+        if enterprise is None:
+            return
+        level = self.warning.level
+        if level is Level.NONE:
+            for factor, value in values.items():
+                self.cuts.remember(source, factor, at, value)
+            return
+        since = self.warning.since
+        if since is not None and at <= since:
+            return  # the hour ended before the level took effect: judged by no level
+        for factor, value in values.items():
+            check = self.cuts.check(
+                source, factor, at, value, level=level, rule_set=ctx.rule_set, enterprise=enterprise
+            )
+            if check is None or check.achieved_cut is None or check.required_cut is None:
+                continue
+            info = {
+                **detail,
+                "period": "hour",
+                "level": level.value,
+                "baseline": f"{check.baseline:.4g}",
+                "current": f"{value:.4g}",
+            }
+            self._eval(
+                out,
+                "warning_compliance",
+                source,
+                factor,
+                check.achieved_cut,
+                at,
+                check.required_cut,
+                frozenset(),
+                info,
+            )
 
 
 def _num(v: object) -> float | None:
@@ -558,7 +629,24 @@ def transition_point(t: Transition) -> Point:
             "id": t.id,
             "notify": t.notify,
         }
+        lead = t.annotations.get("lead_hours")
+        if lead:
+            fields_w["lead_hours"] = float(lead)
         return Point("warning", tags, fields_w, t.at.astimezone(UTC))
+    if t.kind.value == "warning_duty":
+        duty_tags = {
+            "kind": "warning_duty",
+            "locality": t.locality,
+            "source": t.source,
+            "level": t.level or "none",
+            "state": _WARNING_STATE.get(t.reason.value, t.reason.value),
+        }
+        return Point(
+            "warning_duty",
+            duty_tags,
+            {"summary": summary, "id": t.id, "notify": t.notify},
+            t.at.astimezone(UTC),
+        )
     # every label that makes the alert unique (rule, source, factor, averaging period) is a tag:
     # two alerts of one source at one time never share a series and overwrite each other
     tags = {

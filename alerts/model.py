@@ -65,6 +65,9 @@ class TransitionKind(StrEnum):
 
     ALERT = "alert"
     WARNING = "warning"  # heavy-pollution-weather warning (重污染天气预警)
+    #: one enterprise's duties under a warning change: its level, grade and own measures
+    #: (一厂一策), for that enterprise only (alerts/engine.py ``apply_warning``)
+    DUTY = "warning_duty"
 
 
 class Reason(StrEnum):
@@ -190,7 +193,7 @@ class Transition:
         """True when people should hear about this transition (see module docstring)."""
         if self.suppressed:
             return False
-        if self.kind is TransitionKind.WARNING:
+        if self.kind is not TransitionKind.ALERT:
             return True
         return self.state is AlertState.FIRING or self.previous_state is AlertState.FIRING
 

@@ -28,6 +28,8 @@ class NotificationKind(StrEnum):
 
     ALERT = "alert"
     WARNING = "warning"  # a heavy-pollution weather warning (重污染天气预警) change
+    #: an enterprise's own duties under a warning change (its measures, 一厂一策)
+    DUTY = "warning_duty"
 
 
 class NotificationStatus(StrEnum):

@@ -216,7 +216,8 @@ def route_for(receiver: Receiver, timing: GroupTiming = GroupTiming()) -> Route:
         return Route(
             matchers=(Matcher(ENTERPRISE_LABEL, Op.EQ, receiver.enterprise or ""),),
             receiver=receiver,
-            kinds=frozenset({NotificationKind.ALERT}),
+            # its alerts and its own duties under a warning, never the locality's warnings
+            kinds=frozenset({NotificationKind.ALERT, NotificationKind.DUTY}),
             group_by=(ENTERPRISE_LABEL, "rule"),
             timing=timing,
             cont=True,
@@ -238,6 +239,9 @@ def route_for(receiver: Receiver, timing: GroupTiming = GroupTiming()) -> Route:
     return Route(
         matchers=locality,
         receiver=receiver,
+        # alerts and warnings of the locality; an enterprise's duties are its own (the warning
+        # transition the duty officer gets names every enterprise's measures)
+        kinds=frozenset({NotificationKind.ALERT, NotificationKind.WARNING}),
         group_by=(LOCALITY_LABEL, "rule"),
         timing=timing,
         cont=True,

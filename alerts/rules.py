@@ -611,6 +611,9 @@ DEFAULT_RULES: Final[tuple[dict[str, Any], ...]] = (
         "name": "Emergency cut not achieved during a heavy-pollution warning",
         "kind": "warning_compliance",
         "severity": "critical",
+        # the hours an enterprise may stay below its cut after the level takes effect or
+        # while it adjusts: three hourly values in a row (envwatch's choice [MEM])
+        "for_minutes": 120,
         "source": "standards.md §6.1 reductions [2+]; 000_d6d679181568297b.txt#L141 (打击不落实应急减排措施)",
     },
     {

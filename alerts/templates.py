@@ -59,6 +59,8 @@ Times are shown in Beijing time (architecture.md §5).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -1114,6 +1116,148 @@ def render_warning(
     return Texts(zh=zh, en=en)
 
 
+def render_duty(
+    state: str, reason: str, duty: Mapping[str, Any], locality_labels: Mapping[str, str]
+) -> Texts:
+    """An enterprise's own duties under a warning change (one ``warning_duty`` transition):
+    the level, its performance grade, each measure of its 一厂一策 list for the level with the
+    list's reduction percentages, and the cuts required of it. The measures are the list's own
+    words (Chinese) in both texts."""
+    f = _Fields(locality_labels, {})
+    loc_zh, loc_en = _locality(f)
+    level = str(duty.get("level") or "none")
+    previous = str(duty.get("previous_level") or "none")
+    change = warning_change(state, level, previous, reason)
+    name = str(duty.get("name") or duty.get("enterprise_id") or "?")
+    grade = str(duty.get("performance_grade") or "")
+    grade_zh = f"（绩效分级 {grade} 级）" if grade else ""
+    grade_en = f" (performance grade {grade})" if grade else ""
+    when = fmt_time(_parse_time(duty.get("at")))
+    if change is WarningChange.LIFT:
+        lvl_zh, lvl_en = LEVEL_NAMES.get(previous, (previous, previous))
+        return Texts(
+            zh=f"【重污染天气预警解除】{loc_zh} {lvl_zh}预警已解除（{when}）。{name}{grade_zh}"
+            "的应急减排措施可结束，恢复正常生产前请做好记录。",
+            en=f"[Heavy-pollution warning lifted] {loc_en}: the {lvl_en} warning is lifted "
+            f"({when} Beijing time). {name}{grade_en} may end its emergency measures.",
+        )
+    lvl_zh, lvl_en = LEVEL_NAMES.get(level, (level, level))
+    word_zh, word_en = _CHANGE_WORDS[change]
+    measures = [str(m) for m in duty.get("measures") or ()]
+    cuts = list(duty.get("measure_reductions_pct") or ())
+    lines_zh: list[str] = []
+    lines_en: list[str] = []
+    for i, text in enumerate(measures):
+        pct = cuts[i] if i < len(cuts) and isinstance(cuts[i], Mapping) else {}
+        zh_pct = "、".join(f"{_factor_zh(k)}减排{fmt_number(float(v))}%" for k, v in pct.items())
+        en_pct = ", ".join(f"{_factor_en(k)} −{fmt_number(float(v))} %" for k, v in pct.items())
+        lines_zh.append(f"{i + 1}. {text}" + (f"（{zh_pct}）" if zh_pct else ""))
+        lines_en.append(f"{i + 1}. {text}" + (f" ({en_pct})" if en_pct else ""))
+    required = duty.get("reductions") or {}
+    req_zh = "、".join(
+        f"{_factor_zh(k)}≥{fmt_number(float(v) * 100)}%" for k, v in required.items()
+    )
+    req_en = ", ".join(
+        f"{_factor_en(k)} ≥ {fmt_number(float(v) * 100)} %" for k, v in required.items()
+    )
+    zh = (
+        f"【重污染天气{lvl_zh}预警】{loc_zh} {word_zh}{lvl_zh}预警（{when}）。"
+        f"{name}{grade_zh}须立即执行{lvl_zh}预警应急减排措施（一厂一策）："
+    )
+    en = (
+        f"[Heavy-pollution {lvl_en} warning] {loc_en}: warning {word_en} {lvl_en} "
+        f"({when} Beijing time). {name}{grade_en} must now apply its emergency measures "
+        f"for {lvl_en}:"
+    )
+    if lines_zh:
+        zh += "\n" + "\n".join(lines_zh)
+        en += "\n" + "\n".join(lines_en)
+    else:
+        zh += "清单未列出本级措施，请按应急预案执行并报告。"
+        en += " the list names no measure for this level: follow the plan and report."
+    if req_zh:
+        zh += f"\n减排要求：{req_zh}（对照预警前排放水平）"
+        en += f"\nRequired cuts: {req_en} (against the pre-warning emissions)"
+    return Texts(zh=zh, en=en)
+
+
+def _factor_zh(name: str) -> str:
+    return FACTOR_NAMES.get(name, (name, name))[0] if name != "power_kw" else "用电量"
+
+
+def _factor_en(name: str) -> str:
+    return FACTOR_NAMES.get(name, (name, name))[1] if name != "power_kw" else "electricity"
+
+
+def _parse_time(raw: object) -> datetime:
+    try:
+        at = datetime.fromisoformat(str(raw))
+    except ValueError:
+        at = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))
+    return at if at.tzinfo is not None else at.replace(tzinfo=ZoneInfo("UTC"))
+
+
+#: Columns of the emergency responders' measures list (:func:`trigger_csv`).
+TRIGGER_CSV_COLUMNS: Final = (
+    "enterprise_id",
+    "name",
+    "performance_grade",
+    "level",
+    "measure",
+    "so2_pct",
+    "nox_pct",
+    "pm_pct",
+    "vocs_pct",
+)
+
+
+def trigger_csv(trigger: Mapping[str, Any]) -> str:
+    """The whole measures list of a warning change as CSV (RFC 4180, one row per measure, an
+    enterprise without a measure for the level on a row of its own), then one ``TOTAL`` row per
+    pollutant: the city-wide cut required and the enterprises' mean required cut."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(TRIGGER_CSV_COLUMNS)
+    level = str(trigger.get("level") or "")
+    for ent in trigger.get("enterprises") or ():
+        if not isinstance(ent, Mapping):
+            continue
+        head = [ent.get("enterprise_id", ""), ent.get("name", ""), ent.get("performance_grade", "")]
+        measures = list(ent.get("measures") or ()) or [""]
+        cuts = list(ent.get("measure_reductions_pct") or ())
+        for i, text in enumerate(measures):
+            pct = cuts[i] if i < len(cuts) and isinstance(cuts[i], Mapping) else {}
+            w.writerow(
+                [*head, level, text] + [_pct_cell(pct.get(p)) for p in ("so2", "nox", "pm", "vocs")]
+            )
+    for pollutant, total in dict(trigger.get("totals") or {}).items():
+        if not isinstance(total, Mapping):
+            continue
+        city = total.get("city_target")
+        mean = total.get("mean_required_cut")
+        w.writerow(
+            [
+                "TOTAL",
+                pollutant,
+                f"enterprises={total.get('enterprises', 0)}",
+                level,
+                "city-wide target "
+                + ("-" if city is None else f"{fmt_number(float(city) * 100)}%")
+                + "; mean required "
+                + ("-" if mean is None else f"{fmt_number(float(mean) * 100)}%"),
+                "",
+                "",
+                "",
+                "",
+            ]
+        )
+    return buf.getvalue()
+
+
+def _pct_cell(value: object) -> str:
+    return "" if not isinstance(value, int | float) else fmt_number(float(value))
+
+
 def trigger_of(transition: object) -> Mapping[str, Any] | None:
     """The emergency trigger of a warning transition: a ``trigger`` attribute, else the
     ``trigger_json`` annotation that ``alerts.engine`` writes; None when absent or unreadable."""
@@ -1174,7 +1318,7 @@ def render(transition: TransitionLike, *, external_url: str = "") -> Texts:
     texts end with a link to its console page (:func:`console_url`); a warning has no such page.
     """
     texts = _render(transition)
-    if _transition_kind(transition) is NotificationKind.WARNING:
+    if _transition_kind(transition) is not NotificationKind.ALERT:
         return texts
     return with_link(texts, console_url(external_url, transition.fingerprint))
 
@@ -1188,6 +1332,13 @@ def _render(transition: TransitionLike) -> Texts:
         attr = _plain(getattr(transition, name, None))
         if attr and name not in labels:
             labels[name] = attr
+    if _transition_kind(transition) is NotificationKind.DUTY:
+        raw = annotations.get("duty_json", "")
+        try:
+            duty = json.loads(raw) if raw else {}
+        except ValueError:
+            duty = {}
+        return render_duty(state, reason, duty if isinstance(duty, Mapping) else {}, labels)
     if _transition_kind(transition) is NotificationKind.WARNING:
         previous = _plain(getattr(transition, "previous_level", None)) or annotations.get(
             "previous_level"

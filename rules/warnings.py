@@ -334,7 +334,12 @@ class EnterpriseInput:
     locality: str | None = None
     performance_grade: str = ""  # 绩效分级 A / B / C / D / 引领性
     measures: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # level → measures
+    #: level → {pollutant or ``power_kw``: the cut the enterprise's own list requires, 0–1}
     required_reductions: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    #: level → per measure (parallel to ``measures``) its {pollutant: reduction %} from the list
+    measure_reductions: Mapping[str, tuple[Mapping[str, float], ...]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def from_any(cls, obj: object) -> EnterpriseInput:
@@ -357,6 +362,7 @@ class EnterpriseInput:
             }
         measures = {str(k): tuple(str(m) for m in v or ()) for k, v in raw_measures.items()}
         grade = get("performance_grade", "") or ""
+        cuts = get("measure_reductions", {}) or {}
         return cls(
             id=str(ident),
             name=str(get("name", "") or ""),
@@ -364,15 +370,24 @@ class EnterpriseInput:
             performance_grade=str(getattr(grade, "value", grade)),
             measures=measures,
             required_reductions=dict(get("required_reductions", {}) or {}),
+            measure_reductions={
+                str(k): tuple(dict(c) for c in v or ()) for k, v in dict(cuts).items()
+            },
         )
 
 
 @dataclass(frozen=True, slots=True)
 class EnterpriseMeasures:
+    """One enterprise's duties at a level: its 一厂一策 measures and the cuts its list requires."""
+
     enterprise_id: str
     name: str
     performance_grade: str
     measures: tuple[str, ...]
+    #: per measure (parallel to ``measures``): {pollutant: reduction %} as the list states it
+    measure_reductions: tuple[Mapping[str, float], ...] = ()
+    #: {pollutant or ``power_kw``: required cut 0–1} of the enterprise at the level
+    reductions: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -380,7 +395,30 @@ class EnterpriseMeasures:
             "name": self.name,
             "performance_grade": self.performance_grade,
             "measures": list(self.measures),
+            "measure_reductions_pct": [dict(m) for m in self.measure_reductions],
+            "reductions": dict(sorted(self.reductions.items())),
         }
+
+
+def reduction_totals(
+    reductions: Reductions | None, enterprises: Sequence[EnterpriseMeasures]
+) -> dict[str, dict[str, Any]]:
+    """Per pollutant: the rule set's city-wide cut for the level and what the enterprises' own
+    lists add up to — how many enterprises must cut it and their mean required cut. The mean is
+    unweighted: the catalogue holds no emission inventory to weight it by (envwatch's choice
+    [MEM]); ``meets_city_target`` compares that mean with the city-wide cut."""
+    out: dict[str, dict[str, Any]] = {}
+    for pollutant in ("so2", "nox", "pm", "vocs"):
+        city = None if reductions is None else float(getattr(reductions, pollutant))
+        cuts = [e.reductions[pollutant] for e in enterprises if pollutant in e.reductions]
+        mean = sum(cuts) / len(cuts) if cuts else None
+        out[pollutant] = {
+            "city_target": city,
+            "enterprises": len(cuts),
+            "mean_required_cut": None if mean is None else round(mean, 4),
+            "meets_city_target": None if mean is None or city is None else mean >= city,
+        }
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,6 +442,7 @@ class EmergencyTrigger:
             "rule_set": self.rule_set_id,
             "reductions": None if self.reductions is None else self.reductions.model_dump(),
             "enterprises": [e.to_dict() for e in self.enterprises],
+            "totals": reduction_totals(self.reductions, self.enterprises),
         }
 
 
@@ -417,6 +456,9 @@ class WarningDecision:
     previous_level: Level
     at: datetime
     trigger: EmergencyTrigger | None = None
+    #: issue / upgrade on the data: hours from the decision to the first hour of the episode
+    #: that qualifies for the level (0 when it had begun) — the warning's lead time
+    lead_hours: float | None = None
 
 
 def emergency_trigger(
@@ -433,8 +475,18 @@ def emergency_trigger(
         ent = EnterpriseInput.from_any(raw)
         if ent.locality is not None and ent.locality != locality:
             continue
-        measures = ent.measures.get(level.value, ()) if level is not Level.NONE else ()
-        items.append(EnterpriseMeasures(ent.id, ent.name, ent.performance_grade, measures))
+        lv = level.value
+        none = level is Level.NONE
+        items.append(
+            EnterpriseMeasures(
+                ent.id,
+                ent.name,
+                ent.performance_grade,
+                () if none else ent.measures.get(lv, ()),
+                () if none else ent.measure_reductions.get(lv, ()),
+                {} if none else dict(ent.required_reductions.get(lv, {})),
+            )
+        )
     items.sort(key=lambda e: e.enterprise_id)
     return EmergencyTrigger(
         locality=locality,
@@ -504,8 +556,10 @@ def _runs(values: Sequence[float | None], pred: Any) -> list[tuple[int, int]]:
     return runs
 
 
-def _group_holds(group: AllOf, tl: _Timeline, anchor: int) -> bool:
-    """The episode condition (lowest threshold) must be current; the others must hold inside it."""
+def _group_holds(group: AllOf, tl: _Timeline, anchor: int) -> int | None:
+    """The episode condition (lowest threshold) must be current; the others must hold inside it.
+    Returns the timeline index where the qualifying episode starts (None: the group does not
+    hold)."""
     conds = sorted(group.all_of, key=lambda c: (c.aqi_above, -c.for_hours))
     episode, others = conds[0], conds[1:]
     episodes = [
@@ -522,8 +576,8 @@ def _group_holds(group: AllOf, tl: _Timeline, anchor: int) -> bool:
             )
             for c in others
         ):
-            return True
-    return False
+            return s
+    return None
 
 
 def _lift_holds(rule: LiftRule, tl: _Timeline, anchor: int) -> bool:
@@ -546,6 +600,15 @@ def target_level(
 ) -> tuple[Level, bool]:
     """The level the data call for at ``now`` (without the regional floor), and whether the lift
     condition holds."""
+    level, lift_ok, _ = _target(rule_set, state, now)
+    return level, lift_ok
+
+
+def _target(
+    rule_set: WarningRuleSet, state: WarningState, now: datetime
+) -> tuple[Level, bool, float | None]:
+    """:func:`target_level` plus the lead time: hours from ``now`` to the first hour of the
+    episode that qualifies for the level (0 when it has begun; None without a level)."""
     anchor_label = _floor_hour(now)
     start = anchor_label - rule_set.horizon_hours * HOUR
     end = anchor_label
@@ -557,11 +620,18 @@ def target_level(
     tl = _Timeline(state, start, end, now)
     anchor = tl.index(anchor_label)
     level = Level.NONE
+    lead: float | None = None
     for lv in (Level.RED, Level.ORANGE, Level.YELLOW):
-        if any(_group_holds(g, tl, anchor) for g in rule_set.levels[lv].any_of):
+        starts = [
+            s for g in rule_set.levels[lv].any_of if (s := _group_holds(g, tl, anchor)) is not None
+        ]
+        if starts:
             level = lv
+            # index i is the hour labelled start + i·1 h, which began one hour earlier
+            first_hour_begins = tl.start + (min(starts) - 1) * HOUR
+            lead = max(0.0, (first_hour_begins - now) / HOUR)
             break
-    return level, _lift_holds(rule_set.lift, tl, anchor)
+    return level, _lift_holds(rule_set.lift, tl, anchor), lead
 
 
 def _merge(state: WarningState, inp: WarningInput, now: datetime, horizon: int) -> WarningState:
@@ -604,7 +674,7 @@ def step(
     if now.tzinfo is None:
         raise InvalidReading("timestamp without timezone", factor="now", value=now)
     state = _merge(state, inp, now, rule_set.horizon_hours)
-    computed, lift_ok = target_level(rule_set, state, now)
+    computed, lift_ok, lead = _target(rule_set, state, now)
     target = max_level(computed, state.regional)
     current = state.level
     new = current
@@ -667,6 +737,13 @@ def step(
         previous_level=current,
         at=now,
         trigger=trigger,
+        lead_hours=(
+            round(lead, 2)
+            if kind in (DecisionKind.ISSUE, DecisionKind.UPGRADE)
+            and reason is DecisionReason.THRESHOLDS_MET
+            and lead is not None
+            else None
+        ),
     )
     return state, [decision]
 
@@ -718,17 +795,22 @@ def required_cut(
 ) -> float | None:
     """The cut required of an enterprise factor at a level.
 
-    The enterprise's own ``required_reductions[level][factor]`` (its 一厂一策 list) wins; otherwise
-    the rule set's city-wide ratio for the pollutant (SO2/NOx/PM/VOCs). Electricity (``power_kw``,
-    the plans' 电量监控) has no ratio of its own: it is checked against the largest pollutant ratio
-    of the level — an envwatch proxy [MEM], overridable per enterprise.
+    An enterprise with a list for the level (its 一厂一策 ``required_reductions[level]``) owes
+    exactly what the list says: a pollutant the list does not name is not required of it.
+    Without a list, the rule set's city-wide ratio for the pollutant (SO2/NOx/PM/VOCs) applies.
+    Electricity (``power_kw``, the plans' 电量监控) has no ratio of its own: production must fall
+    at least by the largest cut of the list (else of the rule set) — an envwatch proxy [MEM],
+    overridable per enterprise with a ``power_kw`` entry.
     """
     if level is Level.NONE:
         return None
     if enterprise is not None:
         own = EnterpriseInput.from_any(enterprise).required_reductions.get(level.value, {})
-        if factor in own:
-            return float(own[factor])
+        for key in (factor, _FACTOR_TO_POLLUTANT.get(factor)):
+            if key is not None and key in own:
+                return float(own[key])
+        if own:
+            return max(float(v) for v in own.values()) if factor == "power_kw" else None
     reductions = rule_set.reductions[level]
     if factor == "power_kw":
         return reductions.largest

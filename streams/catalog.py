@@ -229,6 +229,14 @@ def locality_context(view: CatalogView, locality: str) -> LocalityContext:
                     lvl: tuple(m.text for m in getattr(ent.measures, lvl))
                     for lvl in ("yellow", "orange", "red")
                 },
+                "measure_reductions": {
+                    lvl: tuple(dict(m.reduction_pct) for m in getattr(ent.measures, lvl))
+                    for lvl in ("yellow", "orange", "red")
+                },
+                "required_reductions": {
+                    lvl: required_reductions(getattr(ent.measures, lvl))
+                    for lvl in ("yellow", "orange", "red")
+                },
             }
         )
         for out in ent.outlets:
@@ -293,6 +301,17 @@ def locality_context(view: CatalogView, locality: str) -> LocalityContext:
         power_pairs=pairs,
         power_production={k: tuple(v) for k, v in production.items()},
     )
+
+
+def required_reductions(measures: Any) -> dict[str, float]:
+    """An enterprise's required cut per pollutant at one level (0–1): the sum of its measures'
+    ``reduction_pct`` for the pollutant, at most 100 % — the measures of one list act on
+    different units, so their cuts add up (envwatch's reading of the 一厂一策 lists [MEM])."""
+    total: dict[str, float] = {}
+    for m in measures:
+        for pollutant, pct in m.reduction_pct.items():
+            total[pollutant] = total.get(pollutant, 0.0) + float(pct)
+    return {p: min(pct, 100.0) / 100.0 for p, pct in sorted(total.items())}
 
 
 def _role(monitor: Any) -> str:

@@ -263,6 +263,8 @@ class LiveState:
             return
         self._seen.add(t.id)
         self.transitions += 1
+        if t.kind is TransitionKind.DUTY:
+            return  # an enterprise's duties: the warning line names them
         if t.kind is TransitionKind.WARNING:
             self.warning_log.append(t)
             if t.state is AlertState.FIRING:

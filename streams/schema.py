@@ -488,6 +488,36 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             FieldSpec("summary", FieldType.STRING, "", "text for people (Chinese)"),
             FieldSpec("id", FieldType.STRING, "", "deterministic id"),
             FieldSpec("notify", FieldType.BOOLEAN, "", "people were told (always for warnings)"),
+            FieldSpec(
+                "lead_hours",
+                FieldType.FLOAT,
+                "h",
+                "issue or upgrade on the data: hours from the decision to the first hour of the "
+                "qualifying episode (0 when it had begun)",
+            ),
+        ),
+        writer="alerts.locality.transition_point (locality stage)",
+    ),
+    Measurement(
+        name="warning_duty",
+        description="an enterprise told its own duties (一厂一策 measures for the level) when a "
+        "heavy-pollution warning is issued, changed or lifted: one point per enterprise and change",
+        time="the event time of the warning change",
+        tags=(
+            TagSpec("kind", "always warning_duty", ("warning_duty",)),
+            _LOCALITY,
+            TagSpec("source", "the enterprise id"),
+            TagSpec(
+                "level",
+                "warning level in force after the change (none = lifted)",
+                tuple(v.value for v in Level),
+            ),
+            TagSpec("state", "what changed (issued, upgraded, downgraded, lifted)"),
+        ),
+        fields=(
+            FieldSpec("summary", FieldType.STRING, "", "the warning's text for people (Chinese)"),
+            FieldSpec("id", FieldType.STRING, "", "deterministic id"),
+            FieldSpec("notify", FieldType.BOOLEAN, "", "the enterprise was told (always)"),
         ),
         writer="alerts.locality.transition_point (locality stage)",
     ),

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -43,7 +44,7 @@ import orjson
 from alerts.grouping import GROUP_PREFIX
 from alerts.notification import Notification, NotificationKind
 from alerts.notify.base import NotifyError
-from alerts.templates import console_url
+from alerts.templates import console_url, trigger_csv
 
 SIGNATURE_HEADER = "X-Envwatch-Signature"
 TIMESTAMP_HEADER = "X-Envwatch-Timestamp"
@@ -155,6 +156,16 @@ def build_body(notification: Notification, external_url: str = "") -> dict[str, 
     }
     if n.kind is NotificationKind.WARNING:
         envwatch["trigger"] = n.trigger
+        if n.trigger is not None:
+            # the whole measures list for emergency responders, also as CSV
+            envwatch["trigger_csv"] = trigger_csv(n.trigger)
+    elif n.kind is NotificationKind.DUTY:
+        raw = n.annotations.get("duty_json", "")
+        try:
+            duty = json.loads(raw) if raw else None
+        except ValueError:
+            duty = None
+        envwatch["duties"] = duty if isinstance(duty, dict) else None
     return {
         "version": "4",
         "groupKey": group_key,

@@ -138,6 +138,8 @@ class View:
     def apply_transition(self, t: Transition) -> None:
         self.applied += 1
         self.localities.add(t.locality)
+        if t.kind is TransitionKind.DUTY:
+            return  # an enterprise's duties under a warning: delivered, not an alert to work on
         table = self.warnings if t.kind is TransitionKind.WARNING else self.alerts
         r = table.get(t.fingerprint)
         if r is None:

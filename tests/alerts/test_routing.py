@@ -78,7 +78,17 @@ def test_enterprise_a_never_receives_anything_of_another_enterprise(
     for receiver in (ENT_A, ENT_B):
         if receiver.name in got:
             assert labels.get("enterprise") == receiver.enterprise
-            assert kind is ALERT
+            # its own alerts and its own duties under a warning, never the warnings themselves
+            assert kind in (ALERT, NotificationKind.DUTY)
+
+
+@given(labels=_labels)
+def test_an_enterprises_duties_reach_that_enterprise_only(labels: dict[str, str]) -> None:
+    """The duty officer and emergency responders get the warning (with every enterprise's
+    measures); an enterprise's own duties go to that enterprise alone."""
+    got = TREE.receivers(labels, NotificationKind.DUTY)
+    assert all(name in (ENT_A.name, ENT_B.name) for name in got)
+    assert len(got) <= 1
 
 
 def test_a_route_that_would_widen_an_enterprise_receiver_is_refused() -> None:

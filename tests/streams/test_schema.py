@@ -197,7 +197,8 @@ def locality_points() -> list[engine.Point]:
     """The locality stage (alerts.locality) on four days of one station with PM2.5 at 260 µg/m³:
     daily AQI 310 under HJ 633-2012 (PM2.5 250 → 300, 350 → 400: 300 + 10 × 100/100 = 310), so the
     national rule set issues a warning and the GB 3095 daily exceedance fires an alert — which
-    makes the stage write city ``aqi`` points, ``alert`` and ``warning`` points."""
+    makes the stage write city ``aqi`` points, ``alert`` and ``warning`` points, and a
+    ``warning_duty`` point for the locality's enterprise."""
     import yaml
 
     from alerts.locality import LocalityContext, LocalityState, transition_point
@@ -208,7 +209,17 @@ def locality_points() -> list[engine.Point]:
         (Path(__file__).resolve().parents[2] / "deploy" / "config" / "warnings.yaml").read_text()
     )
     sets: dict[str, WarningRuleSet] = load_rule_sets(raw)
-    ctx = LocalityContext(locality="weifang", rule_set=sets["mee-2018-875"])
+    # one enterprise with a measure for each level: the warning tells it its duties
+    enterprise = {
+        "id": "e-1",
+        "name": "甲企业",
+        "locality": "weifang",
+        "performance_grade": "B",
+        "measures": {"yellow": ["限产10%"], "orange": ["限产20%"], "red": ["停产"]},
+    }
+    ctx = LocalityContext(
+        locality="weifang", rule_set=sets["mee-2018-875"], enterprises=[enterprise]
+    )
     state = LocalityState("weifang", default_rules())
     st = None
     out: list[engine.Point] = []
