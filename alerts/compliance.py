@@ -13,8 +13,9 @@ electricity monitoring of production and treatment lines as a means (电量监�
 * a production-line electricity monitor's hourly **kW** (``power_kw``).
 
 **Baseline** (the window is envwatch's choice [MEM]; no standard fixes it): the mean of the
-values of the same Beijing clock hour during the :data:`BASELINE_HOURS` before the warning took
-effect — production follows a daily rhythm (day shift, night load), so an hour is compared with
+values of the same Beijing clock hour among the hours that ended during the
+:data:`BASELINE_HOURS` before the warning took effect (the hour ending at that instant excluded,
+so the baseline does not depend on whether its value or the warning came first) — production follows a daily rhythm (day shift, night load), so an hour is compared with
 the same hour of normal days, not with a whole-day mean. Values seen while a warning is in force
 never enter a baseline; the history starts afresh after the lift.
 
@@ -128,7 +129,7 @@ class CutWatch:
         for key, rows in self.history.items():
             means: dict[int, BaselineMean] = {}
             for hour, value in rows:
-                if start < hour <= end:
+                if start < hour < end:  # hours that ended before the warning took effect
                     slot = _slot(int(hour))
                     means[slot] = means.get(slot, BaselineMean.initialise()).add(value)
             got = {s: m.result() for s, m in means.items()}

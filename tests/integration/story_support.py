@@ -373,7 +373,7 @@ class Delivered(NamedTuple):
     """One notification a receiver accepted: who, and the transition it tells of."""
 
     receiver: str
-    kind: str  # alert | warning
+    kind: str  # alert | warning | warning_duty
     fingerprint: str
     state: str
     reason: str
@@ -532,6 +532,11 @@ class LiveRun:
     def warnings(self) -> list[dict[str, Any]]:
         return [t for t in self.transitions if t["kind"] == "warning"]
 
+    @property
+    def duties(self) -> list[dict[str, Any]]:
+        """Enterprises told their duties under a warning change (``warning_duty``)."""
+        return [t for t in self.transitions if t["kind"] == "warning_duty"]
+
 
 _runs = itertools.count()
 
@@ -665,6 +670,9 @@ def expected_receivers(t: Mapping[str, Any]) -> set[str]:
     loc = t["locality"]
     if t["kind"] == "warning":
         return {f"duty-{loc}", f"emergency-{loc}"}
+    if t["kind"] == "warning_duty":
+        # an enterprise's own duties under the warning: that enterprise alone
+        return {f"enterprise-{t['labels']['enterprise']}"}
     if t["reason"] == "escalated":
         # docs/routing.md §3: to the rule's escalation chain — the duty officer for the shipped
         # rules, which name none — never to an enterprise (issue 14)
@@ -685,7 +693,7 @@ def check_receivers(run: LiveRun) -> None:
     assert all(d.path_matches for d in got), "a body names another receiver than its endpoint"
     for d in got:
         if d.receiver.startswith("enterprise-"):
-            assert d.kind == "alert", f"{d.receiver} got a warning: {d}"
+            assert d.kind in ("alert", "warning_duty"), f"{d.receiver} got a warning: {d}"
             assert d.receiver == f"enterprise-{d.enterprise}", f"not its own: {d}"
         elif d.receiver.startswith("emergency-"):
             assert d.kind == "warning", f"{d.receiver} got an alert: {d}"
@@ -707,7 +715,7 @@ def check_receivers(run: LiveRun) -> None:
 
 def _notify(t: Mapping[str, Any]) -> bool:
     """docs/alerts.md §1: notified unless suppressed, when firing or resolving a told firing."""
-    if t["kind"] == "warning":
+    if t["kind"] in ("warning", "warning_duty"):
         return True
     if t["suppressed"]:
         return False

@@ -50,11 +50,13 @@ escalations are emitted (docs/alerts.md §8). The 12-h scenarios end at noon: no
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from ingest.simulators.model import Delivery
 from streams.embedded import KafkaBroker, MqttBroker, Victoria
@@ -122,16 +124,21 @@ def live(
     return deliveries, run
 
 
-def assert_alerts(run: ss.LiveRun, expected: Sequence[Told]) -> list[Told]:
+def assert_alerts(
+    run: ss.LiveRun, expected: Sequence[Told], pending: Sequence[Told] = ()
+) -> list[Told]:
     """Every alert transition of the run is in the story and every one of the story happened;
-    each was notified (nothing in these stories is suppressed or pending)."""
-    actual = [ss.told_of(t) for t in run.alerts]
+    each was notified (nothing in these stories is suppressed), except the ``pending`` ones —
+    a rule's wait began: audited, told nobody."""
+    quiet = [t for t in run.alerts if t["state"] == "pending"]
+    assert sorted(ss.told_of(t) for t in quiet) == sorted(pending)
+    assert not any(t["notify"] for t in quiet)
+    actual = [ss.told_of(t) for t in run.alerts if t["state"] != "pending"]
     missing = sorted((Counter(expected) - Counter(actual)).elements())
     extra = sorted((Counter(actual) - Counter(expected)).elements())
     assert (missing, extra) == ([], []), f"missing {missing[:12]}\nextra {extra[:12]}"
-    assert all(t["notify"] for t in run.alerts), [
-        ss.told_of(t) for t in run.alerts if not t["notify"]
-    ][:5]
+    told = [t for t in run.alerts if t["state"] != "pending"]
+    assert all(t["notify"] for t in told), [ss.told_of(t) for t in told if not t["notify"]][:5]
     return actual
 
 
@@ -343,6 +350,149 @@ def forecast_warning_timeline(deliveries: Sequence[Delivery]) -> list[Warned]:
     return out
 
 
+# Emergency cuts (docs/alerts.md §6, alerts/compliance.py), written out from the catalogue's
+# lists and the published data — not by the code under test.
+#: The pollutant groups a list names, by emission factor (VOCs are monitored as 非甲烷总烃).
+POLLUTANT_OF = {"so2": "so2", "nox": "nox", "pm": "pm", "nmhc": "vocs"}
+#: Pre-warning baseline: the same Beijing clock hour over the 72 h before the warning.
+BASELINE_H = 72
+#: warning-compliance fires after 120 min below the cut (deploy/config/alert-rules.yaml).
+COMPLIANCE_WAIT = timedelta(minutes=120)
+
+
+def weifang_enterprises() -> list[dict[str, Any]]:
+    raw = yaml.safe_load((ss.CATALOGUE / "weifang.yaml").read_text(encoding="utf-8"))
+    return sorted(raw["enterprises"], key=lambda e: e["id"])
+
+
+def required_of(ent: Mapping[str, Any], level: str) -> dict[str, float]:
+    """The cut per pollutant the enterprise's own list requires at ``level``: its measures'
+    percentages added up, at most 100 %; for electricity the largest of them."""
+    total: dict[str, float] = {}
+    for m in ent.get("measures", {}).get(level, []):
+        for p, pct in m.get("reduction_pct", {}).items():
+            total[p] = total.get(p, 0.0) + pct
+    out = {p: min(v, 100.0) / 100 for p, v in total.items()}
+    if out:
+        out["power_kw"] = max(out.values())
+    return out
+
+
+def compliance_story(deliveries: Sequence[Delivery], warnings: Sequence[Warned]) -> list[Told]:
+    """The warning-compliance alerts of weifang's enterprises: every hour that ended while a
+    level was in force (after the change, before the lift) compared with the mean of the same
+    clock hour over the 72 h before the warning; below the required cut for 120 min → firing
+    (pending at the first such hour, told nobody); at or above it → resolved; the lift resolves
+    whatever is open (reason warning_lifted)."""
+    issued = warnings[0].at
+    lift = next(w.at for w in warnings if w.reason == "warning_lifted")
+    emission = ss.hourly_values(deliveries, "emission")
+    monitors = ss.hourly_values(deliveries, "monitor")
+    raw = yaml.safe_load((ss.CATALOGUE / "weifang.yaml").read_text(encoding="utf-8"))
+    production = {
+        m["id"]: m["enterprise"]
+        for m in raw["monitors"]
+        if m["kind"] == "electricity" and m.get("role") == "production"
+    }
+
+    def level_at(label: datetime) -> str | None:
+        """The level in force over the hour ending at ``label`` (None: not judged)."""
+        if not issued < label < lift:
+            return None
+        changes = [w for w in warnings if w.at < label]
+        return changes[-1].level if changes else None
+
+    series: dict[tuple[str, str, str], dict[datetime, float]] = {}
+    for ent in weifang_enterprises():
+        for out in ent.get("outlets", []):
+            if out["type"] != "gas":
+                continue
+            for label, values in emission.get(out["id"], {}).items():
+                flow = values.get("flow")
+                for f in POLLUTANT_OF:
+                    if f in values:
+                        q = values[f] * flow / 1e6 if flow else values[f]
+                        series.setdefault((ent["id"], out["id"], f), {})[label] = q
+    for mon, ent_id in production.items():
+        for label, values in monitors.get(mon, {}).items():
+            series.setdefault((ent_id, mon, "power_kw"), {})[label] = values["power_kw"]
+    ents = {e["id"]: e for e in weifang_enterprises()}
+    story: list[Told] = []
+    for (ent_id, source, factor), values in sorted(series.items()):
+        slots: dict[int, list[float]] = {}
+        for label, q in values.items():
+            if issued - BASELINE_H * H < label < issued:
+                slots.setdefault(label.astimezone(BEIJING).hour, []).append(q)
+        pending: datetime | None = None
+        firing = False
+        for label in sorted(values):
+            level = level_at(label)
+            base = slots.get(label.astimezone(BEIJING).hour)
+            need = (
+                required_of(ents[ent_id], level).get(POLLUTANT_OF.get(factor, factor))
+                if level
+                else None
+            )
+            if not need or not base:
+                continue
+            mean = sum(base) / len(base)
+            breach = (mean - values[label]) / mean < need
+            rule = "warning-compliance"
+            if breach and pending is None and not firing:
+                pending = label
+                story.append(Told(label, rule, source, factor, "hour", "pending", "condition_met"))
+            elif breach and pending is not None and label - pending >= COMPLIANCE_WAIT:
+                pending, firing = None, True
+                story.append(Told(label, rule, source, factor, "hour", "firing", "for_elapsed"))
+            elif not breach and pending is not None:
+                pending = None
+                story.append(
+                    Told(label, rule, source, factor, "hour", "resolved", "pending_cleared")
+                )
+            elif not breach and firing:
+                firing = False
+                story.append(
+                    Told(label, rule, source, factor, "hour", "resolved", "clear_condition_met")
+                )
+        if pending is not None or firing:
+            story.append(
+                Told(
+                    lift, "warning-compliance", source, factor, "hour", "resolved", "warning_lifted"
+                )
+            )
+    return story
+
+
+def check_duties(run: ss.LiveRun, warnings: Sequence[Warned]) -> None:
+    """Every weifang enterprise was told, on its own webhook, its duties at every warning
+    change: the level, its grade and its list's measures for that level with their reduction
+    percentages (the lift: the level ended, no measure); nobody else got them (check_receivers)."""
+    bodies: dict[tuple[str, datetime], dict[str, Any]] = {}
+    for name, body in run.receivers.accepted.values():
+        if body["envwatch"]["kind"] == "warning_duty":
+            at = datetime.fromisoformat(body["envwatch"]["at"].replace("Z", "+00:00"))
+            assert (name, at) not in bodies, f"{name} told twice at {at}"
+            bodies[(name, at)] = body
+    want = {(f"enterprise-{e['id']}", w.at) for e in weifang_enterprises() for w in warnings}
+    assert set(bodies) == want
+    for ent in weifang_enterprises():
+        for w in warnings:
+            body = bodies[(f"enterprise-{ent['id']}", w.at)]
+            duty = body["envwatch"]["duties"]
+            assert (duty["enterprise_id"], duty["performance_grade"], duty["level"]) == (
+                ent["id"],
+                ent["grade"],
+                w.level or "none",
+            )
+            listed = [] if w.reason == "warning_lifted" else ent["measures"][w.level]
+            assert duty["measures"] == [m["text"] for m in listed]
+            assert duty["measure_reductions_pct"] == [m["reduction_pct"] for m in listed]
+            texts = body["envwatch"]["texts"]
+            for m in listed:
+                assert m["text"] in texts["zh"]
+                assert m["text"] in texts["en"]
+
+
 def test_winter_episode(
     mqtt_broker: MqttBroker, kafka_broker: KafkaBroker, victoria: Victoria, tmp_path: Path
 ) -> None:
@@ -372,9 +522,38 @@ def test_winter_episode(
         for d, pm25 in enumerate(EPISODE_PM25):
             assert abs(means[day(d)]["pm25"] - pm25) < 0.06, (s, d)  # hourly values in 0.1
             assert abs(means[day(d)]["pm10"] - 1.25 * pm25) < 0.1, (s, d)
-    expected = known_sections() + winter_weifang_pm()
+    wanted = forecast_warning_timeline(deliveries)
+    cuts = compliance_story(deliveries, wanted)
+    # the script: e-wf-01 runs at half load from day 1 20:00 (more than any cut it owes);
+    # e-wf-02 keeps emitting as before — its NOx, cut 30 % at orange and 100 % at red by its
+    # list, is the one below its cut: pending an hour after orange, firing 120 min later,
+    # resolved by the lift. Its SO2 and PM are not on its list; the boiler complies throughout.
+    orange = wanted[1].at
+    lift = next(w.at for w in wanted if w.reason == "warning_lifted")
+    assert cuts == [
+        Told(
+            orange + H,
+            "warning-compliance",
+            "e-wf-02-g1",
+            "nox",
+            "hour",
+            "pending",
+            "condition_met",
+        ),
+        Told(
+            orange + 3 * H,
+            "warning-compliance",
+            "e-wf-02-g1",
+            "nox",
+            "hour",
+            "firing",
+            "for_elapsed",
+        ),
+        Told(lift, "warning-compliance", "e-wf-02-g1", "nox", "hour", "resolved", "warning_lifted"),
+    ]
+    expected = known_sections() + winter_weifang_pm() + [c for c in cuts if c.state != "pending"]
     expected += ss.daily_ambient_story(deliveries, at(289), scripted=scripted)
-    actual = assert_alerts(run, expected)
+    actual = assert_alerts(run, expected, pending=[c for c in cuts if c.state == "pending"])
     # each scripted alert resolves when its condition ends; grade I's outlast the scenario
     open_at_end = ss.still_firing(actual)
     assert {k for k in open_at_end if k[1] in WEIFANG_STATIONS} == set()
@@ -382,16 +561,24 @@ def test_winter_episode(
         ("ambient-exceedance", WEIFANG_GRADE_I, "pm25", "24h"),
         ("ambient-exceedance", WEIFANG_GRADE_I, "pm10", "24h"),
     }
-    assert enterprise_receivers(run) == set()
+    # e-wf-02 hears of its own non-compliance (and both of their duties); nobody else's
+    assert enterprise_receivers(run) == {"enterprise-e-wf-01", "enterprise-e-wf-02"}
+    assert {
+        d.receiver for d in ss.delivered(run.receivers) if d.kind == "alert" and d.enterprise
+    } == {"enterprise-e-wf-02", "duty-weifang"}
     assert_common(run, victoria, deliveries)
     warnings = sorted(ss.warned_of(t) for t in run.warnings)
-    wanted = forecast_warning_timeline(deliveries)
     assert warnings == wanted
     assert wanted[:2] == [
         Warned(day(1) + 20 * H, "warning_issued", "yellow"),
         Warned(day(2) + 20 * H, "warning_upgraded", "orange"),
     ]
     assert [w.reason for w in wanted].count("warning_downgraded") <= 1  # no flapping
+    # the lead time of the issue: from day 1 20:00 to the first hour of the > 200 run (day 3
+    # begins) — the forecasts came three days ahead, the warning 28 h before the first heavy hour
+    issue = next(t for t in run.warnings if t["reason"] == "warning_issued")
+    assert float(issue["annotations"]["lead_hours"]) == 28.0
+    check_duties(run, wanted)
 
 
 # ------------------------------------------------------------------------------------ water
