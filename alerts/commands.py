@@ -56,6 +56,7 @@ Action = Literal[
     "unsilence",
     "maintenance_start",
     "maintenance_end",
+    "regional_warning",
 ]
 Role = Literal["duty", "enterprise", "emergency", "admin"]
 
@@ -107,8 +108,16 @@ class Command(BaseModel):
     #: maintenance_start: the window's id (optional, default :func:`maintenance_id`)
     silence_id: str | None = None
     source: str | None = None  # maintenance_start (/ maintenance_end: every window of it)
-    starts_at: AwareDatetime | None = None  # maintenance_start (None: when it takes effect)
-    ends_at: AwareDatetime | None = None  # maintenance_start
+    #: maintenance_start, regional_warning (None: when it takes effect)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None  # maintenance_start, regional_warning
+    #: regional_warning: a warning issued by the province or a regional centre for an area
+    #: (区域预警): its id (a later command with the same id changes or ends it), its level
+    #: (``none`` ends it), its issuer and the area it covers; one command per locality of it
+    regional_id: str | None = Field(default=None, pattern=_ID)
+    regional_level: Literal["yellow", "orange", "red", "none"] | None = None
+    issuer: str | None = Field(default=None, max_length=200)
+    area: tuple[str, ...] = Field(default=(), max_length=200)
 
     @model_validator(mode="after")
     def _fields_for_action(self) -> Command:
@@ -128,6 +137,17 @@ class Command(BaseModel):
                 raise ValueError("ends_at must be after starts_at")
         if a == "maintenance_end" and not (self.silence_id or self.source):
             raise ValueError("maintenance_end needs silence_id or source")
+        if a == "regional_warning":
+            if not self.regional_id or self.regional_level is None or not self.issuer:
+                raise ValueError("regional_warning needs regional_id, regional_level and issuer")
+            if self.role != "admin":
+                raise ValueError("a regional warning is issued by an admin principal only")
+            if (
+                self.starts_at is not None
+                and self.ends_at is not None
+                and self.ends_at <= self.starts_at
+            ):
+                raise ValueError("ends_at must be after starts_at")
         if self.role == "enterprise" and not self.enterprise:
             raise ValueError("an enterprise principal's command needs enterprise")
         return self

@@ -524,11 +524,8 @@ class Engine:
         effect at the alert's source clock, else ``now``, else its ``issued_at``; never before
         the alert's newest transition. A command id already applied or refused is a no-op:
         ``(None, [])``."""
-        if cmd.id in self.command_ids:
+        if not self.remember_command(cmd.id):
             return None, []
-        self.command_ids[cmd.id] = None
-        while len(self.command_ids) > KEEP_COMMAND_IDS:
-            del self.command_ids[next(iter(self.command_ids))]
         base = now if now is not None else cmd.issued_at
         if cmd.locality != locality:
             return self._refused(cmd, base, Refusal.WRONG_LOCALITY, f"stage of {locality}"), []
@@ -542,6 +539,27 @@ class Engine:
         if cmd.action == "maintenance_start":
             return self._maintenance_start(cmd, base, known)
         return self._maintenance_end(cmd, base, now, clocks, known)
+
+    def remember_command(self, command_id: str) -> bool:
+        """Note a command id for idempotency; False when it was applied or refused before."""
+        if command_id in self.command_ids:
+            return False
+        self.command_ids[command_id] = None
+        while len(self.command_ids) > KEEP_COMMAND_IDS:
+            del self.command_ids[next(iter(self.command_ids))]
+        return True
+
+    def refused(
+        self, cmd: Command, at: datetime, reason: Refusal, detail: str = ""
+    ) -> CommandResult:
+        """The result of a command refused outside the engine (the locality's own commands)."""
+        return self._refused(cmd, at, reason, detail)
+
+    def applied(
+        self, cmd: Command, at: datetime, transitions: Iterable[Transition] = ()
+    ) -> CommandResult:
+        """The result of a command applied outside the engine (the locality's own commands)."""
+        return self._applied(cmd, at, transitions)
 
     def _refused(
         self, cmd: Command, at: datetime, reason: Refusal, detail: str = ""

@@ -42,8 +42,8 @@ from rules.warnings import Level, WarningInput, WarningRuleSet, WarningState
 from rules.warnings import step as warning_step
 
 from alerts.commands import MEASUREMENT as COMMAND
+from alerts.commands import Command, CommandResult, Refusal, command_of
 from alerts.compliance import POWER, CutWatch, emission_rates, enterprise_of
-from alerts.commands import CommandResult, command_of
 from alerts.engine import Engine
 from alerts.model import Reason, Transition
 from alerts.pipeline import KIND as PIPELINE_KIND
@@ -115,6 +115,9 @@ class LocalityState:
         self.warning = WarningState(locality=locality)
         #: enterprises' pre-warning baselines and their cuts during a warning (alerts/compliance.py)
         self.cuts = CutWatch()
+        #: regional warnings received (区域预警): id → [level, starts iso|None, ends iso|None,
+        #: issuer]; the highest one in force at the watermark is the warning's floor
+        self.regional: dict[str, list[Any]] = {}
         self.air = CityAir(locality)
         #: source → [day iso, transmission rate, valid rate] of the latest data-quality point
         self.quality: dict[str, list[Any]] = {}
@@ -136,6 +139,7 @@ class LocalityState:
             "engine": self.engine.to_dict(),
             "warning": self.warning.to_dict(),
             "cuts": self.cuts.to_dict(),
+            "regional": self.regional,
             **self.air.to_dict(),
             "quality": self.quality,
             "power": self.power,
@@ -149,6 +153,7 @@ class LocalityState:
         st.engine = Engine.from_dict(data["engine"], rules)
         st.warning = WarningState.from_dict(data["warning"])
         st.cuts = CutWatch.from_dict(data.get("cuts"))
+        st.regional = {str(k): list(v) for k, v in dict(data.get("regional") or {}).items()}
         st.air = CityAir.from_dict(st.locality, data)
         st.quality = dict(data.get("quality") or {})
         st.power = dict(data.get("power") or {})
@@ -246,9 +251,62 @@ class LocalityState:
                 detail=ctx.source_detail.get(source, {}),
             )
         self._advance(at, source, out)
+        if self.regional or self.warning.regional is not Level.NONE:
+            # a regional warning may begin or end as the locality's event time moves
+            self._regional_floor(self.watermark or at, ctx, out)
         return out
 
     # ------------------------------------------------------------------ pieces
+    def _regional_command(self, cmd: Command, ctx: LocalityContext, out: StepOutput) -> None:
+        """A regional warning for an area that includes this locality (the cities' plans:
+        按照区域预警信息，同步启动应急响应, e.g. 001_15ef1b070f9ae15b.txt): kept by its id; in force
+        from ``starts_at`` (or at once) until ``ends_at`` or a command with level ``none``. The
+        locality is raised to at least that level at once — with its own trigger, so its
+        enterprises are told their duties — and lifted only when its own conditions allow too.
+        It takes effect at the locality's event time (its watermark), like every command."""
+        now = self.watermark if self.watermark is not None else cmd.issued_at
+        if not self.engine.remember_command(cmd.id):
+            return
+        if cmd.locality != self.locality:
+            out.results.append(
+                self.engine.refused(cmd, now, Refusal.WRONG_LOCALITY, f"stage of {self.locality}")
+            )
+            return
+        if cmd.regional_level == "none":
+            self.regional.pop(cmd.regional_id or "", None)
+        else:
+            self.regional[cmd.regional_id or ""] = [
+                cmd.regional_level,
+                None if cmd.starts_at is None else cmd.starts_at.isoformat(),
+                None if cmd.ends_at is None else cmd.ends_at.isoformat(),
+                cmd.issuer,
+            ]
+        before = len(out.transitions)
+        self._regional_floor(now, ctx, out)
+        out.results.append(self.engine.applied(cmd, now, out.transitions[before:]))
+
+    def regional_level(self, at: datetime) -> Level:
+        """The highest regional warning in force at ``at``."""
+        level = Level.NONE
+        for lv, starts, ends, _ in self.regional.values():
+            if starts is not None and _t(starts) > at:
+                continue
+            if ends is not None and _t(ends) <= at:
+                continue
+            if Level(lv).rank > level.rank:
+                level = Level(lv)
+        return level
+
+    def _regional_floor(self, now: datetime, ctx: LocalityContext, out: StepOutput) -> None:
+        """Feed the warning step a changed regional floor (a regional warning received, begun
+        or ended by ``now``); ended entries are forgotten."""
+        floor = self.regional_level(now)
+        for rid, (_, _, ends, _) in list(self.regional.items()):
+            if ends is not None and _t(ends) <= now:
+                del self.regional[rid]
+        if floor is not self.warning.regional:
+            self._warn(WarningInput(regional_level=floor), now, ctx, out)
+
     def _command(self, point: Mapping[str, Any], ctx: LocalityContext, out: StepOutput) -> None:
         """A person's command (alerts.commands). It takes effect at the locality's event time
         (the alert's source clock, else the watermark — never the point's ``issued_at`` wall
@@ -257,6 +315,9 @@ class LocalityState:
             cmd = command_of(point)
         except ValueError as exc:
             out.rejected.append((point, f"invalid command: {exc}"))
+            return
+        if cmd.action == "regional_warning":
+            self._regional_command(cmd, ctx, out)
             return
         result, transitions = self.engine.command(
             cmd,

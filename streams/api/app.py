@@ -45,6 +45,7 @@ from streams.api.models import (
     HistoryOut,
     MaintenanceIn,
     Note,
+    RegionalWarningIn,
     SilenceIn,
     SilenceList,
     SilenceOut,
@@ -550,6 +551,40 @@ def create_app(ctx: Context) -> FastAPI:
                 cmd = _command(p, "maintenance_end", loc, silence_id=window_id)
                 return await _send(ctx, [cmd])
         raise _not_found()
+
+    @app.post("/api/v1/regional-warnings", status_code=202, response_model=Accepted)
+    async def regional_warning(body: RegionalWarningIn, p: Actor) -> Accepted:
+        """A regional warning for an area: one command per locality of it (admin only — the
+        account of the province or regional centre)."""
+        if p.role is not Role.ADMIN:
+            raise HTTPException(403, "only an admin principal issues regional warnings")
+        known = set(ctx.all_localities())
+        unknown = sorted(set(body.area) - known)
+        if unknown:
+            raise HTTPException(422, f"area: unknown localities {unknown}")
+        if (
+            body.starts_at is not None
+            and body.ends_at is not None
+            and body.ends_at <= body.starts_at
+        ):
+            raise HTTPException(422, "ends_at must be after starts_at")
+        area = tuple(sorted(set(body.area)))
+        cmds = [
+            _command(
+                p,
+                "regional_warning",
+                loc,
+                body.note,
+                regional_id=body.id,
+                regional_level=body.level,
+                issuer=body.issuer,
+                area=area,
+                starts_at=body.starts_at,
+                ends_at=body.ends_at,
+            )
+            for loc in area
+        ]
+        return await _send(ctx, cmds)
 
     # ------------------------------------------------------------------ commands
 

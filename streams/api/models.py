@@ -86,6 +86,22 @@ class MaintenanceIn(BaseModel):
     note: str = Field("", max_length=NOTE_MAX)
 
 
+class RegionalWarningIn(BaseModel):
+    """A regional heavy-pollution warning (区域预警) issued by the province or a regional centre:
+    every locality of ``area`` is raised to at least ``level`` (``none`` ends the warning
+    ``id`` early) from ``starts_at`` (default: at once) until ``ends_at`` (default: until
+    ended)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    level: Literal["yellow", "orange", "red", "none"]
+    area: list[str] = Field(min_length=1, max_length=200)
+    issuer: str = Field(min_length=1, max_length=200)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    note: str = Field("", max_length=NOTE_MAX)
+
+
 class SilenceOut(BaseModel):
     id: str
     locality: str
