@@ -141,6 +141,15 @@ class View:
         if t.kind is TransitionKind.DUTY:
             return  # an enterprise's duties under a warning: delivered, not an alert to work on
         table = self.warnings if t.kind is TransitionKind.WARNING else self.alerts
+        if t.kind is TransitionKind.WARNING:
+            # one record per locality: the level in force (firing) or the lift (resolved) —
+            # each level has its own fingerprint, and a change supersedes the previous level
+            for fp in [
+                fp
+                for fp, w in self.warnings.items()
+                if w.locality == t.locality and fp != t.fingerprint and t.at >= w.since
+            ]:
+                del self.warnings[fp]
         r = table.get(t.fingerprint)
         if r is None:
             r = AlertRecord(
