@@ -10,6 +10,9 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import BinaryIO
+
+import orjson
 
 from alerts.notify.webhook import (
     IDEMPOTENCY_HEADER,
@@ -19,9 +22,33 @@ from alerts.notify.webhook import (
 )
 
 
+def _received(receiver: str, body: bytes) -> bytes:
+    """What a receiver got, as one line: who, what kind, state, reason, event time, the texts,
+    and for an enterprise's duties under a warning its measures (``duties``)."""
+    try:
+        ew = orjson.loads(body).get("envwatch", {})
+    except orjson.JSONDecodeError:
+        ew = {}
+    line = {
+        "receiver": receiver,
+        "kind": ew.get("kind"),
+        "state": ew.get("state"),
+        "reason": ew.get("reason"),
+        "level": ew.get("level"),
+        "locality": ew.get("locality"),
+        "at": ew.get("at"),
+        "texts": ew.get("texts"),
+    }
+    if ew.get("duties") is not None:
+        line["duties"] = ew["duties"]
+    return orjson.dumps(line) + b"\n"
+
+
 class DemoReceiver:
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, log: BinaryIO | None = None) -> None:
         self.secret = secret
+        #: one JSON line per notification accepted (``notifications.jsonl`` of the demo)
+        self.log = log
         self.keys: set[str] = set()
         self.by_receiver: Counter[str] = Counter()
         self.requests = 0
@@ -47,6 +74,8 @@ class DemoReceiver:
                         if key not in receiver.keys:
                             receiver.keys.add(key)
                             receiver.by_receiver[self.path.strip("/")] += 1
+                            if receiver.log is not None:
+                                receiver.log.write(_received(self.path.strip("/"), body))
                 self.send_response(204 if ok else 401)
                 self.end_headers()
 

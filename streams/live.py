@@ -734,6 +734,10 @@ def summary_lines(state: LiveState, run: RunSummary) -> list[str]:
         where += " (temporary: removed when the demo ends; keep them with --out DIR)"
     lines.append(where)
     lines.append(f"  {run.alerts_log.name}: one JSON object per alert or warning transition")
+    lines.append(
+        "  notifications.jsonl: what each receiver accepted (an enterprise's duties under a "
+        "warning with its measures)"
+    )
     files = ", ".join(p.name for p in run.lp_files[:3]) + (" …" if len(run.lp_files) > 3 else "")
     lines.append(
         f"  *.lp: {len(run.lp_files)} file(s), {run.lp_lines:,} lines of line protocol ({files}): "

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from alerts.grouping import Grouper
-from alerts.model import Transition
+from alerts.model import Transition, TransitionKind
 from alerts.notification import Texts
 from alerts.routing import RouteTree, tree_from_receivers
 from alerts.templates import render
@@ -57,7 +57,7 @@ Output = tuple[str, bytes, bytes]
 def alerts_log_line(t: Transition) -> bytes:
     """The alerts.jsonl record of one transition (kind, state, level, locality, source, at …)."""
     d = t.to_dict()
-    record = {
+    record: dict[str, Any] = {
         "id": t.id,
         "kind": t.kind.value,
         "state": t.state.value,
@@ -73,6 +73,11 @@ def alerts_log_line(t: Transition) -> bytes:
         "notify": t.notify,
         "transition": d,
     }
+    lead = t.annotations.get("lead_hours")
+    if lead:
+        record["lead_hours"] = float(lead)  # a warning issued or raised on the data
+    if t.kind is TransitionKind.DUTY:
+        record["enterprise"] = t.labels.get("enterprise", "")
     return orjson.dumps(record) + b"\n"
 
 

@@ -228,7 +228,11 @@ async def _run(
     # and the escalation receivers the catalogue routes (chief-<locality> …: alert-rules chains)
     names += [n for n in catalog.routes() if n not in names]
     player = Player()
-    with DemoReceiver(secret) as receiver:
+    # what every receiver accepted, one line each (the enterprises' duties with their measures)
+    with (
+        (out_dir / "notifications.jsonl").open("wb", buffering=0) as received,
+        DemoReceiver(secret, log=received) as receiver,
+    ):
         hooks = {
             n: WebhookSettings(url=f"{receiver.url}/{n}", secret=SecretStr(secret)) for n in names
         }

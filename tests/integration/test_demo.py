@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.test_readme import readme_start, readme_timeline
 
@@ -90,6 +91,25 @@ def test_demo_winter_episode_warns_and_writes_the_store_files(tmp_path: Path) ->
     assert steps.index(("firing", "orange")) < len(steps) - 1
     # no other locality had an episode (docs/simulators.md: only the target locality)
     assert not [r for r in records if r["kind"] == "warning" and r["locality"] != "weifang"]
+    # the issue is decided from the forecasts, hours before the episode, with its lead time
+    assert weifang[0]["lead_hours"] > 0
+    # every weifang enterprise got its own measures at each change, on its own receiver only
+    # (the lists of deploy/config/weifang.yaml)
+    lists = {
+        e["id"]: e["measures"]
+        for e in yaml.safe_load(
+            (Path(__file__).resolve().parents[2] / "deploy/config/weifang.yaml").read_text("utf-8")
+        )["enterprises"]
+    }
+    got = [json.loads(x) for x in (out / "notifications.jsonl").read_text().splitlines()]
+    duties = [n for n in got if n["kind"] == "warning_duty"]
+    assert {n["receiver"] for n in duties} == {f"enterprise-{e}" for e in lists}
+    for n in duties:
+        duty = n["duties"]
+        assert n["receiver"] == f"enterprise-{duty['enterprise_id']}"
+        wanted = [] if n["level"] == "none" else lists[duty["enterprise_id"]][n["level"]]
+        assert duty["measures"] == [m["text"] for m in wanted]
+    assert len(duties) == 2 * len(weifang)  # two enterprises, each warning change
 
     lines = proc.stdout.splitlines()
     # --plain: each city hour once, an integer AQI, in event-time order
