@@ -49,6 +49,7 @@ from alerts.model import Reason, Transition
 from alerts.pipeline import KIND as PIPELINE_KIND
 from alerts.pipeline import MEASUREMENT, health_detail
 from alerts.rules import AlertRules, Evaluation, RuleKind
+from alerts.water import UpstreamWatch, change_evaluations
 
 _IGNORED_FOR_ALERTS: Final = frozenset({"temp", "humidity", "pressure", "flow", "velocity", "o2"})
 #: Source kinds whose readings feed the per-sample rules (constant/zero values, liveness).
@@ -115,6 +116,8 @@ class LocalityState:
         self.warning = WarningState(locality=locality)
         #: enterprises' pre-warning baselines and their cuts during a warning (alerts/compliance.py)
         self.cuts = CutWatch()
+        #: sections' recent samples for the upstream comparison (alerts/water.py)
+        self.upstream = UpstreamWatch()
         #: regional warnings received (区域预警): id → [level, starts iso|None, ends iso|None,
         #: issuer]; the highest one in force at the watermark is the warning's floor
         self.regional: dict[str, list[Any]] = {}
@@ -139,6 +142,7 @@ class LocalityState:
             "engine": self.engine.to_dict(),
             "warning": self.warning.to_dict(),
             "cuts": self.cuts.to_dict(),
+            "upstream": self.upstream.to_dict(),
             "regional": self.regional,
             **self.air.to_dict(),
             "quality": self.quality,
@@ -153,6 +157,7 @@ class LocalityState:
         st.engine = Engine.from_dict(data["engine"], rules)
         st.warning = WarningState.from_dict(data["warning"])
         st.cuts = CutWatch.from_dict(data.get("cuts"))
+        st.upstream = UpstreamWatch.from_dict(data.get("upstream"))
         st.regional = {str(k): list(v) for k, v in dict(data.get("regional") or {}).items()}
         st.air = CityAir.from_dict(st.locality, data)
         st.quality = dict(data.get("quality") or {})
@@ -214,6 +219,8 @@ class LocalityState:
                 # (duplicate) or late sample would lengthen a constant-value run or "resume" an
                 # offline source with old data.
                 self._samples(out, source, at, fields, ctx.source_detail.get(source, {}))
+            if kind == "water":
+                self._upstream(out, source, at, fields, ctx)
             if kind == "monitor" and "power_kw" in fields:
                 self._power(out, source, at, fields, ctx)
                 if source in ctx.power_production:
@@ -231,6 +238,12 @@ class LocalityState:
             grade = _num(fields.get("grade"))
             detail = ctx.source_detail.get(source, {})
             self._eval(out, "water_class", source, "class", grade, at, target, frozenset(), detail)
+        elif m == "water_change" and tags.get("period") == "sample":
+            # each judged factor against the section's baseline: in a jump or not (alerts/water.py)
+            detail = ctx.source_detail.get(source, {})
+            for factor, value, limit, info in change_evaluations(fields):
+                info = {**detail, **info}
+                self._eval(out, "water_change", source, factor, value, at, limit, frozenset(), info)
         elif m == "data_quality" and tags.get("period") == "day":
             self._quality(source, at, fields, ctx.source_detail.get(source, {}), out)
         elif m == MEASUREMENT and kind == PIPELINE_KIND:
@@ -364,6 +377,23 @@ class LocalityState:
                 base = ctx.source_detail.get(source, {})
             detail = {**base, "period": period, "standard": str(fields.get(f + "_standard", ""))}
             self._eval(out, ev_kind, source, f, float(v), at, float(limit), frozenset(), detail)
+
+    def _upstream(
+        self,
+        out: StepOutput,
+        source: str,
+        at: datetime,
+        fields: Mapping[str, Any],
+        ctx: LocalityContext,
+    ) -> None:
+        """A section's sample against its upstream neighbours' at the same label, and its
+        downstream neighbours' against it (alerts/water.py: judged when both have arrived)."""
+        values = {f: float(v) for f, v in fields.items() if f != "invalid" and _num(v) is not None}
+        for section, up, worse, info in self.upstream.add(source, at, values, ctx.source_detail):
+            detail = {**ctx.source_detail.get(section, {}), **info}
+            self._eval(
+                out, "water_upstream", section, up, float(worse), at, None, frozenset(), detail
+            )
 
     def _power(
         self,

@@ -4,7 +4,9 @@ Three kinds of receiver (architecture.md §1):
 
 * a duty officer (值班员) gets everything — alerts and warnings — of their locality;
 * an enterprise (排污单位) gets only alerts whose ``enterprise`` label equals its own id;
-* emergency responders (应急) get the heavy-pollution warning triggers of their locality.
+* emergency responders (应急) get the heavy-pollution warning triggers of their locality and
+  its water emergencies (alerts of category ``water_emergency``: sudden change at a section, a
+  section much worse than upstream) — never an enterprise's own alerts otherwise.
 
 **Isolation is by construction.** A :class:`Route` is a conjunction of matchers: a child route is
 only tried when its parent matched and every matcher must hold, so adding matchers or nesting can
@@ -31,6 +33,10 @@ from alerts.notification import NotificationKind
 
 ENTERPRISE_LABEL = "enterprise"
 LOCALITY_LABEL = "locality"
+CATEGORY_LABEL = "category"
+#: The category of water emergencies (alerts.rules.WATER_EMERGENCY; routing does not import
+#: the rules): emergency responders receive these alerts.
+WATER_EMERGENCY = "water_emergency"
 
 
 class RoutingError(ValueError):
@@ -227,14 +233,30 @@ def route_for(receiver: Receiver, timing: GroupTiming = GroupTiming()) -> Route:
         # takes no kind: only an escalation, addressed by name, reaches it
         return Route(matchers=locality, receiver=receiver, kinds=frozenset(), cont=True)
     if receiver.role is Role.EMERGENCY:
+        # A warning trigger or a water emergency is not batched: emergency teams must hear at once.
+        at_once = replace(timing, group_wait=timedelta(0))
         return Route(
             matchers=locality,
-            receiver=receiver,
-            kinds=frozenset({NotificationKind.WARNING}),
-            group_by=(LOCALITY_LABEL,),
-            # A warning trigger is not batched: emergency teams must hear at once.
-            timing=replace(timing, group_wait=timedelta(0)),
             cont=True,
+            routes=(
+                Route(
+                    receiver=receiver,
+                    kinds=frozenset({NotificationKind.WARNING}),
+                    group_by=(LOCALITY_LABEL,),
+                    timing=at_once,
+                    cont=True,
+                ),
+                # water emergencies (sudden change, much worse than upstream: alerts/rules.py
+                # category water_emergency), with the sections and drinking-water sources at risk
+                Route(
+                    matchers=(Matcher(CATEGORY_LABEL, Op.EQ, WATER_EMERGENCY),),
+                    receiver=receiver,
+                    kinds=frozenset({NotificationKind.ALERT}),
+                    group_by=(LOCALITY_LABEL, "rule"),
+                    timing=at_once,
+                    cont=True,
+                ),
+            ),
         )
     return Route(
         matchers=locality,

@@ -30,7 +30,13 @@ plan_progress          plan_progress         detail.status at_risk (warning) / o
 warning_compliance     warning_compliance    achieved cut < required cut during a warning
 pipeline               pipeline              problem = 1 (a component of envwatch itself:
                                              alerts/pipeline.py)
+water_sudden_change    water_change          a factor of a section in a jump against its
+                                             recent baseline (rules/water_events.py)
+water_upstream_worse   water_upstream        classes worse than the upstream neighbour > limit
 =====================  ====================  ==================================================
+
+Water classes of a drinking-water source (``detail["drinking_water_source"] == "1"``) are judged
+by ``water_class`` / ``water_worse_than_v`` as for any section, every breach critical.
 """
 
 from __future__ import annotations
@@ -92,6 +98,8 @@ class EvaluationKind(StrEnum):
     VAPOUR_RECOVERY = "vapour_recovery"
     ELECTRICITY = "electricity"
     PIPELINE = "pipeline"  # envwatch's own components (alerts/pipeline.py)
+    WATER_CHANGE = "water_change"  # a section's factor against its baseline (alerts/water.py)
+    WATER_UPSTREAM = "water_upstream"  # a section against its upstream neighbour
 
 
 class RuleKind(StrEnum):
@@ -113,6 +121,8 @@ class RuleKind(StrEnum):
     VAPOUR_RECOVERY = "vapour_recovery"
     ELECTRICITY = "electricity"
     PIPELINE = "pipeline"
+    WATER_SUDDEN_CHANGE = "water_sudden_change"
+    WATER_UPSTREAM_WORSE = "water_upstream_worse"
 
 
 EVALUATION_KIND: Final[dict[RuleKind, EvaluationKind | None]] = {
@@ -134,7 +144,12 @@ EVALUATION_KIND: Final[dict[RuleKind, EvaluationKind | None]] = {
     RuleKind.VAPOUR_RECOVERY: EvaluationKind.VAPOUR_RECOVERY,
     RuleKind.ELECTRICITY: EvaluationKind.ELECTRICITY,
     RuleKind.PIPELINE: EvaluationKind.PIPELINE,
+    RuleKind.WATER_SUDDEN_CHANGE: EvaluationKind.WATER_CHANGE,
+    RuleKind.WATER_UPSTREAM_WORSE: EvaluationKind.WATER_UPSTREAM,
 }
+
+#: The ``category`` of water emergencies, which emergency responders receive (alerts/routing.py).
+WATER_EMERGENCY: Final = "water_emergency"
 
 #: ``category`` label: what kind of problem (used by inhibition and routing).
 CATEGORY: Final[dict[RuleKind, str]] = {
@@ -156,6 +171,9 @@ CATEGORY: Final[dict[RuleKind, str]] = {
     RuleKind.VAPOUR_RECOVERY: "violation",
     RuleKind.ELECTRICITY: "violation",
     RuleKind.PIPELINE: "data_quality",  # data not stored / people not told: data quality
+    # water emergencies: emergency responders receive them too (alerts/routing.py)
+    RuleKind.WATER_SUDDEN_CHANGE: WATER_EMERGENCY,
+    RuleKind.WATER_UPSTREAM_WORSE: WATER_EMERGENCY,
 }
 
 #: GB 3838-2002 classes I..V as 1..5; 劣V (worse than V) is 6.
@@ -180,6 +198,8 @@ _NAMES_ZH: Final[dict[RuleKind, str]] = {
     RuleKind.VAPOUR_RECOVERY: "油气回收装置故障",
     RuleKind.ELECTRICITY: "治污设施停运或低负荷",
     RuleKind.PIPELINE: "系统运行异常",
+    RuleKind.WATER_SUDDEN_CHANGE: "断面水质突变",
+    RuleKind.WATER_UPSTREAM_WORSE: "断面水质明显劣于上游",
 }
 
 
@@ -617,6 +637,24 @@ DEFAULT_RULES: Final[tuple[dict[str, Any], ...]] = (
         "source": "standards.md §6.1 reductions [2+]; 000_d6d679181568297b.txt#L141 (打击不落实应急减排措施)",
     },
     {
+        "id": "water-sudden-change",
+        "name": "Sudden change of a water factor at a section against its recent baseline",
+        "kind": "water_sudden_change",
+        "severity": "critical",
+        "source": "issue 15 (water emergencies); jump ≥ max(2 × the median of the last 24 h, "
+        "+ ½ × the GB 3838-2002 表1 class III limit), DO ≤ min(½ ×, − 2.5 mg/L), pH ± 1: "
+        "envwatch's choice [MEM] (rules/water_events.py)",
+    },
+    {
+        "id": "water-upstream-worse",
+        "name": "Section much worse than its upstream neighbour",
+        "kind": "water_upstream_worse",
+        "limit": 1,  # [MEM] two or more GB 3838 classes worse than upstream fires
+        "critical_ratio": 3,  # [MEM] three or more classes worse: critical
+        "source": "GB 3838-2002 表1 classes of both sections at the same label (上下游断面对比, "
+        "rules.water.compare_upstream); ≥ 2 classes worse: envwatch's choice [MEM]",
+    },
+    {
         "id": "pipeline",
         "name": "A component of envwatch cannot do its work",
         "kind": "pipeline",
@@ -721,6 +759,12 @@ def _verdict(
     elif rule.kind is RuleKind.WATER_WORSE_THAN_V:
         status = ObservationStatus.BREACH if value >= WORSE_THAN_V else ObservationStatus.CLEAR
         limit = float(WORSE_THAN_V)
+        if status is ObservationStatus.BREACH and ev.detail.get("drinking_water_source") == "1":
+            severity = Severity.CRITICAL  # a drinking-water source: every exceedance critical
+    elif rule.kind is RuleKind.WATER_SUDDEN_CHANGE:
+        # the evaluate stage's verdict, with its hysteresis (rules/water_events.py)
+        jump = ev.detail.get("jump") == "1"
+        status = ObservationStatus.BREACH if jump else ObservationStatus.CLEAR
     else:
         if limit is None:
             raise InvalidEvaluation("limit", f"rule {rule.id} needs a limit", None)
@@ -728,6 +772,8 @@ def _verdict(
             status = _status_below(value, limit, rule.clear_margin)
         elif rule.kind is RuleKind.WATER_CLASS:
             status = ObservationStatus.BREACH if value > limit else ObservationStatus.CLEAR
+            if status is ObservationStatus.BREACH and ev.detail.get("drinking_water_source") == "1":
+                severity = Severity.CRITICAL  # a drinking-water source: every exceedance critical
         else:
             status = _status_above(value, limit, rule.clear_margin)
             if (
@@ -769,6 +815,21 @@ class _LazyAnnotations(Mapping[str, str]):
         return repr(self._built())
 
 
+#: ``detail`` keys of water emergencies copied to the annotations (alerts/water.py; texts in
+#: alerts/templates.py).
+WATER_EMERGENCY_FIELDS: Final = (
+    "baseline",
+    "direction",
+    "at_risk",
+    "drinking_at_risk",
+    "drinking_water_source",
+    "observed_class",
+    "upstream_class",
+    "upstream_name",
+    "worsened",
+)
+
+
 def _annotations(
     rule: AlertRule, ev: Evaluation, limit: float | None, *, cleared: bool = False
 ) -> dict[str, str]:
@@ -782,6 +843,8 @@ def _annotations(
     fields = display_fields(kind.value, ev.factor, detail)
     value = ev.value
     if kind is RuleKind.WATER_CLASS or kind is RuleKind.WATER_WORSE_THAN_V:
+        if detail.get("drinking_water_source") == "1":
+            fields["drinking_water_source"] = "1"
         observed = water_class(value)
         if observed is not None:
             fields["observed_class"] = WATER_CLASSES[observed - 1][0]
@@ -791,6 +854,10 @@ def _annotations(
             fields["target_class"] = WATER_CLASSES[target - 1][0]
     elif kind is RuleKind.CONSTANT_VALUE or kind is RuleKind.ZERO_VALUE:
         fields["count"] = str(rule.samples or 0)
+    elif kind is RuleKind.WATER_SUDDEN_CHANGE or kind is RuleKind.WATER_UPSTREAM_WORSE:
+        for key in WATER_EMERGENCY_FIELDS:
+            if detail.get(key):
+                fields[key] = detail[key]
     elif kind is RuleKind.DATA_RATE:
         if value is not None:
             fields["rate"] = fmt_number(value * 100, 6)  # percent

@@ -98,6 +98,8 @@ class AlertKind(StrEnum):
     VAPOUR_RECOVERY = "vapour_recovery"  # 油气回收装置 fault or stop
     ELECTRICITY = "electricity"  # treatment equipment off or far below normal while producing
     PIPELINE = "pipeline"  # a component of envwatch itself (alerts/pipeline.py)
+    WATER_SUDDEN_CHANGE = "water_sudden_change"  # a factor jumps against its recent baseline
+    WATER_UPSTREAM_WORSE = "water_upstream_worse"  # a section much worse than upstream
 
 
 #: Display names of the five localities (plans/README.md). Other localities are named by the
@@ -225,6 +227,8 @@ _TITLES: dict[AlertKind, tuple[str, str]] = {
         "Pollution control off or underloaded",
     ),
     AlertKind.PIPELINE: ("系统运行异常", "envwatch component fault"),
+    AlertKind.WATER_SUDDEN_CHANGE: ("水质突变", "Sudden water-quality change"),
+    AlertKind.WATER_UPSTREAM_WORSE: ("水质劣于上游", "Worse than upstream"),
 }
 
 #: Default averaging basis and limit name per exceedance kind: (zh, en).
@@ -258,6 +262,7 @@ _UNIT_TABLES: dict[AlertKind, tuple[Mapping[str, str], ...]] = {
     AlertKind.DUST: (factors.MONITOR, {"tsp": "ug/m3"}),
     AlertKind.NOISE: (factors.MONITOR,),
     AlertKind.ELECTRICITY: (factors.MONITOR,),
+    AlertKind.WATER_SUDDEN_CHANGE: (factors.WATER,),
 }
 
 #: Factor names that are no pollutant (placeholders of evaluations without one).
@@ -623,7 +628,9 @@ def _water_class(kind: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
             raise _Missing("observed_class")
         observed = 5 if cleared else 6
     obs_zh, obs_en = water_class_name(observed)
-    zh, en = f"{subj} 断面水质为{obs_zh}", f"{subj} section water quality {obs_en}"
+    own_zh, own_en = _drinking(f)
+    zh = f"{subj}{own_zh} 断面水质为{obs_zh}"
+    en = f"{subj}{own_en} section water quality {obs_en}"
     if kind is AlertKind.WATER_WORSE_V:
         bad = observed >= 6
         if not bad:
@@ -645,6 +652,82 @@ def _water_class(kind: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
         zh += f"（超标因子：{fac_zh}）"
         en += f" (failing item: {fac_en})"
     return zh, en
+
+
+def _drinking(f: _Fields) -> tuple[str, str]:
+    """The section's own drinking-water-source note."""
+    if f.opt("drinking_water_source") == "1":
+        return "（饮用水水源地）", " (drinking-water source)"
+    return "", ""
+
+
+def _at_risk(f: _Fields) -> tuple[str, str]:
+    """The sections, and among them the drinking-water sources, downstream of the section."""
+    down, drinking = f.opt("at_risk"), f.opt("drinking_at_risk")
+    if not down:
+        return "", ""
+    zh = f"；下游受影响断面：{down}"
+    en = f"; downstream at risk: {down.replace('、', ', ')}"
+    if drinking:
+        zh += f"，其中饮用水水源地：{drinking}"
+        en += f"; drinking-water sources among them: {drinking.replace('、', ', ')}"
+    return zh, en
+
+
+def _water_change(kind: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
+    value, limit, baseline = f.num("value"), f.num("limit"), f.num("baseline")
+    code = _unit_code(kind, f)
+    unit, unit_en = _unit(code), _unit_en(code)
+    subj = _subject(f)
+    own_zh, own_en = _drinking(f)
+    fac_zh, fac_en = _factor(kind, f)
+    drop = f.opt("direction") == "drop"
+    shown = fmt_value_against(value, limit, None)
+    v, v_en = _with_unit(shown, unit), _with_unit(shown, unit_en)
+    b, b_en = (
+        _with_unit(fmt_value(baseline, None), unit),
+        _with_unit(fmt_value(baseline, None), unit_en),
+    )
+    lim, lim_en = (
+        _with_unit(fmt_value(limit, None), unit),
+        _with_unit(fmt_value(limit, None), unit_en),
+    )
+    jumped = (value <= limit) if drop else (value >= limit)
+    if cleared and not jumped:
+        zh = f"{subj}{own_zh} {fac_zh} {v}，已回到近 24 小时基线 {b} 附近"
+        en = f"{subj}{own_en} {fac_en} {v_en} is back near its 24-hour baseline {b_en}"
+        return zh, en
+    word_zh, word_en = ("突降", "fell to") if drop else ("突增", "rose to")
+    zh = f"{subj}{own_zh} {fac_zh} {word_zh}至 {v}，近 24 小时基线 {b}（突变阈值 {lim}）"
+    en = f"{subj}{own_en} {fac_en} {word_en} {v_en} against its 24-hour baseline {b_en} (jump threshold {lim_en})"
+    risk_zh, risk_en = _at_risk(f)
+    return zh + risk_zh, en + risk_en
+
+
+def _water_upstream(kind: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
+    subj = _subject(f)
+    own_zh, own_en = _drinking(f)
+    observed = water_class(f.req("observed_class"))
+    upstream = water_class(f.req("upstream_class"))
+    if observed is None or upstream is None:
+        raise _Missing("observed_class")
+    up = f.opt("upstream_name") or f.opt("factor")
+    obs_zh, obs_en = water_class_name(observed)
+    up_zh, up_en = water_class_name(upstream)
+    worse = observed - upstream
+    zh = f"{subj}{own_zh} 断面水质为{obs_zh}，上游 {up} 为{up_zh}"
+    en = f"{subj}{own_en} section water quality {obs_en}, upstream {up} {up_en}"
+    limit = f.maybe("limit")
+    if cleared or (limit is not None and worse <= limit):
+        return zh + "，未明显劣于上游", en + ", not much worse than upstream"
+    zh += f"，劣于上游 {worse} 个类别"
+    en += f", {worse} classes worse than upstream"
+    items = [i for i in f.opt("worsened").split(",") if i]
+    if items:
+        zh += "（变差指标：" + "、".join(FACTOR_NAMES.get(i, (i, i))[0] for i in items) + "）"
+        en += " (worsened: " + ", ".join(FACTOR_NAMES.get(i, (i, i))[1] for i in items) + ")"
+    risk_zh, risk_en = _at_risk(f)
+    return zh + risk_zh, en + risk_en
 
 
 def _bypass(_: AlertKind, f: _Fields, cleared: bool) -> tuple[str, str]:
@@ -849,6 +932,8 @@ _BODIES: dict[AlertKind, Callable[[AlertKind, _Fields, bool], tuple[str, str]]] 
     AlertKind.PLAN_PROGRESS: _progress,
     AlertKind.WARNING_NONCOMPLIANCE: _noncompliance,
     AlertKind.PIPELINE: _pipeline,
+    AlertKind.WATER_SUDDEN_CHANGE: _water_change,
+    AlertKind.WATER_UPSTREAM_WORSE: _water_upstream,
 }
 
 #: Title per transition reason (alerts.model.Reason) or state that overrides the kind's title.

@@ -20,6 +20,7 @@ docs/evaluations.md says when each is emitted and with which id):
 | aggregate      | kind, locality, source, period        | moving means, daily means, dustfall month    |
 | exceedance     | kind, locality, source, factor, period| value, limit, multiple, standard             |
 | water_class    | locality, source, period              | grade, label, target, meets, main_pollutants |
+| water_change   | locality, source, period (sample)     | <factor>, baseline_*, limit_*, jump_*        |
 | emission_hour  | locality, source                      | <factor>, <factor>_zs (O2-corrected), valid  |
 | emission_day   | locality, source                      | daily means, valid hours, GB 18918 class     |
 | data_quality   | kind, locality, source, period        | expected, received, valid, rates, runs       |
@@ -57,6 +58,7 @@ from rules.standards import gb3095
 from rules.standards.gb3095 import Grade, Period
 from rules.standards.hj633 import BEIJING, HJ633_2012, HJ633_2026, IAQI_POINTS
 from rules.water import classify, parse_class
+from rules.water_events import Change, sudden_change
 
 __all__ = [
     "AIR_FACTORS",
@@ -903,6 +905,10 @@ def _water(
     points = [
         _water_point(classify(evaluable, lake=ctx.lake), ctx, tags_sample, sample.time),
     ]
+    # sudden changes against the section's recent baseline (rules/water_events.py)
+    changes = sudden_change(st.setdefault("change", {}), sec, evaluable, lake=ctx.lake)
+    if changes:
+        points.append(_change_point(changes, tags_sample, sample.time))
     # daily class from the day's arithmetic means of each item (环办〔2011〕22号: a period's
     # samples are averaged, then the single-factor method). Samples are slots keyed by their
     # time, so a duplicate changes nothing and a correction replaces the earlier values.
@@ -921,6 +927,17 @@ def _water(
     for k in [k for k in days if int(k) < d - _KEEP_DAYS]:
         del days[k]
     return points
+
+
+def _change_point(changes: list[Change], tags: Mapping[str, str], at: datetime) -> Point:
+    """``water_change``: per judged factor its value, baseline, jump threshold and verdict."""
+    fields: dict[str, float | int | str | bool] = {}
+    for c in changes:
+        fields[c.factor] = c.value
+        fields[f"baseline_{c.factor}"] = round(c.baseline, 6)
+        fields[f"limit_{c.factor}"] = round(c.threshold, 6)
+        fields[f"jump_{c.factor}"] = c.jump
+    return Point("water_change", tags, fields, at)
 
 
 def _water_point(result: Any, ctx: SourceContext, tags: Mapping[str, str], at: datetime) -> Point:

@@ -337,9 +337,7 @@ class EnterpriseInput:
     #: level → {pollutant or ``power_kw``: the cut the enterprise's own list requires, 0–1}
     required_reductions: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     #: level → per measure (parallel to ``measures``) its {pollutant: reduction %} from the list
-    measure_reductions: Mapping[str, tuple[Mapping[str, float], ...]] = field(
-        default_factory=dict
-    )
+    measure_reductions: Mapping[str, tuple[Mapping[str, float], ...]] = field(default_factory=dict)
 
     @classmethod
     def from_any(cls, obj: object) -> EnterpriseInput:

@@ -31,7 +31,6 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from fractions import Fraction
 from typing import Final
 
 from rules.errors import InvalidReading, TooFewSections, UnknownFactor
@@ -165,6 +164,14 @@ MIN_SECTIONS_FOR_PROPORTION: Final = 5
 _BY_FACTOR_RIVER: Final[dict[str, ItemStandard]] = {i.factor: i for i in RIVER_ITEMS}
 _BY_FACTOR_LAKE: Final[dict[str, ItemStandard]] = {i.factor: i for i in LAKE_ITEMS}
 _ORDER: Final[dict[str, int]] = {f: n for n, f in enumerate(EVALUATION_ITEMS)}
+
+
+def item_standard(factor: str, *, lake: bool = False) -> ItemStandard | None:
+    """The GB 3838-2002 表1 row of an evaluation item (the lake TP column with ``lake``); TN's
+    row (第9项) too; None for other factors."""
+    if factor == "tn":
+        return TN
+    return (_BY_FACTOR_LAKE if lake else _BY_FACTOR_RIVER).get(factor)
 
 
 class WaterQuality(StrEnum):
@@ -576,36 +583,6 @@ def mean_values(samples: Sequence[Mapping[str, float | None]]) -> dict[str, floa
     return {f: sums[f] / counts[f] for f in sums}
 
 
-class RiverMethod(StrEnum):
-    PROPORTION = "proportion"  # 断面水质类别比例法, ≥ 5 sections
-    MEAN_SINGLE_FACTOR = "mean_single_factor"  # mean of each item, then single-factor, < 5
-
-
-@dataclass(frozen=True, slots=True)
-class RiverAssessment:
-    """水质状况 of a river, basin or lake over several sections/points (环办〔2011〕22号)."""
-
-    method: RiverMethod
-    quality: WaterQuality
-    sections: int
-    #: Share of sections in classes I–III and in 劣V (exact fractions; 0 for the mean method).
-    share_i_iii: Fraction
-    share_worse_than_v: Fraction
-    #: Up to three main pollutants: by share of sections worse than III (proportion method), or
-    #: those of the mean sample (mean method).
-    main_pollutants: tuple[str, ...]
-    #: The class of the averaged sample (mean method only).
-    mean_class: WaterClass | None = None
-
-    @property
-    def grade_name(self) -> str:
-        return self.quality.value
-
-    @property
-    def grade_name_en(self) -> str:
-        return self.quality.english
-
-
 def proportion_quality(grades: Sequence[int]) -> WaterQuality:
     """水质状况 of a river from its sections' classes by the proportion method (22号 表2).
 
@@ -632,51 +609,3 @@ def proportion_quality(grades: Sequence[int]) -> WaterQuality:
     if worst * 100 < 40 * n:
         return WaterQuality.MODERATELY_POLLUTED
     return WaterQuality.HEAVILY_POLLUTED
-
-
-def assess_river(
-    sections: Sequence[Mapping[str, float | None]], *, lake: bool = False
-) -> RiverAssessment:
-    """水质状况 of a river/basin (one sample per section) or of a lake (one per point).
-
-    Rivers with ≥ 5 sections: proportion method, main pollutants = the three items with the largest
-    share of sections worse than III (ties in 表1 order). Fewer sections, and every lake/reservoir
-    (22号 (二)1(2)): each item averaged over the sections/points, then the single-factor method.
-
-    Raises:
-        InvalidReading / UnknownFactor: a bad sample; TooFewSections: no section at all.
-    """
-    n = len(sections)
-    if n == 0:
-        raise TooFewSections(0, 1)
-    if lake or n < MIN_SECTIONS_FOR_PROPORTION:
-        mean = classify(mean_values(sections), lake=lake)
-        return RiverAssessment(
-            RiverMethod.MEAN_SINGLE_FACTOR,
-            mean.quality,
-            n,
-            Fraction(0),
-            Fraction(0),
-            mean.main_pollutants,
-            mean,
-        )
-    results = [classify(s, lake=lake) for s in sections]
-    grades = [r.grade for r in results]
-    over: dict[str, int] = {}
-    for r in results:
-        for f, item in r.items.items():
-            if item.grade > 3:
-                over[f] = over.get(f, 0) + 1
-    quality = proportion_quality(grades)
-    main: tuple[str, ...] = ()
-    if quality not in (WaterQuality.EXCELLENT, WaterQuality.GOOD):
-        # By analogy with sections (22号 §3(1): 优/良好 → no main pollutants).
-        main = tuple(sorted(over, key=lambda f: (-over[f], _ORDER[f]))[:MAX_MAIN_POLLUTANTS])
-    return RiverAssessment(
-        RiverMethod.PROPORTION,
-        quality,
-        n,
-        Fraction(sum(1 for g in grades if g <= 3), n),
-        Fraction(sum(1 for g in grades if g == WORSE_THAN_V), n),
-        main,
-    )

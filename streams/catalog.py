@@ -13,6 +13,7 @@ routes, ``streams.deliveries.Deliveries.refresh_channels``) when that counter mo
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from rules.emission import Basis, LocalLimit, PermitLimit
 from rules.engine import SourceContext
 from rules.errors import ConfigError, RulesError
 from rules.plausibility import Expected, expected_of
+from rules.water_events import downstream_of, upstream_of
 
 log = logging.getLogger(__name__)
 
@@ -259,12 +261,14 @@ def locality_context(view: CatalogView, locality: str) -> LocalityContext:
             "interval_minutes": "60",  # hourly air data (HJ 633 real-time report)
             "area_grade": str(st.area_grade.value),
         }
-    for sec in cat.sections_of(locality):
+    sections = cat.sections_of(locality)
+    for sec in sections:
         detail[sec.id] = {
             **names,
             "section": sec.id,
             "source_name": sec.name,
             "interval_minutes": str(WATER_INTERVAL_S // 60),
+            **_section_links(sec, sections),
         }
     pairs: dict[str, tuple[str, float, float]] = {}
     production: dict[str, list[str]] = {}
@@ -301,6 +305,30 @@ def locality_context(view: CatalogView, locality: str) -> LocalityContext:
         power_pairs=pairs,
         power_production={k: tuple(v) for k, v in production.items()},
     )
+
+
+def _section_links(sec: Any, sections: Sequence[Any]) -> dict[str, str]:
+    """A section's water-emergency detail (alerts/water.py): its lake flag, its upstream
+    neighbours, whether it is a drinking-water source, and the sections — among them the
+    drinking-water sources — downstream of it, followed transitively along the catalogue's
+    links (``rules.water_events``; sections of the same locality)."""
+    links = [(s.id, s.upstream, s.downstream) for s in sections]
+    by_id = {s.id: s for s in sections}
+    down = [by_id[d] for d in downstream_of(links).get(sec.id, ()) if d in by_id]
+    out: dict[str, str] = {}
+    if str(sec.body.value) != "river":
+        out["lake"] = "1"
+    ups = upstream_of(links).get(sec.id, ())
+    if ups:
+        out["upstream"] = ",".join(ups)
+    if sec.drinking_water_source:
+        out["drinking_water_source"] = "1"
+    if down:
+        out["at_risk"] = "、".join(f"{d.name} ({d.id})" for d in down)
+    drinking = [d for d in down if d.drinking_water_source]
+    if drinking:
+        out["drinking_at_risk"] = "、".join(f"{d.name} ({d.id})" for d in drinking)
+    return out
 
 
 def required_reductions(measures: Any) -> dict[str, float]:

@@ -324,6 +324,26 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
         writer="rules.engine.step (water)",
     ),
     Measurement(
+        name="water_change",
+        description="sudden change at a section: each judged factor against the median of its "
+        "last 24 h of samples outside a jump (rules/water_events.py)",
+        time="the sample's label",
+        tags=(_LOCALITY, _SOURCE, _period("sample")),
+        fields=(
+            FieldSpec("{x}", FieldType.FLOAT, "unit of the factor", "value of the sample", _WATER),
+            FieldSpec("baseline_{x}", FieldType.FLOAT, "unit of the factor", "baseline", _WATER),
+            FieldSpec(
+                "limit_{x}",
+                FieldType.FLOAT,
+                "unit of the factor",
+                "value at which it jumps",
+                _WATER,
+            ),
+            FieldSpec("jump_{x}", FieldType.BOOLEAN, "", "the factor is in a jump", _WATER),
+        ),
+        writer="rules.engine.step (water)",
+    ),
+    Measurement(
         name="emission_hour",
         description="enterprise outlet hourly values (given, or from minute data with HJ 212 validity)",
         time="end of the hour (envwatch labels an hour by its end)",

@@ -133,14 +133,14 @@ def for_store(p: engine.Point) -> bool:
 
 def for_locality(p: engine.Point) -> bool:
     """The points the locality stage reads (alerts.locality): readings, explicit verdicts,
-    per-sample water classes, daily data quality, outlets' hourly means."""
+    per-sample water classes and sudden-change verdicts, daily data quality, outlets' hourly means."""
     m = p.measurement
     if m in ("reading", "verdict"):
         return True
     if m == "emission_hour":
         # an enterprise's hourly emission rates: the warning-compliance check (alerts/compliance.py)
         return True
-    if m == "water_class":
+    if m == "water_class" or m == "water_change":
         return p.tags.get("period") == "sample"
     if m == "data_quality":
         return p.tags.get("period") == "day"

@@ -813,6 +813,51 @@ class FortyDays(Scenario):
         return sorted(present, key=lambda e: (e.begin, e.subject))
 
 
+# ============================================================================ river spill
+
+#: NH3-N (mg/L) at the spill section for the samples labelled start+20 h, +24 h and +28 h
+#: (sections report every 4 h): a spill upstream arrives, peaks and recedes. The base value is
+#: ~0.45 mg/L (class II, GB 3838-2002 表1); 3.0 and 5.0 are 劣V (> 2.0), 1.2 is class IV.
+SPILL_NH3N: Final = (3.0, 5.0, 1.2)
+#: The spill section when the catalogue has it: 潍河上游, upstream of the drinking-water source
+#: 峡山水库 (ws-wf-03) and of 潍河入海 (ws-wf-02), deploy/config/weifang.yaml (example links).
+SPILL_SECTION: Final = "ws-wf-01"
+
+
+class RiverSpill(Scenario):
+    name = "river-spill"
+    summary = (
+        "a spill upstream reaches a water section: NH3-N 3.0, 5.0, 1.2 mg/L in the samples "
+        "labelled start+20 h, +24 h, +28 h (base ~0.45), back to the base from +32 h"
+    )
+    hours = 48
+    needs_catalog = True
+    prefer = ((Kind.WATER, ""),)
+
+    def _resolve(self, target: str | None) -> str:
+        if target is None and any(s.source == SPILL_SECTION for s in self.specs):
+            return SPILL_SECTION
+        return super()._resolve(target)
+
+    def override(self, spec: SourceSpec, label: datetime, values: Values) -> Values | None:
+        if spec.source != self.target:
+            return values
+        h = self.offset(label) / HOUR
+        for i, x in enumerate(SPILL_NH3N):
+            if h == 20 + 4 * i:
+                return {**values, "nh3n": Value(value=x)}
+        return values
+
+    def timeline(self) -> list[Event]:
+        t = self.target
+        return [
+            Event(self.at(20), None, t, "NH3-N 3.0 mg/L: a jump (≥ 2 × its 24-h baseline), 劣V"),
+            Event(self.at(24), None, t, "NH3-N 5.0 mg/L: the peak"),
+            Event(self.at(28), None, t, "NH3-N 1.2 mg/L: receding, still a jump, class IV"),
+            Event(self.at(32), None, t, "back to the base level: the jump is over"),
+        ]
+
+
 SCENARIOS: Final[dict[str, type[Scenario]]] = {
     cls.name: cls
     for cls in (
@@ -824,6 +869,7 @@ SCENARIOS: Final[dict[str, type[Scenario]]] = {
         Maintenance,
         LateAndDuplicates,
         FortyDays,
+        RiverSpill,
     )
 }
 

@@ -666,7 +666,7 @@ def run_live(
 def expected_receivers(t: Mapping[str, Any]) -> set[str]:
     """docs/notifications.md §2, written out: the duty officer of the locality gets every alert
     and warning of it; an enterprise only alerts labelled with its own id, escalations excepted;
-    emergency responders only warnings of their locality."""
+    emergency responders the warnings and water emergencies of their locality."""
     loc = t["locality"]
     if t["kind"] == "warning":
         return {f"duty-{loc}", f"emergency-{loc}"}
@@ -681,6 +681,9 @@ def expected_receivers(t: Mapping[str, Any]) -> set[str]:
     enterprise = t["labels"].get("enterprise")
     if enterprise:
         out.add(f"enterprise-{enterprise}")
+    if t["labels"].get("category") == "water_emergency":
+        # water emergencies (sudden change, much worse than upstream): responders too (issue 15)
+        out.add(f"emergency-{loc}")
     return out
 
 
@@ -691,12 +694,17 @@ def check_receivers(run: LiveRun) -> None:
     assert r.bad == [], f"signatures that did not verify: {r.bad[:5]}"
     got = delivered(r)
     assert all(d.path_matches for d in got), "a body names another receiver than its endpoint"
+    water = {
+        t["fingerprint"]
+        for t in run.transitions
+        if t["kind"] == "alert" and t["labels"].get("category") == "water_emergency"
+    }
     for d in got:
         if d.receiver.startswith("enterprise-"):
             assert d.kind in ("alert", "warning_duty"), f"{d.receiver} got a warning: {d}"
             assert d.receiver == f"enterprise-{d.enterprise}", f"not its own: {d}"
         elif d.receiver.startswith("emergency-"):
-            assert d.kind == "warning", f"{d.receiver} got an alert: {d}"
+            assert d.kind == "warning" or d.fingerprint in water, f"{d.receiver} got an alert: {d}"
             assert d.receiver == f"emergency-{d.locality}", f"not its locality: {d}"
         else:
             assert d.receiver == f"duty-{d.locality}", f"not its locality: {d}"

@@ -12,7 +12,7 @@ receiver. Once the pipeline has settled, each test asserts what people saw:
   condition outlasts the scenario — an exact comparison of every alert transition with the
   story written down here, so no healthy source alerts;
 * that every receiver got exactly what is theirs (the duty officer everything of their locality,
-  an enterprise only its own alerts, emergency responders only warnings), signed with its own
+  an enterprise only its own alerts, emergency responders warnings and water emergencies), signed with its own
   secret, once;
 * that notifications per hour of event time stay bounded (:data:`BOUND`);
 * the ``alert`` points the store holds: one per transition, no two sharing a series and a
@@ -615,6 +615,57 @@ def test_river_fluoride(
     expected += ss.daily_ambient_story(deliveries, at(73))
     actual = assert_alerts(run, expected)
     assert not {k for k in ss.still_firing(actual) if k[1] == target}
+    assert enterprise_receivers(run) == set()
+    assert_common(run, victoria, deliveries)
+
+
+def test_river_spill(
+    mqtt_broker: MqttBroker, kafka_broker: KafkaBroker, victoria: Victoria, tmp_path: Path
+) -> None:
+    """river-spill (48 h + 1) on ws-wf-01, 示例断面 潍河上游 (target III), upstream of the
+    drinking-water source 峡山水库 ws-wf-03 and of 潍河入海 ws-wf-02 (deploy/config/weifang.yaml).
+
+    Samples every 4 h; NH3-N ~0.45 mg/L, then 3.0 (20 h), 5.0 (24 h), 1.2 (28 h), the base from
+    32 h (the scenario's script). The baseline (median of the last 24 h outside a jump, ≥ 3
+    samples) is ~0.45, the jump threshold max(2 × 0.45, 0.45 + ½ × 1.0) ≈ 0.95; 1.2 is still in
+    the jump (excess (1.2 − 0.45)/0.5 = 1.5 > ½), the base is not. People see at 20 h
+    ``water-sudden-change`` (NH3-N, critical) naming 峡山水库 as the drinking-water source at
+    risk, resolved at 32 h; GB 3838-2002 表1 NH3-N > 2.0 is 劣V (``water-worse-than-v`` 20 h →
+    28 h: 1.2 is class IV) and worse than the target III (``water-class-target`` 20 h → 32 h).
+    The sudden change is told to duty-weifang and emergency-weifang; the class alerts to
+    duty-weifang only; no enterprise hears of it. No healthy section alerts (no other sudden
+    change, no section worse than its upstream neighbour). Plus the known sections and the
+    background daily PM exceedances of days 0–1."""
+    deliveries, run = live("river-spill", 49, mqtt_broker, kafka_broker, victoria, tmp_path)
+    target = "ws-wf-01"
+    nh3n = {
+        d.sample.time: d.sample.values["nh3n"].value
+        for d in deliveries
+        if d.sample.source == target
+    }
+    assert [nh3n[at(h)] for h in (20, 24, 28)] == [3.0, 5.0, 1.2]
+    assert all(0.4 < (v or 0) < 0.5 for t, v in nh3n.items() if t not in (at(20), at(24), at(28)))
+    expected = [
+        *known_sections(),
+        fired("water-sudden-change", target, "nh3n", "", at(20)),
+        resolved("water-sudden-change", target, "nh3n", "", at(32)),
+        fired("water-worse-than-v", target, "class", "", at(20)),
+        resolved("water-worse-than-v", target, "class", "", at(28)),
+        fired("water-class-target", target, "class", "", at(20)),
+        resolved("water-class-target", target, "class", "", at(32)),
+    ]
+    expected += ss.daily_ambient_story(deliveries, at(49))
+    actual = assert_alerts(run, expected)
+    assert not {k for k in ss.still_firing(actual) if k[1] == target}
+    spill = next(t for t in run.alerts if t["labels"]["rule"] == "water-sudden-change")
+    assert spill["severity"] == "critical"
+    summary = spill["annotations"]["summary"]
+    assert "示例断面 潍河上游 (example) (ws-wf-01) 氨氮 突增至 3 mg/L" in summary
+    assert "其中饮用水水源地：示例断面 峡山水库 (example) (ws-wf-03)" in summary
+    assert received_by(run, "emergency-weifang") == [
+        (at(20), "firing", "condition_met_no_wait"),
+        (at(32), "resolved", "clear_condition_met"),
+    ]
     assert enterprise_receivers(run) == set()
     assert_common(run, victoria, deliveries)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -17,10 +16,8 @@ from hypothesis import strategies as st
 from rules.errors import InvalidReading, TooFewSections, UnknownFactor
 from rules.water import (
     ComplianceStatus,
-    RiverMethod,
     Trend,
     WaterQuality,
-    assess_river,
     classify,
     classify_item,
     compare_upstream,
@@ -309,33 +306,6 @@ def test_proportion_method_needs_five_sections() -> None:
     with pytest.raises(TooFewSections) as err:
         proportion_quality([1, 2, 3, 4])
     assert (err.value.sections, err.value.required) == (4, 5)
-
-
-def test_river_with_five_sections_uses_proportions_and_exceedance_rates() -> None:
-    sections = [
-        {"ph": 7.0, "cod": 18},  # III
-        {"ph": 7.0, "cod": 25, "tp": 0.25},  # IV (COD IV, TP IV)
-        {"ph": 7.0, "cod": 45, "tp": 0.1},  # 劣V (COD > 40)
-        {"ph": 7.0, "cod": 35, "nh3n": 1.2},  # V (COD), NH3-N IV
-        {"ph": 7.0, "cod": 14},  # I
-    ]
-    # I–III: 2/5 = 40 % < 75 %; 劣V 1/5 = 20 % → 中度污染.
-    # Sections worse than III per item: COD 3, TP 1, NH3-N 1 → COD, then 表1 order NH3-N, TP.
-    river = assess_river(sections)
-    assert river.method is RiverMethod.PROPORTION
-    assert river.quality is WaterQuality.MODERATELY_POLLUTED
-    assert (river.share_i_iii, river.share_worse_than_v) == (Fraction(2, 5), Fraction(1, 5))
-    assert river.main_pollutants == ("cod", "nh3n", "tp")
-
-
-def test_river_with_fewer_than_five_sections_averages_each_item() -> None:
-    # COD mean (18 + 24) / 2 = 21 → IV; NH3-N only at one section: 0.4 → II.
-    river = assess_river([{"ph": 7.0, "cod": 18, "nh3n": 0.4}, {"ph": 7.4, "cod": 24}])
-    assert river.method is RiverMethod.MEAN_SINGLE_FACTOR
-    assert river.mean_class is not None
-    assert river.mean_class.items["cod"].value == pytest.approx(21)
-    assert river.quality is WaterQuality.SLIGHTLY_POLLUTED
-    assert river.main_pollutants == ("cod",)
 
 
 def test_mean_of_equal_values_at_a_limit_stays_in_the_class() -> None:

@@ -27,10 +27,7 @@ from rules.emission import (
 )
 from rules.engine import Point, Sample, SourceContext, step
 from rules.water import (
-    RiverMethod,
     Trend,
-    WaterQuality,
-    assess_river,
     classify,
     compare_upstream,
     compliance,
@@ -123,31 +120,6 @@ def test_w11_downstream_three_classes_worse_than_upstream() -> None:
     # Upstream COD 19 → III. Downstream COD 41 > 40 → 劣V (6). 6 − 3 = 3 classes worse.
     cmp = compare_upstream(classify({"cod": 41.0}), classify({"cod": 19.0}))
     assert (cmp.classes_worse, cmp.trend, cmp.worsened) == (3, Trend.WORSE, ("cod",))
-
-
-def test_w12_river_of_six_sections_by_proportion() -> None:
-    # Classes I, II, III, III, IV, 劣V: I–III 4/6 = 66.7 % < 75 %; 劣V 1/6 = 16.7 % < 20 %
-    # → 轻度污染. Items worse than III: COD at 2 sections → the only main pollutant.
-    sections = [
-        {"cod": 10.0},  # I
-        {"cod": 15.0, "nh3n": 0.4},  # I by COD, II by NH3-N → II
-        {"cod": 19.0},  # III
-        {"cod": 20.0},  # III
-        {"cod": 29.0},  # IV
-        {"cod": 50.0},  # 劣V
-    ]
-    river = assess_river(sections)
-    assert (river.method, river.quality) == (RiverMethod.PROPORTION, WaterQuality.SLIGHTLY_POLLUTED)
-    assert river.main_pollutants == ("cod",)
-
-
-def test_w13_river_of_three_sections_by_mean() -> None:
-    # COD (16 + 22 + 25)/3 = 21 → IV (20 < 21 ≤ 30) → 轻度污染.
-    river = assess_river([{"cod": 16.0}, {"cod": 22.0}, {"cod": 25.0}])
-    assert river.method is RiverMethod.MEAN_SINGLE_FACTOR
-    assert river.mean_class is not None
-    assert river.mean_class.label == "IV"
-    assert river.grade_name == "轻度污染"
 
 
 # ------------------------------------------------------------------------------- emissions

@@ -205,7 +205,7 @@ def test_config_check_checks_the_alert_rules_too(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(app, ["config", "check", str(CONFIG)])
     assert ok.exit_code == 0, ok.output
-    assert f"18 alert rules in {SHIPPED}" in " ".join(ok.output.split())
+    assert f"20 alert rules in {SHIPPED}" in " ".join(ok.output.split())
     config = tmp_path / "config"
     shutil.copytree(CONFIG, config)
     bad = edit_rule(

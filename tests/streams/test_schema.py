@@ -66,8 +66,10 @@ def air_points() -> list[engine.Point]:
 
 
 def water_points() -> list[engine.Point]:
-    """Two samples of a section with target class III; NH3-N 2.5 mg/L is above the class V limit
-    of 2.0 (GB 3838-2002 表1), i.e. 劣V, so class, target, 劣V and main pollutants are written."""
+    """Five samples of a section with target class III; NH3-N 2.5 mg/L is above the class V limit
+    of 2.0 (GB 3838-2002 表1), i.e. 劣V, so class, target, 劣V and main pollutants are written;
+    the fifth has NH3-N 6.0 mg/L, a jump against the baseline of the four before (≥ 2 × 2.5:
+    rules/water_events.py), so ``water_change`` is written too (from the fourth sample on)."""
     ctx = engine.SourceContext(target_class=3)
     samples = [
         _sample(
@@ -78,11 +80,11 @@ def water_points() -> list[engine.Point]:
             ph=7.5,
             do=6.0,
             codmn=4.0,
-            nh3n=2.5,
+            nh3n=6.0 if i == 5 else 2.5,
             tp=0.1,
             temp=12.0,
         )
-        for i in range(1, 3)
+        for i in range(1, 6)
     ]
     return _run(samples, ctx)
 
