@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from alerts.commands import CommandResult
 from alerts.model import AlertState, Reason, Transition, TransitionKind
 from alerts.notification import Notification
+from alerts.routing import WATER_EMERGENCY
 from alerts.silences import Silence
 from streams.api.auth import Principal, Role
 
@@ -90,7 +91,10 @@ def visible(p: Principal, r: AlertRecord) -> bool:
     if p.role is Role.ENTERPRISE:
         return r.kind == TransitionKind.ALERT.value and r.enterprise == p.enterprise
     if p.role is Role.EMERGENCY:
-        return r.kind == TransitionKind.WARNING.value
+        # warnings, and the water emergencies routed to them (docs/routing.md §1)
+        return r.kind == TransitionKind.WARNING.value or (
+            r.labels.get("category") == WATER_EMERGENCY
+        )
     return p.locality is None or r.locality == p.locality  # duty
 
 

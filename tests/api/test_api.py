@@ -392,6 +392,29 @@ def test_duty_of_a_locality_does_not_see_another(api: Served) -> None:
     assert api.get(f"/api/v1/alerts/{Z.fingerprint}", "duty-all").status_code == 200
 
 
+def test_emergency_sees_the_water_emergencies_routed_to_it_only() -> None:
+    """A sudden change at a section (category water_emergency) is read by the emergency
+    responders who were told of it; an outlet's alert is not."""
+    from streams.api.view import AlertRecord, visible
+
+    def record(category: str) -> AlertRecord:
+        return AlertRecord(
+            fingerprint="f",
+            kind="alert",
+            labels={"category": category, "locality": "weifang"},
+            annotations={},
+            state="firing",
+            since=T0,
+            severity="critical",
+            locality="weifang",
+            source="ws-wf-01",
+        )
+
+    emergency = Principal("emergency", Role.EMERGENCY)
+    assert visible(emergency, record("water_emergency"))
+    assert not visible(emergency, record("emission"))
+
+
 def test_emergency_sees_warnings_not_alerts(api: Served) -> None:
     assert ids(api.get("/api/v1/warnings", "emergency")) == {WARN.fingerprint}
     assert ids(api.get("/api/v1/warnings", "admin")) == {WARN.fingerprint}
