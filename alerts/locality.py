@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from rules.city import CityAir
 from rules.engine import Point
+from rules.forecast import days_from_json
 from rules.standards.hj633 import BEIJING
 from rules.warnings import Level, WarningInput, WarningRuleSet, WarningState
 from rules.warnings import step as warning_step
@@ -209,6 +210,8 @@ class LocalityState:
             # day it describes) and has no data rate; its reading goes to the warning step only
             if m == "reading":
                 self._forecast(at, fields, ctx, out)
+            elif m == "forecast":
+                self._forecast_issue(at, fields, ctx, out)
             return out
         if m == "reading":
             if kind == "air":
@@ -605,6 +608,21 @@ class LocalityState:
                 return
             now = _t(issued)
         self._warn(WarningInput(forecast_daily=forecast), now, ctx, out)
+
+    def _forecast_issue(
+        self, issued: datetime, fields: Mapping[str, Any], ctx: LocalityContext, out: StepOutput
+    ) -> None:
+        """A forecast issue (rules/forecast.py): its days replace what was known of them (a
+        range counts with its upper bound), judged when it was issued — or at the locality's
+        newest observation when that is later. It moves no clock."""
+        raw = fields.get("days")
+        if not isinstance(raw, str):
+            return
+        known = dict(self.warning.forecast)
+        for d in days_from_json(raw):
+            known[d.day] = float(d.expected)
+        now = issued if self.watermark is None or issued > self.watermark else self.watermark
+        self._warn(WarningInput(forecast_daily=tuple(sorted(known.items()))), now, ctx, out)
 
     def _warn(
         self, inp: WarningInput, now: datetime, ctx: LocalityContext, out: StepOutput

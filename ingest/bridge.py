@@ -101,7 +101,7 @@ from streams.records import DeadLetter
 from streams.settings import Settings
 
 from ingest.publisher import PublisherError, broker_protocol, protocol_name
-from ingest.schemas import Flag, Interval, Sample, Value
+from ingest.schemas import Flag, ForecastIssue, Interval, Sample, Value
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +251,8 @@ def normalise(topic: str, payload: bytes) -> tuple[bytes, bytes]:
     key = _canonical_key(topic, payload)
     if key is not None:
         return key, payload
+    if topic.startswith("env/forecast/") and b'"days"' in payload:
+        return _forecast_issue(topic, payload)
     try:
         sample = Sample.model_validate_json(payload)
     except ValidationError as exc:
@@ -263,6 +265,22 @@ def normalise(topic: str, payload: bytes) -> tuple[bytes, bytes]:
     if topic != expected:
         raise ValueError(f"topic {topic!r} does not match the payload (expected {expected!r})")
     return sample.source.encode(), _SAMPLE_JSON(sample, by_alias=True)
+
+
+def _forecast_issue(topic: str, payload: bytes) -> tuple[bytes, bytes]:
+    """An AQI forecast issue (ingest.schemas.ForecastIssue): validated and re-serialised."""
+    try:
+        issue = ForecastIssue.model_validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "payload"
+        raise ValueError(
+            f"invalid forecast issue: {where}: {first['msg']} ({exc.error_count()} error(s))"
+        ) from exc
+    expected = f"env/forecast/{issue.locality}/{issue.source}"
+    if topic != expected:
+        raise ValueError(f"topic {topic!r} does not match the payload (expected {expected!r})")
+    return issue.source.encode(), issue.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 # ------------------------------------------------------------------------------ Prometheus

@@ -13,12 +13,15 @@ the *end* of the hour (mean over (t−1h, t]); gateways convert HJ 212 period-st
 from __future__ import annotations
 
 import math
+from datetime import date as date_
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from rules.errors import InvalidReading
 from rules.factors import BY_KIND, Kind
 from rules.flags import VALID_FLAGS, Flag
+from rules.forecast import issue_of
 
 SCHEMA_VERSION = 1
 
@@ -30,7 +33,16 @@ LocalityId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-
 
 # HJ 212-2017 表8 data flags: one vocabulary for the whole system (rules.flags), re-exported here
 # because the payload model uses it.
-__all__ = ["VALID_FLAGS", "Flag", "Interval", "Sample", "Value", "topic_for"]
+__all__ = [
+    "VALID_FLAGS",
+    "Flag",
+    "ForecastDayIn",
+    "ForecastIssue",
+    "Interval",
+    "Sample",
+    "Value",
+    "topic_for",
+]
 
 
 class Interval(StrEnum):
@@ -77,6 +89,41 @@ class Sample(BaseModel):
             raise ValueError(
                 f"unknown factor(s) for kind {self.kind.value!r}: {', '.join(unknown)}"
             )
+        return self
+
+
+class ForecastDayIn(BaseModel):
+    """One target day of a forecast issue: the daily AQI or a range, and the primary pollutant."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    date: date_
+    aqi: int | None = Field(default=None, ge=0, le=500)
+    aqi_min: int | None = Field(default=None, ge=0, le=500)
+    aqi_max: int | None = Field(default=None, ge=0, le=500)
+    primary: str | None = None
+
+
+class ForecastIssue(BaseModel):
+    """An AQI forecast issue (rules/forecast.py) on ``env/forecast/{locality}/{source}``: its
+    ``time`` is the issue time; ``days`` the target days (docs/mqtt.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    schema_version: Literal[1] = Field(default=1, alias="schema")
+    kind: Literal[Kind.FORECAST]
+    locality: LocalityId
+    source: SourceId
+    time: AwareDatetime
+    issuer: str = Field(min_length=1, max_length=200)
+    days: list[ForecastDayIn] = Field(min_length=1, max_length=15)
+
+    @model_validator(mode="after")
+    def _days(self) -> ForecastIssue:
+        try:
+            issue_of(self.issuer, [d.model_dump(mode="json", exclude_none=True) for d in self.days])
+        except InvalidReading as exc:
+            raise ValueError(f"{exc.factor}: {exc.reason}") from exc
         return self
 
 

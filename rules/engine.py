@@ -54,6 +54,7 @@ from rules.emission import (
 )
 from rules.errors import InvalidReading, OutsideWindow, RulesError
 from rules.flags import VALID_FLAGS, Flag
+from rules.forecast import ForecastIssue
 from rules.standards import gb3095
 from rules.standards.gb3095 import Grade, Period
 from rules.standards.hj633 import BEIJING, HJ633_2012, HJ633_2026, IAQI_POINTS
@@ -139,6 +140,8 @@ class Sample:
     time: datetime  # aware; label of the sample (end of period)
     interval: str  # rt | min | hour | day
     values: Mapping[str, tuple[float | None, str]]  # factor -> (value, flag)
+    #: an AQI forecast issue (kind ``forecast``, ``time`` = its issue time; rules/forecast.py)
+    forecast: ForecastIssue | None = None
 
 
 class Point(NamedTuple):

@@ -198,6 +198,33 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
         writer="rules.engine.step (every sample)",
     ),
     Measurement(
+        name="forecast",
+        description="an AQI forecast issue (rules/forecast.py): the daily AQI or range and the "
+        "primary pollutant of each target day, as its forecast office issued it",
+        time="the issue time",
+        tags=(
+            TagSpec("kind", "always forecast", ("forecast",)),
+            _LOCALITY,
+            TagSpec("source", "the forecast office's source id"),
+        ),
+        fields=(
+            FieldSpec("issuer", FieldType.STRING, "", "who issued it"),
+            FieldSpec(
+                "days",
+                FieldType.STRING,
+                "",
+                "JSON list of {date, aqi | aqi_min + aqi_max, primary}",
+            ),
+            FieldSpec(
+                "max_aqi",
+                FieldType.INTEGER,
+                "1",
+                "the highest AQI the issue expects (a range counts with its upper bound)",
+            ),
+        ),
+        writer="streams.steps.EvaluateStep (a forecast issue)",
+    ),
+    Measurement(
         name="aqi",
         description="AQI (HJ 633) of a station or of the city: real-time hourly or daily",
         time="hour: the hour's label (end of the hour); day: 00:00 Beijing time of the day",

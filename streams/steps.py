@@ -38,6 +38,7 @@ from alerts.locality import LocalityContext, LocalityState, transition_point
 from alerts.rules import AlertRules
 from rules import engine, plausibility
 from rules.errors import RulesError
+from rules.forecast import check_issue
 from streams import topics
 from streams.catalog import DEFAULT_CONTEXT, CatalogView, locality_context
 from streams.records import DeadLetter
@@ -92,11 +93,13 @@ class EvaluateStep:
     ) -> list[Output]:
         try:
             sample = decode_sample(value)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RulesError) as exc:
             return self._dead(key, value, offset, f"undecodable sample: {exc}")
         # "far in the future or past" is judged against the record's Kafka timestamp (set when the
         # bridge produced it), never the worker's clock, so a replay decides the same way.
         received = datetime.fromtimestamp(ts_ms / 1000, tz=sample.time.tzinfo)
+        if sample.forecast is not None:
+            return self._issue(sample, key, value, offset, received)
         forecast = sample.kind == "forecast"
         # an AQI forecast is labelled with the future day it describes: its label may lie up to
         # FORECAST_HORIZON ahead of its receipt (its issue)
@@ -184,6 +187,58 @@ class EvaluateStep:
             if forward:
                 outputs.append((topics.AGGREGATES, locality, orjson.dumps(forward)))
         return outputs
+
+    def _issue(
+        self, sample: engine.Sample, key: bytes, value: bytes, offset: int, received: datetime
+    ) -> list[Output]:
+        """An AQI forecast issue (rules/forecast.py): its time is its issue time, judged against
+        its receipt like any sample; its days must lie within the issue day + 10; its locality
+        must be known. It moves no clock and keeps no state: one ``forecast`` point goes to the
+        store and to the locality stage (the warning step)."""
+        if sample.kind != "forecast":
+            return self._dead(key, value, offset, f"kind {sample.kind!r}: only a forecast has days")
+        if sample.time - received > self.max_future:
+            return self._dead(
+                key,
+                value,
+                offset,
+                f"issue time {sample.time.isoformat()} is more than {self.max_future} after receipt",
+            )
+        if received - sample.time > self.max_past:
+            return self._dead(
+                key,
+                value,
+                offset,
+                f"issue time {sample.time.isoformat()} is more than {self.max_past.days} days "
+                "before receipt",
+            )
+        if not self.view.knows_locality(sample.locality):
+            return self._dead(
+                key,
+                value,
+                offset,
+                f"{plausibility.UNKNOWN_LOCALITY}: source {sample.source!r} locality "
+                f"{sample.locality!r}: not in the catalogue (AQI forecast)",
+            )
+        issue = sample.forecast
+        assert issue is not None
+        try:
+            check_issue(issue, sample.time)
+        except RulesError as exc:
+            return self._dead(key, value, offset, f"{type(exc).__name__}: {exc}")
+        point = engine.Point(
+            "forecast",
+            {"kind": "forecast", "locality": sample.locality, "source": sample.source},
+            {
+                "issuer": issue.issuer,
+                "days": issue.days_json(),
+                "max_aqi": max(d.expected for d in issue.days),
+            },
+            sample.time,
+        )
+        body = orjson.dumps([point_dict(point)])
+        locality = sample.locality.encode()
+        return [(topics.EVALUATIONS, locality, body), (topics.AGGREGATES, locality, body)]
 
     def _observe(
         self,

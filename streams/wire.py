@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from rules import engine
+from rules.forecast import issue_of
 from streams.lineprotocol import ns
 
 
@@ -109,6 +110,17 @@ def decode_points(value: bytes) -> list[dict[str, Any]]:
 def decode_sample(value: bytes) -> engine.Sample:
     """Kafka ``readings`` value (ingest.schemas.Sample as JSON, written by the bridge) → engine.Sample."""
     d = orjson.loads(value)
+    if "days" in d:
+        # an AQI forecast issue (rules/forecast.py): its time is the issue time
+        return engine.Sample(
+            kind=d["kind"],
+            locality=d["locality"],
+            source=d["source"],
+            time=datetime.fromisoformat(d["time"]),
+            interval="day",
+            values={},
+            forecast=issue_of(d.get("issuer"), d["days"]),
+        )
     vals = {
         f: (v.get("value"), v.get("flag", "N"))
         for f, v in d["values"].items()
@@ -124,6 +136,23 @@ def decode_sample(value: bytes) -> engine.Sample:
     )
 
 
+def issue_bytes(sample: engine.Sample) -> bytes:
+    """A forecast issue in the wire form of ``readings`` (what the bridge writes)."""
+    issue = sample.forecast
+    assert issue is not None
+    return orjson.dumps(
+        {
+            "schema": 1,
+            "kind": sample.kind,
+            "locality": sample.locality,
+            "source": sample.source,
+            "time": sample.time.isoformat(),
+            "issuer": issue.issuer,
+            "days": [d.to_dict() for d in issue.days],
+        }
+    )
+
+
 def for_store(p: engine.Point) -> bool:
     """Whether the store keeps a point: everything but the ``verdict`` points, which carry every
     judged value (within its limit too) to the locality stage only — the store keeps the
@@ -135,7 +164,7 @@ def for_locality(p: engine.Point) -> bool:
     """The points the locality stage reads (alerts.locality): readings, explicit verdicts,
     per-sample water classes and sudden-change verdicts, daily data quality, outlets' hourly means."""
     m = p.measurement
-    if m in ("reading", "verdict"):
+    if m in ("reading", "verdict", "forecast"):
         return True
     if m == "emission_hour":
         # an enterprise's hourly emission rates: the warning-compliance check (alerts/compliance.py)

@@ -62,7 +62,9 @@ from alerts.model import Transition
 from alerts.rules import AlertRules, Evaluation, default_rules
 from rules import engine
 from rules.errors import ConfigError, RulesError
+from rules.forecast import issue_of
 from streams.cli._app import app
+from streams.wire import issue_bytes
 
 if TYPE_CHECKING:
     from alerts.commands import Command, CommandResult
@@ -193,8 +195,22 @@ Numbered = tuple[int, engine.Sample, datetime]
 
 def _sample_of(payload: Any) -> engine.Sample:
     """An MQTT payload (dict) → rules.engine.Sample, validated as the bridge validates it."""
+    from ingest.schemas import ForecastIssue
     from ingest.schemas import Sample as Payload
 
+    if isinstance(payload, dict) and "days" in payload:
+        issue = ForecastIssue.model_validate(payload)
+        return engine.Sample(
+            kind=issue.kind.value,
+            locality=issue.locality,
+            source=issue.source,
+            time=issue.time,
+            interval="day",
+            values={},
+            forecast=issue_of(
+                issue.issuer, [d.model_dump(mode="json", exclude_none=True) for d in issue.days]
+            ),
+        )
     p = Payload.model_validate(payload)
     return engine.Sample(
         kind=p.kind.value,
@@ -238,6 +254,43 @@ def read_samples_json(lines: Iterable[str]) -> Iterator[Numbered | BadRow]:
         yield number, sample, received or sample.time
 
 
+def _issue_line(number: int, head: list[str], field_set: str, stamp: str) -> Numbered | BadRow:
+    """A stored ``forecast`` point back into the forecast issue it came from (its time is the
+    issue time)."""
+    tags = {k: v for k, _, v in (pair.partition("=") for pair in head[1:])}
+    fields: dict[str, str] = {}
+    for pair in _split_unescaped(field_set, ","):
+        key, _, value = pair.partition("=")
+        fields[key] = value
+    missing = next((k for k in ("locality", "source") if not tags.get(k)), None)
+    if missing is not None:
+        return BadRow(number, missing, "missing tag")
+    try:
+        issuer = _lp_string(fields.get("issuer", ""))
+        days = json.loads(_lp_string(fields.get("days", "")))
+        at = _ns_time(stamp)
+        issue = issue_of(issuer, days)
+    except (ValueError, OverflowError, RulesError) as exc:
+        return BadRow(number, "forecast", str(exc))
+    sample = engine.Sample(
+        kind="forecast",
+        locality=tags["locality"],
+        source=tags["source"],
+        time=at,
+        interval="day",
+        values={},
+        forecast=issue,
+    )
+    return number, sample, at
+
+
+def _lp_string(raw: str) -> str:
+    """A line-protocol string field's value (``_split_unescaped`` already removed the escapes)."""
+    if len(raw) < 2 or not raw.startswith('"') or not raw.endswith('"'):
+        raise ValueError(f"not a string field: {raw[:40]!r}")
+    return raw[1:-1]
+
+
 def _ns_time(stamp: str) -> datetime:
     secs, nanos = divmod(int(stamp), 1_000_000_000)
     return datetime.fromtimestamp(secs, tz=UTC) + timedelta(microseconds=nanos // 1000)
@@ -260,6 +313,9 @@ def read_readings(
             continue
         series, field_set, stamp = parts
         head = _split_unescaped(series, ",")
+        if head[0] == "forecast":
+            yield _issue_line(number, head, field_set, stamp)
+            continue
         if head[0] != "reading":
             yield None
             continue
@@ -433,6 +489,8 @@ def read_commands(lines: Iterable[str]) -> Iterator[PlacedCommand | BadRow]:
 
 def sample_bytes(sample: engine.Sample) -> bytes:
     """A sample in the wire form of ``readings`` (what the bridge writes; streams.wire decodes it)."""
+    if sample.forecast is not None:
+        return issue_bytes(sample)
     return orjson.dumps(
         {
             "kind": sample.kind,

@@ -13,7 +13,9 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 
 from rules import engine
@@ -263,7 +265,41 @@ def pipeline_health_points() -> list[engine.Point]:
     return [health_point("store@h", "write", problem=True, at=at, reason="401", count=3)]
 
 
+def forecast_points() -> list[engine.Point]:
+    """What the evaluate stage writes for an AQI forecast issue (streams.steps)."""
+    from streams.catalog import CatalogView
+    from streams.steps import EvaluateStep
+
+    config = Path(__file__).resolve().parents[2] / "deploy" / "config"
+    step = EvaluateStep(
+        CatalogView(config), max_future=timedelta(hours=1), max_past=timedelta(days=400)
+    )
+    issued = datetime(2026, 11, 20, 16, tzinfo=ZoneInfo("Asia/Shanghai"))
+    value = orjson.dumps(
+        {
+            "schema": 1,
+            "kind": "forecast",
+            "locality": "weifang",
+            "source": "fc-weifang",
+            "time": issued.isoformat(),
+            "issuer": "潍坊市环境监测中心",
+            "days": [
+                {"date": "2026-11-21", "aqi": 180, "primary": "pm25"},
+                {"date": "2026-11-22", "aqi_min": 200, "aqi_max": 250, "primary": "pm25"},
+            ],
+        }
+    )
+    outs = step({}, b"fc-weifang", value, 0, round(issued.timestamp() * 1000))
+    return [
+        engine.Point(d["measurement"], d["tags"], d["fields"], datetime.fromisoformat(d["time"]))
+        for topic, _, body in outs
+        if topic == "evaluations"
+        for d in orjson.loads(body)
+    ]
+
+
 SOURCES = {
+    "forecast": forecast_points,
     "dead_letter": dead_letter_points,
     "pipeline_health": pipeline_health_points,
     "locality": locality_points,
