@@ -256,14 +256,8 @@ def normalise(topic: str, payload: bytes) -> tuple[bytes, bytes]:
     try:
         sample = Sample.model_validate_json(payload)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "payload"
-        raise ValueError(
-            f"invalid sample: {where}: {first['msg']} ({exc.error_count()} error(s))"
-        ) from exc
-    expected = f"env/{sample.kind.value}/{sample.locality}/{sample.source}"
-    if topic != expected:
-        raise ValueError(f"topic {topic!r} does not match the payload (expected {expected!r})")
+        raise _invalid("sample", exc) from exc
+    _check_topic(topic, f"env/{sample.kind.value}/{sample.locality}/{sample.source}")
     return sample.source.encode(), _SAMPLE_JSON(sample, by_alias=True)
 
 
@@ -272,15 +266,21 @@ def _forecast_issue(topic: str, payload: bytes) -> tuple[bytes, bytes]:
     try:
         issue = ForecastIssue.model_validate_json(payload)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "payload"
-        raise ValueError(
-            f"invalid forecast issue: {where}: {first['msg']} ({exc.error_count()} error(s))"
-        ) from exc
-    expected = f"env/forecast/{issue.locality}/{issue.source}"
+        raise _invalid("forecast issue", exc) from exc
+    _check_topic(topic, f"env/forecast/{issue.locality}/{issue.source}")
+    return issue.source.encode(), issue.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+def _invalid(what: str, exc: ValidationError) -> ValueError:
+    """A validation error as the dead letter's reason: the first field, its message, the count."""
+    first = exc.errors()[0]
+    where = ".".join(str(x) for x in first["loc"]) or "payload"
+    return ValueError(f"invalid {what}: {where}: {first['msg']} ({exc.error_count()} error(s))")
+
+
+def _check_topic(topic: str, expected: str) -> None:
     if topic != expected:
         raise ValueError(f"topic {topic!r} does not match the payload (expected {expected!r})")
-    return issue.source.encode(), issue.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 # ------------------------------------------------------------------------------ Prometheus

@@ -104,21 +104,9 @@ class EvaluateStep:
         # an AQI forecast is labelled with the future day it describes: its label may lie up to
         # FORECAST_HORIZON ahead of its receipt (its issue)
         ahead = self.max_future + (FORECAST_HORIZON if forecast else timedelta(0))
-        if sample.time - received > ahead:
-            return self._dead(
-                key,
-                value,
-                offset,
-                f"time {sample.time.isoformat()} is more than {ahead} after receipt",
-            )
-        if received - sample.time > self.max_past:
-            return self._dead(
-                key,
-                value,
-                offset,
-                f"time {sample.time.isoformat()} is more than {self.max_past.days} days "
-                "before receipt",
-            )
+        late = self._out_of_time("time", sample.time, received, ahead)
+        if late is not None:
+            return self._dead(key, value, offset, late)
         view = self.view
         ctx = view.context(sample.source)
         expected = view.expected(sample.source)
@@ -188,6 +176,16 @@ class EvaluateStep:
                 outputs.append((topics.AGGREGATES, locality, orjson.dumps(forward)))
         return outputs
 
+    def _out_of_time(
+        self, what: str, at: datetime, received: datetime, ahead: timedelta
+    ) -> str | None:
+        """Why ``at`` lies too far after (``ahead``) or before (``max_past``) its receipt."""
+        if at - received > ahead:
+            return f"{what} {at.isoformat()} is more than {ahead} after receipt"
+        if received - at > self.max_past:
+            return f"{what} {at.isoformat()} is more than {self.max_past.days} days before receipt"
+        return None
+
     def _issue(
         self, sample: engine.Sample, key: bytes, value: bytes, offset: int, received: datetime
     ) -> list[Output]:
@@ -197,21 +195,9 @@ class EvaluateStep:
         store and to the locality stage (the warning step)."""
         if sample.kind != "forecast":
             return self._dead(key, value, offset, f"kind {sample.kind!r}: only a forecast has days")
-        if sample.time - received > self.max_future:
-            return self._dead(
-                key,
-                value,
-                offset,
-                f"issue time {sample.time.isoformat()} is more than {self.max_future} after receipt",
-            )
-        if received - sample.time > self.max_past:
-            return self._dead(
-                key,
-                value,
-                offset,
-                f"issue time {sample.time.isoformat()} is more than {self.max_past.days} days "
-                "before receipt",
-            )
+        late = self._out_of_time("issue time", sample.time, received, self.max_future)
+        if late is not None:
+            return self._dead(key, value, offset, late)
         if not self.view.knows_locality(sample.locality):
             return self._dead(
                 key,

@@ -36,7 +36,13 @@ from streams import topics
 from streams.api.serve import demo_principals, running_api
 from streams.api.settings import ApiSettings
 from streams.embedded import KafkaBroker
-from tests.integration.worker_support import CATALOGUE, WorkerProcess, produce, worker_env
+from tests.integration.worker_support import (
+    CATALOGUE,
+    WorkerProcess,
+    produce,
+    until,
+    worker_env,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -69,17 +75,6 @@ def samples(hours: range) -> list[dict[str, Any]]:
                 }
             )
     return out
-
-
-async def until(fn: Any, within: float = 60.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        got = await fn()
-        if got:
-            return got
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.5)
 
 
 def test_api_story(kafka_broker: KafkaBroker, topic_prefix: str, tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from ingest.publisher import Publisher
 from streams.embedded import KafkaBroker, MqttBroker, Victoria
 from streams.runtime import Runtime
 from streams.settings import Settings
-from tests.integration.worker_support import CATALOGUE
+from tests.integration.worker_support import CATALOGUE, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -59,16 +59,6 @@ def issue(*days: dict[str, Any]) -> dict[str, Any]:
         "issuer": "潍坊市环境监测中心",
         "days": list(days),
     }
-
-
-async def wait_for(predicate: Any, within: float = 60.0) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        result = await asyncio.to_thread(predicate)
-        if result:
-            return result
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"condition not met within {within}s")
 
 
 def test_a_forecast_issue_warns_ahead_at_its_issue_time(
@@ -124,12 +114,12 @@ def test_a_forecast_issue_warns_ahead_at_its_issue_time(
             pub.publish_raw("env/forecast/weifang/fc-weifang", orjson.dumps(bad))
             pub.publish_raw("env/forecast/weifang/fc-weifang", orjson.dumps(good))
             pub.close()
-            [w] = await wait_for(warnings)
+            [w] = await wait_until(warnings, 60)
             assert (w["reason"], w["level"]) == ("warning_issued", "yellow")
             assert datetime.fromisoformat(w["at"]) == ISSUED  # decided when it was issued
             assert w["lead_hours"] == 42.0  # 20 Nov 06:00 → 22 Nov 00:00
-            stored = await wait_for(
-                lambda: victoria.export('{__name__="forecast_max_aqi",source="fc-weifang"}')
+            stored = await wait_until(
+                lambda: victoria.export('{__name__="forecast_max_aqi",source="fc-weifang"}'), 60
             )
             assert stored[0]["values"] == [260.0]  # the range counts with its upper bound
             assert stored[0]["timestamps"] == [int(ISSUED.timestamp() * 1000)]

@@ -42,7 +42,13 @@ from streams.api.settings import ApiSettings
 from streams.catalog import CatalogView, receivers_from_catalog
 from streams.embedded import KafkaBroker
 from tests.integration.story_support import Receivers
-from tests.integration.worker_support import CATALOGUE, WorkerProcess, produce, worker_env
+from tests.integration.worker_support import (
+    CATALOGUE,
+    WorkerProcess,
+    produce,
+    until,
+    worker_env,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -83,17 +89,6 @@ def hours(first: int, last: int) -> list[dict[str, Any]]:
         for h in range(first, last + 1)
         for src, loc in (("aq-wf-01", "weifang"), ("aq-lx-01", "laixi"))
     ]
-
-
-async def until(fn: Any, within: float = 60.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        got = await fn()
-        if got:
-            return got
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.5)
 
 
 def test_a_regional_orange_raises_both_cities_and_its_end_lifts_only_the_clean_one(

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -181,6 +181,19 @@ async def wait_until(predicate: Callable[[], Any], within: float, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)
+
+
+async def until(fn: Callable[[], Awaitable[Any]], within: float = 60.0) -> Any:
+    """Await ``fn()`` every 0.5 s until it returns something truthy (AssertionError after
+    ``within`` seconds)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        got = await fn()
+        if got:
+            return got
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out waiting")
+        await asyncio.sleep(0.5)
 
 
 def worker_env(
