@@ -32,9 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
+from rules.catalog import Locality, WaterSection
 from rules.city import CityAir
 from rules.engine import Point
 from rules.forecast import days_from_json
@@ -49,6 +50,7 @@ from alerts.engine import Engine
 from alerts.model import Reason, Transition
 from alerts.pipeline import KIND as PIPELINE_KIND
 from alerts.pipeline import MEASUREMENT, health_detail
+from alerts.progress_live import MIN_DAYS_FOR_ALERTS, PlanTracker, indicator_key, progress_dict
 from alerts.rules import AlertRules, Evaluation, RuleKind
 from alerts.water import UpstreamWatch, change_evaluations
 
@@ -92,6 +94,9 @@ class LocalityContext:
     power_pairs: Mapping[str, tuple[str, float, float]] = field(default_factory=dict)
     #: production monitor id → the treatment monitors paired with it
     power_production: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the catalogue's locality (its plan targets) and water sections: the plans' progress
+    plan: Locality | None = None
+    sections: tuple[WaterSection, ...] = ()
 
 
 @dataclass
@@ -102,6 +107,8 @@ class StepOutput:
     results: list[CommandResult] = field(default_factory=list)
     #: command points that are no valid command: (the point, why) — for the dead letters
     rejected: list[tuple[Mapping[str, Any], str]] = field(default_factory=list)
+    #: the plans' progress at a day's close: {locality, as_of, indicators} (alerts/progress_live)
+    progress: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _t(s: str) -> datetime:
@@ -122,6 +129,8 @@ class LocalityState:
         #: regional warnings received (区域预警): id → [level, starts iso|None, ends iso|None,
         #: issuer]; the highest one in force at the watermark is the warning's floor
         self.regional: dict[str, list[Any]] = {}
+        #: year-to-date inputs of the plans' progress (alerts/progress_live.py)
+        self.plan = PlanTracker()
         self.air = CityAir(locality)
         #: source → [day iso, transmission rate, valid rate] of the latest data-quality point
         self.quality: dict[str, list[Any]] = {}
@@ -145,6 +154,7 @@ class LocalityState:
             "cuts": self.cuts.to_dict(),
             "upstream": self.upstream.to_dict(),
             "regional": self.regional,
+            "plan": self.plan.to_dict(),
             **self.air.to_dict(),
             "quality": self.quality,
             "power": self.power,
@@ -160,6 +170,7 @@ class LocalityState:
         st.cuts = CutWatch.from_dict(data.get("cuts"))
         st.upstream = UpstreamWatch.from_dict(data.get("upstream"))
         st.regional = {str(k): list(v) for k, v in dict(data.get("regional") or {}).items()}
+        st.plan = PlanTracker.from_dict(data.get("plan"))
         st.air = CityAir.from_dict(st.locality, data)
         st.quality = dict(data.get("quality") or {})
         st.power = dict(data.get("power") or {})
@@ -190,6 +201,8 @@ class LocalityState:
                 out.results += one.results
             if one.rejected:
                 out.rejected += one.rejected
+            if one.progress:
+                out.progress += one.progress
         return out
 
     def step(self, point: Mapping[str, Any], ctx: LocalityContext) -> StepOutput:
@@ -241,6 +254,7 @@ class LocalityState:
             grade = _num(fields.get("grade"))
             detail = ctx.source_detail.get(source, {})
             self._eval(out, "water_class", source, "class", grade, at, target, frozenset(), detail)
+            self.plan.water(source, grade, point["time"])
         elif m == "water_change" and tags.get("period") == "sample":
             # each judged factor against the section's baseline: in a jump or not (alerts/water.py)
             detail = ctx.source_detail.get(source, {})
@@ -582,6 +596,15 @@ class LocalityState:
     ) -> None:
         got = self.air.hour(source, at, fields)
         out.points += got.points
+        closed = [
+            p
+            for p in got.points
+            if p.measurement == "aqi" and p.tags.get("period") == "day" and "pm25" in p.fields
+        ]
+        for p in closed:
+            self.plan.day(p.time.astimezone(BEIJING).date(), p.fields)
+        if closed:
+            self._progress(max(p.time for p in closed).astimezone(BEIJING).date(), ctx, out)
         if got.rolling or got.daily:
             when = got.rolling[0][0] if got.rolling else at
             self._warn(
@@ -608,6 +631,54 @@ class LocalityState:
                 return
             now = _t(issued)
         self._warn(WarningInput(forecast_daily=forecast), now, ctx, out)
+
+    def _progress(self, day: date, ctx: LocalityContext, out: StepOutput) -> None:
+        """At a Beijing day's close: every indicator's progress as ``plan_progress`` points, one
+        record for the alerts service, and — once the year has ``MIN_DAYS_FOR_ALERTS`` days of
+        data — an explicit observation per indicator for the plan-progress rule."""
+        if ctx.plan is None:
+            return
+        rows = self.plan.close(day, ctx.plan, ctx.sections)
+        if not rows:
+            return
+        at = datetime.combine(day + timedelta(days=1), time(0), BEIJING)
+        judged = self.plan.days_counted(day.year) >= MIN_DAYS_FOR_ALERTS
+        for r in rows:
+            key = indicator_key(r)
+            fields: dict[str, float | int | str | bool] = {
+                "status": r.status.value,
+                "indicator_name": r.indicator,
+                "target_printed": r.target_printed,
+            }
+            if r.value is not None:
+                fields["value"] = float(r.value)
+            if r.projection is not None:
+                fields["projection"] = float(r.projection)
+            if r.target is not None:
+                fields["target"] = float(r.target.value)
+                fields["target_origin"] = r.target.origin.value
+            tags = {"locality": self.locality, "indicator": key, "metric": r.metric.value}
+            out.points.append(Point("plan_progress", tags, fields, at))
+            status = _PROGRESS_STATUS.get(r.status.value)
+            if judged and status is not None:
+                detail = {
+                    "status": status,
+                    "indicator": key,
+                    "indicator_name": r.indicator,
+                    "target": r.target_printed,
+                }
+                value = None if r.value is None else float(r.value)
+                self._eval(
+                    out, "plan_progress", self.locality, key, value, at, None, frozenset(), detail
+                )
+        out.progress.append(
+            {
+                "locality": self.locality,
+                "as_of": day.isoformat(),
+                "days": self.plan.days_counted(day.year),
+                "indicators": [progress_dict(r) for r in rows],
+            }
+        )
 
     def _forecast_issue(
         self, issued: datetime, fields: Mapping[str, Any], ctx: LocalityContext, out: StepOutput
@@ -696,6 +767,11 @@ class LocalityState:
                 frozenset(),
                 info,
             )
+
+
+#: rules.progress statuses → the plan-progress rule's (alerts/rules.py); no_target and no_data
+#: give no observation
+_PROGRESS_STATUS: Final = {"on_track": "on_track", "at_risk": "at_risk", "off_track": "off_track"}
 
 
 def _num(v: object) -> float | None:

@@ -11,7 +11,8 @@ Every aggregator has the same three steps (``initialise / add / result``, style.
   and why, with the value withheld (``value is None``) when it is not.
 
 Validity minima are GB 3095-2012 表4 = GB 3095-2026 表4 (see rules.standards.gb3095); the O3
-daily-maximum 8-h window rule and the percentile interpolation are HJ 663's.
+daily-maximum 8-h window rule is HJ 663's. Year-to-date statistics for the plans' targets are
+rules/progress.py's (fed live by alerts/progress_live.py).
 
 Time labels (architecture.md §5): an hour labelled *t* is the mean over (t−1 h, t]; days are
 Beijing natural days, so the day's hours are labelled 01:00 … 24:00 (= 00:00 of the next day).
@@ -28,9 +29,6 @@ from typing import Final
 
 from rules.errors import InvalidReading
 from rules.standards.gb3095 import (
-    MIN_DAYS_PER_MONTH,
-    MIN_DAYS_PER_MONTH_FEBRUARY,
-    MIN_DAYS_PER_YEAR,
     MIN_HOURS_PER_8H,
     MIN_HOURS_PER_DAY,
 )
@@ -39,20 +37,14 @@ from rules.standards.hj633 import BEIJING
 __all__ = [
     "MIN_VALID_8H_WINDOWS",
     "O3_8H_WINDOW_ENDS",
-    "PERCENTILE_OF",
-    "AnnualMean",
     "DailyMean",
     "DailyO3Max8h",
-    "GoodDays",
-    "GoodDaysResult",
-    "MonthlyMean",
     "Stat",
     "StationDay",
     "StationDayResult",
     "Validity",
     "day_slot",
     "epoch_hour",
-    "hj663_percentile",
 ]
 
 #: HJ 663-2013 (O3 日最大8小时平均): the 8-h means whose windows end 08:00 … 24:00 of the day
@@ -61,16 +53,6 @@ O3_8H_WINDOW_ENDS: Final[tuple[int, ...]] = tuple(range(8, 25))
 #: HJ 663-2013: at least 14 valid 8-h means for a valid daily maximum, unless the maximum of
 #: fewer already exceeds the limit — standards.md §2.3 [2+].
 MIN_VALID_8H_WINDOWS: Final = 14
-#: HJ 663 表1 (2013 and 2026): percentile of the daily values used in the annual assessment —
-#: 98th for SO2/NO2, 95th for PM10/PM2.5/CO, 90th for the O3 daily maximum 8-h (standards.md §2.4).
-PERCENTILE_OF: Final[Mapping[str, float]] = {
-    "so2": 0.98,
-    "no2": 0.98,
-    "pm10": 0.95,
-    "pm25": 0.95,
-    "co": 0.95,
-    "o3_8h": 0.90,
-}
 #: GB 3095 O3 日最大8小时平均 grade-II limit, 160 µg/m³ in GB 3095-2012 表1 and GB 3095-2026 表1
 #: (transitional and final) — the default limit of the "valid anyway if it exceeds" rule.
 O3_8H_GRADE_II_LIMIT: Final = 160.0
@@ -304,109 +286,3 @@ class StationDay:
         means["o3_8h"] = o3_8h.value
         means["o3_1h"] = o3_1h.value
         return StationDayResult(daily, o3_8h, o3_1h, means)
-
-
-# ------------------------------------------------------------------ month, year
-
-
-def _month_minimum(month: int) -> int:
-    return MIN_DAYS_PER_MONTH_FEBRUARY if month == 2 else MIN_DAYS_PER_MONTH
-
-
-class MonthlyMean:
-    """Monthly mean of daily means: valid with ≥ 27 days, February ≥ 25 (GB 3095 表4)."""
-
-    def initialise(self) -> State:
-        return [None] * 31
-
-    def add(self, state: State, day: date, value: float) -> State:
-        state[day.day - 1] = _check_value(value)
-        return state
-
-    def result(self, state: State, *, month: int) -> Stat:
-        return _mean_of(state, _month_minimum(month))
-
-
-class AnnualMean:
-    """Annual mean of daily values: valid with ≥ 324 days and every month at its minimum
-    (≥ 27 days, February ≥ 25) — GB 3095 表4. State: 366 slots by day of year."""
-
-    def initialise(self) -> State:
-        return [None] * 366
-
-    def add(self, state: State, day: date, value: float) -> State:
-        state[day.timetuple().tm_yday - 1] = _check_value(value)
-        return state
-
-    def values(self, state: State) -> list[float]:
-        return [v for v in state if v is not None]
-
-    def result(self, state: State, *, year: int) -> Stat:
-        base = _mean_of(state, MIN_DAYS_PER_YEAR)
-        short = []
-        start = date(year, 1, 1).toordinal()
-        per_month = [0] * 12
-        for i, v in enumerate(state):
-            if v is not None:
-                per_month[date.fromordinal(start + i).month - 1] += 1
-        for m in range(1, 13):
-            if per_month[m - 1] < _month_minimum(m):
-                short.append(m)
-        if base.validity is Validity.VALID and short:
-            return Stat(None, base.partial, base.count, base.required, Validity.INSUFFICIENT,
-                        tuple(short))  # fmt: skip
-        return Stat(
-            base.value, base.partial, base.count, base.required, base.validity, tuple(short)
-        )
-
-
-def hj663_percentile(values: Iterable[float], p: float) -> float:
-    """HJ 663 附录A percentile: sort ascending X(1)…X(n); s = 1 + (n − 1)·p; k = ⌊s⌋;
-    m_p = X(k) + (s − k)·(X(k+1) − X(k)) (X(n+1) := X(n)). ``p`` in [0, 1] (0.98 = 98th)."""
-    xs = sorted(values)
-    if not xs:
-        raise InvalidReading("percentile of no values", factor="percentile", value=p)
-    if not 0.0 <= p <= 1.0:
-        raise InvalidReading("percentile must lie in [0, 1]", factor="percentile", value=p)
-    s = 1 + (len(xs) - 1) * p
-    k = int(s)
-    frac = s - k
-    lo = xs[k - 1]
-    hi = xs[k] if k < len(xs) else lo
-    return lo + frac * (hi - lo)
-
-
-# ------------------------------------------------------------------ good days
-
-
-@dataclass(frozen=True, slots=True)
-class GoodDaysResult:
-    """优良天数 and 优良天数比例 over the days with a valid (published) daily AQI."""
-
-    good_days: int
-    valid_days: int
-    ratio: float | None  # good_days / valid_days, None with no valid day
-
-
-class GoodDays:
-    """Good days (daily AQI ≤ 100, HJ 633 levels 优 + 良) and their share of the valid days.
-
-    State: 366 slots of daily AQI by day of year (None = no valid daily AQI).
-    """
-
-    #: HJ 633-2012 表2 / HJ 633-2026 表1: 良 ends at AQI 100.
-    GOOD_MAX: Final = 100
-
-    def initialise(self) -> list[int | None]:
-        return [None] * 366
-
-    def add(self, state: list[int | None], day: date, aqi: int | None) -> list[int | None]:
-        if aqi is not None and (isinstance(aqi, bool) or not isinstance(aqi, int) or aqi < 0):
-            raise InvalidReading("daily AQI must be a non-negative int", factor="aqi", value=aqi)
-        state[day.timetuple().tm_yday - 1] = aqi
-        return state
-
-    def result(self, state: Sequence[int | None]) -> GoodDaysResult:
-        valid = [a for a in state if a is not None]
-        good = sum(1 for a in valid if a <= self.GOOD_MAX)
-        return GoodDaysResult(good, len(valid), good / len(valid) if valid else None)

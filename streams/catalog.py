@@ -304,6 +304,8 @@ def locality_context(view: CatalogView, locality: str) -> LocalityContext:
         stations=frozenset(s.id for s in cat.stations_of(locality)),
         power_pairs=pairs,
         power_production={k: tuple(v) for k, v in production.items()},
+        plan=loc,
+        sections=tuple(cat.sections_of(locality)),
     )
 
 

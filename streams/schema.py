@@ -198,6 +198,33 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
         writer="rules.engine.step (every sample)",
     ),
     Measurement(
+        name="plan_progress",
+        description="the plans' progress at a Beijing day's close (alerts/progress_live.py): one "
+        "point per indicator of the locality that has a metric",
+        time="00:00 Beijing of the day after the closed day",
+        tags=(
+            _LOCALITY,
+            TagSpec(
+                "indicator", "the indicator's metric and printed number, e.g. pm25_annual_mean#1"
+            ),
+            TagSpec("metric", "rules.catalog Metric"),
+        ),
+        fields=(
+            FieldSpec("value", FieldType.FLOAT, "the indicator's unit", "year-to-date value"),
+            FieldSpec(
+                "projection", FieldType.FLOAT, "the indicator's unit", "projected to year end"
+            ),
+            FieldSpec("target", FieldType.FLOAT, "the indicator's unit", "the 2025 target"),
+            FieldSpec("target_origin", FieldType.STRING, "", "where the target comes from"),
+            FieldSpec(
+                "status", FieldType.STRING, "", "on_track, at_risk, off_track, no_target, no_data"
+            ),
+            FieldSpec("indicator_name", FieldType.STRING, "", "the indicator's name as printed"),
+            FieldSpec("target_printed", FieldType.STRING, "", "the 2025 cell as printed"),
+        ),
+        writer="alerts.locality.LocalityState (locality stage, at a day's close)",
+    ),
+    Measurement(
         name="forecast",
         description="an AQI forecast issue (rules/forecast.py): the daily AQI or range and the "
         "primary pollutant of each target day, as its forecast office issued it",

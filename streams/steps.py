@@ -370,6 +370,8 @@ class LocalityStep:
         outputs += [(topics.ALERT_EVENTS, key, orjson.dumps(t.to_dict())) for t in transitions]
         # what became of each person's command (alerts.commands), after its transitions
         outputs += [(topics.ALERT_COMMANDS, key, r.to_bytes()) for r in result.results]
+        # the plans' progress at a day's close, for the alerts service
+        outputs += [(topics.PLAN_PROGRESS, key, orjson.dumps(p)) for p in result.progress]
         return st, outputs
 
 

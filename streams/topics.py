@@ -27,6 +27,10 @@ DEAD_LETTER = "dead-letter"
 #: record per command, written by the locality stage that applied or refused it (keyed by
 #: locality); the alerts service's view reads it (streams/api, docs/api.md).
 ALERT_COMMANDS = "alert-commands"
+#: The plans' progress at each Beijing day's close: one record per locality and day (keyed by
+#: locality), written by the locality stage; the alerts service serves the newest
+#: (``GET /api/v1/progress``, alerts/progress_live.py).
+PLAN_PROGRESS = "plan-progress"
 
 EXTERNAL = (
     READINGS,
@@ -36,6 +40,7 @@ EXTERNAL = (
     NOTIFICATIONS,
     DEAD_LETTER,
     ALERT_COMMANDS,
+    PLAN_PROGRESS,
 )
 
 #: Compacted topics holding checkpointed rule state (streams/state.py).

@@ -686,7 +686,8 @@ def plan_targets() -> db.Dashboard:
     b = b.with_panel(
         _stat(
             "PM2.5 年均值(年初至今)",
-            "Year-to-date PM2.5: mean of the stations' daily means (µg/m³). Target: the locality's plan (envwatch targets).",
+            "Year-to-date PM2.5: mean of the stations' daily means (µg/m³). Target: the panel "
+            "'PM2.5 年均值与目标' (plan_progress).",
             tz
             + query(
                 "aggregate",
@@ -753,6 +754,39 @@ def plan_targets() -> db.Dashboard:
             ),
             w=12,
         ).unit("µg/m³")
+    )
+    b = b.with_panel(
+        _series(
+            "PM2.5 年均值与目标",
+            "The locality stage's year-to-date PM2.5 mean, its projection and the plan's 2025 "
+            "target (plan_progress, one point per day's close; docs/alerts.md §6).",
+            tz
+            + query(
+                "plan_progress",
+                ["value", "projection", "target"],
+                where={"metric": "pm25_annual_mean"},
+                start=_YTD,
+                then='|> group(columns: ["_field"])',
+            ),
+            w=12,
+        ).unit("µg/m³")
+    )
+    b = b.with_panel(
+        _table(
+            "规划指标进展",
+            "Every indicator with a metric at the newest day's close: year-to-date value, "
+            "projection, 2025 target and status (on_track / at_risk / off_track / no_target).",
+            tz
+            + query(
+                "plan_progress",
+                ["value", "projection", "target", "status", "indicator_name"],
+                start=_YTD,
+                then='|> last()\n|> pivot(rowKey: ["indicator"], columnKey: ["_field"], '
+                'valueColumn: "_value")\n|> group()\n|> keep(columns: ["indicator_name", '
+                '"value", "projection", "target", "status", "_time"])',
+            ),
+            w=12,
+        )
     )
     return b.with_panel(
         _series(

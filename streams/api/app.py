@@ -438,6 +438,16 @@ def create_app(ctx: Context) -> FastAPI:
         cmd = _command(p, "resolve", r.locality, body.note, fingerprint=r.fingerprint)
         return await _send(ctx, [cmd])
 
+    @app.get("/api/v1/progress")
+    def progress(p: Who, locality: str | None = None) -> dict[str, Any]:
+        """The plans' progress as of each locality's newest closed day (alerts/progress_live.py):
+        per indicator the year-to-date value, the 2025 target and its provenance, the projection
+        and the status. Enterprises: 403."""
+        if p.role is Role.ENTERPRISE:
+            raise HTTPException(403, "the plans' progress is for the authorities")
+        items = ctx.view.list_progress(p, locality)
+        return {"items": items, "count": len(items)}
+
     @app.get("/api/v1/warnings", response_model=AlertList)
     def warnings(p: Who) -> dict[str, Any]:
         items = [alert_out(ctx, p, r) for r in ctx.view.list_warnings(p)]

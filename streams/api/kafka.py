@@ -40,6 +40,7 @@ class KafkaFeed:
             topics.name(topics.ALERT_EVENTS, prefix): "events",
             topics.name(topics.ALERT_COMMANDS, prefix): "commands",
             topics.name(topics.NOTIFICATIONS, prefix): "notifications",
+            topics.name(topics.PLAN_PROGRESS, prefix): "progress",
         }
         self.errors = 0
         self._task: asyncio.Task[None] | None = None
@@ -62,6 +63,10 @@ class KafkaFeed:
                 self.view.apply_transition(Transition.from_dict(orjson.loads(value)))
             elif kind == "commands":
                 self.view.apply_result(decode_result(value))
+            elif kind == "progress":
+                import orjson
+
+                self.view.apply_progress(orjson.loads(value))
             else:
                 self.view.apply_notification(Notification.from_json(value))
         except Exception as exc:  # a record we cannot read is counted, never fatal

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from alerts.commands import CommandResult
 from alerts.model import AlertState, Reason, Transition, TransitionKind
@@ -136,8 +137,33 @@ class View:
         #: fingerprint → receivers told (notifications; may be read before the alert's events)
         self.receivers: dict[str, set[str]] = {}
         self._waiters: dict[str, asyncio.Event] = {}
+        #: the plans' progress: locality → its newest day-close record (topic plan-progress)
+        self.progress: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ folding
+
+    def apply_progress(self, record: Mapping[str, Any]) -> None:
+        """A day-close record of the plans' progress (alerts/progress_live.py); an older day
+        (a replay, a late correction of an earlier day) does not replace a newer one."""
+        self.applied += 1
+        loc = str(record["locality"])
+        known = self.progress.get(loc)
+        if known is None or str(record["as_of"]) >= str(known["as_of"]):
+            self.progress[loc] = dict(record)
+
+    def list_progress(self, p: Principal, locality: str | None) -> list[dict[str, Any]]:
+        """Duty officers (of their locality), emergency responders and admins read the plans'
+        progress; enterprises do not."""
+        if p.role is Role.ENTERPRISE:
+            return []
+        out = []
+        for loc, rec in sorted(self.progress.items()):
+            if locality is not None and loc != locality:
+                continue
+            if p.role is Role.DUTY and p.locality is not None and loc != p.locality:
+                continue
+            out.append(rec)
+        return out
 
     def apply_transition(self, t: Transition) -> None:
         self.applied += 1

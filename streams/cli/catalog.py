@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from alerts.progress_live import progress_dict
 from rules.catalog import Catalog, load_catalog
 from rules.errors import ConfigError
 from rules.progress import AirYear, DailyAir, ProgressInputError, TargetProgress, locality_progress
@@ -118,33 +119,6 @@ def _read_history(path: Path, year: int) -> dict[str, AirYear]:
     return out
 
 
-def _as_json(p: TargetProgress) -> dict[str, Any]:
-    t = p.target
-    return {
-        "locality": p.locality,
-        "no": p.no,
-        "indicator": p.indicator,
-        "metric": p.metric.value,
-        "unit": p.unit,
-        "baseline_2020": p.baseline,
-        "target_printed": p.target_printed,
-        "target": None
-        if t is None
-        else {
-            "value": t.value,
-            "comparator": t.comparator,
-            "origin": t.origin.value,
-            "printed": t.printed,
-        },
-        "value": p.value,
-        "projection": p.projection,
-        "status": p.status.value,
-        "explanation_zh": p.explanation_zh,
-        "explanation_en": p.explanation_en,
-        "details": p.details,
-    }
-
-
 _STYLE = {"on_track": "green", "at_risk": "yellow", "off_track": "red"}
 
 
@@ -161,8 +135,29 @@ def targets(
     ] = None,
     as_of: Annotated[str | None, typer.Option(help="last day counted (YYYY-MM-DD)")] = None,
     lang: Annotated[str, typer.Option(help="zh or en explanations")] = "zh",
+    api: Annotated[
+        str | None,
+        typer.Option(
+            "--api",
+            envvar="ENVWATCH_API_URL",
+            help="the alerts service: read the live year-to-date values from it",
+        ),
+    ] = None,
+    token: Annotated[
+        str,
+        typer.Option(
+            "--token",
+            envvar="ENVWATCH_API_TOKEN",
+            help="bearer token (prefer the env variable)",
+            show_default=False,
+        ),
+    ] = "",
 ) -> None:
-    """Plan targets with year-to-date progress (status and a one-line explanation)."""
+    """Plan targets with year-to-date progress (status and a one-line explanation).
+
+    With the alerts service (``--api`` or ``ENVWATCH_API_URL``, token ``ENVWATCH_API_TOKEN``)
+    the values are the live ones the locality stage computed at the newest closed day; with
+    ``--history CSV`` they come from that file; else only the targets are shown."""
     try:
         cat: Catalog = load_catalog(config)
     except ConfigError as exc:
@@ -173,6 +168,9 @@ def targets(
         raise typer.BadParameter(
             f"unknown locality {locality!r} (known: {known})", param_hint="--locality"
         )
+    if api and history is None:
+        _live_targets(api, token, locality, as_json, lang)
+        return
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date()  # CLI edge: the only clock read
     y = year if year is not None else today.year
     end = date.fromisoformat(as_of) if as_of else min(date(y, 12, 31), max(today, date(y, 1, 1)))
@@ -184,9 +182,34 @@ def targets(
         air = hist[loc.id].result(end) if loc.id in hist else None
         rows.extend(locality_progress(loc, air=air, sections=cat.sections_of(loc.id)))
     if as_json:
-        typer.echo(json.dumps([_as_json(r) for r in rows], ensure_ascii=False, indent=2))
+        typer.echo(json.dumps([progress_dict(r) for r in rows], ensure_ascii=False, indent=2))
         return
-    table = Table(title=f"envwatch targets {y} (as of {end.isoformat()})")
+    _print_table(
+        f"envwatch targets {y} (as of {end.isoformat()})", [progress_dict(r) for r in rows], lang
+    )
+
+
+def _live_targets(api: str, token: str, locality: str | None, as_json: bool, lang: str) -> None:
+    """The live progress from the alerts service (GET /api/v1/progress)."""
+    from streams.cli.alerts import request
+
+    params = {"locality": locality} if locality else None
+    records = request(api, token, "GET", "/api/v1/progress", params=params).get("items", [])
+    rows = [row for rec in records for row in rec.get("indicators", [])]
+    if as_json:
+        typer.echo(json.dumps(records, ensure_ascii=False, indent=2))
+        return
+    if not records:
+        typer.echo(
+            "no live progress yet: no locality has closed a day (envwatch targets --history)"
+        )
+        return
+    days = ", ".join(f"{r['locality']} {r['as_of']} ({r['days']} d)" for r in records)
+    _print_table(f"envwatch targets, live (as of {days})", rows, lang)
+
+
+def _print_table(title: str, rows: list[dict[str, Any]], lang: str) -> None:
+    table = Table(title=title)
     for col in (
         "locality",
         "no",
@@ -201,17 +224,17 @@ def targets(
     ):
         table.add_column(col, overflow="fold", no_wrap=col == "status")
     for r in rows:
-        t = r.target
+        t = r["target"]
         table.add_row(
-            r.locality,
-            "" if r.no is None else str(r.no),
-            r.indicator,
-            "" if r.baseline is None else f"{r.baseline:g}",
-            r.target_printed,
-            "" if t is None else f"{t.comparator}{t.value:g} ({t.origin.value})",
-            "" if r.value is None else f"{r.value:.1f}",
-            "" if r.projection is None else f"{r.projection:.1f}",
-            f"[{_STYLE.get(r.status.value, 'dim')}]{r.status.value}[/]",
-            r.explanation_zh if lang == "zh" else r.explanation_en,
+            r["locality"],
+            "" if r["no"] is None else str(r["no"]),
+            r["indicator"],
+            "" if r["baseline_2020"] is None else f"{r['baseline_2020']:g}",
+            r["target_printed"],
+            "" if t is None else f"{t['comparator']}{t['value']:g} ({t['origin']})",
+            "" if r["value"] is None else f"{r['value']:.1f}",
+            "" if r["projection"] is None else f"{r['projection']:.1f}",
+            f"[{_STYLE.get(r['status'], 'dim')}]{r['status']}[/]",
+            r["explanation_zh"] if lang == "zh" else r["explanation_en"],
         )
     Console().print(table)

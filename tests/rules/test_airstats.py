@@ -6,22 +6,18 @@ Edge cases of the validity minima with their arithmetic are in test_worked_examp
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from rules.airstats import (
-    AnnualMean,
     DailyMean,
     DailyO3Max8h,
-    GoodDays,
-    MonthlyMean,
     StationDay,
     Validity,
     day_slot,
     epoch_hour,
-    hj663_percentile,
 )
 from rules.aqi import daily_aqi
 from rules.errors import InvalidReading
@@ -132,50 +128,6 @@ def test_station_day_with_too_few_hours_leaves_the_mean_out() -> None:
 
 
 # ---------------------------------------------------------------- month, year, percentile, good days
-
-
-def test_annual_mean_needs_each_month_too() -> None:
-    agg = AnnualMean()
-    s = agg.initialise()
-    d = date(2025, 1, 1)
-    while d.year == 2025:
-        if not (d.month == 3 and d.day > 20):  # March keeps only 20 days
-            agg.add(s, d, 40.0)
-        d += timedelta(days=1)
-    r = agg.result(s, year=2025)
-    assert r.count == 365 - 11  # 354 ≥ 324 …
-    assert r.short_months == (3,)  # … but March has 20 < 27
-    assert r.validity is Validity.INSUFFICIENT
-
-
-def test_percentile_of_one_value_is_that_value() -> None:
-    assert hj663_percentile([42.0], 0.95) == 42.0
-
-
-def test_percentile_rejects_empty_and_out_of_range() -> None:
-    with pytest.raises(InvalidReading):
-        hj663_percentile([], 0.9)
-    with pytest.raises(InvalidReading):
-        hj663_percentile([1.0], 98)
-
-
-def test_monthly_mean_reads_day_of_month() -> None:
-    agg = MonthlyMean()
-    s = agg.initialise()
-    for day in range(1, 28):
-        agg.add(s, date(2025, 4, day), float(day))
-    # 1 + 2 + … + 27 = 378; / 27 = 14
-    assert agg.result(s, month=4).value == pytest.approx(14.0)
-
-
-def test_good_days_ratio_over_valid_days() -> None:
-    agg = GoodDays()
-    s = agg.initialise()
-    for i, aqi in enumerate([50, 100, 101, None, 300]):
-        agg.add(s, date(2025, 1, 1 + i), aqi)
-    r = agg.result(s)
-    # good: 50, 100 → 2; valid: 4 (the None day is not a valid day); 2/4 = 0.5
-    assert (r.good_days, r.valid_days, r.ratio) == (2, 4, 0.5)
 
 
 def test_daily_o3_max_windows_are_the_17_windows_ending_0800_to_2400() -> None:

@@ -221,8 +221,14 @@ def locality_points() -> list[engine.Point]:
         "performance_grade": "B",
         "measures": {"yellow": ["限产10%"], "orange": ["限产20%"], "red": ["停产"]},
     }
+    from rules.catalog import load_catalog
+
+    # the catalogue's weifang with its plan targets: each day's close writes plan_progress
+    plan = load_catalog(Path(__file__).resolve().parents[2] / "deploy" / "config").locality(
+        "weifang"
+    )
     ctx = LocalityContext(
-        locality="weifang", rule_set=sets["mee-2018-875"], enterprises=[enterprise]
+        locality="weifang", rule_set=sets["mee-2018-875"], enterprises=[enterprise], plan=plan
     )
     state = LocalityState("weifang", default_rules())
     st = None
