@@ -91,15 +91,6 @@ class ConfigProblem:
 # ---- appended for rules.water / rules.emission (issue 3, water and emissions) ----
 
 
-class TooFewSections(RulesError):
-    """A river/basin evaluation given fewer sections than its method needs (环办〔2011〕22号)."""
-
-    def __init__(self, sections: int, required: int) -> None:
-        self.sections = sections
-        self.required = required
-        super().__init__(f"{sections} section(s); the method needs at least {required}")
-
-
 class OxygenOutOfRange(InvalidReading):
     """A measured or reference O2 that makes the oxygen correction meaningless (O2 ≥ 21 % or < 0)."""
 

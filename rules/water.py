@@ -28,12 +28,12 @@ Everything here is pure: values in, frozen results out.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Final
 
-from rules.errors import InvalidReading, TooFewSections, UnknownFactor
+from rules.errors import InvalidReading, UnknownFactor
 from rules.factors import WATER
 
 #: Relative tolerance for "value equals the limit" (see module docstring).
@@ -157,9 +157,6 @@ PRIORITY_POLLUTANTS: Final[frozenset[str]] = frozenset(
 
 #: At most this many main pollutants (22号 §3(1): 前三项).
 MAX_MAIN_POLLUTANTS: Final = 3
-
-#: Rivers with at least this many sections use the proportion method (22号 一、2).
-MIN_SECTIONS_FOR_PROPORTION: Final = 5
 
 _BY_FACTOR_RIVER: Final[dict[str, ItemStandard]] = {i.factor: i for i in RIVER_ITEMS}
 _BY_FACTOR_LAKE: Final[dict[str, ItemStandard]] = {i.factor: i for i in LAKE_ITEMS}
@@ -557,55 +554,3 @@ def compare_upstream(section: WaterClass, upstream: WaterClass) -> UpstreamCompa
         if f in upstream.items and item.grade > upstream.items[f].grade
     )
     return UpstreamComparison(delta, trend, worsened)
-
-
-# ---------------------------------------------------------------------------- rivers and lakes
-
-
-def mean_values(samples: Sequence[Mapping[str, float | None]]) -> dict[str, float]:
-    """Arithmetic mean of each factor over the samples that have it (22号: sections < 5, lake points,
-    or a period's samples). Factors missing everywhere are left out.
-
-    Raises:
-        UnknownFactor / InvalidReading: as :func:`classify` would for a bad sample.
-    """
-    sums: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    for sample in samples:
-        for factor, value in sample.items():
-            if factor not in WATER:
-                raise UnknownFactor(factor)
-            if value is None:
-                continue
-            number = _check_value(factor, value)
-            sums[factor] = sums.get(factor, 0.0) + number
-            counts[factor] = counts.get(factor, 0) + 1
-    return {f: sums[f] / counts[f] for f in sums}
-
-
-def proportion_quality(grades: Sequence[int]) -> WaterQuality:
-    """水质状况 of a river from its sections' classes by the proportion method (22号 表2).
-
-    I–III ≥ 90 % 优; 75 % ≤ I–III < 90 % 良好; I–III < 75 % and 劣V < 20 % 轻度污染;
-    20 % ≤ 劣V < 40 % 中度污染; 劣V ≥ 40 % 重度污染. Integer arithmetic, no rounding.
-
-    Raises:
-        TooFewSections: fewer than 5 sections.
-        InvalidReading: a grade outside 1…6.
-    """
-    n = len(grades)
-    if n < MIN_SECTIONS_FOR_PROPORTION:
-        raise TooFewSections(n, MIN_SECTIONS_FOR_PROPORTION)
-    for g in grades:
-        quality_of(g)  # validates 1…6
-    good = sum(1 for g in grades if g <= 3)
-    worst = sum(1 for g in grades if g == WORSE_THAN_V)
-    if good * 100 >= 90 * n:
-        return WaterQuality.EXCELLENT
-    if good * 100 >= 75 * n:
-        return WaterQuality.GOOD
-    if worst * 100 < 20 * n:
-        return WaterQuality.SLIGHTLY_POLLUTED
-    if worst * 100 < 40 * n:
-        return WaterQuality.MODERATELY_POLLUTED
-    return WaterQuality.HEAVILY_POLLUTED

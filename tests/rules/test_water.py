@@ -13,17 +13,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules.errors import InvalidReading, TooFewSections, UnknownFactor
+from rules.errors import InvalidReading, UnknownFactor
 from rules.water import (
     ComplianceStatus,
     Trend,
-    WaterQuality,
     classify,
     classify_item,
     compare_upstream,
     compliance,
-    mean_values,
-    proportion_quality,
 )
 
 # GB 3838-2002 表1, classes I…V ("≤" items), mg/L; fecal coliform 个/L.
@@ -277,41 +274,6 @@ def test_upstream_comparison_counts_classes_and_names_worsened_items() -> None:
     back = compare_upstream(upstream, section)
     assert (back.classes_worse, back.trend) == (-2, Trend.BETTER)
     assert compare_upstream(section, section).trend is Trend.SAME
-
-
-@pytest.mark.parametrize(
-    ("grades", "expected"),
-    [
-        # 10 sections, 9 in I–III = 90 % → 优
-        ([1, 2, 3, 3, 3, 3, 3, 3, 3, 4], WaterQuality.EXCELLENT),
-        # 10 sections, 8 in I–III = 80 % → 良好
-        ([2] * 8 + [4, 6], WaterQuality.GOOD),
-        # 20 sections, 15 in I–III = 75 % → 良好 (lower bound included)
-        ([3] * 15 + [4] * 5, WaterQuality.GOOD),
-        # 20 sections, 14 in I–III = 70 %, 劣V 3/20 = 15 % → 轻度污染
-        ([3] * 14 + [4] * 3 + [6] * 3, WaterQuality.SLIGHTLY_POLLUTED),
-        # 5 sections, 3 in I–III = 60 %, 劣V 1/5 = 20 % → 中度污染 (20 % included)
-        ([1, 2, 3, 5, 6], WaterQuality.MODERATELY_POLLUTED),
-        # 5 sections, 劣V 2/5 = 40 % → 重度污染 (40 % included)
-        ([1, 2, 3, 6, 6], WaterQuality.HEAVILY_POLLUTED),
-        # 5 sections, 1 in I–III, 劣V 1/5 = 20 % → 中度污染
-        ([3, 4, 5, 5, 6], WaterQuality.MODERATELY_POLLUTED),
-    ],
-)
-def test_proportion_method_bounds(grades: list[int], expected: WaterQuality) -> None:
-    assert proportion_quality(grades) is expected
-
-
-def test_proportion_method_needs_five_sections() -> None:
-    with pytest.raises(TooFewSections) as err:
-        proportion_quality([1, 2, 3, 4])
-    assert (err.value.sections, err.value.required) == (4, 5)
-
-
-def test_mean_of_equal_values_at_a_limit_stays_in_the_class() -> None:
-    # (0.2 + 0.2 + 0.2) / 3 is 0.20000000000000004 in floating point; it must stay class III.
-    mean = mean_values([{"tp": 0.2}, {"tp": 0.2}, {"tp": 0.2}])
-    assert classify(mean).label == "III"
 
 
 @pytest.mark.parametrize(
