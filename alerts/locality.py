@@ -247,6 +247,9 @@ class LocalityState:
             self._cut(out, source, at, emission_rates(fields), ctx)
         elif m == "verdict":
             self._verdict(out, source, kind, tags.get("period", ""), at, fields, ctx)
+            if kind == "monitor" and tags.get("period") == "month" and "dustfall" in fields:
+                # a dustfall monitor's monthly mean: the plans' dustfall progress
+                self.plan.dustfall(source, at.astimezone(BEIJING).date(), _num(fields["dustfall"]))
         elif m == "water_class" and tags.get("period") == "sample":
             # no target class (the plan gives none): 6 (劣V) as the limit, so only the
             # worse-than-V rule can fire for the section
@@ -596,15 +599,18 @@ class LocalityState:
     ) -> None:
         got = self.air.hour(source, at, fields)
         out.points += got.points
-        closed = [
-            p
-            for p in got.points
-            if p.measurement == "aqi" and p.tags.get("period") == "day" and "pm25" in p.fields
-        ]
+        closed = [p for p in got.points if p.measurement == "aqi" and p.tags.get("period") == "day"]
         for p in closed:
             self.plan.day(p.time.astimezone(BEIJING).date(), p.fields)
         if closed:
-            self._progress(max(p.time for p in closed).astimezone(BEIJING).date(), ctx, out)
+            day = max(p.time for p in closed).astimezone(BEIJING).date()
+            newest = self.plan.newest_day()
+            if newest is not None and newest > day:
+                # a late correction of an earlier day: that day's points are rewritten, and the
+                # newest day's figures (what the service serves, what the rule judges) change too
+                self._progress(day, ctx, out, live=False)
+                day = newest
+            self._progress(day, ctx, out)
         if got.rolling or got.daily:
             when = got.rolling[0][0] if got.rolling else at
             self._warn(
@@ -632,10 +638,13 @@ class LocalityState:
             now = _t(issued)
         self._warn(WarningInput(forecast_daily=forecast), now, ctx, out)
 
-    def _progress(self, day: date, ctx: LocalityContext, out: StepOutput) -> None:
+    def _progress(
+        self, day: date, ctx: LocalityContext, out: StepOutput, *, live: bool = True
+    ) -> None:
         """At a Beijing day's close: every indicator's progress as ``plan_progress`` points, one
         record for the alerts service, and — once the year has ``MIN_DAYS_FOR_ALERTS`` days of
-        data — an explicit observation per indicator for the plan-progress rule."""
+        data — an explicit observation per indicator for the plan-progress rule. ``live=False``
+        (an earlier day corrected by late data): its points only."""
         if ctx.plan is None:
             return
         rows = self.plan.close(day, ctx.plan, ctx.sections)
@@ -660,7 +669,7 @@ class LocalityState:
             tags = {"locality": self.locality, "indicator": key, "metric": r.metric.value}
             out.points.append(Point("plan_progress", tags, fields, at))
             status = _PROGRESS_STATUS.get(r.status.value)
-            if judged and status is not None:
+            if live and judged and status is not None:
                 detail = {
                     "status": status,
                     "indicator": key,
@@ -671,6 +680,8 @@ class LocalityState:
                 self._eval(
                     out, "plan_progress", self.locality, key, value, at, None, frozenset(), detail
                 )
+        if not live:
+            return
         out.progress.append(
             {
                 "locality": self.locality,

@@ -3,7 +3,9 @@ each Beijing day's close against the locality's 2025 targets (rules/progress.py)
 
 The locality stage (alerts/locality.py) feeds a :class:`PlanTracker` with what it computes
 anyway: each closed day's city values (daily PM2.5 mean, daily AQI and the HJ 633 edition it was
-computed with) and each section's newest water class. When a day closes, :meth:`PlanTracker.close`
+computed with), each section's newest water class and each dustfall monitor's monthly mean (the
+evaluate stage's ``verdict`` of period ``month``, re-sent with every sample of the month). When a
+day closes, :meth:`PlanTracker.close`
 returns the progress of every indicator of the locality that has a metric
 (``rules.progress.locality_progress``): year-to-date value, the 2025 target and its provenance,
 the projection to year end and the status. The stage writes them as ``plan_progress`` points,
@@ -11,8 +13,9 @@ sends them to the alerts service (topic ``plan-progress``) and, once the year ha
 :data:`MIN_DAYS_FOR_ALERTS` days of data, feeds the ``plan-progress`` alert rule (at_risk →
 warning, off_track → critical, back on track → resolved).
 
-Dustfall progress needs monthly means that the evaluate stage does not forward to the locality
-stage; it is not tracked live (the CLI's history CSV still covers air).
+The locality's dustfall of a month is the mean of its monitors' monthly means that month
+(envwatch's choice [MEM]: the plans give the city's 平均降尘量, 000_d6d679181568297b.txt#L171,
+without saying how the points are combined); the month in progress counts with its mean so far.
 """
 
 from __future__ import annotations
@@ -46,9 +49,11 @@ class PlanTracker:
     days: dict[str, list[Any]] = field(default_factory=dict)
     #: section → its newest water class (1–6) and the time of that sample
     classes: dict[str, list[Any]] = field(default_factory=dict)
+    #: dustfall monitor → {"YYYY-MM": its monthly mean, t/(month·km²)} of the newest year
+    dust: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"days": self.days, "classes": self.classes}
+        return {"days": self.days, "classes": self.classes, "dust": self.dust}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> PlanTracker:
@@ -56,6 +61,10 @@ class PlanTracker:
         return cls(
             days={str(k): list(v) for k, v in dict(data.get("days") or {}).items()},
             classes={str(k): list(v) for k, v in dict(data.get("classes") or {}).items()},
+            dust={
+                str(k): {str(m): float(x) for m, x in dict(v).items()}
+                for k, v in dict(data.get("dust") or {}).items()
+            },
         )
 
     def day(self, d: date, fields: Mapping[str, Any]) -> None:
@@ -79,6 +88,35 @@ class PlanTracker:
         if known is None or known[1] <= at_iso:
             self.classes[section] = [int(grade), at_iso]
 
+    def dustfall(self, monitor: str, month: date, mean: float | None) -> None:
+        """A dustfall monitor's mean of the Beijing calendar month starting ``month`` (the month
+        in progress: its mean so far); a month of an earlier year than the newest is dropped."""
+        if mean is None or mean < 0:
+            return
+        key = f"{month.year:04d}-{month.month:02d}"
+        newest = max([key, *(m for v in self.dust.values() for m in v)])
+        if key[:4] < newest[:4]:
+            return  # late data of a year already closed
+        self.dust.setdefault(monitor, {})[key] = mean
+        for months in self.dust.values():
+            for m in [m for m in months if m[:4] < key[:4]]:
+                del months[m]  # a new year starts afresh
+
+    def dustfall_months(self, as_of: date) -> dict[int, float]:
+        """Month (1–12) of ``as_of``'s year up to its month → the locality's mean dustfall: the
+        mean of the monitors that reported that month."""
+        by_month: dict[int, list[float]] = {}
+        for monitor in sorted(self.dust):
+            for key, v in self.dust[monitor].items():
+                year, month = int(key[:4]), int(key[5:])
+                if year == as_of.year and month <= as_of.month:
+                    by_month.setdefault(month, []).append(v)
+        return {m: sum(vs) / len(vs) for m, vs in sorted(by_month.items())}
+
+    def newest_day(self) -> date | None:
+        """The newest closed city day known."""
+        return date.fromisoformat(max(self.days)) if self.days else None
+
     def days_counted(self, year: int) -> int:
         return sum(1 for k, v in self.days.items() if int(k[:4]) == year and v[0] is not None)
 
@@ -97,6 +135,7 @@ class PlanTracker:
             air=air.result(as_of),
             sections=sections,
             water_classes=classes if classes else None,
+            dustfall_months=self.dustfall_months(as_of) or None,
         )
 
 
@@ -125,8 +164,17 @@ def progress_dict(p: TargetProgress) -> dict[str, Any]:
         "status": p.status.value,
         "explanation_zh": p.explanation_zh,
         "explanation_en": p.explanation_en,
-        "details": dict(p.details),
+        "details": _json_keys(p.details),
     }
+
+
+def _json_keys(v: Any) -> Any:
+    """``v`` with every mapping key a string (JSON objects; dustfall's months are ints)."""
+    if isinstance(v, Mapping):
+        return {str(k): _json_keys(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_keys(x) for x in v]
+    return v
 
 
 def indicator_key(p: TargetProgress) -> str:

@@ -29,7 +29,9 @@ DEAD_LETTER = "dead-letter"
 ALERT_COMMANDS = "alert-commands"
 #: The plans' progress at each Beijing day's close: one record per locality and day (keyed by
 #: locality), written by the locality stage; the alerts service serves the newest
-#: (``GET /api/v1/progress``, alerts/progress_live.py).
+#: (``GET /api/v1/progress``, alerts/progress_live.py). Compacted: the stage's last record of a
+#: locality is always its newest closed day (a late correction re-sends the newest), so the
+#: view a restarted service rebuilds is the same.
 PLAN_PROGRESS = "plan-progress"
 
 EXTERNAL = (
@@ -70,7 +72,12 @@ async def ensure_topics(kafka_url: str, partitions: int, prefix: str = "") -> No
         existing = set(await admin.list_topics())
         compact = {"cleanup.policy": "compact"}
         wanted = [
-            NewTopic(name(t, prefix), partitions, 1, topic_configs=compact if t in STATE else None)
+            NewTopic(
+                name(t, prefix),
+                partitions,
+                1,
+                topic_configs=compact if t in STATE or t == PLAN_PROGRESS else None,
+            )
             for t in (*EXTERNAL, *STATE)
             if name(t, prefix) not in existing
         ]

@@ -18,6 +18,7 @@ import contextlib
 import logging
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from alerts.commands import Command
@@ -58,14 +59,10 @@ class KafkaFeed:
     def _fold(self, kind: str, value: bytes) -> None:
         try:
             if kind == "events":
-                import orjson
-
                 self.view.apply_transition(Transition.from_dict(orjson.loads(value)))
             elif kind == "commands":
                 self.view.apply_result(decode_result(value))
             elif kind == "progress":
-                import orjson
-
                 self.view.apply_progress(orjson.loads(value))
             else:
                 self.view.apply_notification(Notification.from_json(value))

@@ -12,6 +12,11 @@ standards, not by the code under test:
   IAQI(30) = 50 × 30/35 = 42.9 → 43, IAQI(60) = 100, IAQI(90) = 100 + 50 × 30/55 = 127.3 → 128
   (PM10 40 → 40 is lower each day) → good days (AQI ≤ 100, 优良) 2 of 3: ratio **66.7 %**;
   heavy-pollution days (AQI > 200): **0**;
+* water (GB 3838-2002 表1): on 22 Nov 10:00 section 早朝 (ws-lx-zaochao, target III) reports
+  pH 7.5, DO 7.0 (II), CODMn 3.0 (II), COD 25 (IV: 20 < 25 ≤ 30), NH3-N 0.4 (II), TP 0.08 (II)
+  → class IV, missing its target; 敬庄公路桥 (ws-lx-jingzhuang, target IV) the same with COD 12
+  (I) → class II, meeting it. Of the 2 sections with a class: 达标率 (no. 5) 1/2 = **50 %**,
+  Ⅲ类以上 1/2 = **50 %**, 劣Ⅴ 0/2 = **0 %** (003_021375295357aa36.txt#L152-L161, #L107);
 * ``envwatch targets --locality laixi`` with ``ENVWATCH_API_URL`` and a duty token shows these
   values as of 23 Nov; another locality's duty officer gets nothing of Laixi's, an enterprise 403.
 """
@@ -68,7 +73,21 @@ def samples() -> list[dict[str, Any]]:
                 "values": {f: {"value": v, "flag": "N"} for f, v in values.items()},
             }
         )
-    return out
+    for section, cod in (("ws-lx-zaochao", 25.0), ("ws-lx-jingzhuang", 12.0)):
+        water = {"ph": 7.5, "do": 7.0, "codmn": 3.0, "cod": cod, "nh3n": 0.4, "tp": 0.08}
+        out.append(
+            {
+                "schema": 1,
+                "kind": "water",
+                "locality": "laixi",
+                "source": section,
+                "time": (DAY0 + timedelta(days=1, hours=10)).isoformat(),
+                "interval": "hour",
+                "values": {f: {"value": v, "flag": "N"} for f, v in water.items()},
+            }
+        )
+    # in time order: the classes are counted at the next day's close
+    return sorted(out, key=lambda s: datetime.fromisoformat(s["time"]))
 
 
 def test_targets_shows_live_year_to_date_values_from_the_alerts_service(
@@ -141,6 +160,11 @@ async def _story(
             assert by_metric["pm25_annual_mean"]["target"] is not None  # the plan's 2025 target
             assert by_metric["good_day_ratio"]["value"] == pytest.approx(200 / 3)
             assert by_metric["heavy_pollution_days"]["value"] == 0
+            # water progress from the sections' current classes
+            assert by_metric["section_compliance"]["value"] == pytest.approx(50.0)
+            assert by_metric["sections_at_least_iii"]["value"] == pytest.approx(50.0)
+            assert by_metric["sections_worse_than_v"]["value"] == pytest.approx(0.0)
+            assert by_metric["sections_worse_than_v"]["details"]["sections"] == 2
             # and the table a person reads names them with the values
             table = await asyncio.to_thread(
                 subprocess.run,
