@@ -1,29 +1,42 @@
-"""Stream worker: throughput with all evaluations on vs a bare Faust consumer; sink; latency.
+"""Stream worker: throughput with all evaluations on vs the same step in a plain loop; bare Faust;
+sink; latency.
 
-Side by side in one run, on embedded Tansu (and VictoriaMetrics when installed):
+Side by side in one run, on embedded Tansu (and mosquitto/VictoriaMetrics when installed):
 
+* **envelopes**: what the bridge really makes of a live stream — the same station samples
+  published over MQTT at ``LIVE_RATE`` samples/s through :class:`ingest.bridge.Bridge` (4
+  partitions); the samples per ``readings`` record it produced (``Bridge.envelope_sizes``).
+  Without mosquitto, amqtt; without either, one sample per record (said so);
 * **worker**: the real app (``streams.app.build``) in-process, reading a pre-filled ``readings``
-  topic of N hourly station samples (6 pollutants each), evaluating, emitting, storing (spool);
-  rate = samples / (time of the last sample counted − time of the first). Twice: the
-  ``evaluate`` stage alone (a worker process with every evaluation on, ``ENVWATCH_AGENTS``) and
-  every stage in one process (evaluate, locality, store, notify, dead-letter);
-* **bare**: a Faust app with one ``take_events`` agent that only counts, on a copy of the same
-  topic — stock Faust, and the same with envwatch's inline record delivery (streams.dispatch),
-  the transport the worker runs on. Goals (issue 6): worker ≥ 20 000 samples/s, ≥ 90 % of bare;
+  topic of N hourly station samples (6 pollutants each) in envelopes of the measured sizes,
+  evaluating, emitting, storing (spool); rate = samples / (time of the last sample counted −
+  time of the first). Twice: the ``evaluate`` stage alone (every evaluation on,
+  ``ENVWATCH_AGENTS``) and every stage in one process (evaluate, locality, store, notify,
+  dead-letter); the evaluate stage once more with Python's default garbage collector
+  (streams/gctune.py: what tuning it changes);
+* **pure step**: the same records through :class:`streams.steps.EvaluateStep` and the output
+  merge in a plain loop, no Kafka: evaluate / pure is what Kafka and Faust cost (goal ≥ 0.90);
+* **bare**: a Faust app with one ``take_events`` agent that only counts records, on a copy of the
+  same topic — stock Faust, and the same with envewatch's inline record delivery;
 * **sink**: lines/s to VictoriaMetrics through ``streams.sink.InfluxWriter`` (httpx), the
-  influxdb-client writer and a bare ``httpx.post``, each on its own *fresh* series (the first
-  writer of a series pays its creation in VictoriaMetrics; comparing fresh with warm series is
-  what once made the client look 4x slower);
-* **latency**: samples produced at 1 000/s, produce → the worker's store agent has written the
-  reading (``pipeline.observers``), p50/p99.
+  influxdb-client writer and a bare ``httpx.post``, each on its own *fresh* series;
+* **latency**: single samples produced at 1 000/s, produce → the worker's store agent has written
+  the reading (``pipeline.observers``), p50/p99 (publish → webhook is bench_latency.py).
+
+Goals (issue 16): ``RESULT evaluate_samples_per_s`` ≥ 20 000, ``RESULT all_stages_samples_per_s``
+≥ 10 000, evaluate / ``RESULT pure_step_samples_per_s`` ≥ 0.90.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import random
 import statistics
 import tempfile
+import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,9 +44,15 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from streams import embedded, topics
+from streams import embedded, gctune, topics
+from streams.settings import Settings
+from streams.wire import envelope_bytes
 
 STATIONS = 200
+#: records per evaluate batch: the worker's own default (streams.settings.Settings.batch_size)
+BATCH: int = Settings.model_fields["batch_size"].default
+#: the live stream whose envelopes are measured (issue 16: the latency goal's rate)
+LIVE_RATE = 5_000
 ALL_STAGES = "evaluate,locality,store,notify,deadletter"
 
 
@@ -55,25 +74,40 @@ def _sample(i: int, t0: datetime) -> tuple[bytes, bytes]:
     return source.encode(), orjson.dumps(d)
 
 
-async def _fill(bootstrap: str, topic: str, n: int, t0: datetime) -> None:
+def _records(n: int, t0: datetime, sizes: list[int]) -> list[tuple[bytes | None, bytes, int]]:
+    """(key, value, timestamp ms) of N samples in records of ``sizes`` samples (cycled): one
+    sample alone keyed by its source, several in an envelope — as the bridge writes them."""
+    out: list[tuple[bytes | None, bytes, int]] = []
+    i, j = 0, 0
+    while i < n:
+        size = min(sizes[j % len(sizes)], n - i)
+        j += 1
+        chunk = [_sample(k, t0) for k in range(i, i + size)]
+        # received 5 min after the hour of the chunk's last sample, as the bridge stamps it:
+        # every sample is within the worker's plausibility window, none is dead-lettered
+        last = i + size - 1
+        at = t0 + timedelta(hours=last // STATIONS, minutes=5)
+        ts = int(at.timestamp() * 1000)
+        if size == 1:
+            out.append((chunk[0][0], chunk[0][1], ts))
+        else:
+            out.append((None, envelope_bytes([v for _k, v in chunk]), ts))
+        i += size
+    return out
+
+
+async def _fill(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes, int]]) -> None:
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024)
     await p.start()
     try:
-        for i in range(n):
-            k, v = _sample(i, t0)
-            # received 5 min after the hour it reports, as the bridge stamps it: every sample is
-            # within the worker's plausibility window (max_future_s, max_past_days), none is
-            # dead-lettered
-            at = t0 + timedelta(hours=i // STATIONS, minutes=5)
-            await p.send(topic, v, key=k, timestamp_ms=int(at.timestamp() * 1000))
+        for key, value, ts in records:
+            await p.send(topic, value, key=key, partition=0, timestamp_ms=ts)
         await p.flush()
     finally:
         await p.stop()
 
 
 def _settings(kafka: Any, prefix: str, tmp: Path, **kw: Any) -> Any:
-    from streams.settings import Settings
-
     return Settings(
         kafka=kafka.url, app_id=f"{prefix}app", topic_prefix=prefix, partitions=1,
         session_timeout=6, rebalance_timeout=6, heartbeat_interval=1,
@@ -82,13 +116,16 @@ def _settings(kafka: Any, prefix: str, tmp: Path, **kw: Any) -> Any:
     )  # fmt: skip
 
 
-async def _run_worker(kafka: Any, n: int, tmp: Path, t0: datetime, agents: str) -> float:
+async def _run_worker(
+    kafka: Any, records: list[tuple[bytes | None, bytes, int]], n: int, tmp: Path, agents: str,
+    tag: str = "",
+) -> float:  # fmt: skip
     from streams.app import build
 
-    prefix = f"bw-worker-{agents.replace(',', '-')}-"
+    prefix = f"bw-worker-{agents.replace(',', '-')}{tag}-"
     s = _settings(kafka, prefix, tmp / prefix, agents=agents)
     await topics.ensure_topics(kafka.url, 1, prefix)
-    await _fill(kafka.bootstrap, topics.name(topics.READINGS, prefix), n, t0)
+    await _fill(kafka.bootstrap, topics.name(topics.READINGS, prefix), records)
     p = build(s)
     first: float | None = None
     await p.app.start()
@@ -97,18 +134,49 @@ async def _run_worker(kafka: Any, n: int, tmp: Path, t0: datetime, agents: str) 
         while p.counters["samples"] < n and time.monotonic() < deadline:
             if first is None and p.counters["samples"]:
                 first = time.perf_counter()
-            await asyncio.sleep(0.005)
+                start_count = p.counters["samples"]
+            await asyncio.sleep(0.002)
         last = time.perf_counter()
         done = p.counters["samples"]
     finally:
         await p.app.stop()
         p.sink.close()
-    return (done - 0) / (last - (first or last)) if first else 0.0
+    # from the first batch counted to the last: the first batch's samples are not in the span
+    return (done - start_count) / (last - first) if first and last > first else 0.0
 
 
-async def _run_bare(kafka: Any, n: int, tmp: Path, t0: datetime, *, inline: bool) -> float:
-    """A Faust app with one counting agent. ``inline``: with the worker's record delivery
-    (streams.dispatch) and stream buffer — the same transport the worker has."""
+def _pure(records: list[tuple[bytes | None, bytes, int]], rounds: int = 3) -> float:
+    """The evaluate stage's own work in a plain loop (no Kafka, no Faust): EvaluateStep over the
+    records, then the output merge the agent does per batch (``BATCH`` records); best of
+    ``rounds``, each from empty state."""
+    from streams.agents.evaluate import MERGEABLE
+    from streams.catalog import CatalogView
+    from streams.steps import EvaluateStep
+    from streams.wire import merge_point_records
+
+    best = 0.0
+    for _ in range(rounds):
+        step = EvaluateStep(
+            CatalogView(None), max_future=timedelta(seconds=3600), max_past=timedelta(days=400)
+        )
+        states: dict[str, Any] = {}
+        t = time.perf_counter()
+        batch: list[tuple[str, bytes, bytes]] = []
+        for offset, (key, value, ts) in enumerate(records):
+            batch += step(states, key or b"", value, offset, ts, 0)
+            if offset % BATCH == BATCH - 1:
+                merge_point_records(batch, MERGEABLE)
+                batch = []
+        merge_point_records(batch, MERGEABLE)
+        best = max(best, step.samples / (time.perf_counter() - t))
+    return best
+
+
+async def _run_bare(
+    kafka: Any, records: list[tuple[bytes | None, bytes, int]], tmp: Path, *, inline: bool
+) -> float:
+    """Records/s of a Faust app with one counting agent. ``inline``: with the worker's record
+    delivery (streams.dispatch) and stream buffer — the same transport the worker has."""
     import faust
 
     from streams import dispatch
@@ -116,8 +184,9 @@ async def _run_bare(kafka: Any, n: int, tmp: Path, t0: datetime, *, inline: bool
 
     name = "bw-bare-inline" if inline else "bw-bare"
     topic_name = f"{name}-readings"
+    n = len(records)
     await topics.ensure_topics(kafka.url, 1, f"{name}-")
-    await _fill(kafka.bootstrap, topic_name, n, t0)
+    await _fill(kafka.bootstrap, topic_name, records)
     extra = {"stream_buffer_maxsize": STREAM_BUFFER} if inline else {}
     app = faust.App(
         name, broker=kafka.url, store="memory://", datadir=str(tmp / name),
@@ -132,7 +201,7 @@ async def _run_bare(kafka: Any, n: int, tmp: Path, t0: datetime, *, inline: bool
 
     @app.agent(t, name="count")  # type: ignore[untyped-decorator]
     async def count_agent(stream: Any) -> None:
-        async for events in stream.take_events(2000, within=0.05):
+        async for events in stream.take_events(BATCH, within=0.05):
             count[0] += len(events)
 
     first: float | None = None
@@ -142,11 +211,76 @@ async def _run_bare(kafka: Any, n: int, tmp: Path, t0: datetime, *, inline: bool
         while count[0] < n and time.monotonic() < deadline:
             if first is None and count[0]:
                 first = time.perf_counter()
-            await asyncio.sleep(0.005)
+                start_count = count[0]
+            await asyncio.sleep(0.002)
         last = time.perf_counter()
     finally:
         await app.stop()
-    return count[0] / (last - (first or last)) if first else 0.0
+    return (count[0] - start_count) / (last - first) if first and last > first else 0.0
+
+
+def _envelope_sizes(kafka: Any, n: int, rate: int) -> tuple[list[int], str]:
+    """Samples per ``readings`` record the bridge produced for N samples published at ``rate``/s
+    (MQTT QoS1, 4 partitions), in a deterministic order; and what was measured."""
+    from ingest.bridge import Bridge
+    from ingest.publisher import Publisher
+
+    try:
+        cm = embedded.mosquitto()
+        broker = cm.__enter__()
+    except embedded.ServiceUnavailable:
+        try:
+            cm = embedded.amqtt_broker()
+            broker = cm.__enter__()
+        except embedded.ServiceUnavailable as exc:
+            return [1], f"no MQTT broker ({exc}): one sample per record"
+    try:
+        settings = Settings(
+            kafka=kafka.url, topic_prefix="bw-env-", partitions=4, mqtt_host=broker.host,
+            mqtt_port=broker.port, mqtt_client_id="bw-env-bridge", mqtt_share_group=None,
+            mqtt_topic="env/+/weifang/+", config_dir=None, bridge_stats_interval=3600,
+        )  # fmt: skip
+        t0 = datetime(2026, 6, 1, tzinfo=UTC)
+        payloads = [_sample(i, t0) for i in range(n)]
+
+        def publish() -> None:
+            pub = Publisher(broker.host, broker.port, client_id="bw-env-pub")
+            start = time.perf_counter()
+            for i, (key, value) in enumerate(payloads):
+                pub.publish_raw(f"env/air/weifang/{key.decode()}", value)
+                delay = start + (i + 1) / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            pub.close(timeout=120)
+
+        async def run() -> Counter[int]:
+            bridge = Bridge(settings)
+            ready = asyncio.Event()
+            task = asyncio.create_task(bridge.run(ready=ready))
+            await asyncio.wait_for(ready.wait(), 60)
+            thread = threading.Thread(target=publish)
+            thread.start()
+            deadline = time.monotonic() + 120 + n / rate
+            while bridge.counters.acked < n and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(thread.join)
+            bridge.stop()
+            await task
+            return bridge.envelope_sizes
+
+        sizes = asyncio.run(run())
+    finally:
+        cm.__exit__(None, None, None)
+    expanded = [k for k, c in sorted(sizes.items()) for _ in range(c)]
+    random.Random(16).shuffle(expanded)
+    records = sum(sizes.values())
+    mean = sum(k * c for k, c in sizes.items()) / records if records else 0.0
+    q = sorted(expanded)
+    what = (
+        f"{broker.implementation}, {n:,} samples at {rate:,}/s: {records:,} records, "
+        f"{mean:.1f} samples per record (median {q[len(q) // 2]}, max {q[-1]})"
+    )
+    return expanded or [1], what
 
 
 async def _latency(kafka: Any, tmp: Path, rate: int, seconds: float) -> tuple[float, float, int]:
@@ -248,12 +382,18 @@ def _sink(n: int) -> None:
         cm.__exit__(None, None, None)
 
 
+def _default_gc() -> None:
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)  # Python's defaults
+
+
 def main(quick: bool) -> None:
     import logging
 
     logging.getLogger().setLevel(logging.WARNING)
     n = 5_000 if quick else 40_000
     t0 = datetime(2026, 6, 1, tzinfo=UTC)
+    gen0 = Settings.model_fields["gc_threshold"].default
     try:
         kcm = embedded.tansu()
         kafka = kcm.__enter__()
@@ -261,26 +401,48 @@ def main(quick: bool) -> None:
         print(f"worker     skipped: {exc}")
         return
     try:
+        sizes, measured = _envelope_sizes(kafka, 5_000 if quick else 20_000, LIVE_RATE)
+        print(f"envelopes  the bridge on a live stream: {measured}", flush=True)
+        records = _records(n, t0, sizes)
+        per_record = n / len(records)
         with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
             tdir = Path(tmp)
-            bare = asyncio.run(_run_bare(kafka, n, tdir, t0, inline=False))
-            bare_inline = asyncio.run(_run_bare(kafka, n, tdir, t0, inline=True))
-            evaluate = asyncio.run(_run_worker(kafka, n, tdir, t0, "evaluate"))
-            every = asyncio.run(_run_worker(kafka, n, tdir, t0, ALL_STAGES))
+            _default_gc()
+            pure_default = _pure(records)
+            evaluate_default = asyncio.run(_run_worker(kafka, records, n, tdir, "evaluate", "-gc"))
+            bare = asyncio.run(_run_bare(kafka, records, tdir, inline=False))
+            bare_inline = asyncio.run(_run_bare(kafka, records, tdir, inline=True))
+            gctune.tune(gen0)  # as the worker process does (streams/gctune.py)
+            pure = _pure(records)
+            evaluate = asyncio.run(_run_worker(kafka, records, n, tdir, "evaluate"))
+            every = asyncio.run(_run_worker(kafka, records, n, tdir, ALL_STAGES))
             print(
-                f"worker     bare Faust take_events {bare:>8,.0f} events/s | the same with "
-                f"envwatch's inline delivery {bare_inline:>8,.0f} ({n:,} station samples, 1 "
-                "partition)"
+                f"worker     {n:,} station samples in {len(records):,} records "
+                f"({per_record:.1f} per record, 1 partition)"
             )
             print(
-                f"           evaluate stage (every evaluation on) {evaluate:>8,.0f} samples/s | "
-                f"all stages in one process {every:>8,.0f} samples/s"
+                f"           pure step {pure:>8,.0f} samples/s | evaluate stage {evaluate:>8,.0f} | "
+                f"all stages in one process {every:>8,.0f}"
             )
             print(
-                f"           ratio evaluate/bare = {evaluate / bare:.2f} (goal ≥ 0.90), "
-                f"evaluate/bare-inline = {evaluate / bare_inline:.2f}, all-stages/bare = "
-                f"{every / bare:.2f}; evaluate vs goal 20 000/s = {evaluate / 20_000:.2f}"
+                f"           ratio evaluate/pure = {evaluate / pure:.2f} (goal ≥ 0.90); evaluate "
+                f"vs goal 20 000/s = {evaluate / 20_000:.2f}; all stages vs goal 10 000/s = "
+                f"{every / 10_000:.2f}"
             )
+            print(
+                f"gc         Python's default collector: pure step {pure_default:>8,.0f} "
+                f"samples/s, evaluate stage {evaluate_default:>8,.0f}; tuned (freeze, young "
+                f"generation every {gen0:,}): ratio pure {pure / pure_default:.2f}, evaluate "
+                f"{evaluate / evaluate_default:.2f}"
+            )
+            print(
+                f"bare       Faust take_events {bare * per_record:>8,.0f} samples/s "
+                f"({bare:,.0f} records/s) | with envwatch's inline delivery "
+                f"{bare_inline * per_record:>8,.0f} samples/s ({bare_inline:,.0f} records/s)"
+            )
+            print(f"RESULT evaluate_samples_per_s={evaluate:.0f}")
+            print(f"RESULT all_stages_samples_per_s={every:.0f}")
+            print(f"RESULT pure_step_samples_per_s={pure:.0f}")
             p50, p99, got = asyncio.run(_latency(kafka, tdir, 1000, 3 if quick else 10))
             print(
                 f"latency    produce → stored (sink write returned) at 1 000 samples/s: "

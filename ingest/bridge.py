@@ -15,8 +15,12 @@ Guarantees (docs/mqtt.md has the full contract):
   waits forever for bytes that never come.
 * MQTT v5 shared subscription (``$share/<group>/env/#``) so several bridge processes split the load
   (on MQTT 3.1.1 the bridge subscribes plainly: shared subscriptions are a v5 feature).
-* Kafka key = source id, partition = Kafka's default murmur2 partitioner, so one source's samples
-  stay ordered in one partition.
+* Partition = Kafka's default murmur2 partitioner of the source id, so one source's samples
+  stay ordered in one partition. The samples of one partition from one burst travel as **one
+  record**, an *envelope* (a JSON array of samples in arrival order, at most
+  ``streams.wire.ENVELOPE_MAX_BYTES``, no key, the partition given explicitly); a sample alone in
+  its burst travels as before, one record keyed by its source id. Nothing waits to fill an
+  envelope: a quiet stream is one sample per record, a loaded one many (``envelope_sizes``).
 * Payloads are validated with :class:`ingest.schemas.Sample` and re-serialised canonically (a
   payload that already is canonical JSON is checked cheaply and forwarded as it came);
   anything invalid goes to the ``dead-letter`` topic with its original bytes, MQTT topic and
@@ -99,6 +103,7 @@ from rules.factors import BY_KIND
 from streams import topics
 from streams.records import DeadLetter
 from streams.settings import Settings
+from streams.wire import ENVELOPE_MAX_BYTES, envelope_bytes
 
 from ingest.publisher import PublisherError, broker_protocol, protocol_name
 from ingest.schemas import Flag, ForecastIssue, Interval, Sample, Value
@@ -331,6 +336,20 @@ _Received = tuple[int, float, str, bytes, int, int]
 
 
 @dataclass(slots=True)
+class _Envelope:
+    """The samples of one ``readings`` partition gathered from one burst (streams.wire)."""
+
+    key: bytes  # the first sample's key: the record's key when it travels alone
+    values: list[bytes] = field(default_factory=list)
+    mids: list[tuple[int, int]] = field(default_factory=list)
+    size: int = 1
+
+
+#: envelope sizes are counted up to this many samples; larger ones count here
+ENVELOPE_HISTOGRAM_TOP: Final = 1024
+
+
+@dataclass(slots=True)
 class _Out:
     """One Kafka batch being filled: its builder and the messages it acknowledges."""
 
@@ -518,6 +537,9 @@ class Bridge:
         self._tasks: set[asyncio.Future[None]] = set()
         self._readings = topics.name(topics.READINGS, settings.topic_prefix)
         self._dead = topics.name(topics.DEAD_LETTER, settings.topic_prefix)
+        #: samples per ``readings`` record handed to the producer → how many such records
+        #: (what the bursts really make of envelopes; bench/bench_worker.py uses it)
+        self.envelope_sizes: collections.Counter[int] = collections.Counter()
         self.metrics_address: tuple[str, int] | None = None
 
     # ---------------------------------------------------------------- paho callbacks (on the loop)
@@ -984,23 +1006,15 @@ class Bridge:
         gen = self._gen
         outs: dict[tuple[str, int], _Out] = {}
         full: list[tuple[str, int, _Out]] = []
+        #: readings partition → the envelope being filled (samples in arrival order)
+        envelopes: dict[int, _Envelope] = {}
         received_at = batch[0][1]
         c = self.counters
-        for msg_gen, _at, topic, payload, mid, qos in batch:
-            if msg_gen != gen:  # from a lost connection: the broker redelivers it
-                c.released += 1
-                continue
-            try:
-                key, value = normalise(topic, payload)
-                target, dead = self._readings, False
-            except ValueError as exc:
-                key = (topic_source(topic) or "").encode()
-                value = DeadLetter.build(
-                    "bridge", str(exc), payload[:MAX_PAYLOAD], origin=topic, at=_now()
-                ).to_bytes()
-                target, dead = self._dead, True
-                log.info("bridge: dead-letter %s: %s", topic, exc)
-            part = self._partition_of(target, key)
+        readings = self._readings
+
+        def put(
+            target: str, part: int, key: bytes | None, value: bytes, mids: list[tuple[int, int]]
+        ) -> None:
             out = outs.get((target, part))
             if out is None:
                 out = outs[(target, part)] = _Out(producer.create_batch(), [])
@@ -1008,11 +1022,47 @@ class Bridge:
                 full.append((target, part, out))
                 out = outs[(target, part)] = _Out(producer.create_batch(), [])
                 out.builder.append(key=key, value=value, timestamp=None)
-            out.mids.append((mid, qos))
-            if dead:
-                out.dead += 1
+            out.mids += mids
+            if target == readings:
+                out.samples += len(mids)
             else:
-                out.samples += 1
+                out.dead += len(mids)
+
+        def seal(part: int, env: _Envelope) -> None:
+            if len(env.values) == 1:  # alone: the plain form, keyed by its source
+                put(readings, part, env.key, env.values[0], env.mids)
+            else:
+                put(readings, part, None, envelope_bytes(env.values), env.mids)
+            self.envelope_sizes[min(len(env.values), ENVELOPE_HISTOGRAM_TOP)] += 1
+
+        for msg_gen, _at, topic, payload, mid, qos in batch:
+            if msg_gen != gen:  # from a lost connection: the broker redelivers it
+                c.released += 1
+                continue
+            try:
+                key, value = normalise(topic, payload)
+            except ValueError as exc:
+                key = (topic_source(topic) or "").encode()
+                value = DeadLetter.build(
+                    "bridge", str(exc), payload[:MAX_PAYLOAD], origin=topic, at=_now()
+                ).to_bytes()
+                log.info("bridge: dead-letter %s: %s", topic, exc)
+                put(self._dead, self._partition_of(self._dead, key), key, value, [(mid, qos)])
+                continue
+            # the samples of one partition travel together, in arrival order, in envelopes of
+            # at most ENVELOPE_MAX_BYTES (streams.wire): one Kafka record for many samples
+            part = self._partition_of(readings, key)
+            env = envelopes.get(part)
+            if env is not None and env.size + len(value) + 1 > ENVELOPE_MAX_BYTES:
+                seal(part, env)
+                env = None
+            if env is None:
+                env = envelopes[part] = _Envelope(key)
+            env.values.append(value)
+            env.size += len(value) + 1
+            env.mids.append((mid, qos))
+        for part, env in envelopes.items():
+            seal(part, env)
         batches = [*full, *((t, p, o) for (t, p), o in outs.items())]
         if not batches:
             self._refresh_oldest()
@@ -1115,6 +1165,7 @@ class Bridge:
             (p + "halts_total", "counter", "reconnects of both sides after a failed produce", c.halts),
             (p + "mqtt_connects_total", "counter", "MQTT connections made (first and reconnects)", c.mqtt_connects),
             (p + "mqtt_sessions_lost_total", "counter", "reconnects on which the broker no longer had the bridge's session", c.sessions_lost),
+            (p + "readings_records_total", "counter", "readings records handed to Kafka (one sample, or an envelope of several)", sum(self.envelope_sizes.values())),
             (p + "in_flight", "gauge", "messages received and not yet acknowledged", c.in_flight),
             (p + "waiting", "gauge", "messages handed over by paho and not yet processed", waiting),
             (p + "lag_seconds", "gauge", "age of the oldest message not yet acknowledged", lag),

@@ -3,9 +3,10 @@
 A command travels on ``aggregates`` — the locality stage's input, key = the locality id UTF-8 —
 as the usual wire points list (:func:`streams.wire.points_bytes`) holding one point::
 
-    [{"id": "command|locality=L|<issued_at UTC>", "measurement": "command",
-      "tags": {"locality": L}, "fields": {"command": "<Command JSON>"},
-      "time": "<issued_at ISO>", "ns": <issued_at ns>}]
+    [{"measurement": "command", "tags": {"locality": L},
+      "fields": {"command": "<Command JSON>"}, "time": "<issued_at ISO>", "ns": <issued_at ns>}]
+
+(its id, ``command|locality=L|<issued_at UTC>``, is derived: :func:`streams.wire.point_id`)
 
 so it is ordered with that locality's data and replayed with it from checkpoints. The locality
 stage answers with one :class:`alerts.commands.CommandResult` JSON per command on

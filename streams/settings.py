@@ -59,7 +59,12 @@ class Settings(BaseSettings):
         description="alert rules YAML (docs/alert-rules.md); default: alert-rules.yaml in the "
         "catalogue directory when present, else the built-in rules",
     )
-    batch_size: int = Field(2000, ge=1, description="events per evaluation batch")
+    batch_size: int = Field(
+        500,
+        ge=1,
+        description="records per evaluation batch; a record is one sample or an envelope of "
+        "several (tens under load: bench_worker), so a loaded batch holds thousands of samples",
+    )
     batch_within: float = Field(
         0.05, gt=0, description="s the evaluate stage waits for a batch of readings to fill"
     )
@@ -71,6 +76,13 @@ class Settings(BaseSettings):
         0.01, gt=0, description="s the locality and notify stages wait for a batch to fill"
     )
     checkpoint_interval: float = Field(5.0, gt=0, description="s between state snapshots")
+    gc_threshold: int = Field(
+        50_000,
+        ge=0,
+        description="worker processes: allocations between two young-generation garbage "
+        "collections (Python's default 700), with the start-up objects frozen; 0 leaves the "
+        "collector as Python sets it (streams/gctune.py)",
+    )
     max_future_s: float = Field(3600, ge=0, description="reject samples this far after receipt")
     max_past_days: float = Field(400, ge=0, description="reject samples this far before receipt")
 

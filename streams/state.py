@@ -41,9 +41,10 @@ log = logging.getLogger(__name__)
 O = TypeVar("O")  # noqa: E741 - an output of a step
 #: step(state, key, value, offset, timestamp_ms) -> (new state or None to delete, outputs)
 Step = Callable[[Any, bytes, bytes, int, int], tuple[Any, Sequence[O]]]
-#: partition_step(states, key, value, offset, timestamp_ms) -> outputs: the step sees (and
-#: changes in place) the whole partition's states, for what spans keys (e.g. a partition clock)
-PartitionStep = Callable[[dict[str, Any], bytes, bytes, int, int], Sequence[O]]
+#: partition_step(states, key, value, offset, timestamp_ms, partition) -> outputs: the step sees
+#: (and changes in place) the whole partition's states, for what spans keys (e.g. a partition
+#: clock); the partition number names where a record came from (dead letters' origins)
+PartitionStep = Callable[[dict[str, Any], bytes, bytes, int, int, int], Sequence[O]]
 
 
 @dataclass
@@ -104,7 +105,7 @@ class CheckpointedState(Generic[O]):
         self, part: Partition, key: bytes, value: bytes, offset: int, ts: int, outputs: list[O]
     ) -> None:
         if self.partition_step is not None:
-            out: Sequence[O] = self.partition_step(part.states, key, value, offset, ts)
+            out: Sequence[O] = self.partition_step(part.states, key, value, offset, ts, part.number)
         else:
             assert self.step is not None
             k = key.decode("utf-8", "replace") if key else ""

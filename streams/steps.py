@@ -47,8 +47,10 @@ from streams.wire import (
     decode_sample,
     for_locality,
     for_store,
+    is_envelope,
     point_dict,
     points_bytes,
+    sample_of,
 )
 
 log = logging.getLogger(__name__)
@@ -70,43 +72,140 @@ CLOCK_KEY: Final = "~clock"
 #: How far ahead of its receipt an AQI forecast's target day may lie: HJ 633-2026 forecasts cover
 #: at least the next 3 days (standards.md §1.5); 10 days is envwatch's bound [MEM].
 FORECAST_HORIZON: Final = timedelta(days=10)
+#: what a sample that cannot be decoded raises (streams.wire.sample_of)
+_UNDECODABLE = (ValueError, KeyError, TypeError, AttributeError, RulesError)
+
+
+def _source_key(item: Any) -> bytes:
+    """The Kafka key of an undecodable sample's dead letter: its source id when it names one."""
+    source = item.get("source") if isinstance(item, dict) else None
+    return source.encode() if isinstance(source, str) else b""
+
+
 #: Seconds between samples by the sample's interval, when the catalogue gives none.
 INTERVAL_S: Final = {"rt": 30, "min": 60, "hour": 3600, "day": 86400}
 
 
+class _Outputs:
+    """What one ``readings`` record produced: dead letters as they come, and the point dicts of
+    ``evaluations`` and ``aggregates`` gathered per (topic, locality) in order, serialised once
+    per record (an envelope's samples share a few localities)."""
+
+    __slots__ = ("dead", "points")
+
+    def __init__(self) -> None:
+        self.dead: list[Output] = []
+        self.points: dict[tuple[str, bytes], list[dict[str, Any]]] = {}
+
+    def add(self, topic: str, locality: bytes, dicts: list[dict[str, Any]]) -> None:
+        have = self.points.get((topic, locality))
+        if have is None:
+            self.points[(topic, locality)] = dicts
+        else:
+            have += dicts
+
+    def records(self) -> list[Output]:
+        out = self.dead
+        for (topic, key), dicts in self.points.items():
+            for i in range(0, len(dicts), POINTS_PER_RECORD):
+                out.append((topic, key, orjson.dumps(dicts[i : i + POINTS_PER_RECORD])))
+        return out
+
+
+#: Points per output record at most: an envelope's points for one locality are cut into records
+#: of this many (about 250 bytes each: well below streams.wire.MERGED_MAX_BYTES). envwatch's choice.
+POINTS_PER_RECORD: Final = 500
+
+
 class EvaluateStep:
-    """``step(states, key, value, offset, timestamp_ms) -> outputs`` over one input partition's
-    state (source id → :func:`rules.engine.step` state, plus :data:`CLOCK_KEY`)."""
+    """``step(states, key, value, offset, timestamp_ms[, partition]) -> outputs`` over one input
+    partition's state (source id → :func:`rules.engine.step` state, plus :data:`CLOCK_KEY`).
+
+    A ``readings`` value is one sample or an envelope of several (streams.wire.is_envelope, what
+    the bridge writes under load): an envelope's samples are judged one by one in their order,
+    exactly as if each were a record of its own; a bad one is dead-lettered alone, with its origin
+    ``readings/<partition>@<offset>#<index>``, and the rest proceeds."""
 
     def __init__(self, view: CatalogView, *, max_future: timedelta, max_past: timedelta) -> None:
         self.view = view
         self.max_future = max_future
         self.max_past = max_past
+        #: samples judged so far (an envelope counts its samples): the worker's ``samples``
+        self.samples = 0
 
     @staticmethod
-    def _dead(key: bytes, value: bytes, offset: int, reason: str) -> list[Output]:
-        dl = DeadLetter.build("evaluate", reason, value, origin=f"readings@{offset}")
+    def _dead(key: bytes, value: bytes, origin: str, reason: str) -> list[Output]:
+        dl = DeadLetter.build("evaluate", reason, value, origin=origin)
         return [(topics.DEAD_LETTER, key, dl.to_bytes())]
 
     def __call__(
-        self, states: dict[str, Any], key: bytes, value: bytes, offset: int, ts_ms: int
+        self,
+        states: dict[str, Any],
+        key: bytes,
+        value: bytes,
+        offset: int,
+        ts_ms: int,
+        partition: int | None = None,
     ) -> list[Output]:
+        where = f"readings@{offset}" if partition is None else f"readings/{partition}@{offset}"
+        out = _Outputs()
+        if not is_envelope(value):
+            self.samples += 1
+            try:
+                sample = decode_sample(value)
+            except _UNDECODABLE as exc:
+                return self._dead(key, value, where, f"undecodable sample: {exc}")
+            self._sample(states, key, value, sample, where, ts_ms, out)
+            return out.records()
         try:
-            sample = decode_sample(value)
-        except (ValueError, KeyError, TypeError, AttributeError, RulesError) as exc:
-            return self._dead(key, value, offset, f"undecodable sample: {exc}")
+            items = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            self.samples += 1
+            return self._dead(key, value, where, f"undecodable envelope: {exc}")
+        self.samples += len(items)
+        for index, item in enumerate(items):
+            origin = f"{where}#{index}"
+            try:
+                sample = sample_of(item)
+            except _UNDECODABLE as exc:
+                raw = orjson.dumps(item)
+                skey = _source_key(item)
+                out.dead += self._dead(skey, raw, origin, f"undecodable sample: {exc}")
+                continue
+            self._sample(states, sample.source.encode(), item, sample, origin, ts_ms, out)
+        return out.records()
+
+    def _sample(
+        self,
+        states: dict[str, Any],
+        key: bytes,
+        raw: bytes | dict[str, Any],
+        sample: engine.Sample,
+        origin: str,
+        ts_ms: int,
+        out: _Outputs,
+    ) -> None:
+        """Judge one sample into ``out``. ``raw``: the sample as received — a record's bytes, or
+        an envelope's decoded item (serialised again only for a dead letter)."""
+
+        def dead(reason: str) -> None:
+            payload = raw if isinstance(raw, bytes) else orjson.dumps(raw)
+            out.dead += self._dead(key, payload, origin, reason)
+
         # "far in the future or past" is judged against the record's Kafka timestamp (set when the
         # bridge produced it), never the worker's clock, so a replay decides the same way.
         received = datetime.fromtimestamp(ts_ms / 1000, tz=sample.time.tzinfo)
         if sample.forecast is not None:
-            return self._issue(sample, key, value, offset, received)
+            self._issue(sample, received, dead, out)
+            return
         forecast = sample.kind == "forecast"
         # an AQI forecast is labelled with the future day it describes: its label may lie up to
         # FORECAST_HORIZON ahead of its receipt (its issue)
         ahead = self.max_future + (FORECAST_HORIZON if forecast else timedelta(0))
         late = self._out_of_time("time", sample.time, received, ahead)
         if late is not None:
-            return self._dead(key, value, offset, late)
+            dead(late)
+            return
         view = self.view
         ctx = view.context(sample.source)
         expected = view.expected(sample.source)
@@ -114,67 +213,61 @@ class EvaluateStep:
             # AQI forecasts (the input of heavy-pollution warnings) come from the forecast
             # office of a known locality, not from a catalogued monitor
             if not view.knows_locality(sample.locality):
-                return self._dead(
-                    key,
-                    value,
-                    offset,
+                dead(
                     f"{plausibility.UNKNOWN_LOCALITY}: source {sample.source!r} locality "
-                    f"{sample.locality!r}: not in the catalogue (AQI forecast)",
+                    f"{sample.locality!r}: not in the catalogue (AQI forecast)"
                 )
+                return
             ctx = DEFAULT_CONTEXT
             expected = plausibility.forecaster(sample.source, sample.locality)
         if ctx is None:
-            return self._dead(
-                key, value, offset, f"unknown source {sample.source!r} (not in the catalogue)"
-            )
+            dead(f"unknown source {sample.source!r} (not in the catalogue)")
+            return
         # the catalogue's identity of the source and the values' physical ranges
         # (rules.plausibility, docs/plausibility.md): whatever is refused here is dead-lettered
         # and touches no state, no clock and no statistic
         screened = plausibility.screen(sample, expected)
         if screened.rejections:
-            dead = [
-                out
-                for r in screened.rejections
-                for out in self._dead(key, value, offset, r.reason())
-            ]
+            for r in screened.rejections:
+                dead(r.reason())
             if screened.sample is None:
-                return dead
+                return
             sample = screened.sample
-        else:
-            dead = []
         try:
             new, points = engine.step(states.get(sample.source), sample, ctx)
         except RulesError as exc:
-            return dead + self._dead(key, value, offset, f"{type(exc).__name__}: {exc}")
+            dead(f"{type(exc).__name__}: {exc}")
+            return
         states[sample.source] = new
         clock: dict[str, Any] | None = states.get(CLOCK_KEY)
         if clock is None:
             clock = states[CLOCK_KEY] = {"t": None, "tick": None, "seen": {}}
-        silences: list[tuple[str, list[engine.Point]]] = []
         if forecast:
             points = _issued(points, clock["t"])
         else:
-            silences = self._observe(clock, sample, ctx, ts_ms / 1000)
-        outputs: list[Output] = dead
-        # the silences first: one of them may be the sample's own source, silent since its
-        # previous sample (a gap in its own data), and must be offline before this sample
-        # resumes it
-        for loc, pts in silences:
-            outputs.append((topics.AGGREGATES, loc.encode(), points_bytes(pts)))
+            # the silences first: one of them may be the sample's own source, silent since its
+            # previous sample (a gap in its own data), and must be offline before this sample
+            # resumes it
+            for loc, pts in self._observe(clock, sample, ctx, ts_ms / 1000):
+                out.add(topics.AGGREGATES, loc.encode(), [point_dict(p) for p in pts])
         if points:
             # Both are keyed by locality: the locality stage (city values, warnings, alerts)
             # needs a locality's points together, and the records of one batch then merge into
             # one (streams.wire.merge_point_records) — a Faust event costs more than its points.
             locality = sample.locality.encode()
             # each point is turned into its wire dict once, for both topics
-            dicts = [point_dict(p) for p in points]
-            stored = [d for p, d in zip(points, dicts, strict=True) if for_store(p)]
+            stored: list[dict[str, Any]] = []
+            forward: list[dict[str, Any]] = []
+            for p in points:
+                d = point_dict(p)
+                if for_store(p):
+                    stored.append(d)
+                if for_locality(p):
+                    forward.append(d)
             if stored:
-                outputs.append((topics.EVALUATIONS, locality, orjson.dumps(stored)))
-            forward = [d for p, d in zip(points, dicts, strict=True) if for_locality(p)]
+                out.add(topics.EVALUATIONS, locality, stored)
             if forward:
-                outputs.append((topics.AGGREGATES, locality, orjson.dumps(forward)))
-        return outputs
+                out.add(topics.AGGREGATES, locality, forward)
 
     def _out_of_time(
         self, what: str, at: datetime, received: datetime, ahead: timedelta
@@ -187,31 +280,36 @@ class EvaluateStep:
         return None
 
     def _issue(
-        self, sample: engine.Sample, key: bytes, value: bytes, offset: int, received: datetime
-    ) -> list[Output]:
+        self,
+        sample: engine.Sample,
+        received: datetime,
+        dead: Callable[[str], None],
+        out: _Outputs,
+    ) -> None:
         """An AQI forecast issue (rules/forecast.py): its time is its issue time, judged against
         its receipt like any sample; its days must lie within the issue day + 10; its locality
         must be known. It moves no clock and keeps no state: one ``forecast`` point goes to the
         store and to the locality stage (the warning step)."""
         if sample.kind != "forecast":
-            return self._dead(key, value, offset, f"kind {sample.kind!r}: only a forecast has days")
+            dead(f"kind {sample.kind!r}: only a forecast has days")
+            return
         late = self._out_of_time("issue time", sample.time, received, self.max_future)
         if late is not None:
-            return self._dead(key, value, offset, late)
+            dead(late)
+            return
         if not self.view.knows_locality(sample.locality):
-            return self._dead(
-                key,
-                value,
-                offset,
+            dead(
                 f"{plausibility.UNKNOWN_LOCALITY}: source {sample.source!r} locality "
-                f"{sample.locality!r}: not in the catalogue (AQI forecast)",
+                f"{sample.locality!r}: not in the catalogue (AQI forecast)"
             )
+            return
         issue = sample.forecast
         assert issue is not None
         try:
             check_issue(issue, sample.time)
         except RulesError as exc:
-            return self._dead(key, value, offset, f"{type(exc).__name__}: {exc}")
+            dead(f"{type(exc).__name__}: {exc}")
+            return
         point = engine.Point(
             "forecast",
             {"kind": "forecast", "locality": sample.locality, "source": sample.source},
@@ -222,9 +320,10 @@ class EvaluateStep:
             },
             sample.time,
         )
-        body = orjson.dumps([point_dict(point)])
+        d = point_dict(point)
         locality = sample.locality.encode()
-        return [(topics.EVALUATIONS, locality, body), (topics.AGGREGATES, locality, body)]
+        out.add(topics.EVALUATIONS, locality, [d])
+        out.add(topics.AGGREGATES, locality, [d])
 
     def _observe(
         self,

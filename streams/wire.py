@@ -1,17 +1,18 @@
 """The wire form of evaluation points on ``evaluations`` and ``aggregates`` (the one contract
 between the evaluate stage, the locality stage, the store and ``envwatch backtest``).
 
-A record's value is a JSON array of points — all the points one sample produced (or one locality
-step) — each ``{"id", "measurement", "tags", "fields", "time", "ns"}``. ``id`` is
-:attr:`rules.engine.Point.id`; ``ns`` the event time in nanoseconds (the InfluxDB timestamp).
+A record's value is a JSON array of points — all the points of one ``readings`` record (a sample
+or an envelope of samples, merged per batch) or of one locality step — each ``{"measurement",
+"tags", "fields", "time", "ns"}``; ``ns`` is the event time in nanoseconds (the InfluxDB
+timestamp). A point's id (:attr:`rules.engine.Point.id`) is not sent: :func:`point_id` derives it.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -21,32 +22,34 @@ from streams.lineprotocol import ns
 
 
 @functools.lru_cache(maxsize=100_000)
-def _time_strings(t: datetime, _zone: object) -> tuple[str, str, int]:
-    """(local ISO, UTC ISO, ns) of a point's time, memoised: a batch's points share a few hours.
-    Keyed with the zone too (``_zone``): equal instants in two zones are equal datetimes, but
-    their ``time`` strings differ, and the locality stage compares those strings."""
-    return t.isoformat(), t.astimezone(UTC).isoformat(), ns(t)
-
-
-@functools.lru_cache(maxsize=100_000)
-def _tag_text(items: tuple[tuple[str, str], ...]) -> str:
-    """The tag part of a point id (sorted ``k=v`` pairs), memoised per tag set."""
-    return ",".join(f"{k}={v}" for k, v in sorted(items))
+def _time_strings(t: datetime, _zone: object) -> tuple[str, int]:
+    """(local ISO, ns) of a point's time, memoised: a batch's points share a few hours. Keyed
+    with the zone too (``_zone``): equal instants in two zones are equal datetimes, but their
+    ``time`` strings differ, and the locality stage compares those strings."""
+    return t.isoformat(), ns(t)
 
 
 def point_dict(p: engine.Point) -> dict[str, Any]:
-    """A point as the wire carries it. ``id`` equals :attr:`rules.engine.Point.id` (a test holds
-    them equal)."""
+    """A point as the wire carries it: measurement, tags, fields, time (ISO, with the offset it
+    was made with) and ``ns`` (the InfluxDB timestamp). Its id is not sent — every consumer can
+    derive it (:func:`point_id`) and none needs it on the hot path."""
     t = p.time
-    iso, utc_iso, nanos = _time_strings(t, t.tzinfo)
+    iso, nanos = _time_strings(t, t.tzinfo)
     return {
-        "id": f"{p.measurement}|{_tag_text(tuple(p.tags.items()))}|{utc_iso}",
         "measurement": p.measurement,
         "tags": p.tags,
         "fields": p.fields,
         "time": iso,
         "ns": nanos,
     }
+
+
+def point_id(d: Mapping[str, Any]) -> str:
+    """The id of a point in its wire form: :attr:`rules.engine.Point.id` (``measurement|sorted
+    k=v tags|UTC ISO time``) — the same for a re-evaluation of the same statistic."""
+    tags = ",".join(f"{k}={v}" for k, v in sorted(d["tags"].items()))
+    utc = datetime.fromisoformat(d["time"]).astimezone(UTC).isoformat()
+    return f"{d['measurement']}|{tags}|{utc}"
 
 
 def points_bytes(points: Sequence[engine.Point]) -> bytes:
@@ -107,9 +110,32 @@ def decode_points(value: bytes) -> list[dict[str, Any]]:
     return data if isinstance(data, list) else [data]
 
 
+#: An envelope (several samples in one ``readings`` record) holds at most this many bytes of
+#: samples: well below Kafka's default ``max.message.bytes`` (1 MiB) and the bridge producer's
+#: batch size (256 KiB), so a record always fits a batch. envwatch's choice [MEM]; a sample larger
+#: than this travels alone.
+ENVELOPE_MAX_BYTES: Final = 128 * 1024
+
+
+def is_envelope(value: bytes) -> bool:
+    """Whether a ``readings`` value is an envelope — a JSON array of samples — rather than one
+    sample (a JSON object). Both forms are accepted on ``readings`` (docs/streams.md)."""
+    return value[:1] == b"["
+
+
+def envelope_bytes(samples: Sequence[bytes]) -> bytes:
+    """One ``readings`` value carrying ``samples`` (each one sample's canonical JSON, in order)."""
+    return b"[" + b",".join(samples) + b"]"
+
+
 def decode_sample(value: bytes) -> engine.Sample:
     """Kafka ``readings`` value (ingest.schemas.Sample as JSON, written by the bridge) → engine.Sample."""
-    d = orjson.loads(value)
+    return sample_of(orjson.loads(value))
+
+
+def sample_of(d: Any) -> engine.Sample:
+    """One decoded sample (a JSON object of ``readings``, alone or in an envelope) → engine.Sample.
+    Raises ``KeyError``/``TypeError``/``ValueError``/``AttributeError`` on what is no sample."""
     if "days" in d:
         # an AQI forecast issue (rules/forecast.py): its time is the issue time
         return engine.Sample(

@@ -10,7 +10,7 @@ instant loses nothing and re-emits only identical records with identical ids.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +45,17 @@ def register(p: Pipeline) -> None:
         ),
         interval=s.checkpoint_interval,
     )
-    register_checkpointed(p, "evaluate", readings, state, counter="samples", within=s.batch_within)
+    step = state.partition_step
+    assert isinstance(step, EvaluateStep)
+    register_checkpointed(
+        p,
+        "evaluate",
+        readings,
+        state,
+        counter="samples",
+        within=s.batch_within,
+        count=lambda: step.samples,  # an envelope counts its samples
+    )
 
 
 def register_checkpointed(
@@ -56,6 +66,7 @@ def register_checkpointed(
     *,
     counter: str,
     within: float,
+    count: Callable[[], int] | None = None,
 ) -> None:
     """A batched agent over ``topic`` whose state is ``state``: decode the batch's records, run
     the pure step over them, send the outputs (flushed), checkpoint, then let Faust ack."""
@@ -74,10 +85,11 @@ def register_checkpointed(
                 (m.partition, m.offset, m.key or b"", m.value, round(m.timestamp * 1000))
                 for m in (e.message for e in events)
             ]
+            before = count() if count is not None else 0
             outputs = await state.process(records)
             await send_outputs(p, outputs)
             await checkpoint(p, state)
-            p.counters[counter] += len(records)
+            p.counters[counter] += count() - before if count is not None else len(records)
 
 
 async def send_outputs(p: Pipeline, outputs: Sequence[Output]) -> None:

@@ -295,7 +295,13 @@ class NotifyGrouping:
             self.state.partitions.pop(partition, None)
 
     def step(
-        self, states: dict[str, Any], _key: bytes, value: bytes, _offset: int, _ts: int
+        self,
+        states: dict[str, Any],
+        _key: bytes,
+        value: bytes,
+        _offset: int,
+        _ts: int,
+        _partition: int = 0,
     ) -> Sequence[Output]:
         try:
             t = Transition.from_dict(orjson.loads(value))

@@ -189,6 +189,7 @@ async def _run(
     duration: float,
     mode: str,
 ) -> tuple[LiveState, RunSummary]:
+    from streams import gctune
     from streams.runtime import Runtime
     from streams.settings import Settings
 
@@ -249,6 +250,7 @@ async def _run(
             assert rt.pipeline is not None
             assert rt.bridge is not None
             pipeline, bridge = rt.pipeline, rt.bridge
+            gctune.tune(settings.gc_threshold)  # everything kept is built (streams/gctune.py)
 
             def update() -> None:
                 state.pipeline(

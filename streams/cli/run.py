@@ -23,13 +23,14 @@ def worker(log_level: str = typer.Option("info", help="debug, info, warning, err
     _logging(log_level)
     import faust
 
-    from streams import topics
+    from streams import gctune, topics
     from streams.app import build
     from streams.settings import Settings
 
     settings = Settings()
     asyncio.run(topics.ensure_topics(settings.kafka, settings.partitions, settings.topic_prefix))
     pipeline = build(settings)
+    gctune.tune(settings.gc_threshold)  # start-up objects frozen (streams/gctune.py)
     faust.Worker(pipeline.app, loglevel=log_level.upper()).execute_from_commandline()
 
 

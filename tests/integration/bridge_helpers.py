@@ -73,7 +73,8 @@ async def read_topic(
     within: float = 60.0,
     seq_of: Callable[[dict[str, object]], int] | None = None,
 ) -> KafkaContents:
-    """Read ``topic`` from the beginning until ``until(contents)`` holds, then to its end."""
+    """Read ``topic`` from the beginning until ``until(contents)`` holds, then to its end; an
+    envelope of ``readings`` counts as its samples, as the worker reads it."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
     )
@@ -83,10 +84,12 @@ async def read_topic(
     def take(batch: dict[object, list[object]]) -> None:
         for msgs in batch.values():
             for m in msgs:
-                d = orjson.loads(m.value)  # type: ignore[attr-defined]
-                out.records.append(d)
-                if seq_of is not None:
-                    out.by_source[str(d["source"])].append(seq_of(d))
+                data = orjson.loads(m.value)  # type: ignore[attr-defined]
+                # a readings envelope (streams.wire.is_envelope) carries several samples in order
+                for d in data if isinstance(data, list) else [data]:
+                    out.records.append(d)
+                    if seq_of is not None:
+                        out.by_source[str(d["source"])].append(seq_of(d))
 
     try:
         deadline = time.monotonic() + within

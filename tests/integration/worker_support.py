@@ -27,6 +27,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.embedded import Victoria
+from streams.wire import point_id
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 REPO = Path(__file__).resolve().parents[2]
@@ -127,7 +128,7 @@ def evaluations_by_id(records: Sequence[Record]) -> dict[str, list[dict[str, Any
     for _p, _o, _k, v, _ts in sorted(records, key=lambda r: (r[0], r[1])):
         data = orjson.loads(v)  # a JSON array of points per record (one sample's points)
         for d in data if isinstance(data, list) else [data]:
-            groups.setdefault(d["id"], []).append(d)
+            groups.setdefault(point_id(d), []).append(d)
     return groups
 
 

@@ -324,6 +324,7 @@ def test_a_replay_gives_the_same_records_and_a_repeated_command_nothing(
 
 def test_the_wire_form_of_a_command() -> None:
     from streams.commands import decode_command, decode_result, encode_result
+    from streams.wire import point_id
 
     c = command("ack", fingerprint="0123456789abcdef", note="收到")
     key, value = encode_command(c)
@@ -332,7 +333,7 @@ def test_the_wire_form_of_a_command() -> None:
     assert point["measurement"] == "command"
     assert point["tags"] == {"locality": "weifang"}
     assert point["time"] == ISSUED.isoformat()
-    assert point["id"] == "command|locality=weifang|2026-12-05T01:00:00+00:00"
+    assert point_id(point) == "command|locality=weifang|2026-12-05T01:00:00+00:00"
     assert Command.model_validate_json(point["fields"]["command"]) == c
     assert decode_command(value) == c
     result = CommandResult(command=c, status="refused", reason=Refusal.UNKNOWN_ALERT, at=TUE)

@@ -16,7 +16,9 @@ from typing import Any
 from streams.state import CheckpointedState, Partition
 
 
-def counting(states: dict[str, Any], key: bytes, value: bytes, offset: int, ts: int) -> list[str]:
+def counting(
+    states: dict[str, Any], key: bytes, value: bytes, offset: int, ts: int, partition: int
+) -> list[str]:
     states["n"] = states.get("n", 0) + 1
     return []
 

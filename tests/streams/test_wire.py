@@ -15,6 +15,7 @@ from streams.wire import (
     decode_sample,
     merge_point_records,
     point_dict,
+    point_id,
     points_bytes,
 )
 
@@ -38,7 +39,8 @@ def test_wire_id_is_the_domain_id_and_time_round_trips() -> None:
     points = _points()
     assert len(points) > 60
     decoded = decode_points(points_bytes(points))
-    assert [d["id"] for d in decoded] == [p.id for p in points]
+    assert [point_id(d) for d in decoded] == [p.id for p in points]
+    assert all("id" not in d for d in decoded)  # derivable: not sent
     for d, p in zip(decoded, points, strict=True):
         assert datetime.fromisoformat(d["time"]) == p.time
         # nanoseconds since the epoch of the event time: the InfluxDB timestamp
@@ -83,7 +85,7 @@ def test_equal_instants_in_two_zones_keep_their_own_time_string() -> None:
     second = decode_points(points_bytes([Point("reading", {"source": "a"}, {"v": 1.0}, utc)]))
     assert first[0]["time"] == "2026-06-01T08:00:00+08:00"
     assert second[0]["time"] == "2026-06-01T00:00:00+00:00"
-    assert first[0]["id"] == second[0]["id"]  # the id is the instant in UTC
+    assert point_id(first[0]) == point_id(second[0])  # the id is the instant in UTC
 
 
 def test_merge_point_records_joins_a_keys_point_arrays_in_order() -> None:
