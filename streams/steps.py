@@ -76,6 +76,11 @@ FORECAST_HORIZON: Final = timedelta(days=10)
 _UNDECODABLE = (ValueError, KeyError, TypeError, AttributeError, RulesError)
 
 
+def _received(ts_ms: int) -> datetime:
+    """A record's Kafka timestamp (ms) as an aware datetime."""
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+
+
 def _source_key(item: Any) -> bytes:
     """The Kafka key of an undecodable sample's dead letter: its source id when it names one."""
     source = item.get("source") if isinstance(item, dict) else None
@@ -155,7 +160,7 @@ class EvaluateStep:
                 sample = decode_sample(value)
             except _UNDECODABLE as exc:
                 return self._dead(key, value, where, f"undecodable sample: {exc}")
-            self._sample(states, key, value, sample, where, ts_ms, out)
+            self._sample(states, key, value, sample, where, ts_ms, _received(ts_ms), out)
             return out.records()
         try:
             items = orjson.loads(value)
@@ -163,6 +168,7 @@ class EvaluateStep:
             self.samples += 1
             return self._dead(key, value, where, f"undecodable envelope: {exc}")
         self.samples += len(items)
+        received = _received(ts_ms)  # one receipt for the whole envelope
         for index, item in enumerate(items):
             origin = f"{where}#{index}"
             try:
@@ -172,7 +178,7 @@ class EvaluateStep:
                 skey = _source_key(item)
                 out.dead += self._dead(skey, raw, origin, f"undecodable sample: {exc}")
                 continue
-            self._sample(states, sample.source.encode(), item, sample, origin, ts_ms, out)
+            self._sample(states, sample.source.encode(), item, sample, origin, ts_ms, received, out)
         return out.records()
 
     def _sample(
@@ -183,6 +189,7 @@ class EvaluateStep:
         sample: engine.Sample,
         origin: str,
         ts_ms: int,
+        received: datetime,
         out: _Outputs,
     ) -> None:
         """Judge one sample into ``out``. ``raw``: the sample as received — a record's bytes, or
@@ -193,8 +200,8 @@ class EvaluateStep:
             out.dead += self._dead(key, payload, origin, reason)
 
         # "far in the future or past" is judged against the record's Kafka timestamp (set when the
-        # bridge produced it), never the worker's clock, so a replay decides the same way.
-        received = datetime.fromtimestamp(ts_ms / 1000, tz=sample.time.tzinfo)
+        # bridge produced it, ``received``), never the worker's clock, so a replay decides the
+        # same way.
         if sample.forecast is not None:
             self._issue(sample, received, dead, out)
             return
