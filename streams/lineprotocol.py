@@ -44,6 +44,23 @@ def _tag(s: str) -> str:
     return s.translate(_TAG)
 
 
+@functools.lru_cache(maxsize=200_000)
+def _head(measurement: str, tags: tuple[tuple[str, object], ...]) -> str:
+    """Measurement and tag set of a line (tags sorted, empty ones dropped), memoised per tag set:
+    a source's points share a handful of them."""
+    head = measurement.translate(_MEAS)
+    for k, v in sorted(tags):
+        if v != "":
+            head += "," + _tag(k) + "=" + _tag(v if isinstance(v, str) else str(v))
+    return head
+
+
+@functools.lru_cache(maxsize=20_000)
+def _key(name: str) -> str:
+    """``name=`` of a field, escaped (memoised: field names are a small vocabulary)."""
+    return _tag(name) + "="
+
+
 def line(
     measurement: str,
     tags: Mapping[str, str],
@@ -51,15 +68,13 @@ def line(
     timestamp_ns: int,
 ) -> str:
     """One line of line protocol. Tags are sorted (InfluxDB's preferred order); empty tags dropped."""
-    head = measurement.translate(_MEAS)
-    for k in sorted(tags):
-        v = tags[k]
-        if v != "":
-            head += "," + _tag(k) + "=" + _tag(v if isinstance(v, str) else str(v))
+    head = _head(measurement, tuple(tags.items()))
     body = ",".join(
-        _tag(k) + "=" + (repr(v) if type(v) is float else _field(v))
-        for k, v in fields.items()
-        if v is not None
+        [
+            _key(k) + (repr(v) if type(v) is float else _field(v))
+            for k, v in fields.items()
+            if v is not None
+        ]
     )
     if not body:
         raise ValueError(f"line for {measurement!r} has no field")
