@@ -13,7 +13,8 @@ Side by side in one run, on embedded Tansu (and mosquitto/VictoriaMetrics when i
   time of the first). Twice: the ``evaluate`` stage alone (every evaluation on,
   ``ENVWATCH_AGENTS``) and every stage in one process (evaluate, locality, store, notify,
   dead-letter); the evaluate stage once more with Python's default garbage collector
-  (streams/gctune.py: what tuning it changes);
+  (streams/gctune.py: what tuning it changes). Each figure is measured in a fresh interpreter
+  (``python -m bench.bench_worker …``): a worker process holds nothing but itself;
 * **pure step**: the same records through :class:`streams.steps.EvaluateStep` and the output
   merge in a plain loop, no Kafka: evaluate / pure is what Kafka and Faust cost (goal ≥ 0.90);
 * **bare**: a Faust app with one ``take_events`` agent that only counts records, on a copy of the
@@ -30,13 +31,16 @@ Goals (issue 16): ``RESULT evaluate_samples_per_s`` ≥ 20 000, ``RESULT all_sta
 from __future__ import annotations
 
 import asyncio
-import gc
+import logging
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -382,14 +386,53 @@ def _sink(n: int) -> None:
         cm.__exit__(None, None, None)
 
 
-def _default_gc() -> None:
-    gc.unfreeze()
-    gc.set_threshold(700, 10, 10)  # Python's defaults
+@dataclass
+class _Port:
+    """The parent's Tansu as a child process sees it (``embedded.KafkaBroker``'s two names)."""
+
+    port: int
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"kafka://127.0.0.1:{self.port}"
+
+
+def _child(args: list[str]) -> None:
+    """``python -m bench.bench_worker <what> <kafka port> <n> <sizes file> <gc gen0> <tmp>``: one
+    measurement in a fresh process (a worker process starts with nothing else in it); prints
+    its rate as the last line."""
+    what, port, n, sizes_file, gen0, tmp = args
+    logging.getLogger().setLevel(logging.WARNING)
+    sizes = orjson.loads(Path(sizes_file).read_bytes())
+    records = _records(int(n), datetime(2026, 6, 1, tzinfo=UTC), sizes)
+    if int(gen0):
+        gctune.tune(int(gen0))
+    kafka = _Port(int(port))
+    if what == "pure":
+        rate = _pure(records)
+    elif what in ("bare", "bare-inline"):
+        rate = asyncio.run(_run_bare(kafka, records, Path(tmp), inline=what == "bare-inline"))
+    else:
+        tag = f"-gc{gen0}"
+        rate = asyncio.run(_run_worker(kafka, records, int(n), Path(tmp), what, tag))
+    print(f"{rate:.1f}")
+
+
+def _measure(what: str, kafka: Any, n: int, sizes_file: Path, gen0: int, tmp: Path) -> float:
+    """:func:`_child` in a fresh interpreter."""
+    cmd = [sys.executable, "-m", "bench.bench_worker", what, str(kafka.port), str(n),
+           str(sizes_file), str(gen0), str(tmp)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench worker {what}: {done.stderr[-2000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def main(quick: bool) -> None:
-    import logging
-
     logging.getLogger().setLevel(logging.WARNING)
     n = 5_000 if quick else 40_000
     t0 = datetime(2026, 6, 1, tzinfo=UTC)
@@ -407,18 +450,22 @@ def main(quick: bool) -> None:
         per_record = n / len(records)
         with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
             tdir = Path(tmp)
-            _default_gc()
-            pure_default = _pure(records)
-            evaluate_default = asyncio.run(_run_worker(kafka, records, n, tdir, "evaluate", "-gc"))
-            bare = asyncio.run(_run_bare(kafka, records, tdir, inline=False))
-            bare_inline = asyncio.run(_run_bare(kafka, records, tdir, inline=True))
-            gctune.tune(gen0)  # as the worker process does (streams/gctune.py)
-            pure = _pure(records)
-            evaluate = asyncio.run(_run_worker(kafka, records, n, tdir, "evaluate"))
-            every = asyncio.run(_run_worker(kafka, records, n, tdir, ALL_STAGES))
+            sizes_file = tdir / "sizes.json"
+            sizes_file.write_bytes(orjson.dumps(sizes))
+
+            def measure(what: str, gc_gen0: int = gen0) -> float:
+                return _measure(what, kafka, n, sizes_file, gc_gen0, tdir)
+
+            pure = measure("pure")
+            evaluate = measure("evaluate")
+            every = measure(ALL_STAGES)
+            pure_default = measure("pure", 0)
+            evaluate_default = measure("evaluate", 0)
+            bare = measure("bare", 0)
+            bare_inline = measure("bare-inline", 0)
             print(
                 f"worker     {n:,} station samples in {len(records):,} records "
-                f"({per_record:.1f} per record, 1 partition)"
+                f"({per_record:.1f} per record, 1 partition); each figure from a fresh process"
             )
             print(
                 f"           pure step {pure:>8,.0f} samples/s | evaluate stage {evaluate:>8,.0f} | "
@@ -451,3 +498,7 @@ def main(quick: bool) -> None:
     finally:
         kcm.__exit__(None, None, None)
     _sink(10_000 if quick else 50_000)
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1:])
