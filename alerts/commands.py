@@ -28,7 +28,7 @@ from enum import StrEnum
 from typing import Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
-from rules.engine import Point
+from rules.evaluate import Point
 
 from alerts.silences import Matcher, MatchOp, Silence
 

@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
+from rules.beijing import BEIJING
 from rules.catalog import Locality, WaterSection
 from rules.city import CityAir
-from rules.engine import Point
+from rules.evaluate import Point
 from rules.forecast import days_from_json
-from rules.standards.hj633 import BEIJING
 from rules.warnings import Level, WarningInput, WarningRuleSet, WarningState
 from rules.warnings import step as warning_step
 

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Final
 
-from rules.engine import Point
+from rules.evaluate import Point
 
 #: The pseudo-locality of the pipeline's own alerts (no catalogue locality has this id).
 PIPELINE_LOCALITY: Final = "pipeline"

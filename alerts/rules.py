@@ -58,6 +58,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from rules.beijing import BEIJING
 from rules.catalog.yamldoc import parse_located
 from rules.errors import ConfigError, ConfigProblem
 
@@ -66,7 +67,6 @@ from alerts.lifecycle import LifecyclePolicy, Observation, ObservationStatus
 from alerts.model import Reason, Severity
 from alerts.silences import in_maintenance
 from alerts.templates import (
-    BEIJING,
     WATER_CLASSES,
     describe,
     display_fields,

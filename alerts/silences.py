@@ -21,11 +21,9 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from functools import cached_property
 from typing import Final, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer, model_validator
-
-BEIJING: Final = ZoneInfo("Asia/Shanghai")
+from rules.beijing import BEIJING
 
 #: HJ 212-2017 表8 flags that suppress alerts of a source: M 维护 (maintenance), C 校准 (calibration).
 MAINTENANCE_FLAGS: Final[frozenset[str]] = frozenset({"M", "C"})

@@ -69,12 +69,12 @@ from enum import StrEnum
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from rules.beijing import BEIJING
+
 from alerts.notification import RESOLVED_STATES, NotificationKind, Texts, TransitionLike
 from alerts.notification import transition_kind as _transition_kind
 from alerts.pipeline import COMPONENT_NAMES, CONDITIONS, component_kind
 from rules import aqi, factors
-
-BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 class AlertKind(StrEnum):

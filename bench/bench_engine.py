@@ -1,9 +1,9 @@
-"""Per-source evaluation step (rules.engine.step) throughput, next to orjson parsing.
+"""Per-source evaluation step (rules.evaluate.step) throughput, next to orjson parsing.
 
 Measured side by side in one run, on one core (single thread), for three kinds of sample:
 
 * ``parse``  orjson.loads of the MQTT-style JSON payload of each sample (the transport's floor)
-* ``step``   rules.engine.step on the decoded sample with the source's state (every evaluation on:
+* ``step``   rules.evaluate.step on the decoded sample with the source's state (every evaluation on:
              reading, data quality, and for air the moving means, real-time AQI, GB 3095
              exceedances and at each day end daily means/AQI; water the class per sample and per
              day; emissions minute → hour with validity, O2 correction and permit limits)
@@ -24,18 +24,17 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 
-from rules import engine
+from rules import evaluate
 from rules.aqi import realtime_aqi
+from rules.beijing import BEIJING
 from rules.emission import Basis, PermitLimit
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 1, 1, 1, tzinfo=BEIJING)  # HJ 633-2012 until March, 2026 after
 
-Sample = engine.Sample
+Sample = evaluate.Sample
 
 
 def _payload(s: Sample) -> bytes:
@@ -106,19 +105,19 @@ def emission_samples(n: int, outlets: int = 10) -> list[Sample]:
     return out
 
 
-def _emission_ctx() -> engine.SourceContext:
+def _emission_ctx() -> evaluate.SourceContext:
     limits = {
         f: PermitLimit(outlet="e", factor=f, upper=u, basis=Basis.HOUR, source="permit")
         for f, u in (("so2", 100.0), ("nox", 150.0), ("pm", 10.0))
     }
-    return engine.SourceContext(limits=limits, reference_o2=9.0)  # GB 13271-2014 表6 coal
+    return evaluate.SourceContext(limits=limits, reference_o2=9.0)  # GB 13271-2014 表6 coal
 
 
-def _steps(samples: list[Sample], ctx: engine.SourceContext) -> Callable[[], Any]:
+def _steps(samples: list[Sample], ctx: evaluate.SourceContext) -> Callable[[], Any]:
     def go() -> int:
-        states: dict[str, dict[str, Any]] = {}
+        states: dict[str, evaluate.SourceState] = {}
         points = 0
-        step = engine.step
+        step = evaluate.step
         for s in samples:
             st, pts = step(states.get(s.source), s, ctx)
             states[s.source] = st
@@ -159,8 +158,8 @@ def main(quick: bool) -> None:
     n_water = 2_000 if quick else 20_000
     n_em = 6_000 if quick else 60_000
     kinds = [
-        ("air", air_samples(n_air), engine.SourceContext()),
-        ("water", water_samples(n_water), engine.SourceContext(target_class=3)),
+        ("air", air_samples(n_air), evaluate.SourceContext()),
+        ("water", water_samples(n_water), evaluate.SourceContext(target_class=3)),
         ("emission", emission_samples(n_em), _emission_ctx()),
     ]
     print("one core; best of 3; samples in time order, state per source in memory")

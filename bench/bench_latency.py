@@ -40,14 +40,13 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 from pydantic import SecretStr
 
+from rules.beijing import BEIJING
 from streams import embedded
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "config"
 RATE = 5000.0  # samples/s (issue 16)
 SECRET = "bench-latency-secret"

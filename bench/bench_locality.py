@@ -26,17 +26,17 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from alerts.locality import LocalityContext, LocalityState
 from alerts.rules import default_rules
-from rules import engine
+from rules import evaluate as engine
+from rules.beijing import BEIJING
 
 REPO = Path(__file__).resolve().parents[1]
 #: the last commit before explicit verdicts and partition clocks (issue 11);
 #: ``ENVWATCH_BENCH_BASELINE_REV`` compares with another commit
 BASELINE_REV = os.environ.get("ENVWATCH_BENCH_BASELINE_REV", "60c8f24")
-START = datetime(2026, 11, 9, tzinfo=ZoneInfo("Asia/Shanghai"))
+START = datetime(2026, 11, 9, tzinfo=BEIJING)
 
 
 def _rate(n: int, seconds: float) -> float:

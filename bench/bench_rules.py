@@ -18,14 +18,13 @@ import random
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import orjson
 
 from rules.airstats import StationDay, day_slot
 from rules.aqi import daily_aqi, realtime_aqi
+from rules.beijing import BEIJING
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 FACTORS = ("pm25", "pm10", "so2", "no2", "co", "o3")
 
 

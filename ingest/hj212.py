@@ -34,6 +34,7 @@ from types import MappingProxyType
 from typing import Final, NamedTuple
 from zoneinfo import ZoneInfo
 
+from rules.beijing import BEIJING
 from rules.factors import Kind
 
 from ingest import hj212_codes
@@ -81,8 +82,6 @@ __all__ = [
     "qn_rtn",
 ]
 
-#: HJ 212 times are Beijing wall-clock time (the standard's examples; architecture.md §5).
-BEIJING: Final = ZoneInfo("Asia/Shanghai")
 
 #: Maximum data-segment length, HJ 212-2017 表2 (数据段 0–1024 chars).
 MAX_DATA_LEN: Final = 1024

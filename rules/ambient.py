@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
+from rules.beijing import BEIJING
 from rules.errors import InvalidReading, NoLimit
-from rules.standards.gb3095 import BEIJING, Grade, Period, edition_at
+from rules.standards.gb3095 import Grade, Period, edition_at
 
 __all__ = ["Exceedance", "Status", "exceedance"]
 

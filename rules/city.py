@@ -20,8 +20,8 @@ from typing import Any, Final
 
 from rules import aqi as aqi_mod
 from rules.airstats import DailyO3Max8h
-from rules.engine import AIR_FACTORS, Point, aqi_point, city_tags, epoch_hours, from_epoch_hours
-from rules.standards.hj633 import BEIJING
+from rules.beijing import BEIJING
+from rules.evaluate import AIR_FACTORS, Point, aqi_point, city_tags, epoch_hours, from_epoch_hours
 
 #: Hours of city data kept: 24 for the rolling AQI plus the 48-h lateness horizon of rules.engine.
 KEEP_HOURS: Final = 72

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
+from rules.beijing import beijing_date
 from rules.errors import InvalidReading
-from rules.standards.hj633 import BEIJING
 
 #: The pollutants HJ 633 names as primary (首要污染物).
 PRIMARY: Final = frozenset({"pm25", "pm10", "o3", "o3_8h", "no2", "so2", "co"})
@@ -127,7 +127,7 @@ def issue_of(issuer: object, days: object) -> ForecastIssue:
 
 def check_issue(issue: ForecastIssue, issued: datetime) -> None:
     """Every day lies from the issue's own Beijing day to :data:`MAX_DAYS_AHEAD` days after it."""
-    first = issued.astimezone(BEIJING).date()
+    first = beijing_date(issued)
     last = first + timedelta(days=MAX_DAYS_AHEAD)
     for d in issue.days:
         if not first <= d.day <= last:

@@ -47,7 +47,7 @@ from rules.factors import (
 )
 
 if TYPE_CHECKING:
-    from rules.engine import Sample
+    from rules.evaluate import Sample
 
 # --------------------------------------------------------------------------- reason codes
 
@@ -220,7 +220,7 @@ _MONITOR_RANGES: Final = {
         "undistorted sound in air",
     ),
     "vapour_recovery": _r(0, 99, "status", f"{MEM}: an equipment status code (1 = working)"),
-    "bypass_open": _r(0, 1, "bool", "0 closed, 1 open (rules.engine)"),
+    "bypass_open": _r(0, 1, "bool", "0 closed, 1 open (rules.evaluate)"),
     "power_kw": _r(0, 1e7, "kW", f"{_NONNEG}; ≤ 1e7 (10 GW): {MEM} (above any single site)"),
 }
 

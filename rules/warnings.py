@@ -29,13 +29,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Final, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rules.beijing import BEIJING, beijing_date
 from rules.errors import InvalidReading
 
-BEIJING: Final = ZoneInfo("Asia/Shanghai")
 HOUR: Final = timedelta(hours=1)
 
 
@@ -647,7 +646,7 @@ def _merge(state: WarningState, inp: WarningInput, now: datetime, horizon: int) 
         forecast = tuple(
             sorted((d, _check_aqi(v, "forecast_daily")) for d, v in inp.forecast_daily)
         )
-    keep_day = (keep_from.astimezone(BEIJING) - timedelta(days=1)).date()
+    keep_day = beijing_date(keep_from) - timedelta(days=1)
     return replace(
         state,
         rolling=tuple(sorted((t, v) for t, v in rolling.items() if t >= keep_from)),

@@ -23,8 +23,8 @@ from alerts.pipeline import OPERATOR_RECEIVER, PIPELINE_LOCALITY
 from alerts.routing import Receiver, Role
 from rules.catalog import ALERT_RULES_FILES
 from rules.emission import Basis, LocalLimit, PermitLimit
-from rules.engine import SourceContext
 from rules.errors import ConfigError, RulesError
+from rules.evaluate import SourceContext
 from rules.plausibility import Expected, expected_of
 from rules.water_events import downstream_of, upstream_of
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from alerts.pipeline import PIPELINE_LOCALITY, health_point
-from rules.engine import Point
+from rules.evaluate import Point
 from streams import topics
 from streams.wire import points_bytes
 

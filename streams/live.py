@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 from rich import box
 from rich.cells import cell_len
@@ -40,9 +39,8 @@ from rich.text import Text
 from alerts.model import AlertState, Reason, Transition, TransitionKind
 from alerts.templates import FACTOR_NAMES, LEVEL_NAMES
 from rules.aqi import LEVELS
+from rules.beijing import BEIJING
 from rules.plausibility import code_of
-
-BEIJING: Final = ZoneInfo("Asia/Shanghai")
 
 #: HJ 633-2012 附录A 表A.1 / HJ 633-2026 附录A: the colour of each AQI level (1–6) by name;
 #: the RGB values are rules.aqi.LEVELS.

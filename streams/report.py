@@ -52,7 +52,6 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -60,6 +59,7 @@ from alerts.errors import AlertsError
 from alerts.model import AlertState, Transition, TransitionKind
 from alerts.templates import PERIODS
 from rules.aqi import LEVELS, AqiLevel
+from rules.beijing import BEIJING
 from rules.errors import RulesError
 from streams.cli.backtest import _LP_PATTERNS, _ns_time, _split_unescaped
 from streams.live import (
@@ -72,7 +72,6 @@ from streams.live import (
     warning_name,
 )
 
-BEIJING: Final = ZoneInfo("Asia/Shanghai")
 REPORT_NAME: Final = "report.html"
 ALERTS_LOG: Final = "alerts.jsonl"
 NOTIFICATIONS_LOG: Final = "notifications.jsonl"

@@ -36,7 +36,8 @@ import orjson
 
 from alerts.locality import LocalityContext, LocalityState, transition_point
 from alerts.rules import AlertRules
-from rules import engine, plausibility
+from rules import evaluate as engine
+from rules import plausibility
 from rules.errors import RulesError
 from rules.forecast import check_issue
 from streams import topics

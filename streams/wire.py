@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import orjson
 
-from rules import engine
+from rules import evaluate as engine
 from rules.forecast import issue_of
 from streams.lineprotocol import ns
 

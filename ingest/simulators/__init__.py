@@ -9,9 +9,11 @@ lines), paced by a :class:`SimClock`. Timelines of the scenarios: ``docs/simulat
 
 from __future__ import annotations
 
+from rules.beijing import BEIJING
+
 from ingest.simulators.errors import PublishError, ScenarioError, SimulatorError, SpecError
 from ingest.simulators.generate import check_start, label_times, simulate
-from ingest.simulators.model import BEIJING, Delivery, SimClock, SourceSpec
+from ingest.simulators.model import Delivery, SimClock, SourceSpec
 from ingest.simulators.network import default_specs, forecast_spec, specs_from_catalog
 from ingest.simulators.scenarios import SCENARIOS, Event, Scenario, make_scenario
 

@@ -19,11 +19,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
+from rules.beijing import BEIJING
 from rules.factors import Kind
 
 from ingest.schemas import Sample
 from ingest.simulators.errors import SimulatorError
-from ingest.simulators.model import BEIJING, HOUR, Delivery, SourceSpec
+from ingest.simulators.model import HOUR, Delivery, SourceSpec
 from ingest.simulators.profiles import base_values
 from ingest.simulators.scenarios import Scenario, make_scenario
 

@@ -20,15 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
-from zoneinfo import ZoneInfo
 
+from rules.beijing import BEIJING
 from rules.factors import BY_KIND, Kind
 
 from ingest.schemas import Interval, Sample, Value
 from ingest.simulators.errors import SpecError
-
-#: Beijing time: natural days, daily cycles and the HJ 212 clock (architecture.md §5).
-BEIJING: Final = ZoneInfo("Asia/Shanghai")
 
 HOUR: Final = timedelta(hours=1)
 DAY: Final = timedelta(days=1)

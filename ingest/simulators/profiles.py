@@ -29,10 +29,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Final
 
+from rules.beijing import BEIJING
 from rules.factors import Kind
 
 from ingest.schemas import Value
-from ingest.simulators.model import BEIJING, DAY, Rng, SourceSpec, local_day_and_hour, rng_for
+from ingest.simulators.model import DAY, Rng, SourceSpec, local_day_and_hour, rng_for
 
 
 def _normalised(raw: Sequence[float]) -> tuple[float, ...]:

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar, Final
 
+from rules.beijing import BEIJING
 from rules.factors import Kind
 
 from ingest.schemas import Flag, Value
 from ingest.simulators.errors import ScenarioError
 from ingest.simulators.model import (
-    BEIJING,
     DAY,
     HOUR,
     Delivery,

@@ -22,11 +22,10 @@ from enum import IntEnum, StrEnum
 from types import MappingProxyType
 from typing import Final
 
+from rules.beijing import BEIJING
 from rules.errors import InvalidReading
-from rules.standards.hj633 import BEIJING
 
 __all__ = [
-    "BEIJING",
     "EDITIONS",
     "GB3095_2012",
     "GB3095_2026_FINAL",

@@ -27,8 +27,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Final, Literal
 
+from rules.beijing import BEIJING
 from rules.errors import InvalidReading
-from rules.standards.hj633 import BEIJING
 
 __all__ = [
     "DAY_END_HOUR",

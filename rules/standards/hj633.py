@@ -22,11 +22,9 @@ from enum import StrEnum
 from itertools import pairwise
 from types import MappingProxyType
 from typing import Final
-from zoneinfo import ZoneInfo
 
+from rules.beijing import BEIJING
 from rules.errors import InvalidReading
-
-BEIJING: Final = ZoneInfo("Asia/Shanghai")
 
 #: The IAQI values at the breakpoints — HJ 633-2012 表1 / HJ 633-2026 表3, first column.
 IAQI_POINTS: Final[tuple[int, ...]] = (0, 50, 100, 150, 200, 300, 400, 500)

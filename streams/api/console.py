@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import APIRouter, Request
@@ -35,8 +34,8 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from alerts.model import fingerprint
+from rules.beijing import BEIJING
 
-BEIJING: Final = ZoneInfo("Asia/Shanghai")
 PREFIX: Final = "/console"
 SESSION_COOKIE: Final = "envwatch_console"
 LOGIN_COOKIE: Final = "envwatch_console_login"

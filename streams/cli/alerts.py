@@ -20,13 +20,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 from enum import IntEnum
 from typing import Annotated, Any, NoReturn
-from zoneinfo import ZoneInfo
 
 import typer
 
+from rules.beijing import BEIJING
 from streams.cli._app import app
-
-BEIJING = ZoneInfo("Asia/Shanghai")
 
 alerts_app = typer.Typer(
     help="Alerts: list, show, acknowledge, assign, resolve, silence; maintenance windows "

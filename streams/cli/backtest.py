@@ -49,7 +49,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from zoneinfo import ZoneInfo
 
 import orjson
 import typer
@@ -60,7 +59,8 @@ from rich.table import Table
 from alerts.errors import AlertsError
 from alerts.model import Transition
 from alerts.rules import AlertRules, Evaluation, default_rules
-from rules import engine
+from rules import evaluate as engine
+from rules.beijing import BEIJING
 from rules.errors import ConfigError, RulesError
 from rules.forecast import issue_of
 from streams.cli._app import app
@@ -72,7 +72,6 @@ if TYPE_CHECKING:
     from rules.warnings import WarningRuleSet
     from streams.catalog import CatalogView
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 
 DETAIL_COLUMNS = ("enterprise", "station", "section", "outlet", "status")
 

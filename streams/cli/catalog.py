@@ -17,13 +17,13 @@ import json
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from alerts.progress_live import progress_dict
+from rules.beijing import BEIJING
 from rules.catalog import Catalog, load_catalog
 from rules.errors import ConfigError
 from rules.progress import AirYear, DailyAir, ProgressInputError, TargetProgress, locality_progress
@@ -171,7 +171,7 @@ def targets(
     if api and history is None:
         _live_targets(api, token, locality, as_json, lang)
         return
-    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()  # CLI edge: the only clock read
+    today = datetime.now(BEIJING).date()  # CLI edge: the only clock read
     y = year if year is not None else today.year
     end = date.fromisoformat(as_of) if as_of else min(date(y, 12, 31), max(today, date(y, 1, 1)))
     hist = _read_history(history, y) if history is not None else {}

@@ -35,17 +35,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
+from rules.beijing import BEIJING
 from streams.cli._app import app
 from streams.live import LiveState, Names, PlainLog, RunSummary, reason_kind, render, summary_lines
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 console = Console(highlight=False, soft_wrap=True)
 
 #: Live view refreshes per second.

@@ -35,7 +35,7 @@ import yaml
 from alerts.locality import LocalityContext, LocalityState, StepOutput, transition_point
 from alerts.model import AlertState, Transition
 from alerts.rules import default_rules
-from rules.engine import Point
+from rules.evaluate import Point
 from rules.warnings import load_rule_sets
 from streams.schema import check_point
 from streams.wire import for_locality
@@ -438,7 +438,7 @@ def test_an_ambient_alert_clears_when_the_station_is_back_within_its_limit() -> 
     120 are within the limit and below the rule's clear margin (200 × (1 − 0.1) = 180): the
     verdict of hour 4 clears the alert — it resolves at hour 4, not before.
     """
-    from rules import engine
+    from rules import evaluate as engine
 
     st = LocalityState("weifang", default_rules())
     c = ctx()

@@ -118,7 +118,7 @@ WF = locality_context(CatalogView(CONFIG), "weifang")
 def dustfall_verdicts(monitor: str, days_values: list[tuple[datetime, float]]) -> list[Any]:
     """Daily dustfall samples of ``monitor`` through the real evaluate step (rules.engine.step
     with the catalogue's context); what it forwards to the locality stage (streams.wire)."""
-    from rules import engine
+    from rules import evaluate as engine
     from streams.wire import for_locality, point_dict
 
     ctx = CatalogView(CONFIG).context(monitor)

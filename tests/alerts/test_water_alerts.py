@@ -24,7 +24,7 @@ from alerts.notification import NotificationKind
 from alerts.routing import WATER_EMERGENCY as ROUTED
 from alerts.routing import tree_from_receivers
 from alerts.rules import WATER_EMERGENCY, default_rules
-from rules import engine
+from rules import evaluate as engine
 from streams.catalog import CatalogView, context_of, locality_context, receivers_from_catalog
 from streams.wire import for_locality, point_dict
 

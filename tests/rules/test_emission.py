@@ -2,7 +2,7 @@
 
 Expected values are computed by hand in the comments from GB 13271-2014 式(1), HJ 212-2017
 附录D/表8/表C.16 and GB 18918-2002 表1 (standards.md §4, §5, §7.1). The daily mean and the hourly
-permit judgement are what ``rules.engine.step`` computes live, so they are checked through it.
+permit judgement are what ``rules.evaluate.step`` computes live, so they are checked through it.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from rules.emission import (
     check_permit,
     o2_corrected,
 )
-from rules.engine import Point, Sample, SourceContext, step
 from rules.errors import InvalidReading, OutsideWindow, OxygenOutOfRange, UnknownFactor
+from rules.evaluate import Point, Sample, SourceContext, step
 from rules.flags import Flag
 
 BJ = ZoneInfo("Asia/Shanghai")
@@ -194,7 +194,7 @@ def test_bad_inputs_to_the_hourly_mean() -> None:
 
 def _emission_day(hourly: list[float | None]) -> Point:
     """Hourly SO2 samples of 2026-03-05 labelled 01:00 … 24:00 (``None``: the hour's value is
-    flagged F, invalid) through ``rules.engine.step``; the day's ``emission_day`` point."""
+    flagged F, invalid) through ``rules.evaluate.step``; the day's ``emission_day`` point."""
     day = datetime(2026, 3, 5, 0, 0, tzinfo=BJ)
     state = None
     points: list[Point] = []
@@ -260,7 +260,7 @@ def test_permit_ph_range() -> None:
 
 def _judged_hour(minutes: list[tuple[float, str]]) -> list[Point]:
     """SO2 minute samples from 08:00 on (labelled by their end: 08:01 …) against SO2_LIMIT
-    through ``rules.engine.step``, then the minute 09:00–09:01, which closes the hour; the points
+    through ``rules.evaluate.step``, then the minute 09:00–09:01, which closes the hour; the points
     of the hour 08:00–09:00 (labelled 09:00) other than the samples' readings."""
     ctx = SourceContext(limits={"so2": SO2_LIMIT})
     timeline = [(HOUR + timedelta(minutes=m + 1), so2) for m, so2 in enumerate(minutes)]

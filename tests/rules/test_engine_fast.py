@@ -1,6 +1,6 @@
 """The engine's hot-path shortcuts give exactly what the general functions give.
 
-rules.engine computes the hourly AQI point, the GB 3095 exceedances and a few roundings without
+rules.evaluate computes the hourly AQI point, the GB 3095 exceedances and a few roundings without
 going through rules.aqi.realtime_aqi / rules.ambient.exceedance / ``round`` for every sample
 (bench/bench_engine.py). These tests hold the shortcuts equal to the general path, value for
 value and type for type (the points are compared as their JSON text).
@@ -9,16 +9,16 @@ value and type for type (the points are compared as their JSON text).
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from rules import aqi, engine
+from rules import aqi, beijing
 from rules.ambient import exceedance
+from rules.evaluate import air, common, quality
 from rules.standards.gb3095 import Grade, Period
 
-BJ = ZoneInfo("Asia/Shanghai")
+BJ = beijing.BEIJING
 HOURS = {
     2012: datetime(2026, 2, 28, 23, tzinfo=BJ),
     2026: datetime(2026, 3, 1, 0, tzinfo=BJ),  # the first hour of HJ 633-2026
@@ -55,8 +55,8 @@ def test_realtime_iaqis_and_fields_equal_realtime_aqi(
     assert not ref.missing
     assert not ref.above_top
     assert fast == [ref.iaqi[k] for k in aqi.REALTIME_TABLE]
-    expected = engine.aqi_point(ref, {}, at).fields
-    got = engine._realtime_fields(fast, ref.edition)
+    expected = air.aqi_point(ref, {}, at).fields
+    got = air.realtime_fields(fast, ref.edition)
     assert list(got.items()) == list(expected.items())
     assert [type(v) for v in got.values()] == [type(v) for v in expected.values()]
 
@@ -75,13 +75,13 @@ def test_realtime_iaqis_and_fields_equal_realtime_aqi(
 @example(-0.0)
 @example(2.0005)
 def test_round3_is_round_to_3_digits(x: float) -> None:
-    assert repr(engine._round3(x)) == repr(round(x, 3))
+    assert repr(air.round3(x)) == repr(round(x, 3))
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(min_value=0, max_value=3000), st.integers(min_value=1, max_value=3000))
 def test_rate_is_the_rounded_share(n: int, of: int) -> None:
-    assert repr(engine._rate(n, of)) == repr(round(min(1.0, n / of), 4))
+    assert repr(quality.rate(n, of)) == repr(round(min(1.0, n / of), 4))
 
 
 def test_precomputed_gb3095_limits_are_rules_ambient_judgements() -> None:
@@ -93,15 +93,15 @@ def test_precomputed_gb3095_limits_are_rules_ambient_judgements() -> None:
         ):
             for k in range(4):
                 at = start + timedelta(hours=k)
-                h = engine.epoch_hours(at)
-                for _idx, f, limit, edition, clause in engine._hourly_limits(h, grade):
+                h = common.epoch_hours(at)
+                for _idx, f, limit, edition, clause in air.hourly_limits(h, grade):
                     ex = exceedance(f, limit * 1.5, period=Period.HOURLY, at=at, grade=grade)
                     assert (ex.limit, ex.edition, ex.source) == (limit, edition, clause)
         for day in (date(2026, 2, 28), date(2026, 3, 1), date(2030, 12, 31), date(2031, 1, 1)):
             d = day.toordinal() - date(1970, 1, 1).toordinal()
-            h0 = engine._first_hour_of_day(d) - 1
-            e = 0 if h0 < engine._SWITCH_2026_H else 1 if h0 < engine._SWITCH_FINAL_H else 2
-            for key, f, period, limit, edition, clause in engine._DAILY_LIMITS[e][grade]:
+            h0 = beijing.first_hour_of_day(d) - 1
+            e = 0 if h0 < air.SWITCH_2026_H else 1 if h0 < air.SWITCH_FINAL_H else 2
+            for key, f, period, limit, edition, clause in air.DAILY_LIMITS[e][grade]:
                 assert key == ("o3_8h" if f == "o3" else f)
                 ex = exceedance(f, limit * 2, period=Period(period), at=day, grade=grade)
                 assert (ex.limit, ex.edition, ex.source) == (limit, edition, clause)

@@ -22,7 +22,7 @@ from ingest.simulators import default_specs, simulate, specs_from_catalog
 from ingest.simulators.scenarios import SCENARIOS
 from rules import plausibility as pl
 from rules.catalog import load_catalog
-from rules.engine import Sample
+from rules.evaluate import Sample
 from rules.factors import BY_KIND, Kind
 
 BJ = ZoneInfo("Asia/Shanghai")
@@ -69,7 +69,7 @@ def test_every_factor_of_every_vocabulary_has_a_range_with_a_source() -> None:
             assert r.low < r.high, (group, factor)
             assert math.isfinite(r.high), (group, factor)
             # every bound says where it comes from: physics, a standard, or [MEM]
-            assert re.search(r"physics|\[MEM\]|HJ \d|GB \d|rules\.engine", r.source), r.source
+            assert re.search(r"physics|\[MEM\]|HJ \d|GB \d|rules\.evaluate", r.source), r.source
 
 
 def test_the_docs_table_is_the_code() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules import engine
+from rules import evaluate
 from rules.water_events import (
     Change,
     downstream_of,
@@ -137,11 +137,11 @@ def test_normal_variation_never_jumps(noise: list[float], cycle: float) -> None:
 
 
 def test_engine_writes_water_change_points() -> None:
-    ctx = engine.SourceContext(target_class=3)
+    ctx = evaluate.SourceContext(target_class=3)
     state = None
     points = []
     for i, nh3n in enumerate((0.4, 0.5, 0.45, 3.0)):
-        sample = engine.Sample(
+        sample = evaluate.Sample(
             kind="water",
             locality="weifang",
             source="ws-x",
@@ -149,7 +149,7 @@ def test_engine_writes_water_change_points() -> None:
             interval="hour",
             values={"nh3n": (nh3n, "N"), "ph": (7.8, "N"), "temp": (10.0, "N")},
         )
-        state, pts = engine.step(state, sample, ctx)
+        state, pts = evaluate.step(state, sample, ctx)
         points += [p for p in pts if p.measurement == "water_change"]
     assert len(points) == 1
     p = points[0]

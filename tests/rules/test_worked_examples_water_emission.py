@@ -25,7 +25,7 @@ from rules.emission import (
     check_permit,
     o2_corrected,
 )
-from rules.engine import Point, Sample, SourceContext, step
+from rules.evaluate import Point, Sample, SourceContext, step
 from rules.water import (
     Trend,
     classify,
@@ -168,7 +168,7 @@ def test_e04_45_versus_44_valid_minutes() -> None:
     # 44 N at 300 + 16 C → not a valid hour: no mean, and no exceedance of a 200 limit either.
     short = _hour_from([(300.0, "N")] * 44 + [(0.0, "C")] * 16)
     assert (short.status, short.mean) == (WindowStatus.INSUFFICIENT, None)
-    # live (rules.engine.step): the same minutes against a permit limit of 200 give no hourly
+    # live (rules.evaluate.step): the same minutes against a permit limit of 200 give no hourly
     # mean, hence no verdict and no exceedance for the hour
     ctx = SourceContext(limits={"so2": PermitLimit("DA001", "so2", upper=200.0)})
     minutes = [(300.0, "N")] * 44 + [(0.0, "C")] * 16 + [(0.0, "N")]  # + 09:00–09:01 closes it
@@ -205,7 +205,7 @@ def test_e05_realtime_every_30_s_half_faulty_minutes() -> None:
 
 def test_e06_daily_mean_from_22_valid_hours() -> None:
     # 11 hours at 30 and 11 at 40 (valid), 2 invalid: (11×30 + 11×40)/22 = 770/22 = 35.
-    # Live (rules.engine.step): hourly samples labelled 01:00 … 24:00 of 2026-07-01; the two
+    # Live (rules.evaluate.step): hourly samples labelled 01:00 … 24:00 of 2026-07-01; the two
     # invalid hours are flagged C at 999; the hour labelled 24:00 completes the day.
     day = datetime(2026, 7, 1, 0, 0, tzinfo=BJ)
     state = None

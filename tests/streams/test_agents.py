@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from alerts.model import AlertState, Reason, Severity, Transition, TransitionKind
-from rules import engine
+from rules import evaluate as engine
 from streams.app import build
 from streams.settings import Settings
 from streams.wire import points_bytes

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from rules import engine
+from rules import evaluate as engine
 from rules.emission import Basis, EffluentClass, PermitLimit
 from streams import schema
 from streams.schema import FieldSpec, FieldType, Measurement, Problem, Status, TagSpec, check_point

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from rules import engine
+from rules import evaluate as engine
 from streams.agents.evaluate import MERGEABLE
 from streams.wire import (
     MERGED_MAX_BYTES,
@@ -76,7 +76,7 @@ def test_equal_instants_in_two_zones_keep_their_own_time_string() -> None:
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
-    from rules.engine import Point
+    from rules.evaluate import Point
 
     bj = datetime(2026, 6, 1, 8, tzinfo=ZoneInfo("Asia/Shanghai"))
     utc = datetime(2026, 6, 1, 0, tzinfo=UTC)
