@@ -83,6 +83,19 @@ class WatchedConsumerThread(AIOKafkaConsumerThread):
 
     holding = False  # commits held (set and cleared by BrokerWatch / the next assignment)
     from_beginning = False  # the next assignment seeks to the beginning
+    #: ms the worker consumer's fetch may wait for data; None: Faust's hard-coded 1 500 ms.
+    #: Set per app by :func:`streams.dispatch.install` (``ENVWATCH_FETCH_MAX_WAIT_MS``).
+    fetch_max_wait_ms: int | None = None
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        """Faust's worker consumer, with this app's fetch wait. Faust passes
+        ``fetch_max_wait_ms=1500`` and offers no setting; aiokafka keeps the value in
+        ``_fetch_max_wait_ms`` until ``start()`` hands it to its Fetcher, so setting it on the
+        unstarted consumer is enough (tests/streams/test_faust_tripwire.py guards all three)."""
+        consumer = super()._create_worker_consumer(transport)
+        if self.fetch_max_wait_ms is not None:
+            consumer._fetch_max_wait_ms = self.fetch_max_wait_ms
+        return consumer
 
     async def _commit(self, offsets: Mapping[Any, int]) -> bool:
         if self.holding:

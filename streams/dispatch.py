@@ -18,7 +18,11 @@ blocked delivery exactly as before. Nothing about ordering, acknowledgement or c
 ``install(app)`` switches one app's transport to it; other apps in the process (the benchmark's
 stock baseline) keep Faust's consumer. Its consumer thread is
 :class:`streams.brokerwatch.WatchedConsumerThread` (bounded offset commits, a rejoin on demand:
-what the worker needs after a broker restart).
+what the worker needs after a broker restart), with the app's own fetch wait
+(``install(app, fetch_max_wait_ms=…)``: Faust hard-codes 1 500 ms).
+
+What this relies on in Faust, mode and aiokafka is asserted by
+tests/streams/test_faust_tripwire.py: an upgrade that changes it fails there first.
 """
 
 from __future__ import annotations
@@ -71,8 +75,14 @@ async def adopt(coro: Coroutine[Any, Any, Any], pending: Any) -> Any:
 class InlineConsumer(AIOKafkaConsumer):
     """Faust's aiokafka consumer whose record delivery runs inline when it does not wait."""
 
+    #: the fetch wait of this app's consumer thread (None: Faust's); :func:`install` sets it on
+    #: a subclass of its own per app, so apps in one process never share it
+    fetch_max_wait_ms: int | None = None
+
     def _new_consumer_thread(self) -> WatchedConsumerThread:
-        return WatchedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+        thread = WatchedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+        thread.fetch_max_wait_ms = self.fetch_max_wait_ms
+        return thread
 
     async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:  # noqa: ASYNC109 - overrides mode's signature
         if (
@@ -95,6 +105,13 @@ class InlineConsumer(AIOKafkaConsumer):
         return await super().wait_first(*coros, timeout=timeout)
 
 
-def install(app: faust.App) -> None:
-    """Make ``app`` (not yet started) build an :class:`InlineConsumer`."""
-    app.transport.Consumer = InlineConsumer  # type: ignore[misc]  # this app only, not the class
+def install(app: faust.App, *, fetch_max_wait_ms: int | None = None) -> None:
+    """Make ``app`` (not yet started) build an :class:`InlineConsumer` whose worker consumer
+    waits at most ``fetch_max_wait_ms`` for data (None: Faust's 1 500 ms). Only this app's
+    transport changes: no class of Faust's is modified."""
+
+    class AppConsumer(InlineConsumer):
+        pass
+
+    AppConsumer.fetch_max_wait_ms = fetch_max_wait_ms
+    app.transport.Consumer = AppConsumer  # type: ignore[misc]  # this app only, not the class
