@@ -79,6 +79,10 @@ def register_checkpointed(
 
     @p.app.agent(topic, name=name)
     async def agent(stream: Any) -> None:
+        import asyncio
+
+        from streams.state import LogQuiet
+
         async for events in stream.take_events(s.batch_size, within=within):
             # Faust gives the record timestamp in seconds; the replay path (aiokafka) in ms
             records = [
@@ -86,7 +90,15 @@ def register_checkpointed(
                 for m in (e.message for e in events)
             ]
             before = count() if count is not None else 0
-            outputs = await state.process(records)
+            while True:
+                try:
+                    outputs = await state.process(records)
+                    break
+                except LogQuiet as exc:  # the broker may come back: retry, drop nothing
+                    log.error(
+                        "%s: cannot restore its state (%s); the batch is tried again", name, exc
+                    )
+                    await asyncio.sleep(1.0)  # process() changed nothing: the same records
             await send_outputs(p, outputs)
             await checkpoint(p, state)
             p.counters[counter] += count() - before if count is not None else len(records)
