@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Final, NamedTuple
 
@@ -338,8 +339,37 @@ _REALTIME_2012: Final = _REALTIME_PLANS[HJ633_2012.name]
 _REALTIME_2026: Final = _REALTIME_PLANS[HJ633_2026.name]
 
 
+def _iaqi_of(bps: Sequence[float], segs: Sequence[tuple[float, float, float]], scale: float,
+             rounds: bool) -> Callable[[float], int | None]:  # fmt: skip
+    """The IAQI of one pollutant's 1-hour value in one edition's table (HJ 633 式(1), rounded up;
+    HJ 633-2026 4.2.2/4.2.3 input rounding first), or None above the table's top breakpoint —
+    memoised per value: a network reports a few thousand distinct values of each pollutant
+    (one decimal), so most hours of most stations hit the cache."""
+
+    @lru_cache(maxsize=16384)
+    def iaqi(c: float) -> int | None:
+        if rounds:
+            c = _round_scaled(c, scale)
+        i = bisect_left(bps, c)
+        if i >= len(bps):
+            return None
+        lo, slope, ilo = segs[i]
+        v = ilo + slope * (c - lo)
+        n = int(v)
+        return n + 1 if v - n > CEIL_EPSILON else n
+
+    return iaqi
+
+
+#: [edition 2026?] → one memoised IAQI function per pollutant, in REALTIME_TABLE order
+_REALTIME_IAQI: Final = {
+    new: tuple(_iaqi_of(bps, segs, scale, new) for _key, bps, segs, _rule, scale in plan)
+    for new, plan in ((False, _REALTIME_2012), (True, _REALTIME_2026))
+}
+
+
 def realtime_iaqis(row: Sequence[float | None], *, edition_2026: bool) -> list[int] | None:
-    """The common case of :func:`realtime_aqi`, for a hot caller (rules.engine) that knows the
+    """The common case of :func:`realtime_aqi`, for a hot caller (rules.evaluate) that knows the
     edition: the IAQIs of ``row`` (the 1-hour values of ``pm25 pm10 so2 no2 co o3``, the order
     of REALTIME_TABLE) when every value is a float within its table, else None — a value missing,
     not a float, negative, not finite or above its table's top breakpoint (no fall-back, cap or
@@ -349,20 +379,14 @@ def realtime_iaqis(row: Sequence[float | None], *, edition_2026: bool) -> list[i
     rounding, same HJ 633 式(1) and upward rounding); tests/rules/test_aqi_properties.py holds
     them equal. The AQI is ``max`` of the result (式(2)).
     """
-    plan = _REALTIME_2026 if edition_2026 else _REALTIME_2012
     out: list[int] = []
-    for c, (_key, bps, segs, _rule, scale) in zip(row, plan, strict=True):
+    for c, iaqi in zip(row, _REALTIME_IAQI[edition_2026], strict=True):
         if type(c) is not float or not 0.0 <= c < _INF:  # None, int, NaN … → realtime_aqi
             return None
-        if edition_2026:
-            c = _round_scaled(c, scale)
-        i = bisect_left(bps, c)
-        if i >= len(bps):
+        n = iaqi(c)
+        if n is None:
             return None
-        lo, slope, ilo = segs[i]
-        v = ilo + slope * (c - lo)
-        n = int(v)
-        out.append(n + 1 if v - n > CEIL_EPSILON else n)
+        out.append(n)
     return out
 
 

@@ -30,7 +30,9 @@ from zoneinfo import ZoneInfo
 __all__ = [
     "BEIJING",
     "FIXED_FROM_H",
+    "FIXED_FROM_S",
     "UTC8_H",
+    "UTC8_S",
     "beijing_date",
     "beijing_day",
     "date_of_day",
@@ -45,10 +47,10 @@ BEIJING: Final = ZoneInfo("Asia/Shanghai")
 
 #: The fixed offset of Asia/Shanghai since 1991 (IANA tz database: no DST after 1991-09-15).
 UTC8_H: Final = 8
-_UTC8_S: Final = UTC8_H * 3600
+UTC8_S: Final = UTC8_H * 3600
 #: Epoch hour (and second) from which the fixed offset holds: 1992-01-01 00:00 Beijing.
 FIXED_FROM_H: Final = int(datetime(1992, 1, 1, tzinfo=BEIJING).timestamp()) // 3600
-_FIXED_FROM_S: Final = FIXED_FROM_H * 3600
+FIXED_FROM_S: Final = FIXED_FROM_H * 3600
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
@@ -71,8 +73,8 @@ def day_of_instant(ts: float) -> int:
     seconds): the day of the instant just before the label (whole seconds), so a label at 00:00
     belongs to the previous day."""
     sec = math.ceil(ts)
-    if sec >= _FIXED_FROM_S:
-        return (sec + _UTC8_S - 1) // 86400
+    if sec >= FIXED_FROM_S:
+        return (sec + UTC8_S - 1) // 86400
     local = (_EPOCH + timedelta(seconds=sec - 1)).astimezone(BEIJING)
     return local.date().toordinal() - _EPOCH_ORDINAL
 

@@ -13,7 +13,14 @@ from typing import Any, Final
 
 from rules import aqi as aqi_mod
 from rules.airstats import DailyO3Max8h, StationDay
-from rules.beijing import date_of_day, day_of_hour, day_start, first_hour_of_day
+from rules.beijing import (
+    FIXED_FROM_H,
+    UTC8_H,
+    date_of_day,
+    day_of_hour,
+    day_start,
+    first_hour_of_day,
+)
 from rules.errors import InvalidReading, OutsideWindow
 from rules.evaluate.common import (
     AIR_FACTORS,
@@ -23,6 +30,7 @@ from rules.evaluate.common import (
     Sample,
     SourceContext,
     hour_dt,
+    point,
     tags,
     verdict_tags,
 )
@@ -63,21 +71,26 @@ class AirState:
 
 
 def air(
-    st: AirState | None, sample: Sample, ctx: SourceContext, valid: dict[str, float], ts: float
-) -> tuple[AirState | None, list[Point]]:
-    """Points of an air sample and the station's new state (the same object, updated in place,
-    once it exists; hourly samples only)."""
+    st: AirState | None,
+    sample: Sample,
+    ctx: SourceContext,
+    valid: dict[str, float],
+    ts: float,
+    points: list[Point],
+) -> AirState | None:
+    """Append the points of an air sample to ``points``; return the station's new state (the
+    same object, updated in place, once it exists; hourly samples only)."""
     if sample.interval != "hour":
         # sub-hourly air data are aggregated upstream; the reading point keeps them
-        return st, []
+        return st
     if ts % 3600:
         raise InvalidReading(
             "hourly air samples are labelled with a whole hour", factor="time", value=sample.time
         )
     h = int(ts) // 3600
     atags = _air_tags(sample.locality, sample.source)
-    d, slot = day_of_hour(h)
-    points: list[Point] = []
+    # (Beijing day number, slot) of the hour (rules.beijing.day_of_hour, inlined)
+    d, slot = divmod(h + UTC8_H - 1, 24) if h >= FIXED_FROM_H else day_of_hour(h)
     if st is None:
         st = AirState(h, [-1] * RING, [[None] * RING for _ in AIR_FACTORS], [], d)
         ring_h = st.ring_h
@@ -99,7 +112,7 @@ def air(
             # a new day begins: the previous one is closed — evaluate it before its hours can
             # leave the ring (unless its last hour already did so)
             if cur not in done:
-                points += _air_day(ring_h, cols, cur, atags, ctx)
+                _air_day(ring_h, cols, cur, atags, ctx, points)
                 done.append(cur)
             st.day = d
             done[:] = [x for x in done if x >= d - KEEP_DAYS]
@@ -121,20 +134,20 @@ def air(
     cols[4][i] = get("co")
     cols[5][i] = get("o3")
 
-    points += _air_hour(cols, h, atags, ctx, full=True)
+    _air_hour(cols, h, atags, ctx, points, full=True)
     # a late or corrected hour: every later hour whose 24-h / 8-h window holds it is re-emitted
     if h < last:
         for hh in range(h + 1, min(last, h + 23) + 1):
             if ring_h[hh % RING] == hh:
-                points += _air_hour(cols, hh, atags, ctx, full=False)
+                _air_hour(cols, hh, atags, ctx, points, full=False)
     # the day of this hour: when complete (its last hour, labelled 00:00, arrived), closed (a
     # later day has begun: a late sample) or already published (a correction)
     done = st.done
     if slot == 23 or d < st.day or d in done:
-        points += _air_day(ring_h, cols, d, atags, ctx)
+        _air_day(ring_h, cols, d, atags, ctx, points)
         if d not in done:
             done.append(d)
-    return st, points
+    return st
 
 
 class _AirTags:
@@ -201,6 +214,20 @@ def _hourly_limits_of(
 #: (index, factor, limit, edition, clause) of the GB 3095 表1 1-hour limits:
 #: [edition 2012/2026 过渡/2026 最终][grade] — looked up once, not per sample
 HOURLY_LIMITS: Final = tuple({g: _hourly_limits_of(e, g) for g in Grade} for e in gb3095.EDITIONS)
+
+
+#: HOURLY_LIMITS with the verdict's field names, by [edition][area grade I (True) or II (False)]:
+#: (index, factor, "<factor>_limit", "<factor>_standard", limit, edition, clause)
+_HOURLY_ROWS: Final = tuple(
+    {
+        grade is Grade.I: tuple(
+            (idx, f, f + "_limit", f + "_standard", limit, edition, clause)
+            for idx, f, limit, edition, clause in rows
+        )
+        for grade, rows in by_grade.items()
+    }
+    for by_grade in HOURLY_LIMITS
+)
 
 
 def hourly_limits(h: int, grade: Grade) -> tuple[tuple[int, str, float, str, str], ...]:
@@ -275,53 +302,56 @@ def _air_hour(
     h: int,
     tags: _AirTags,
     ctx: SourceContext,
+    points: list[Point],
     *,
     full: bool,
-) -> list[Point]:
+) -> None:
     """Points of the hour labelled ``h``: moving means (always), real-time AQI and GB 3095 1-h
     exceedances (``full``, or when the 2012 SO2 fall-back makes the AQI depend on the 24-h mean)."""
     at = hour_dt(h)
-    # moving means: 24 h for PM and SO2 (≥ 20 hours, GB 3095 表4), 8 h for O3 (≥ 6 hours, 表4)
+    # moving means: 24 h for PM and SO2 (≥ 20 hours, GB 3095 表4), 8 h for O3 (≥ 6 hours, 表4).
+    # Each window is a slice of the ring summed in hour order (C-level: a slice, count(None) and
+    # sum(filter(None, …)), which also drops zeros that add nothing): the same float whatever
+    # the arrival order. A running sum (add the new hour, subtract the one leaving) would not be:
+    # floating-point addition is not associative, and the means are published to 3 decimals.
     agg: dict[str, float | int | str | bool] = {}
     b = h % RING + 1
     a = b - 24
     so2_24h: float | None = None
-    for name, col in (("pm25_24h", cols[0]), ("pm10_24h", cols[1]), ("so2_24h", cols[2])):
-        w = col[a:b] if a >= 0 else col[a:] + col[:b]
-        count = 24 - w.count(None)
-        if count >= 20:
-            # sum in hour order: the same result whatever the arrival order; filter(None, …)
-            # also drops zeros, which add nothing
-            agg[name] = mean = round3(sum(filter(None, w)) / count)
-            if name == "so2_24h":
-                so2_24h = mean
+    if a >= 0:
+        w0, w1, w2 = cols[0][a:b], cols[1][a:b], cols[2][a:b]
+    else:
+        c0, c1, c2 = cols[0], cols[1], cols[2]
+        w0, w1, w2 = c0[a:] + c0[:b], c1[a:] + c1[:b], c2[a:] + c2[:b]
+    n = 24 - w0.count(None)
+    if n >= 20:
+        agg["pm25_24h"] = round3(sum(filter(None, w0)) / n)
+    n = 24 - w1.count(None)
+    if n >= 20:
+        agg["pm10_24h"] = round3(sum(filter(None, w1)) / n)
+    n = 24 - w2.count(None)
+    if n >= 20:
+        agg["so2_24h"] = so2_24h = round3(sum(filter(None, w2)) / n)
     a = b - 8
-    col = cols[5]
-    w = col[a:b] if a >= 0 else col[a:] + col[:b]
-    count = 8 - w.count(None)
-    if count >= 6:
-        agg["o3_8h"] = round3(sum(filter(None, w)) / count)
-    points: list[Point] = []
+    c5 = cols[5]
+    w5 = c5[a:b] if a >= 0 else c5[a:] + c5[:b]
+    n = 8 - w5.count(None)
+    if n >= 6:
+        agg["o3_8h"] = round3(sum(filter(None, w5)) / n)
     if agg:
-        points.append(Point("aggregate", tags.moving, agg, at))
+        points.append(point(Point, ("aggregate", tags.moving, agg, at)))
     i = b - 1
-    row = [col[i] for col in cols]
+    row = [cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i], cols[5][i]]
     so2 = row[2]
     new = h >= SWITCH_2026_H
     # HJ 633-2012 表1 注2: SO2 1-h > 800 µg/m³ → SO2 IAQI from the 24-h mean
     fallback = not new and so2 is not None and so2 > 800.0
     if not full and not fallback:
-        return points
+        return
     iaqis = None if fallback else aqi_mod.realtime_iaqis(row, edition_2026=new)
     if iaqis is not None:
-        points.append(
-            Point(
-                "aqi",
-                tags.aqi_hour,
-                realtime_fields(iaqis, _HJ633_2026 if new else _HJ633_2012),
-                at,
-            )
-        )
+        fields = realtime_fields(iaqis, _HJ633_2026 if new else _HJ633_2012)
+        points.append(point(Point, ("aqi", tags.aqi_hour, fields, at)))
     else:
         conc: dict[str, float | None] = {
             "pm25": row[0],
@@ -336,16 +366,17 @@ def _air_hour(
         result = aqi_mod.realtime_aqi(conc, at=at)
         points.append(aqi_point(result, tags.aqi_hour, at))
     if not full:
-        return points
+        return
     verdict: dict[str, float | int | str | bool] = {}
-    for idx, f, limit, edition, clause in hourly_limits(h, _grade(ctx)):
+    e = 0 if h < SWITCH_2026_H else 1 if h < SWITCH_FINAL_H else 2
+    for idx, f, f_limit, f_standard, limit, edition, clause in _HOURLY_ROWS[e][ctx.area_grade == 1]:
         v = row[idx]
         if v is None:
             continue
         # every judged value, within or above its limit: the locality stage's explicit verdict
         verdict[f] = v
-        verdict[f + "_limit"] = limit
-        verdict[f + "_standard"] = clause
+        verdict[f_limit] = limit
+        verdict[f_standard] = clause
         if v > limit:
             # GB 3095 表1 1-h limit; 超标倍数 (C − limit)/limit (rules.ambient.exceedance)
             points.append(
@@ -363,8 +394,7 @@ def _air_hour(
                 )
             )
     if verdict:
-        points.append(Point("verdict", tags.verdict_hourly, verdict, at))
-    return points
+        points.append(point(Point, ("verdict", tags.verdict_hourly, verdict, at)))
 
 
 _IAQI_FIELD: Final = {
@@ -427,7 +457,8 @@ def _air_day(
     d: int,
     tags: _AirTags,
     ctx: SourceContext,
-) -> list[Point]:
+    points: list[Point],
+) -> None:
     day = date_of_day(d)
     start = day_start(d)
     grade = _grade(ctx)
@@ -444,7 +475,6 @@ def _air_day(
     state = {f: _window(col, end, 24) for f, col in zip(AIR_FACTORS, cols, strict=True)}
     n_hours = sum(1 for k in range(end - 23, end + 1) if ring_h[k % RING] == k)
     res = agg.result(state)
-    points: list[Point] = []
     fields: dict[str, float | int | str | bool] = {"hours": n_hours}
     for f, stat in res.daily.items():
         if stat.value is not None:
@@ -495,4 +525,3 @@ def _air_day(
         points.append(Point("verdict", tags.verdict_24h, v24, start))
     if v8:
         points.append(Point("verdict", tags.verdict_8h, v8, start))
-    return points

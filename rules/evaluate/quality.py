@@ -8,15 +8,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
 
-from rules.beijing import day_of_instant, day_start
+from rules.beijing import FIXED_FROM_S, UTC8_S, day_of_instant, day_start
 from rules.evaluate.common import (
     KEEP_DAYS,
     STATUS_FACTORS,
     Point,
     Sample,
     SourceContext,
+    SourceTags,
     iso_utc,
-    source_tags,
+    point,
 )
 
 __all__ = ["QualityDay", "QualityState", "quality_day", "quality_runs"]
@@ -65,7 +66,12 @@ class QualityState:
 
 
 def quality_runs(
-    st: QualityState, sample: Sample, ctx: SourceContext, valid: dict[str, float], ts: float
+    st: QualityState,
+    sample: Sample,
+    ctx: SourceContext,
+    valid: dict[str, float],
+    ts: float,
+    stags: SourceTags,
 ) -> Point | None:
     """Constant-value and zero-value runs (数据恒值/零值; standards.md §8 fraud cues).
 
@@ -95,7 +101,7 @@ def quality_runs(
             fields[f"constant_{f}"] = n
             if valid[f] == 0:
                 fields[f"zero_{f}"] = n
-    return Point("data_quality", source_tags(sample).quality_run, fields, sample.time)
+    return point(Point, ("data_quality", stags.quality_run, fields, sample.time))
 
 
 def quality_day(
@@ -105,7 +111,9 @@ def quality_day(
     valid: dict[str, float],
     bad: dict[str, str],
     ts: float,
-) -> list[Point]:
+    stags: SourceTags,
+    out: list[Point],
+) -> None:
     """Transmission and valid-data rates per Beijing day (数据传输率/有效率, standards.md §8).
 
     A sample is a slot of its day keyed by its time: a duplicate counts once, a correction
@@ -114,18 +122,19 @@ def quality_day(
     samples at whole hours and for samples older than the day's latest (late); and for the
     previous day when a new day begins (its final figures even when its last samples are
     missing). Writing it for every hourly sample keeps the last write of the day equal for a
-    clean and a late/duplicated stream of the same samples."""
-    d = day_of_instant(ts)
+    clean and a late/duplicated stream of the same samples. The points are appended to ``out``."""
+    sec = math.ceil(ts)
+    # the day of the instant just before the label (rules.beijing.day_of_instant, inlined)
+    d = (sec + UTC8_S - 1) // 86400 if sec >= FIXED_FROM_S else day_of_instant(ts)
     days = st.days
     cur = st.day
     if cur is not None and d < cur - KEEP_DAYS:
-        return []  # older than any window: not counted (the evaluation raised already)
-    points: list[Point] = []
+        return  # older than any window: not counted (the evaluation raised already)
     if cur is None or d > cur:
         if cur is not None:
             prev = days.get(str(cur))
             if prev is not None:
-                points.append(_quality_point(prev, sample, ctx, cur))
+                out.append(_quality_point(prev, sample, ctx, cur, stags))
         st.day = cur = d
         for k in [k for k in days if int(k) < d - KEEP_DAYS]:
             del days[k]
@@ -133,10 +142,14 @@ def quality_day(
     if day is None:
         day = days[str(d)] = QualityDay({}, 0, 0, {}, ts)
     slots = day.s
-    key = str(math.ceil(ts))
+    key = str(sec)
     # [all values valid (0/1), invalid flags of its values]
-    ok = 1 if not bad and len(valid) == len(sample.values) else 0
-    invalid = sorted(bad.values()) if bad else []
+    if bad:
+        ok = 0
+        invalid = sorted(bad.values())
+    else:
+        ok = 1 if len(valid) == len(sample.values) else 0
+        invalid = []
     old = slots.get(key)
     if old is None or old[0] != ok or old[1] != invalid:
         flags = day.flags
@@ -154,12 +167,13 @@ def quality_day(
     if not late:
         day.last = ts
     if d == cur and not late and ts % 3600 and sample.interval not in ("hour", "day"):
-        return points  # sub-hourly: the day's figures at whole hours (and for late samples)
-    points.append(_quality_point(day, sample, ctx, d))
-    return points
+        return  # sub-hourly: the day's figures at whole hours (and for late samples)
+    out.append(_quality_point(day, sample, ctx, d, stags))
 
 
-def _quality_point(day: QualityDay, sample: Sample, ctx: SourceContext, d: int) -> Point:
+def _quality_point(
+    day: QualityDay, sample: Sample, ctx: SourceContext, d: int, stags: SourceTags
+) -> Point:
     step_s = ctx.expected_interval_s or _INTERVAL_S.get(sample.interval, 3600)
     expected = max(1, 86400 // step_s)
     received = day.n
@@ -177,7 +191,7 @@ def _quality_point(day: QualityDay, sample: Sample, ctx: SourceContext, d: int) 
         for x in sorted(flags):
             if flags[x]:
                 fields[f"flag_{x}"] = flags[x]
-    return Point("data_quality", source_tags(sample).quality_day, fields, day_start(d))
+    return point(Point, ("data_quality", stags.quality_day, fields, day_start(d)))
 
 
 @lru_cache(maxsize=65536)

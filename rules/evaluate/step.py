@@ -15,6 +15,7 @@ from rules.evaluate.common import (
     Point,
     Sample,
     SourceContext,
+    point,
     source_tags,
 )
 from rules.evaluate.emission import EmissionState, emission
@@ -82,17 +83,24 @@ def step(
     if t.tzinfo is None or t.utcoffset() is None:
         raise InvalidReading("sample time must be timezone-aware", factor="time", value=t)
     st = state if type(state) is SourceState else load_state(state) or SourceState()
-    assert isinstance(st, SourceState)
-    valid, bad = split(sample.values)
+    assert type(st) is SourceState  # for mypy: narrowed by the line above
+    values = sample.values
+    valid, bad = split(values)
     ts = t.timestamp()
-    points: list[Point] = []
-    reading = _reading(sample, valid, bad)
-    if reading is not None:
-        points.append(reading)
     kind = sample.kind
+    # the source's tag dicts, resolved once per sample (memoised per source)
+    stags = source_tags(kind, sample.locality, sample.source)
+    points: list[Point]
+    if bad:
+        fields: dict[str, float | int | str | bool] = dict(valid)
+        fields["invalid"] = ",".join(f"{f}:{bad[f]}" for f in sorted(bad))
+        points = [point(Point, ("reading", stags.reading, fields, t))]
+    elif valid:
+        points = [point(Point, ("reading", stags.reading, valid, t))]
+    else:
+        points = []
     if kind == "air":
-        st.air, pts = air(st.air, sample, ctx, valid, ts)
-        points += pts
+        st.air = air(st.air, sample, ctx, valid, ts, points)
     elif kind == "water":
         st.water, pts = water(st.water, sample, ctx, valid, ts)
         points += pts
@@ -103,10 +111,10 @@ def step(
         st.monitor, pts = monitor(st.monitor, sample, ctx, valid, ts)
         points += pts
     quality = st.quality
-    run = quality_runs(quality, sample, ctx, valid, ts)
+    run = quality_runs(quality, sample, ctx, valid, ts, stags)
     if run is not None:
         points.append(run)
-    points += quality_day(quality, sample, ctx, valid, bad, ts)
+    quality_day(quality, sample, ctx, valid, bad, ts, stags, points)
     return st, points
 
 
@@ -151,15 +159,3 @@ def split(
 _FLOAT_ONLY: Final = {float}
 #: HJ 212-2017 表8 flags (rules.flags.Flag).
 _KNOWN_FLAGS: Final = frozenset(f.value for f in Flag)
-
-
-def _reading(sample: Sample, valid: dict[str, float], bad: dict[str, str]) -> Point | None:
-    fields: dict[str, float | int | str | bool]
-    if bad:
-        fields = dict(valid)
-        fields["invalid"] = ",".join(f"{f}:{bad[f]}" for f in sorted(bad))
-    elif valid:
-        fields = valid  # type: ignore[assignment]  # dict[str, float] is a valid field mapping
-    else:
-        return None
-    return Point("reading", source_tags(sample).reading, fields, sample.time)
