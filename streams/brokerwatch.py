@@ -270,18 +270,30 @@ class BrokerWatch:
             REPEATS.reset()
 
     def _truncated(self) -> list[Any]:
-        """Assigned partitions whose log now ends at or below what this worker already read.
+        """Assigned partitions whose log now ends below what this worker already read.
 
         The high watermark is the one of the latest fetch response (no request): a healthy
         log's is above every offset fetched from it. Tansu's ListOffsets(latest) can lag the
-        true end (tests/integration/worker_support.read_all), so it is not asked."""
+        true end (tests/integration/worker_support.read_all), so it is not asked.
+
+        Faust's read offset means two things: the last offset delivered (a healthy end is above
+        it), or — right after an assignment, before anything is delivered — the committed
+        offset, i.e. the *next* one to read (Faust's ``perform_seek``): a partition read to its
+        end and then taken over has exactly its end there. A log ending at that offset is whole;
+        only one ending below it was truncated (before, a takeover of fully read partitions —
+        common once envelopes carry a backlog in a few records — looked like an empty broker and
+        sent the group back to the beginning of every partition)."""
         consumer = self.app.consumer
         read: Mapping[Any, int | None] = getattr(consumer, "_read_offset", {})
+        committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
         out = []
         for tp in consumer.assignment():
             offset = read.get(tp)
             end = consumer.highwater(tp) if offset is not None else None
-            if offset is not None and end is not None and end <= offset:
+            if offset is None or end is None:
+                continue
+            next_to_read = committed.get(tp) == offset
+            if end < offset or (end == offset and not next_to_read):
                 out.append(tp)
         return out
 
