@@ -49,8 +49,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from streams import embedded, gctune, topics
+from streams.records import envelope_bytes
 from streams.settings import Settings
-from streams.wire import envelope_bytes
 
 STATIONS = 200
 #: records per evaluate batch: the worker's own default (streams.settings.Settings.batch_size)

@@ -18,7 +18,7 @@ Guarantees (docs/mqtt.md has the full contract):
 * Partition = Kafka's default murmur2 partitioner of the source id, so one source's samples
   stay ordered in one partition. The samples of one partition from one burst travel as **one
   record**, an *envelope* (a JSON array of samples in arrival order, at most
-  ``streams.wire.ENVELOPE_MAX_BYTES``, no key, the partition given explicitly); a sample alone in
+  ``streams.records.ENVELOPE_MAX_BYTES``, no key, the partition given explicitly); a sample alone in
   its burst travels as before, one record keyed by its source id. Nothing waits to fill an
   envelope: a quiet stream is one sample per record, a loaded one many (``envelope_sizes``).
 * Payloads are validated with :class:`ingest.schemas.Sample` and re-serialised canonically (a
@@ -101,9 +101,8 @@ from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 from rules.factors import BY_KIND
 from streams import topics
-from streams.records import DeadLetter
+from streams.records import ENVELOPE_MAX_BYTES, DeadLetter, envelope_bytes
 from streams.settings import Settings
-from streams.wire import ENVELOPE_MAX_BYTES, envelope_bytes
 
 from ingest.publisher import PublisherError, broker_protocol, protocol_name
 from ingest.schemas import Flag, ForecastIssue, Interval, Sample, Value

@@ -42,13 +42,12 @@ from rules.errors import RulesError
 from rules.forecast import check_issue
 from streams import topics
 from streams.catalog import DEFAULT_CONTEXT, CatalogView, locality_context
-from streams.records import DeadLetter
+from streams.records import DeadLetter, is_envelope
 from streams.wire import (
     decode_points,
     decode_sample,
     for_locality,
     for_store,
-    is_envelope,
     point_dict,
     points_bytes,
     sample_of,
@@ -127,7 +126,7 @@ class EvaluateStep:
     """``step(states, key, value, offset, timestamp_ms[, partition]) -> outputs`` over one input
     partition's state (source id → :func:`rules.engine.step` state, plus :data:`CLOCK_KEY`).
 
-    A ``readings`` value is one sample or an envelope of several (streams.wire.is_envelope, what
+    A ``readings`` value is one sample or an envelope of several (streams.records.is_envelope, what
     the bridge writes under load): an envelope's samples are judged one by one in their order,
     exactly as if each were a record of its own; a bad one is dead-lettered alone, with its origin
     ``readings/<partition>@<offset>#<index>``, and the rest proceeds."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
@@ -108,24 +108,6 @@ def decode_points(value: bytes) -> list[dict[str, Any]]:
     """An ``evaluations``/``aggregates`` value → its points (one object is accepted too)."""
     data = orjson.loads(value)
     return data if isinstance(data, list) else [data]
-
-
-#: An envelope (several samples in one ``readings`` record) holds at most this many bytes of
-#: samples: well below Kafka's default ``max.message.bytes`` (1 MiB) and the bridge producer's
-#: batch size (256 KiB), so a record always fits a batch. envwatch's choice [MEM]; a sample larger
-#: than this travels alone.
-ENVELOPE_MAX_BYTES: Final = 128 * 1024
-
-
-def is_envelope(value: bytes) -> bool:
-    """Whether a ``readings`` value is an envelope — a JSON array of samples — rather than one
-    sample (a JSON object). Both forms are accepted on ``readings`` (docs/streams.md)."""
-    return value[:1] == b"["
-
-
-def envelope_bytes(samples: Sequence[bytes]) -> bytes:
-    """One ``readings`` value carrying ``samples`` (each one sample's canonical JSON, in order)."""
-    return b"[" + b",".join(samples) + b"]"
 
 
 def decode_sample(value: bytes) -> engine.Sample:

@@ -85,7 +85,7 @@ async def read_topic(
         for msgs in batch.values():
             for m in msgs:
                 data = orjson.loads(m.value)  # type: ignore[attr-defined]
-                # a readings envelope (streams.wire.is_envelope) carries several samples in order
+                # a readings envelope (streams.records.is_envelope) carries several samples in order
                 for d in data if isinstance(data, list) else [data]:
                     out.records.append(d)
                     if seq_of is not None:

@@ -39,9 +39,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from ingest.publisher import Publisher
 from streams import topics
 from streams.embedded import KafkaBroker, MqttBroker, Victoria
+from streams.records import ENVELOPE_MAX_BYTES
 from streams.runtime import Runtime
 from streams.settings import Settings
-from streams.wire import ENVELOPE_MAX_BYTES
 from tests.integration.bridge_helpers import first_occurrences_in_order
 from tests.integration.test_bridge_burst import run_bridge_until_idle
 from tests.integration.worker_support import CATALOGUE, wait_until

@@ -26,8 +26,8 @@ from ingest.simulators import simulate, specs_from_catalog
 from ingest.simulators.publish import payload_of
 from streams import topics
 from streams.catalog import CatalogView
+from streams.records import envelope_bytes, is_envelope
 from streams.steps import EvaluateStep
-from streams.wire import envelope_bytes, is_envelope
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "config"
 START = datetime(2026, 12, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
