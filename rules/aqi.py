@@ -368,6 +368,14 @@ _REALTIME_IAQI: Final = {
 }
 
 
+def realtime_iaqi_functions(edition_2026: bool) -> tuple[Callable[[float], int | None], ...]:
+    """The memoised IAQI function of each pollutant of REALTIME_TABLE (in its order) for one
+    edition, for a caller that has already validated its values (floats, finite, ≥ 0; rules.
+    evaluate): ``f(c)`` is the IAQI :func:`realtime_iaqis` gives for ``c``, None above the
+    table's top breakpoint."""
+    return _REALTIME_IAQI[edition_2026]
+
+
 def realtime_iaqis(row: Sequence[float | None], *, edition_2026: bool) -> list[int] | None:
     """The common case of :func:`realtime_aqi`, for a hot caller (rules.evaluate) that knows the
     edition: the IAQIs of ``row`` (the 1-hour values of ``pm25 pm10 so2 no2 co o3``, the order

@@ -5,11 +5,11 @@ exceedances per Beijing day (rules.airstats, rules.aqi)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from rules import aqi as aqi_mod
 from rules.airstats import DailyO3Max8h, StationDay
@@ -47,6 +47,8 @@ DAILY_LIMITED: Final = ("so2", "no2", "co", "pm10", "pm25")
 #: Hours of air data held: a sample LATENESS_HOURS late may be the last hour of its day, whose
 #: first hour and whose 24-h window reach 23 hours further back.
 RING: Final = LATENESS_HOURS + 24
+#: ``sum`` of a window that holds no None (checked by its count): the builtin, typed for it
+_sum_full: Final[Callable[[list[float | None]], float]] = sum  # type: ignore[assignment]
 #: Epoch hour of the HJ 633-2026 switch (2026-03-01 00:00 Beijing; rules.standards.hj633).
 SWITCH_2026_H: Final = int(gb3095.SWITCH_2026.timestamp()) // 3600
 
@@ -267,6 +269,8 @@ _LEVEL_FIELDS: Final = tuple(
 )
 _REALTIME_KEYS: Final = tuple(aqi_mod.REALTIME_TABLE)
 _HJ633_2012: Final = HJ633_2012.name
+_IAQI_2012: Final = aqi_mod.realtime_iaqi_functions(False)
+_IAQI_2026: Final = aqi_mod.realtime_iaqi_functions(True)
 _HJ633_2026: Final = HJ633_2026.name
 
 
@@ -323,21 +327,24 @@ def _air_hour(
     else:
         c0, c1, c2 = cols[0], cols[1], cols[2]
         w0, w1, w2 = c0[a:] + c0[:b], c1[a:] + c1[:b], c2[a:] + c2[:b]
+    # a full window is summed as it is (adding the 0.0 that filter(None, …) would drop changes
+    # no partial sum of non-negative values: the same float)
     n = 24 - w0.count(None)
     if n >= 20:
-        agg["pm25_24h"] = round3(sum(filter(None, w0)) / n)
+        agg["pm25_24h"] = round3((_sum_full(w0) if n == 24 else sum(filter(None, w0))) / n)
     n = 24 - w1.count(None)
     if n >= 20:
-        agg["pm10_24h"] = round3(sum(filter(None, w1)) / n)
+        agg["pm10_24h"] = round3((_sum_full(w1) if n == 24 else sum(filter(None, w1))) / n)
     n = 24 - w2.count(None)
     if n >= 20:
-        agg["so2_24h"] = so2_24h = round3(sum(filter(None, w2)) / n)
+        so2_24h = round3((_sum_full(w2) if n == 24 else sum(filter(None, w2))) / n)
+        agg["so2_24h"] = so2_24h
     a = b - 8
     c5 = cols[5]
     w5 = c5[a:b] if a >= 0 else c5[a:] + c5[:b]
     n = 8 - w5.count(None)
     if n >= 6:
-        agg["o3_8h"] = round3(sum(filter(None, w5)) / n)
+        agg["o3_8h"] = round3((_sum_full(w5) if n == 8 else sum(filter(None, w5))) / n)
     if agg:
         points.append(point(Point, ("aggregate", tags.moving, agg, at)))
     i = b - 1
@@ -348,7 +355,15 @@ def _air_hour(
     fallback = not new and so2 is not None and so2 > 800.0
     if not full and not fallback:
         return
-    iaqis = None if fallback else aqi_mod.realtime_iaqis(row, edition_2026=new)
+    # the common case of rules.aqi.realtime_aqi: every value present (split has checked they are
+    # finite non-negative floats) and within its table; anything else takes the general path
+    iaqis: list[int] | None = None
+    if not fallback and None not in row:
+        f0, f1, f2, f3, f4, f5 = _IAQI_2026 if new else _IAQI_2012
+        r0, r1, r2, r3, r4, r5 = cast("list[float]", row)
+        got = [f0(r0), f1(r1), f2(r2), f3(r3), f4(r4), f5(r5)]
+        if None not in got:
+            iaqis = cast("list[int]", got)
     if iaqis is not None:
         fields = realtime_fields(iaqis, _HJ633_2026 if new else _HJ633_2012)
         points.append(point(Point, ("aqi", tags.aqi_hour, fields, at)))

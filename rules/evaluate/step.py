@@ -126,6 +126,23 @@ def split(
 
     Raises InvalidReading for a value that is not a finite number, or a pH outside 0–14.
     """
+    # fast path: every value a float with a valid flag (one C-level pass)
+    valid = {f: v for f, (v, flag) in values.items() if type(v) is float and flag in VALID_FLAGS}
+    if len(valid) != len(values):
+        return _split_mixed(values)
+    if valid:
+        if not -math.inf < sum(valid.values()) < math.inf:  # finite sum: so is each value
+            for f, v in valid.items():
+                if not math.isfinite(v):
+                    raise InvalidReading("value must be finite", factor=f, value=v)
+        _check_ranges(valid)
+    return valid, {}
+
+
+def _split_mixed(
+    values: Mapping[str, tuple[float | None, str]],
+) -> tuple[dict[str, float], dict[str, str]]:
+    """:func:`split` of a sample with a missing, flagged or non-float value."""
     valid = {f: v for f, (v, flag) in values.items() if v is not None and flag in VALID_FLAGS}
     bad: dict[str, str] = (
         {}
@@ -133,7 +150,7 @@ def split(
         else {f: flag for f, (_v, flag) in values.items() if flag not in VALID_FLAGS}
     )
     if valid:
-        # fast path: every value a float (one C-level pass) and their sum finite (so is each)
+        # every value a float (one C-level pass) and their sum finite (so is each)
         if set(map(type, valid.values())) != _FLOAT_ONLY or not (
             -math.inf < sum(valid.values()) < math.inf
         ):
@@ -143,17 +160,22 @@ def split(
                 if not math.isfinite(v):
                     raise InvalidReading("value must be finite", factor=f, value=v)
                 valid[f] = float(v)
-        ph = valid.get("ph")
-        if ph is not None and not 0.0 <= ph <= 14.0:
-            raise InvalidReading("pH outside 0–14", factor="ph", value=ph)
-        if min(valid.values()) < 0:
-            for f, v in valid.items():
-                if v < 0 and f not in SIGNED_FACTORS:
-                    raise InvalidReading("negative value", factor=f, value=v)
+        _check_ranges(valid)
     if bad and not _KNOWN_FLAGS.issuperset(bad.values()):
         f = next(f for f, flag in bad.items() if flag not in _KNOWN_FLAGS)
         raise InvalidReading("not an HJ 212-2017 表8 data flag", factor=f, value=bad[f])
     return valid, bad
+
+
+def _check_ranges(valid: dict[str, float]) -> None:
+    """pH within 0–14; no negative value but of SIGNED_FACTORS."""
+    ph = valid.get("ph")
+    if ph is not None and not 0.0 <= ph <= 14.0:
+        raise InvalidReading("pH outside 0–14", factor="ph", value=ph)
+    if min(valid.values()) < 0:
+        for f, v in valid.items():
+            if v < 0 and f not in SIGNED_FACTORS:
+                raise InvalidReading("negative value", factor=f, value=v)
 
 
 _FLOAT_ONLY: Final = {float}
