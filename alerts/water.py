@@ -33,7 +33,7 @@ from rules.errors import RulesError
 from rules.water import LABELS, classify, compare_upstream
 
 #: Samples of a section kept for the upstream comparison: the evaluate stage's lateness horizon
-#: (rules.engine.LATENESS_HOURS), so a partition lagging by up to two days still finds its pair.
+#: (rules.evaluate.LATENESS_HOURS), so a partition lagging by up to two days still finds its pair.
 KEEP_HOURS: Final = 48
 
 

@@ -7,7 +7,7 @@ One run, side by side, on the same records:
   "no slower than before" is measured, not remembered;
 
 * decode: ``orjson`` decoding of the ``aggregates`` records (what the agent does anyway);
-* evaluate: ``rules.engine.step`` on the samples that produced those records (the stage before);
+* evaluate: ``rules.evaluate.step`` on the samples that produced those records (the stage before);
 * locality per point (the reference path, issue 16's "before"): ``LocalityState.step`` on every
   decoded point, with the catalogue's contexts (warnings on), and again with no warning rule set
   — the difference is the warnings' share;
@@ -152,7 +152,7 @@ def main(quick: bool) -> None:
         f"{n_tr} transitions ({n_warn} warnings)"
     )
     print(f"  decode (orjson)        {_rate(n, t_decode):>12,.0f} points/s")
-    print(f"  evaluate (rules.engine){_rate(n_samples, t_eval):>12,.0f} samples/s")
+    print(f"  evaluate (rules.evaluate){_rate(n_samples, t_eval):>12,.0f} samples/s")
     print(
         f"  locality, warnings on  {_rate(n, t_loc):>12,.0f} points/s"
         f"  ({_rate(n_samples, t_loc):,.0f} samples/s)"

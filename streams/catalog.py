@@ -1,7 +1,7 @@
 """The catalogue as the stream worker sees it: source contexts, hot reload.
 
 ``CatalogView`` holds the current :class:`rules.catalog.Catalog` and derives, per source id, the
-:class:`rules.engine.SourceContext` the pure evaluation step needs (area grade, lake or river,
+:class:`rules.evaluate.SourceContext` the pure evaluation step needs (area grade, lake or river,
 target class, permit limits, reference O2 …). ``maybe_reload()`` re-reads the YAML directory when
 a file's modification time changed; a catalogue with errors is **not** applied (the running one
 stays) and every problem is logged. A successful reload replaces the catalogue atomically, is

@@ -8,7 +8,7 @@ finite and checkable.
 
 Who uses it:
 
-* ``tests/streams/test_schema.py`` runs samples through :func:`rules.engine.step` and checks every
+* ``tests/streams/test_schema.py`` runs samples through :func:`rules.evaluate.step` and checks every
   emitted point with :func:`check_point` — the schema cannot drift from what the engine writes;
 * ``deploy/grafana`` builds the dashboards' Flux queries from these names, and
   ``tests/deploy/test_dashboards.py`` fails when a panel queries a measurement, field or tag that
@@ -17,7 +17,7 @@ Who uses it:
 
 Measurements with :attr:`Status.PLANNED` are a contract for writers that do not exist yet (the
 alert and warning transitions, architecture.md §4.4, and dead letters for the data-quality
-dashboard, §6); nothing in ``rules.engine`` emits them.
+dashboard, §6); nothing in ``rules.evaluate`` emits them.
 
 Pure: stdlib and :mod:`rules.factors` only.
 """
@@ -48,7 +48,7 @@ class FieldType(StrEnum):
 class Status(StrEnum):
     """Whether something in envwatch writes the measurement today."""
 
-    WRITTEN = "written"  # emitted by rules.engine (checked by tests/streams/test_schema.py)
+    WRITTEN = "written"  # emitted by rules.evaluate (checked by tests/streams/test_schema.py)
     PLANNED = "planned"  # a contract for a writer still to come
 
 
@@ -150,7 +150,7 @@ _ALL_FACTORS: Final = tuple(
 )
 _AIR: Final = tuple(factors.AIR)
 _EMISSION: Final = tuple(sorted({*factors.EMISSION_GAS, *factors.EMISSION_WATER}))
-#: Factors an O2 correction (折算) applies to in rules.engine._emission_checks.
+#: Factors an O2 correction (折算) applies to in rules.evaluate.emission.
 _CORRECTED: Final = ("so2", "nox", "pm", "co", "nmhc")
 #: GB 3838-2002 表1 items the water classification may name as main pollutants.
 _WATER: Final = tuple(factors.WATER)
@@ -195,7 +195,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
                 "invalid", FieldType.STRING, "", "invalid values as 'factor:flag,…' (HJ 212 flags)"
             ),
         ),
-        writer="rules.engine.step (every sample)",
+        writer="rules.evaluate.step (every sample)",
     ),
     Measurement(
         name="plan_progress",
@@ -290,7 +290,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             FieldSpec("o3_1h", FieldType.FLOAT, "ug/m3", "city day: daily maximum 1-h value"),
         ),
         writer=(
-            "rules.engine.step (air, hourly and daily); alerts.locality (source=city: hour,"
+            "rules.evaluate.step (air, hourly and daily); alerts.locality (source=city: hour,"
             " rolling24h, day)"
         ),
     ),
@@ -315,7 +315,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             ),
             FieldSpec("samples", FieldType.INTEGER, "samples", "month: dustfall samples averaged"),
         ),
-        writer="rules.engine.step (air; monitor dustfall)",
+        writer="rules.evaluate.step (air; monitor dustfall)",
     ),
     Measurement(
         name="exceedance",
@@ -351,7 +351,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             FieldSpec("clause", FieldType.STRING, "", "air: clause/table of the limit"),
             FieldSpec("corrected", FieldType.BOOLEAN, "", "emission: value is O2-corrected (折算)"),
         ),
-        writer="rules.engine.step (air GB 3095, emission permits and GB 18918, monitors)",
+        writer="rules.evaluate.step (air GB 3095, emission permits and GB 18918, monitors)",
     ),
     Measurement(
         name="water_class",
@@ -375,7 +375,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             FieldSpec("meets", FieldType.BOOLEAN, "", "class meets the target"),
             FieldSpec("classes_worse", FieldType.INTEGER, "1", "classes worse than the target"),
         ),
-        writer="rules.engine.step (water)",
+        writer="rules.evaluate.step (water)",
     ),
     Measurement(
         name="water_change",
@@ -395,7 +395,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             ),
             FieldSpec("jump_{x}", FieldType.BOOLEAN, "", "the factor is in a jump", _WATER),
         ),
-        writer="rules.engine.step (water)",
+        writer="rules.evaluate.step (water)",
     ),
     Measurement(
         name="emission_hour",
@@ -428,7 +428,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
                 "flag_{x}", FieldType.INTEGER, "1", "minutes with an invalid flag", _INVALID_FLAGS
             ),
         ),
-        writer="rules.engine.step (emission)",
+        writer="rules.evaluate.step (emission)",
     ),
     Measurement(
         name="emission_day",
@@ -458,7 +458,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
             FieldSpec("effluent_class", FieldType.STRING, "", "class achieved (一级A … 劣三级)"),
             FieldSpec("effluent_meets", FieldType.BOOLEAN, "", "the required class is met"),
         ),
-        writer="rules.engine.step (emission)",
+        writer="rules.evaluate.step (emission)",
     ),
     Measurement(
         name="data_quality",
@@ -492,7 +492,7 @@ MEASUREMENTS: Final[tuple[Measurement, ...]] = (
                 _INVALID_FLAGS,
             ),
         ),
-        writer="rules.engine.step (every sample)",
+        writer="rules.evaluate.step (every sample)",
     ),
     Measurement(
         name="alert",

@@ -7,7 +7,7 @@ these and nothing else, so a replay tells the same story as the live pipeline.
   the sample with :func:`rules.plausibility.screen` (catalogue identity: unknown source, wrong
   locality or kind, foreign factor; physical ranges): a refused sample or factor is
   dead-lettered with its reason and touches no state, clock or statistic (docs/plausibility.md).
-  Then it runs :func:`rules.engine.step` per source and keeps the partition's **clock**: the newest event time
+  Then it runs :func:`rules.evaluate.step` per source and keeps the partition's **clock**: the newest event time
   of the observations that flowed through the partition (a sample's contribution capped at its
   receipt, so a logger whose clock runs ahead cannot push it). Whenever the clock crosses a
   ``CLOCK_STEP`` boundary, every source of the partition whose data is overdue gets a ``silence``
@@ -124,7 +124,7 @@ POINTS_PER_RECORD: Final = 500
 
 class EvaluateStep:
     """``step(states, key, value, offset, timestamp_ms[, partition]) -> outputs`` over one input
-    partition's state (source id → :func:`rules.engine.step` state, plus :data:`CLOCK_KEY`).
+    partition's state (source id → :func:`rules.evaluate.step` state, plus :data:`CLOCK_KEY`).
 
     A ``readings`` value is one sample or an envelope of several (streams.records.is_envelope, what
     the bridge writes under load): an envelope's samples are judged one by one in their order,

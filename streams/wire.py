@@ -4,7 +4,7 @@ between the evaluate stage, the locality stage, the store and ``envwatch backtes
 A record's value is a JSON array of points — all the points of one ``readings`` record (a sample
 or an envelope of samples, merged per batch) or of one locality step — each ``{"measurement",
 "tags", "fields", "time", "ns"}``; ``ns`` is the event time in nanoseconds (the InfluxDB
-timestamp). A point's id (:attr:`rules.engine.Point.id`) is not sent: :func:`point_id` derives it.
+timestamp). A point's id (:attr:`rules.evaluate.Point.id`) is not sent: :func:`point_id` derives it.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def point_dict(p: engine.Point) -> dict[str, Any]:
 
 
 def point_id(d: Mapping[str, Any]) -> str:
-    """The id of a point in its wire form: :attr:`rules.engine.Point.id` (``measurement|sorted
+    """The id of a point in its wire form: :attr:`rules.evaluate.Point.id` (``measurement|sorted
     k=v tags|UTC ISO time``) — the same for a re-evaluation of the same statistic."""
     tags = ",".join(f"{k}={v}" for k, v in sorted(d["tags"].items()))
     utc = datetime.fromisoformat(d["time"]).astimezone(UTC).isoformat()

@@ -3,7 +3,7 @@
 Two kinds of history:
 
 * **Samples** — what the live worker consumes — replayed through the SAME pure path as the
-  worker: ``rules.engine.step`` (context from the catalogue, ``streams.catalog.context_of``) →
+  worker: ``rules.evaluate.step`` (context from the catalogue, ``streams.catalog.context_of``) →
   the points the evaluate agent forwards on ``aggregates`` (``streams.wire``:
   readings, exceedances, per-sample water classes, daily data quality; serialised and decoded as
   on the wire) → ``alerts.locality.LocalityState.step`` (context from
@@ -193,7 +193,7 @@ Numbered = tuple[int, engine.Sample, datetime]
 
 
 def _sample_of(payload: Any) -> engine.Sample:
-    """An MQTT payload (dict) → rules.engine.Sample, validated as the bridge validates it."""
+    """An MQTT payload (dict) → rules.evaluate.Sample, validated as the bridge validates it."""
     from ingest.schemas import ForecastIssue
     from ingest.schemas import Sample as Payload
 
