@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
-from rules.beijing import BEIJING, FIXED_FROM_H, date_of_day, day_of_hour
+from rules.beijing import BEIJING, FIXED_FROM_S, UTC8_S
 from rules.errors import InvalidReading
 from rules.standards.gb3095 import (
     MIN_HOURS_PER_8H,
@@ -124,9 +124,9 @@ def _require_aware(at: datetime) -> None:
 
 
 #: Asia/Shanghai has been UTC+8 without daylight saving since September 1991 (IANA tz database);
-#: from 1992 on, day_slot uses the fixed-offset arithmetic of rules.beijing instead of a zone
-#: conversion.
-_FIXED_UTC8_SINCE: Final = FIXED_FROM_H * 3600
+#: from 1992 on, day_slot uses the fixed-offset arithmetic of rules.beijing (inlined: hot path)
+#: instead of a zone conversion.
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
 
 
 def day_slot(hour_label: datetime) -> tuple[date, int]:
@@ -137,9 +137,9 @@ def day_slot(hour_label: datetime) -> tuple[date, int]:
     """
     _require_aware(hour_label)
     ts = hour_label.timestamp()
-    if ts >= _FIXED_UTC8_SINCE and ts % 3600 == 0:
-        d, slot = day_of_hour(int(ts) // 3600)
-        return date_of_day(d), slot
+    if ts >= FIXED_FROM_S and ts % 3600 == 0:
+        days, rem = divmod(int(ts) + UTC8_S - 3600, 86400)
+        return date.fromordinal(_EPOCH_ORDINAL + days), rem // 3600
     local = hour_label.astimezone(BEIJING)
     if local.minute or local.second or local.microsecond:
         raise InvalidReading("hourly values are labelled with a whole hour", value=hour_label)

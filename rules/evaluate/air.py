@@ -5,7 +5,7 @@ exceedances per Beijing day (rules.airstats, rules.aqi)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -47,8 +47,6 @@ DAILY_LIMITED: Final = ("so2", "no2", "co", "pm10", "pm25")
 #: Hours of air data held: a sample LATENESS_HOURS late may be the last hour of its day, whose
 #: first hour and whose 24-h window reach 23 hours further back.
 RING: Final = LATENESS_HOURS + 24
-#: ``sum`` of a window that holds no None (checked by its count): the builtin, typed for it
-_sum_full: Final[Callable[[list[float | None]], float]] = sum  # type: ignore[assignment]
 #: Epoch hour of the HJ 633-2026 switch (2026-03-01 00:00 Beijing; rules.standards.hj633).
 SWITCH_2026_H: Final = int(gb3095.SWITCH_2026.timestamp()) // 3600
 
@@ -119,22 +117,24 @@ def air(
             st.day = d
             done[:] = [x for x in done if x >= d - KEEP_DAYS]
         if h > last:
-            for k in range(max(last + 1, h - RING + 1), h):  # hours skipped: no data
-                i = k % RING
-                ring_h[i] = -1
-                for col in cols:
-                    col[i] = None
+            if h > last + 1:
+                for k in range(max(last + 1, h - RING + 1), h):  # hours skipped: no data
+                    i = k % RING
+                    ring_h[i] = -1
+                    for col in cols:
+                        col[i] = None
             last = h
     st.last_h = last
     i = h % RING
     ring_h[i] = h
     get = valid.get
-    cols[0][i] = get("pm25")
-    cols[1][i] = get("pm10")
-    cols[2][i] = get("so2")
-    cols[3][i] = get("no2")
-    cols[4][i] = get("co")
-    cols[5][i] = get("o3")
+    c0, c1, c2, c3, c4, c5 = cols
+    c0[i] = get("pm25")
+    c1[i] = get("pm10")
+    c2[i] = get("so2")
+    c3[i] = get("no2")
+    c4[i] = get("co")
+    c5[i] = get("o3")
 
     _air_hour(cols, h, atags, ctx, points, full=True)
     # a late or corrected hour: every later hour whose 24-h / 8-h window holds it is re-emitted
@@ -314,10 +314,12 @@ def _air_hour(
     exceedances (``full``, or when the 2012 SO2 fall-back makes the AQI depend on the 24-h mean)."""
     at = hour_dt(h)
     # moving means: 24 h for PM and SO2 (≥ 20 hours, GB 3095 表4), 8 h for O3 (≥ 6 hours, 表4).
-    # Each window is a slice of the ring summed in hour order (C-level: a slice, count(None) and
-    # sum(filter(None, …)), which also drops zeros that add nothing): the same float whatever
-    # the arrival order. A running sum (add the new hour, subtract the one leaving) would not be:
-    # floating-point addition is not associative, and the means are published to 3 decimals.
+    # Each window is a slice of the ring summed in hour order by C-level calls (filter(None, …)
+    # drops the missing hours and the zeros, which add nothing): the same float whatever the
+    # arrival order. A running sum (add the new hour, subtract the one leaving) would not be:
+    # floating-point addition is not associative, and the means are published to 3 decimals. A
+    # running count would be exact, but updating it in Python costs more than counting a
+    # 24-slot slice in C (bench/bench_engine.py, docs/evaluations.md).
     agg: dict[str, float | int | str | bool] = {}
     b = h % RING + 1
     a = b - 24
@@ -327,24 +329,35 @@ def _air_hour(
     else:
         c0, c1, c2 = cols[0], cols[1], cols[2]
         w0, w1, w2 = c0[a:] + c0[:b], c1[a:] + c1[:b], c2[a:] + c2[:b]
-    # a full window is summed as it is (adding the 0.0 that filter(None, …) would drop changes
-    # no partial sum of non-negative values: the same float)
-    n = 24 - w0.count(None)
+    # the present values of a window are counted as the non-zero ones (filter: a C-level truth
+    # test) plus the zeros — list.count(None) compares every float with None the slow way
+    nz = list(filter(None, w0))
+    n = len(nz)
+    if n != 24:
+        n += w0.count(0.0)
     if n >= 20:
-        agg["pm25_24h"] = round3((_sum_full(w0) if n == 24 else sum(filter(None, w0))) / n)
-    n = 24 - w1.count(None)
+        agg["pm25_24h"] = round3(sum(nz) / n)
+    nz = list(filter(None, w1))
+    n = len(nz)
+    if n != 24:
+        n += w1.count(0.0)
     if n >= 20:
-        agg["pm10_24h"] = round3((_sum_full(w1) if n == 24 else sum(filter(None, w1))) / n)
-    n = 24 - w2.count(None)
+        agg["pm10_24h"] = round3(sum(nz) / n)
+    nz = list(filter(None, w2))
+    n = len(nz)
+    if n != 24:
+        n += w2.count(0.0)
     if n >= 20:
-        so2_24h = round3((_sum_full(w2) if n == 24 else sum(filter(None, w2))) / n)
-        agg["so2_24h"] = so2_24h
+        agg["so2_24h"] = so2_24h = round3(sum(nz) / n)
     a = b - 8
     c5 = cols[5]
     w5 = c5[a:b] if a >= 0 else c5[a:] + c5[:b]
-    n = 8 - w5.count(None)
+    nz = list(filter(None, w5))
+    n = len(nz)
+    if n != 8:
+        n += w5.count(0.0)
     if n >= 6:
-        agg["o3_8h"] = round3((_sum_full(w5) if n == 8 else sum(filter(None, w5))) / n)
+        agg["o3_8h"] = round3(sum(nz) / n)
     if agg:
         points.append(point(Point, ("aggregate", tags.moving, agg, at)))
     i = b - 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from hypothesis import example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rules import aqi, beijing
@@ -106,3 +106,51 @@ def test_precomputed_gb3095_limits_are_rules_ambient_judgements() -> None:
                 ex = exceedance(f, limit * 2, period=Period(period), at=day, grade=grade)
                 assert (ex.limit, ex.edition, ex.source) == (limit, edition, clause)
                 assert round(ex.multiple or 0.0, 4) == round((limit * 2 - limit) / limit, 4)
+
+
+_conc = st.floats(min_value=0, max_value=1000, allow_nan=False)
+#: an hour's value: mostly a concentration, sometimes 0 or missing (both must count right)
+slot = st.one_of(_conc, _conc, _conc, _conc, st.just(0.0), st.none())
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.large_base_example, HealthCheck.data_too_large],
+)
+@given(st.lists(st.lists(slot, min_size=air.RING, max_size=air.RING), min_size=6, max_size=6),
+       st.integers(min_value=0, max_value=air.RING - 1))  # fmt: skip
+@example(  # zeros and missing hours in full and partial windows, across the ring's end
+    [
+        [0.0] * air.RING,
+        [None, 0.0, 0.0, 12.5] * (air.RING // 4),
+        [0.0, 3.25, 0.0, 7.0, None, 1.0] * (air.RING // 6),
+        [1.0] * air.RING,
+        [0.5] * air.RING,
+        [None, 0.0, 40.0, 80.5] * (air.RING // 4),
+    ],
+    5,
+)
+def test_moving_means_count_present_values_and_sum_in_hour_order(
+    cols: list[list[float | None]], end: int
+) -> None:
+    """The moving means of air._air_hour (present values counted as non-zero ones plus zeros)
+    against the plain definition: count(None), sum(filter(None, …)) in hour order, round 3."""
+    h = 494_000 - 494_000 % air.RING + end  # ring index ``end``
+    out: list[common.Point] = []
+    tags = air._air_tags("loc", "src")
+    air._air_hour(cols, h, tags, common.SourceContext(), out, full=False)
+    got = out[0].fields if out and out[0].measurement == "aggregate" else {}
+    want: dict[str, float] = {}
+    for name, col, n, need in (
+        ("pm25_24h", cols[0], 24, 20),
+        ("pm10_24h", cols[1], 24, 20),
+        ("so2_24h", cols[2], 24, 20),
+        ("o3_8h", cols[5], 8, 6),
+    ):
+        w = [col[(h - k) % air.RING] for k in range(n - 1, -1, -1)]
+        count = n - w.count(None)
+        if count >= need:
+            want[name] = round(sum(filter(None, w)) / count, 3)
+    assert got == want
+    assert [type(v) for v in got.values()] == [float] * len(got)
