@@ -100,6 +100,10 @@ RETAIN_SILENCES: Final = timedelta(days=1)
 #: earlier one of the alert — two assignments at one data time — is stamped this much later.
 COMMAND_STEP: Final = timedelta(milliseconds=1)
 
+#: At most this many (evaluation kind, factor) keys of the engine's applicable-rules cache (it
+#: starts again past it: factors come from the data).
+_APPLICABLE_CACHE: Final = 1024
+
 #: A source that reports every N minutes is offline after this many missed intervals (at least
 #: the rule's own threshold). envwatch default [MEM]: no national rule (standards.md §8).
 OFFLINE_INTERVALS: Final = 3
@@ -159,6 +163,13 @@ class Engine:
         self.alerts: dict[str, Alert] = {}
         # (source, factor, rule_kind) → fingerprints in ``alerts``: has_alert without a scan
         self._by_subject: dict[tuple[str, str, str, str], set[str]] = {}
+        # source label → its fingerprints in ``alerts``, in the order of ``alerts`` (a dict as an
+        # ordered set): tick(source=…) visits that source's alerts, not every alert
+        self._by_source: dict[str, dict[str, None]] = {}
+        # (evaluation kind, factor) → the rules of ``_applicable_of`` of that kind whose factors
+        # admit the factor, with their kind's value: process() skips the rules that cannot apply
+        self._applicable: dict[tuple[str, str], tuple[tuple[AlertRule, str], ...]] = {}
+        self._applicable_of: AlertRules | None = None
         self.sources: dict[str, SourceState] = {}
         self.runs: dict[str, tuple[float, int]] = {}  # "source|factor" → (last value, run length)
         self.warnings: dict[str, Level] = {}  # locality → level in force
@@ -263,14 +274,33 @@ class Engine:
             fps.discard(fp)
             if not fps:
                 del self._by_subject[subject]
+        self._unindex_source(alert.labels.get("source", ""), fp)
         self._inhibitors.pop(fp, None)
+
+    def _unindex_source(self, source: str, fp: str) -> None:
+        of_source = self._by_source.get(source)
+        if of_source is not None:
+            of_source.pop(fp, None)
+            if not of_source:
+                del self._by_source[source]
 
     def _store(self, alert: Alert | None) -> None:
         if alert is None:
             return
         fp = alert.fingerprint
+        held = self.alerts.get(fp)
         self.alerts[fp] = alert
         self._by_subject.setdefault(self._subject(alert.labels), set()).add(fp)
+        source = alert.labels.get("source", "")
+        if held is None:  # a new key: last in ``alerts``, so last of its source
+            self._by_source.setdefault(source, {})[fp] = None
+        elif (was := held.labels.get("source", "")) != source:
+            # never seen (the source is part of the identity): keep the index in step anyway,
+            # in the order of ``alerts``, where the fingerprint kept its place
+            self._unindex_source(was, fp)
+            self._by_source[source] = {
+                f: None for f, a in self.alerts.items() if a.labels.get("source", "") == source
+            }
         if alert.state is AlertState.FIRING and self._is_inhibitor(alert.labels):
             self._inhibitors[fp] = alert.labels
         else:
@@ -342,8 +372,16 @@ class Engine:
             run_length = last[1] + 1 if last is not None and last[0] == ev.value else 1
             self.runs[key] = (ev.value, run_length)
         period = ev.detail.get("period", "") if ev.detail else ""
-        for rule in self.rules.by_evaluation_kind.get(ev.kind, ()):
-            if not self.has_alert(ev.source, ev.factor, rule.kind.value, period) and not breaches(
+        held_for = self._by_subject.get  # has_alert, without a call per rule
+        applicable = (
+            self._applicable.get((ev.kind, ev.factor))
+            if self.rules is self._applicable_of
+            else None
+        )
+        if applicable is None:
+            applicable = self._applicable_rules(ev.kind, ev.factor)
+        for rule, kind in applicable:
+            if not held_for((ev.source, ev.factor, kind, period)) and not breaches(
                 rule, ev, run_length=run_length
             ):
                 continue  # no alert to update and none to open (the common case, by far)
@@ -351,6 +389,25 @@ class Engine:
             if verdict is not None:
                 out.extend(self._apply(rule, verdict, now))
         return out
+
+    def _applicable_rules(self, kind: str, factor: str) -> tuple[tuple[AlertRule, str], ...]:
+        """The rules of evaluation kind ``kind`` whose factors admit ``factor`` (in rule order),
+        each with its kind's value — the others neither breach nor evaluate to anything
+        (:meth:`AlertRule.applies`), held alert or not. Cached per rule set (``rules`` may be
+        assigned directly) and per (kind, factor)."""
+        rules = self.rules
+        if rules is not self._applicable_of or len(self._applicable) >= _APPLICABLE_CACHE:
+            self._applicable = {}
+            self._applicable_of = rules
+        key = (kind, factor)
+        found = self._applicable.get(key)
+        if found is None:
+            found = self._applicable[key] = tuple(
+                (r, r.kind.value)
+                for r in rules.by_evaluation_kind.get(kind, ())
+                if not r.factors or factor in r.factors
+            )
+        return found
 
     def silence(
         self,
@@ -433,10 +490,14 @@ class Engine:
                 del self.held_silences[sid]
             if old:
                 self._silences_changed()
-        for fp, alert in list(self.alerts.items()):
+        if source is None:
+            todo = list(self.alerts.items())
+        else:
+            # only that source's alerts, in the order of ``alerts`` (the index keeps it)
+            alerts = self.alerts
+            todo = [(fp, alerts[fp]) for fp in self._by_source.get(source, ())]
+        for fp, alert in todo:
             of = alert.labels.get("source", "")
-            if source is not None and of != source:
-                continue
             at = now
             if clocks is not None:
                 clock = clocks.get(of)
