@@ -71,7 +71,7 @@ def line(
     head = _head(measurement, tuple(tags.items()))
     body = ",".join(
         [
-            _key(k) + (repr(v) if type(v) is float else _field(v))
+            _key(k) + (repr(v) if type(v) is float else f"{v}i" if type(v) is int else _field(v))
             for k, v in fields.items()
             if v is not None
         ]
