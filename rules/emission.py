@@ -9,7 +9,7 @@ Sources (standards.md §4.6, §4.11, §5, §7.1, §8):
   other rows [MEM] operator defaults, standards.md §5); the caller passes it in.
 * Hourly mean from minute/real-time values: ≥ 45 valid minute means (HJ 212-2017 附录D, quoting
   HJ/T 75-2007) [STD]; daily mean from ≥ 20 valid hourly means (same) [STD], which
-  ``rules.engine`` computes from the hourly means it files per Beijing day. Data flags
+  ``rules.evaluate`` computes from the hourly means it files per Beijing day. Data flags
   (HJ 212-2017 表8): N and S valid, F M D C T B invalid and counted by kind (rules.flags).
   Several real-time values in one minute: flue gas — the minute is valid when ≥ 75 % of its values
   are valid; wastewater — one invalid value makes the minute invalid (HJ 212-2017 表C.16 注) [STD].
@@ -80,7 +80,7 @@ def o2_corrected(concentration: float, *, o2_measured: float, o2_reference: floa
 
 #: HJ 212-2017 附录D (HJ/T 75-2007): an hourly mean needs ≥ 45 valid minute means.
 MIN_VALID_MINUTES: Final = 45
-#: HJ 212-2017 附录D (HJ/T 75-2007): a daily mean needs ≥ 20 valid hourly means (rules.engine).
+#: HJ 212-2017 附录D (HJ/T 75-2007): a daily mean needs ≥ 20 valid hourly means (rules.evaluate).
 MIN_VALID_HOURS: Final = 20
 #: HJ 212-2017 表C.16 注: a flue-gas minute is N only if ≥ 75 % of its real-time values are normal.
 FLUE_GAS_VALID_SHARE: Final = (3, 4)

@@ -1,6 +1,6 @@
 """Water emergencies (pure): sudden changes at a section and the catalogue's river links.
 
-**Sudden change (水质突变)** — :func:`sudden_change`, called by ``rules.engine.step`` for every
+**Sudden change (水质突变)** — :func:`sudden_change`, called by ``rules.evaluate.step`` for every
 water sample with the section's per-source state. Per factor, the sample is compared with the
 section's own recent **baseline**: the median of the factor's values in the samples labelled in
 the :data:`WINDOW_HOURS` before it, leaving out the samples that were themselves part of a
@@ -62,7 +62,7 @@ PH_STEP: Final = 1.0
 #: A factor in a jump stays in it while its excess is above this share (envwatch's choice [MEM]).
 CLEAR_SHARE: Final = 0.5
 #: Sample slots kept per section: the window plus the evaluate stage's lateness horizon
-#: (rules.engine.LATENESS_HOURS = 48 h), so a late sample is judged against its own window.
+#: (rules.evaluate.LATENESS_HOURS = 48 h), so a late sample is judged against its own window.
 KEEP_HOURS: Final = WINDOW_HOURS + 48
 
 #: Water factors judged for sudden changes: GB 3838-2002 表1 items with limits (TN 第9项 too).
