@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
-from rules.beijing import BEIJING
+from rules.beijing import BEIJING, beijing_date, beijing_day
 from rules.catalog import Locality, WaterSection
 from rules.city import CityAir, CityHour
 from rules.evaluate import Point
@@ -291,7 +291,7 @@ class LocalityState:
             self._verdict(out, source, kind, tags.get("period", ""), at, fields, ctx)
             if kind == "monitor" and tags.get("period") == "month" and "dustfall" in fields:
                 # a dustfall monitor's monthly mean: the plans' dustfall progress
-                self.plan.dustfall(source, at.astimezone(BEIJING).date(), _num(fields["dustfall"]))
+                self.plan.dustfall(source, beijing_date(at), _num(fields["dustfall"]))
         elif m == "water_class" and tags.get("period") == "sample":
             # no target class (the plan gives none): 6 (劣V) as the limit, so only the
             # worse-than-V rule can fire for the section
@@ -635,7 +635,7 @@ class LocalityState:
         out: StepOutput,
     ) -> None:
         """Judge a day's rates once the day is over (a later day's point arrived)."""
-        day = at.astimezone(BEIJING).date().isoformat()
+        day = beijing_date(at).isoformat()
         prev = self.quality.get(source)
         if prev is not None and prev[0] < day:
             end = datetime.fromisoformat(prev[0]).replace(tzinfo=BEIJING) + timedelta(days=1)
@@ -698,9 +698,9 @@ class LocalityState:
         out.points += got.points
         closed = [p for p in got.points if p.measurement == "aqi" and p.tags.get("period") == "day"]
         for p in closed:
-            self.plan.day(p.time.astimezone(BEIJING).date(), p.fields)
+            self.plan.day(beijing_date(p.time), p.fields)
         if closed:
-            day = max(p.time for p in closed).astimezone(BEIJING).date()
+            day = beijing_date(max(p.time for p in closed))
             newest = self.plan.newest_day()
             if newest is not None and newest > day:
                 # a late correction of an earlier day: that day's points are rewritten, and the
@@ -721,7 +721,7 @@ class LocalityState:
         if value is None:
             return
         # a daily forecast is labelled with the END of its target day (00:00 of the next day)
-        day = (at.astimezone(BEIJING) - timedelta(microseconds=1)).date()
+        day = beijing_day(at)
         known = dict(self.warning.forecast)
         known[day] = int(value)
         forecast = tuple(sorted(known.items()))

@@ -20,10 +20,10 @@ from typing import Any, Final
 
 from rules import aqi as aqi_mod
 from rules.airstats import DailyO3Max8h
-from rules.beijing import BEIJING
+from rules.beijing import BEIJING, beijing_date, beijing_day
 from rules.evaluate import AIR_FACTORS, Point, aqi_point, city_tags, epoch_hours, from_epoch_hours
 
-#: Hours of city data kept: 24 for the rolling AQI plus the 48-h lateness horizon of rules.engine.
+#: Hours of city data kept: 24 for the rolling AQI plus the 48-h lateness horizon of rules.evaluate.
 KEEP_HOURS: Final = 72
 #: A city hour counts when at least one station reported it; a rolling 24-h AQI needs ≥ 20 of its
 #: 24 hours (GB 3095 表4 daily validity, applied to the rolling window).
@@ -177,7 +177,7 @@ class CityAir:
                 out.rolling = ((from_epoch_hours(prev), int(rolling.fields["aqi"])),)
             self.warned_hour = h
         # a city day closes when the hour labelled 00:00 (slot 23) or a later day arrives
-        local_day = (at.astimezone(BEIJING) - timedelta(hours=1)).date()
+        local_day = beijing_day(at)
         days = self._days_to_close(local_day, at)
         if defer:
             out.closes = tuple(days)
@@ -293,7 +293,7 @@ class CityAir:
         means["o3_8h"] = o3
         means["o3_1h"] = max((v for v in o3_hours if v is not None), default=None)
         at = from_epoch_hours(h)
-        result = aqi_mod.daily_aqi(means, day=at.astimezone(BEIJING).date())
+        result = aqi_mod.daily_aqi(means, day=beijing_date(at))
         if result.aqi is None:
             return None
         return Point(
