@@ -232,13 +232,6 @@ _HOURLY_ROWS: Final = tuple(
 )
 
 
-def hourly_limits(h: int, grade: Grade) -> tuple[tuple[int, str, float, str, str], ...]:
-    """The GB 3095 1-hour limits in force for the hour labelled epoch hour ``h`` (the edition
-    switches of rules.standards.gb3095 are whole hours)."""
-    e = 0 if h < SWITCH_2026_H else 1 if h < SWITCH_FINAL_H else 2
-    return HOURLY_LIMITS[e][grade]
-
-
 def _window(col: list[float | None], end: int, n: int) -> list[float | None]:
     """The ring slots of the ``n`` hours labelled ``end − n + 1`` … ``end`` (hour order)."""
     b = end % RING + 1

@@ -94,7 +94,9 @@ def test_precomputed_gb3095_limits_are_rules_ambient_judgements() -> None:
             for k in range(4):
                 at = start + timedelta(hours=k)
                 h = common.epoch_hours(at)
-                for _idx, f, limit, edition, clause in air.hourly_limits(h, grade):
+                # the edition in force for the hour (the switches are whole hours)
+                e = 0 if h < air.SWITCH_2026_H else 1 if h < air.SWITCH_FINAL_H else 2
+                for _idx, f, limit, edition, clause in air.HOURLY_LIMITS[e][grade]:
                     ex = exceedance(f, limit * 1.5, period=Period.HOURLY, at=at, grade=grade)
                     assert (ex.limit, ex.edition, ex.source) == (limit, edition, clause)
         for day in (date(2026, 2, 28), date(2026, 3, 1), date(2030, 12, 31), date(2031, 1, 1)):
