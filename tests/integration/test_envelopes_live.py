@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.partitioner import DefaultPartitioner
 
 from ingest.publisher import Publisher
@@ -44,7 +42,7 @@ from streams.runtime import Runtime
 from streams.settings import Settings
 from tests.integration.bridge_helpers import first_occurrences_in_order
 from tests.integration.test_bridge_burst import run_bridge_until_idle
-from tests.integration.worker_support import CATALOGUE, wait_until
+from tests.integration.worker_support import CATALOGUE, read_all, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -83,29 +81,6 @@ def script() -> list[tuple[str, int, float]]:
     return out
 
 
-async def read_records(bootstrap: str, topic: str, n: int) -> list[tuple[int, int, bytes]]:
-    """Every record of ``topic`` as (partition, offset, value), until ``n`` samples are seen."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
-    )
-    await consumer.start()
-    out: list[tuple[int, int, bytes]] = []
-    seen = 0
-    try:
-        deadline = time.monotonic() + 30
-        while seen < n and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=300)
-            for msgs in batch.values():
-                for m in msgs:
-                    assert m.value is not None
-                    out.append((m.partition, m.offset, m.value))
-                    data = orjson.loads(m.value)
-                    seen += len(data) if isinstance(data, list) else 1
-    finally:
-        await consumer.stop()
-    return out
-
-
 def test_a_burst_travels_in_envelopes_and_every_sample_is_judged(
     mqtt_broker: MqttBroker,
     kafka_broker: KafkaBroker,
@@ -132,7 +107,10 @@ def test_a_burst_travels_in_envelopes_and_every_sample_is_judged(
     assert asyncio.run(run_bridge_until_idle(settings, expect=len(plan))) == len(plan)
 
     readings = topics.name(topics.READINGS, topic_prefix)
-    records = asyncio.run(read_records(kafka_broker.bootstrap, readings, len(plan)))
+    # every record of readings (the bridge acknowledged nothing before Kafka had it)
+    records = [
+        (p, o, v) for p, o, _k, v, _ts in asyncio.run(read_all(kafka_broker.bootstrap, readings))
+    ]
     partitioner = DefaultPartitioner()
     parts = list(range(PARTITIONS))
     where: dict[tuple[str, float], str] = {}  # (source, pm2.5) → origin as the worker names it
@@ -194,23 +172,7 @@ def test_a_burst_travels_in_envelopes_and_every_sample_is_judged(
 
 
 def dead_letters(kafka: KafkaBroker, prefix: str, n: int) -> list[dict[str, Any]] | None:
-    async def read() -> list[dict[str, Any]]:
-        consumer = AIOKafkaConsumer(
-            topics.name(topics.DEAD_LETTER, prefix),
-            bootstrap_servers=kafka.bootstrap,
-            auto_offset_reset="earliest",
-            group_id=None,
-        )
-        await consumer.start()
-        try:
-            got: list[dict[str, Any]] = []
-            batch = await consumer.getmany(timeout_ms=1000)
-            while batch:
-                got += [orjson.loads(m.value) for ms in batch.values() for m in ms]
-                batch = await consumer.getmany(timeout_ms=500)
-            return got
-        finally:
-            await consumer.stop()
-
-    got = asyncio.run(read())
+    """The dead letters on Kafka once there are ``n`` of them."""
+    records = asyncio.run(read_all(kafka.bootstrap, topics.name(topics.DEAD_LETTER, prefix)))
+    got = [orjson.loads(v) for _p, _o, _k, v, _ts in records]
     return got if len(got) >= n else None
