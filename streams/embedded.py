@@ -35,6 +35,8 @@ from typing import Any
 
 import httpx
 
+from streams import mqttaccounts
+
 REPO = Path(__file__).resolve().parents[1]
 MOSQUITTO_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
 MOSQUITTO_ACL = REPO / "deploy" / "mosquitto" / "acl.template"
@@ -160,26 +162,12 @@ class Process:
 
 def render_mosquitto_acl(accounts: Mapping[str, str], source: Path = MOSQUITTO_ACL) -> str:
     """deploy/mosquitto/acl.template for ``accounts`` (username → role: ``bridge``,
-    ``gateway``, ``publisher``): the lines before the first ``user $ROLE`` block as they are,
-    then each account's block with its username (blocks of roles without an account are left
-    out)."""
-    head: list[str] = []
-    blocks: dict[str, list[str]] = {}
-    role: str | None = None
-    for line in source.read_text().splitlines():
-        if line.startswith("user $"):
-            role = line.removeprefix("user $").strip()
-            blocks[role] = []
-        elif role is None:
-            head.append(line)
-        elif line.strip() and not line.startswith("#"):
-            blocks[role].append(line)
-    out = [*head]
-    for username, r in accounts.items():
-        if r not in blocks:
-            raise ValueError(f"no role {r!r} in {source.name}; roles: {', '.join(blocks)}")
-        out += [f"user {username}", *blocks[r], ""]
-    return "\n".join(out) + "\n"
+    ``gateway``, ``publisher``, ``notifier``): the lines before the first ``user $ROLE`` block as
+    they are, then each account's block with its username (streams.mqttaccounts)."""
+    template = mqttaccounts.parse_acl_template(source.read_text())
+    return mqttaccounts.render_acl(
+        template, [mqttaccounts.role_account(template, r, u) for u, r in accounts.items()]
+    )
 
 
 def render_mosquitto_conf(
@@ -187,29 +175,15 @@ def render_mosquitto_conf(
 ) -> str:
     """The shipped mosquitto.conf with its production-only block replaced by a loopback listener:
     anonymous, or (``auth``) the production access lines with ``passwd`` and ``acl`` in
-    ``workdir``."""
-    out: list[str] = []
-    skipping = False
-    for line in source.read_text().splitlines():
-        if line.startswith("# --- production-only begin"):
-            skipping = True
-            continue
-        if line.startswith("# --- production-only end"):
-            skipping = False
-            continue
-        if not skipping:
-            out.append(line)
-    out += [f"listener {port} 127.0.0.1", f"persistence_location {workdir}/"]
-    if auth:
-        out += [
-            "allow_anonymous false",
-            f"password_file {workdir}/passwd",
-            f"acl_file {workdir}/acl",
-            "use_username_as_clientid true",
-        ]
-    else:
-        out.append("allow_anonymous true")
-    return "\n".join(out) + "\n"
+    ``workdir`` (streams.mqttaccounts.render_conf, as ``envwatch deploy mqtt`` writes it)."""
+    return mqttaccounts.render_conf(
+        source.read_text(),
+        port=port,
+        host="127.0.0.1",
+        persistence_dir=str(workdir),
+        password_file=f"{workdir}/passwd" if auth else None,
+        acl_file=f"{workdir}/acl" if auth else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -218,16 +192,17 @@ class MqttAccount:
 
     username: str
     password: str
-    role: str  # a role of deploy/mosquitto/acl.template: bridge, gateway, publisher
+    role: str  # a role of deploy/mosquitto/acl.template: bridge, gateway, publisher, notifier
 
 
 def _write_accounts(work: Path, accounts: Sequence[MqttAccount]) -> None:
     """``passwd`` (mosquitto_passwd's hashes) and ``acl`` for ``accounts`` in ``work``."""
-    tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
     passwd = work / "passwd"
-    passwd.touch()
-    for a in accounts:  # -b: password on the command line (a generated test password)
-        subprocess.run([tool, "-b", str(passwd), a.username, a.password], check=True)
+    passwd.write_text(
+        mqttaccounts.render_passwd(
+            [(a.username, mqttaccounts.hash_password(a.password, os.urandom(12))) for a in accounts]
+        )
+    )
     (work / "acl").write_text(render_mosquitto_acl({a.username: a.role for a in accounts}))
     for f in (passwd, work / "acl"):
         f.chmod(0o644)  # mosquitto drops to its own user before reading them
@@ -240,7 +215,7 @@ def mosquitto_binary() -> str | None:
     )
 
 
-def _hand_to_broker_user(work: Path) -> None:
+def hand_to_broker_user(work: Path) -> None:
     """Started as root, mosquitto drops to the ``mosquitto`` user and could not save its
     persistence file in a root-owned directory (sessions lost on restart): give it the directory."""
     if os.geteuid() != 0:
@@ -287,7 +262,7 @@ def mosquitto(
         conf.write_text(render_mosquitto_conf(port, work, auth=accounts is not None))
         if accounts is not None:
             _write_accounts(work, accounts)
-        _hand_to_broker_user(work)
+        hand_to_broker_user(work)
         proc = Process(
             "mosquitto",
             [binary, "-c", str(conf)],

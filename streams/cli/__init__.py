@@ -9,6 +9,7 @@ from streams.cli import (  # noqa: F401
     backtest,
     catalog,
     demo,
+    deploy,
     gateway,
     grafana,
     notify,
