@@ -37,7 +37,7 @@ from typing import Any, Final
 
 from rules.beijing import BEIJING, beijing_date, beijing_day
 from rules.catalog import Locality, WaterSection
-from rules.city import CityAir, CityHour
+from rules.city import CityAir
 from rules.evaluate import Point
 from rules.forecast import days_from_json
 from rules.warnings import Level, WarningInput, WarningRuleSet, WarningState
@@ -111,19 +111,6 @@ class StepOutput:
     progress: list[dict[str, Any]] = field(default_factory=list)
 
 
-_NEVER: Final = datetime.min.replace(tzinfo=UTC)
-
-
-@dataclass(slots=True)
-class _Pending:
-    """The day closes :meth:`LocalityState.step_record` owes: the days, the reading that closed
-    them last, and where its transitions go in the record's sequence."""
-
-    days: tuple[date, ...] = ()
-    at: datetime = _NEVER
-    mark: int = 0
-
-
 def _t(s: str) -> datetime:
     return datetime.fromisoformat(s)
 
@@ -157,8 +144,6 @@ class LocalityState:
         # derived, not persisted: per-sample factors
         self._factors: frozenset[str] | None = frozenset()
         self._factors_of: AlertRules | None = None
-        #: the day closes coalesced while step_record runs (None: one point at a time)
-        self._batch: _Pending | None = None
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
@@ -206,59 +191,32 @@ class LocalityState:
 
     # ------------------------------------------------------------------ the step
     def step_record(self, points: Sequence[Mapping[str, Any]], ctx: LocalityContext) -> StepOutput:
-        """All the points of one ``aggregates`` record, in order — the city values per record,
-        not per station reading (docs/alerts.md, "The locality stage per record"):
-
-        * a city hour's point (real-time city AQI) is computed once per record, at its end, from
-          the hour's sums as the record left them (the per-point path computes it after every
-          station reading and the last one wins: the same point, by id and value);
-        * the first reading of a newer hour is handled as :meth:`step` handles it (rolling 24-h
-          AQI of the completed hour, the days it closes, warning step, plans' progress), with
-          the data as they are at that reading;
-        * the re-closes of a day by further readings (the other stations' 00:00 hour, late
-          samples of a closed day) are coalesced: computed once, with the data of the last of
-          them, and their transitions take that reading's place in the sequence — unless a
-          point in between could see or change what they change (anything but an air reading
-          of a complete hour, an air verdict or a data-quality point that leaves the watermark
-          where it is), before which they are done.
-
-        One point is :meth:`step` exactly."""
-        if len(points) == 1:
-            return self.step(points[0], ctx)
+        """All the points of one ``aggregates`` record, in order."""
         out = StepOutput()
-        batch = _Pending()
-        self._batch = batch
-        try:
-            for p in points:
-                self._step(p, ctx, out)
-        finally:
-            # also when a point raised: the state is then what the per-point path leaves
-            self._batch = None
-            self._close_pending(batch, ctx, out)
-            out.points += self.air.owed_points()
+        for p in points:
+            one = self.step(p, ctx)
+            out.points += one.points
+            out.transitions += one.transitions
+            if one.results:
+                out.results += one.results
+            if one.rejected:
+                out.rejected += one.rejected
+            if one.progress:
+                out.progress += one.progress
         return out
 
     def step(self, point: Mapping[str, Any], ctx: LocalityContext) -> StepOutput:
         """Process one evaluation point (as decoded from the wire) of this locality."""
         out = StepOutput()
-        self._step(point, ctx, out)
-        return out
-
-    def _step(self, point: Mapping[str, Any], ctx: LocalityContext, out: StepOutput) -> None:
         m = point["measurement"]
-        batch = self._batch
         if m == COMMAND:
-            if batch is not None:
-                self._close_pending(batch, ctx, out)
             self._command(point, ctx, out)
-            return
+            return out
         tags: Mapping[str, str] = point["tags"]
         fields: Mapping[str, Any] = point["fields"]
         at = _t(point["time"])
         source = tags.get("source", "")
         kind = tags.get("kind", "")
-        if batch is not None and batch.days and not self._leaves_pending(m, kind, at):
-            self._close_pending(batch, ctx, out)
 
         if kind == "forecast":
             # a forecast is no observation: it never moves the clock (its label is the future
@@ -267,7 +225,7 @@ class LocalityState:
                 self._forecast(at, fields, ctx, out)
             elif m == "forecast":
                 self._forecast_issue(at, fields, ctx, out)
-            return
+            return out
         if m == "reading":
             if kind == "air":
                 self._city_input(source, at, fields, ctx, out)
@@ -329,36 +287,7 @@ class LocalityState:
         if self.regional or self.warning.regional is not Level.NONE:
             # a regional warning may begin or end as the locality's event time moves
             self._regional_floor(self.watermark or at, ctx, out)
-
-    def _leaves_pending(self, m: str, kind: str, at: datetime) -> bool:
-        """Whether a point may be processed before the coalesced day closes of the record: it
-        neither reads nor changes what they change (warning state, plans' tracker, the
-        enterprises' cuts, the locality's alerts, the watermark's escalation)."""
-        if self.watermark is None or at > self.watermark:
-            return False  # escalation at a new watermark would see their alerts
-        if self.regional or self.warning.regional is not Level.NONE:
-            return False  # every point may move the regional floor (a warning step)
-        if m == "data_quality":
-            return True  # a source's data-rate alerts
-        if kind != "air":
-            return False
-        if m == "reading":
-            # a later hour's first reading: its rolling AQI and warning step come after them
-            return not self.air.moves_hour(at)
-        return m == "verdict"  # a station's ambient alerts
-
-    def _close_pending(self, batch: _Pending, ctx: LocalityContext, out: StepOutput) -> None:
-        """The coalesced day closes of the record (:meth:`step_record`), their transitions put
-        where the last reading that closed them would have put them."""
-        if not batch.days:
-            return
-        days, batch.days = batch.days, ()
-        got = self.air.close_days(days)
-        done = StepOutput()
-        self._city_effects(got, batch.at, ctx, done)
-        out.points += done.points
-        out.transitions[batch.mark : batch.mark] = done.transitions
-        out.progress += done.progress
+        return out
 
     # ------------------------------------------------------------------ pieces
     def _regional_command(self, cmd: Command, ctx: LocalityContext, out: StepOutput) -> None:
@@ -668,33 +597,7 @@ class LocalityState:
         ctx: LocalityContext,
         out: StepOutput,
     ) -> None:
-        batch = self._batch
-        if batch is None:  # one point: everything at once
-            self._city_effects(self.air.hour(source, at, fields), at, ctx, out)
-            return
-        if not self.air.moves_hour(at):
-            got = self.air.hour(source, at, fields, defer=True)
-            out.points += got.points
-            if got.closes:
-                # a day closed again: once for the record, at the last reading that does it
-                if batch.days and batch.days != got.closes:
-                    self._close_pending(batch, ctx, out)
-                batch.days, batch.at, batch.mark = got.closes, at, len(out.transitions)
-            return
-        # a newer hour: what came before it first, then this reading as step() handles it
-        self._close_pending(batch, ctx, out)
-        got = self.air.hour(source, at, fields, defer=True)
-        if got.closes:
-            closed = self.air.close_days(got.closes)
-            got.points += closed.points
-            got.daily = closed.daily
-        self._city_effects(got, at, ctx, out)
-
-    def _city_effects(
-        self, got: CityHour, at: datetime, ctx: LocalityContext, out: StepOutput
-    ) -> None:
-        """A city reading's points, the plans' progress of the days it closed and the warning
-        step on its rolling / daily AQI."""
+        got = self.air.hour(source, at, fields)
         out.points += got.points
         closed = [p for p in got.points if p.measurement == "aqi" and p.tags.get("period") == "day"]
         for p in closed:

@@ -63,9 +63,6 @@ class CityHour:
     rolling: tuple[tuple[datetime, int], ...] = ()
     #: (Beijing day, daily city AQI) of the days closed or corrected
     daily: tuple[tuple[date, int], ...] = ()
-    #: ``hour(defer=True)`` only: the Beijing days this reading closes or corrects, not computed
-    #: yet (:meth:`CityAir.close_days` computes them)
-    closes: tuple[date, ...] = ()
 
 
 class CityAir:
@@ -81,9 +78,6 @@ class CityAir:
         # derived, not persisted: per-hour sums and counts (see _hour_means)
         self._means: dict[int, tuple[list[float], list[int]]] = {}
         self._latest_hour: int | None = None  # newest hour in ``city`` (derived when None)
-        #: hours whose city point is owed (``hour(defer=True)``) → the time of the reading that
-        #: last changed them; :meth:`owed_points` computes them once
-        self._owed: dict[int, datetime] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,24 +96,9 @@ class CityAir:
         st.warned_hour = int(data.get("warned_hour", -1))
         return st
 
-    def moves_hour(self, at: datetime) -> bool:
-        """Whether a station reading at ``at`` is the first of an hour after every hour seen:
-        it makes the previous hour complete (rolling 24-h AQI, warnings)."""
-        return (at.minute, at.second, at.microsecond) == (0, 0, 0) and (
-            epoch_hours(at) > self.warned_hour
-        )
-
-    def hour(
-        self, source: str, at: datetime, fields: Mapping[str, Any], *, defer: bool = False
-    ) -> CityHour:
+    def hour(self, source: str, at: datetime, fields: Mapping[str, Any]) -> CityHour:
         """A station's hourly reading (``fields``: its valid concentrations) → the city points it
-        completes or corrects, and the rolling / daily AQI the warning rules should now see.
-
-        ``defer`` (a record of many readings, alerts.locality): the city point of the hour is
-        owed instead of computed — :meth:`owed_points` computes each owed hour once, with the
-        same sums as the last reading's would have been — and the days the reading closes are
-        returned in ``closes`` for :meth:`close_days`. The rolling AQI of a completed hour is
-        computed at once either way (it needs the data as they are at that reading)."""
+        completes or corrects, and the rolling / daily AQI the warning rules should now see."""
         out = CityHour()
         if (at.minute, at.second, at.microsecond) != (0, 0, 0):
             return out
@@ -141,11 +120,9 @@ class CityAir:
                     hour_n[i] += 1
         else:
             self._means.pop(h, None)  # a correction: recomputed from the rows when next needed
-        p: Point | None = None
-        if defer:
-            self._owed[h] = at
-        else:
-            p = self._hour_point(h, at)
+        sums = self._hour_means(h)
+        assert sums is not None  # the hour holds this station's row
+        p = city_hour_from_sums(sums[0], sums[1], len(hour), at, self.locality)
         # keep KEEP_HOURS hours before the newest (a sample older than that still gets its
         # city value above, then its hour goes)
         if self._latest_hour is None:
@@ -153,16 +130,9 @@ class CityAir:
         if h > self._latest_hour:
             self._latest_hour = h
             for old in [k for k in self.city if k < h - KEEP_HOURS]:
-                owed = self._owed.pop(old, None)
-                if owed is not None:  # its last value, before its data go
-                    got = self._hour_point(old, owed)
-                    if got is not None:
-                        out.points.append(got)
                 del self.city[old]
                 self._means.pop(old, None)
         elif h < self._latest_hour - KEEP_HOURS:
-            if self._owed.pop(h, None) is not None:
-                p = self._hour_point(h, at)
             del self.city[h]
             self._means.pop(h, None)
         if p is not None:
@@ -178,45 +148,14 @@ class CityAir:
             self.warned_hour = h
         # a city day closes when the hour labelled 00:00 (slot 23) or a later day arrives
         local_day = beijing_day(at)
-        days = self._days_to_close(local_day, at)
-        if defer:
-            out.closes = tuple(days)
-        else:
-            self._close(days, out)
-        return out
-
-    def close_days(self, days: Iterable[date]) -> CityHour:
-        """The daily city AQI of ``days`` (as :meth:`hour` closes them), from the data held now."""
-        out = CityHour()
-        self._close(days, out)
-        return out
-
-    def owed_points(self) -> list[Point]:
-        """The city points of the hours ``hour(defer=True)`` changed, once each (then none are
-        owed): what the last of those readings would have emitted."""
-        out: list[Point] = []
-        for h, at in sorted(self._owed.items()):
-            if h in self.city:
-                p = self._hour_point(h, at)
-                if p is not None:
-                    out.append(p)
-        self._owed.clear()
-        return out
-
-    def _hour_point(self, h: int, at: datetime) -> Point | None:
-        sums = self._hour_means(h)
-        if sums is None:
-            return None
-        return city_hour_from_sums(sums[0], sums[1], len(self.city[h]), at, self.locality)
-
-    def _close(self, days: Iterable[date], out: CityHour) -> None:
-        for d in days:
+        for d in self._days_to_close(local_day, at):
             daily = self._city_day(d)
             if daily is not None:
                 out.points.append(daily)
                 aqi_v = daily.fields.get("aqi")
                 if isinstance(aqi_v, int):
                     out.daily += ((d, aqi_v),)
+        return out
 
     def _days_to_close(self, day: date, at: datetime) -> list[date]:
         todo: list[date] = []
