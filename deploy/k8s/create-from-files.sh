@@ -39,6 +39,9 @@ apply secret generic envwatch-kafka-passwords \
 apply secret generic envwatch-influxdb-admin \
   --from-file=password="$S/influxdb-admin.password" --from-file=token="$S/influxdb-admin.token"
 apply secret generic envwatch-grafana-admin --from-file=password="$S/grafana-admin.password"
+if [ -f "$S/gateway.env" ]; then
+  apply secret generic envwatch-gateway-env --from-env-file="$S/gateway.env"
+fi
 if [ -f "$S/notify.env" ]; then
   apply secret generic envwatch-notify-env --from-env-file="$S/notify.env"
 fi
