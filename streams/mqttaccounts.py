@@ -153,10 +153,28 @@ def enterprise_account(
 
 
 def accounts_from_catalog(
-    catalog: Catalog, template: AclTemplate, alerts_root: str = ALERTS_ROOT
+    catalog: Catalog, template: AclTemplate, alerts_root: str = ALERTS_ROOT, bridges: int = 1
 ) -> list[Account]:
-    """Every role account of the template, then one account per enterprise (catalogue order)."""
+    """Every role account of the template, then one account per enterprise (catalogue order).
+
+    ``bridges`` > 1 adds the accounts ``bridge-2`` … ``bridge-<n>`` (usernames
+    ``envwatch-bridge-<i>``, the bridge role's topics) after ``bridge``: with
+    ``use_username_as_clientid`` two processes on one account take each other's session, so each
+    bridge of a shared subscription needs its own account (docs/deploy.md)."""
+    if bridges < 1:
+        raise ValueError(f"bridges must be at least 1, not {bridges}")
     accounts = [role_account(template, role) for role in template.roles]
+    if bridges > 1:
+        at = next((i for i, a in enumerate(accounts) if a.name == "bridge"), None)
+        if at is None:
+            raise ValueError("no role 'bridge' in the ACL template")
+        extra = [
+            Account(
+                f"bridge-{i}", f"envwatch-bridge-{i}", accounts[at].publish, accounts[at].subscribe
+            )
+            for i in range(2, bridges + 1)
+        ]
+        accounts[at + 1 : at + 1] = extra
     accounts += [enterprise_account(catalog, e, alerts_root) for e in catalog.enterprises]
     seen: dict[str, str] = {}
     for a in accounts:

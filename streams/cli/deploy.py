@@ -66,6 +66,14 @@ def mqtt(
         Path | None,
         typer.Option(help="mosquitto persistence_location (default: the output directory)"),
     ] = None,
+    bridges: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="bridge accounts: bridge (envwatch-bridge), then bridge-2 … bridge-N "
+            "(envwatch-bridge-<i>), one per bridge process of a shared subscription",
+        ),
+    ] = 1,
 ) -> None:
     """Write mosquitto.conf, passwd, acl and credentials.json (0600) into OUT: one account per
     role (bridge, gateway, publisher, notifier) and per enterprise (``enterprise:<id>``,
@@ -77,7 +85,7 @@ def mqtt(
         raise typer.Exit(1) from None
     template = mqttaccounts.parse_acl_template(MOSQUITTO_ACL.read_text(encoding="utf-8"))
     try:
-        accounts = mqttaccounts.accounts_from_catalog(catalog, template)
+        accounts = mqttaccounts.accounts_from_catalog(catalog, template, bridges=bridges)
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
