@@ -42,11 +42,20 @@ def export(
         Path | None,
         typer.Option(help="output directory (default: deploy/grafana/dashboards)"),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="catalogue directory for coordinates and plan citations (default: deploy/config)"
+        ),
+    ] = None,
 ) -> None:
     """Write every dashboard as <uid>.json (the files Grafana's file provisioning loads)."""
     dashboards = _module("dashboards")
     try:
-        paths = dashboards.export(out) if out is not None else dashboards.export()
+        paths = dashboards.export(
+            out if out is not None else dashboards.OUT_DIR,
+            config if config is not None else dashboards.CONFIG_DIR,
+        )
     except OSError as exc:
         typer.echo(f"cannot write the dashboards: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -75,8 +84,14 @@ def provision(
     ] = None,
     timeout: Annotated[float, typer.Option(help="seconds per HTTP request")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="catalogue directory for coordinates and plan citations (default: deploy/config)"
+        ),
+    ] = None,
 ) -> None:
-    """Create or update the envwatch folder, the InfluxDB datasource and the six dashboards."""
+    """Create or update the envwatch folder, the InfluxDB datasource and every dashboard."""
     dashboards = _module("dashboards")
     prov = _module("provision")
     source = (
@@ -88,7 +103,7 @@ def provision(
         api = prov.connect(url, token, timeout=timeout)
         steps = prov.provision(
             api,
-            dashboards.all_dashboards(),
+            dashboards.all_dashboards(config if config is not None else dashboards.CONFIG_DIR),
             folder_uid=dashboards.FOLDER_UID,
             folder_title=dashboards.FOLDER_TITLE,
             source=source,
