@@ -105,7 +105,48 @@ def _ref() -> dm.DataSourceRef:
     return dm.DataSourceRef(type_val=DATASOURCE_REF["type"], uid=DATASOURCE_REF["uid"])
 
 
+#: English halves of the panel titles first written in Chinese only (titles are Chinese + English).
+_TITLE_EN: Final[dict[str, str]] = {
+    "城市实时AQI": "City AQI now",
+    "各站点实时AQI": "Station AQI now",
+    "断面水质与目标": "Sections vs target",
+    "超标企业": "Enterprises in exceedance",
+    "实时AQI": "Hourly AQI",
+    "分指数 IAQI": "per pollutant",
+    "滑动平均": "Moving means",
+    "日AQI": "Daily AQI",
+    "优良天数": "Good days",
+    "首要污染物与日均值": "Daily means",
+    "劣Ⅴ类断面": "Sections worse than V",
+    "未达目标断面": "Sections missing target",
+    "断面数": "Sections reporting",
+    "断面类别与目标": "Class and target",
+    "水质类别变化": "Class over time",
+    "主要污染物超标倍数": "Exceedance multiples",
+    "小时折算浓度": "Hourly corrected concentrations",
+    "超标值与许可限值": "Value vs permit limit",
+    "超标记录": "Exceedances",
+    "有效分钟数": "Valid minutes",
+    "废水日均值": "Wastewater daily values",
+    "传输率与有效率": "Transmission and valid rates",
+    "传输率": "Transmission rate",
+    "有效率": "Valid-data rate",
+    "恒值与零值": "Constant and zero runs",
+    "无效标记": "Invalid flags",
+    "死信": "Dead letters",
+    "系统组件": "envwatch components",
+    "PM2.5 年均值(年初至今)": "mean, year to date",
+    "优良天数比率": "Good-day ratio",
+    "重污染天数": "Heavy-pollution days",
+    "劣Ⅴ类断面比例": "Share worse than V",
+    "PM2.5 逐日(年初至今)": "daily, year to date",
+    "PM2.5 年均值与目标": "mean vs 2025 target",
+    "断面达标比例": "Sections at target",
+}
+
+
 def _place(panel: P, title: str, description: str, flux: str | list[str], h: int, w: int) -> P:
+    title = f"{title} {_TITLE_EN[title]}" if title in _TITLE_EN else title
     panel = panel.title(title).description(description).datasource(_ref()).height(h).span(w)
     for i, q in enumerate([flux] if isinstance(flux, str) else flux):
         panel = panel.with_target(FluxQuery(q, ref_id=chr(ord("A") + i)))
@@ -1139,6 +1180,21 @@ def plan_targets(cat: Catalog) -> db.Dashboard:
             dm.DataTransformerConfig(
                 id_val="joinByField", options={"byField": "indicator", "mode": "outer"}
             )
+        )
+    )
+    b = b.with_panel(
+        _series(
+            "各指标进展与目标线 Indicators vs 2025 targets",
+            "Every indicator with a metric: its year-to-date value at each day's close and its "
+            "2025 target as a line (plan_progress; units differ per indicator, see the table).",
+            tz
+            + query(
+                "plan_progress",
+                ["value", "target"],
+                start=_YTD,
+                then='|> group(columns: ["indicator", "_field"])',
+            ),
+            w=12,
         )
     )
     return b.with_panel(

@@ -9,6 +9,7 @@ target on the ``${datasource}`` variable; the committed JSON equals a fresh expo
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -289,6 +290,8 @@ def test_titles_are_chinese_and_descriptions_english(uid: str) -> None:
         if p["type"] == "row":
             continue
         assert any("\u4e00" <= ch <= "\u9fff" for ch in p["title"]), p["title"]
+        # and English: at least one lower-case ASCII word after the Chinese
+        assert re.search(r"[A-Za-z]*[a-z]{2,}", p["title"]), p["title"]
         # English descriptions (Chinese domain terms may follow in parentheses)
         assert p["description"][:1].isascii(), p["title"]
         assert p["description"][:1].isalpha(), p["title"]
@@ -297,7 +300,9 @@ def test_titles_are_chinese_and_descriptions_english(uid: str) -> None:
 def test_station_aqi_colours_are_the_hj633_colours() -> None:
     """HJ 633-2012 表2/附录A (= HJ 633-2026 表1/附录A): levels start at 0, 51, 101, 151, 201, 301
     with #00E400 #FFFF00 #FF7E00 #FF0000 #99004C #7E0023."""
-    panel = next(p for p in _panels(BOARDS["envwatch-duty"]) if p["title"] == "各站点实时AQI")
+    panel = next(
+        p for p in _panels(BOARDS["envwatch-duty"]) if p["title"] == "各站点实时AQI Station AQI now"
+    )
     hj633 = [
         (None, "#00E400"),
         (51, "#FFFF00"),
@@ -340,3 +345,57 @@ def test_export_is_deterministic(tmp_path: Path) -> None:
     a = [p.read_bytes() for p in dashboards.export(tmp_path / "a")]
     b = [p.read_bytes() for p in dashboards.export(tmp_path / "b")]
     assert a == b
+
+
+# ----------------------------------------------------------------------------- catalogue rows
+
+
+def _catalogue_query(uid: str, title_start: str) -> str:
+    (panel,) = [p for p in _panels(BOARDS[uid]) if p["title"].startswith(title_start)]
+    (q,) = [q for q in flux.targets_of(panel) if "array.from(rows:" in q]
+    assert [t["id"] for t in panel["transformations"]] == ["joinByField"]
+    return q
+
+
+def test_the_station_map_places_stations_at_their_catalogue_coordinates() -> None:
+    """deploy/config/laixi.yaml: aq-lx-01 示例站 莱西市区 (example) at 36.889 N, 120.517 E."""
+    q = _catalogue_query("envwatch-duty", "站点AQI地图")
+    assert (
+        '{locality: "laixi", source: "aq-lx-01", name: "示例站 莱西市区 (example)", '
+        "lat: 36.889, lon: 120.517}"
+    ) in q
+    assert 'r.locality == "${locality}"' in q
+
+
+def test_the_plan_table_cites_where_each_target_is_stated() -> None:
+    """deploy/config/laixi.yaml indicator 1 (PM2.5): the row is printed at L128-L131, the target
+    compared with (38, progress_uses: text) is stated in the prose at L107; the tag value is the
+    one the locality stage writes (seen in a demo: indicator=pm25_annual_mean#1)."""
+    q = _catalogue_query("envwatch-plan", "规划指标进展")
+    assert (
+        '{locality: "laixi", indicator: "pm25_annual_mean#1", '
+        'plan: "莱西市“十四五”生态环境保护规划（征求意见稿）", '
+        'row: "003_021375295357aa36.txt#L128-L131", '
+        'target_cited: "003_021375295357aa36.txt#L107"}'
+    ) in q
+
+
+def test_plan_status_reads_met_at_risk_missed() -> None:
+    (panel,) = [
+        p for p in _panels(BOARDS["envwatch-plan"]) if p["title"].startswith("规划指标进展")
+    ]
+    options = panel["fieldConfig"]["defaults"]["mappings"][0]["options"]
+    assert {
+        k: (v["text"], v["color"])
+        for k, v in options.items()
+        if k.endswith("track") or k == "at_risk"
+    } == {
+        "on_track": ("达标 met", "green"),
+        "at_risk": ("有风险 at risk", "orange"),
+        "off_track": ("未达标 missed", "red"),
+    }
+
+
+def test_a_name_with_a_dollar_cannot_inject_a_variable() -> None:
+    q = flux.catalogue_rows([{"locality": "x", "name": "a${locality}b"}])
+    assert "${" not in q.replace('r.locality == "${locality}"', "")
