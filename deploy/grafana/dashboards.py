@@ -228,6 +228,18 @@ def console_variable() -> db.TextBoxVariable:
     )
 
 
+def with_console_url(d: Mapping[str, Any], url: str) -> dict[str, Any]:
+    """A copy of a dashboard whose ``console`` variable defaults to ``url`` (the alerts service's
+    ``ENVWATCH_ALERTS_EXTERNAL_URL``, set at provision time); dashboards without it unchanged."""
+    out: dict[str, Any] = json.loads(json.dumps(d))
+    for var in (out.get("templating") or {}).get("list") or []:
+        if var.get("name") == CONSOLE_VAR:
+            base = url.rstrip("/")
+            var["query"] = base
+            var["current"] = {"selected": True, "text": base, "value": base}
+    return out
+
+
 def console_link() -> db.DashboardLink:
     """The data link of an alert row: the console's ``/console/alerts/find``, which turns the
     row's identity tags into the fingerprint and redirects to ``/console/alerts/{fingerprint}``

@@ -90,6 +90,13 @@ def provision(
             help="catalogue directory for coordinates and plan citations (default: deploy/config)"
         ),
     ] = None,
+    console_url: Annotated[
+        str | None,
+        typer.Option(
+            help="the alerts console's base URL for the alert rows' links",
+            envvar="ENVWATCH_ALERTS_EXTERNAL_URL",
+        ),
+    ] = None,
 ) -> None:
     """Create or update the envwatch folder, the InfluxDB datasource and every dashboard."""
     dashboards = _module("dashboards")
@@ -99,11 +106,14 @@ def provision(
         if influx_url
         else None
     )
+    boards = dashboards.all_dashboards(config if config is not None else dashboards.CONFIG_DIR)
+    if console_url:
+        boards = {uid: dashboards.with_console_url(d, console_url) for uid, d in boards.items()}
     try:
         api = prov.connect(url, token, timeout=timeout)
         steps = prov.provision(
             api,
-            dashboards.all_dashboards(config if config is not None else dashboards.CONFIG_DIR),
+            boards,
             folder_uid=dashboards.FOLDER_UID,
             folder_title=dashboards.FOLDER_TITLE,
             source=source,

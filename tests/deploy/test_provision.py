@@ -453,3 +453,24 @@ def test_a_dashboard_changed_in_grafana_breaks_the_second_run_of_the_exchange(
         "POST /api/dashboards/db, recorded GET /api/dashboards/uid/envwatch-data-quality"
     ]
     assert info.value.step == "dashboard envwatch-air"
+
+
+def test_cli_provision_sets_the_console_url_of_the_alert_links(
+    grafana: tuple[FakeGrafana, str],
+) -> None:
+    """ENVWATCH_ALERTS_EXTERNAL_URL (the URL notifications link to) becomes the duty overview's
+    ``console`` variable, so the alert rows open the same console pages."""
+    fake, url = grafana
+    result = CliRunner().invoke(
+        app,
+        ["grafana", "provision", "--url", url, "--token", TOKEN],
+        env={"ENVWATCH_ALERTS_EXTERNAL_URL": "https://alerts.example.invalid/"},
+    )
+    assert result.exit_code == 0, result.output
+    duty = fake.dashboards["envwatch-duty"]["dashboard"]
+    (var,) = [v for v in duty["templating"]["list"] if v["name"] == "console"]
+    assert var["query"] == "https://alerts.example.invalid"
+    assert var["current"]["value"] == "https://alerts.example.invalid"
+    # the other dashboards have no console variable and are sent as exported
+    air = fake.dashboards["envwatch-air"]["dashboard"]
+    assert air["panels"] == dashboards.all_dashboards()["envwatch-air"]["panels"]
