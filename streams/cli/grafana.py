@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from rules.errors import ConfigError
 from streams.cli._app import app
 
 grafana_app = typer.Typer(
@@ -56,6 +57,9 @@ def export(
             out if out is not None else dashboards.OUT_DIR,
             config if config is not None else dashboards.CONFIG_DIR,
         )
+    except ConfigError as exc:
+        typer.echo(f"cannot read the catalogue: {exc}", err=True)
+        raise typer.Exit(2) from None
     except OSError as exc:
         typer.echo(f"cannot write the dashboards: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -106,7 +110,11 @@ def provision(
         if influx_url
         else None
     )
-    boards = dashboards.all_dashboards(config if config is not None else dashboards.CONFIG_DIR)
+    try:
+        boards = dashboards.all_dashboards(config if config is not None else dashboards.CONFIG_DIR)
+    except ConfigError as exc:
+        typer.echo(f"cannot read the catalogue: {exc}", err=True)
+        raise typer.Exit(2) from None
     if console_url:
         boards = {uid: dashboards.with_console_url(d, console_url) for uid, d in boards.items()}
     try:

@@ -474,3 +474,13 @@ def test_cli_provision_sets_the_console_url_of_the_alert_links(
     # the other dashboards have no console variable and are sent as exported
     air = fake.dashboards["envwatch-air"]["dashboard"]
     assert air["panels"] == dashboards.all_dashboards()["envwatch-air"]["panels"]
+
+
+def test_cli_export_with_a_broken_catalogue_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("locality: [unclosed\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["grafana", "export", "--out", str(tmp_path / "out"), "--config", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "cannot read the catalogue" in result.output
+    assert "Traceback" not in result.output
