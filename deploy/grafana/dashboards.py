@@ -14,33 +14,41 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.builders import stat, table, timeseries
+from grafana_foundation_sdk.builders import geomap, stat, statetimeline, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
+from alerts.model import IDENTITY_LABELS, AlertState
 from deploy.grafana.flux import (
     BUCKET_VAR,
     DATASOURCE_REF,
     DATASOURCE_VAR,
     LOCALITY_VAR,
     FluxQuery,
+    catalogue_rows,
     query,
 )
 from rules.aqi import LEVELS
+from rules.catalog import load_catalog
+from rules.catalog.model import Catalog
+from rules.catalog.vocabulary import TargetOrigin
 
 OUT_DIR: Final = Path(__file__).resolve().parent / "dashboards"
+#: The catalogue the dashboards take coordinates and plan citations from (export time).
+CONFIG_DIR: Final = Path(__file__).resolve().parents[1] / "config"
 FOLDER_UID: Final = "envwatch"
 FOLDER_TITLE: Final = "envwatch 生态环境监测"
 TAGS: Final = ["envwatch"]
 
-P = TypeVar("P", stat.Panel, table.Panel, timeseries.Panel)
+P = TypeVar("P", stat.Panel, table.Panel, timeseries.Panel, statetimeline.Panel, geomap.Panel)
 
 # ----------------------------------------------------------------------------- shared pieces
 
@@ -97,7 +105,48 @@ def _ref() -> dm.DataSourceRef:
     return dm.DataSourceRef(type_val=DATASOURCE_REF["type"], uid=DATASOURCE_REF["uid"])
 
 
+#: English halves of the panel titles first written in Chinese only (titles are Chinese + English).
+_TITLE_EN: Final[dict[str, str]] = {
+    "城市实时AQI": "City AQI now",
+    "各站点实时AQI": "Station AQI now",
+    "断面水质与目标": "Sections vs target",
+    "超标企业": "Enterprises in exceedance",
+    "实时AQI": "Hourly AQI",
+    "分指数 IAQI": "per pollutant",
+    "滑动平均": "Moving means",
+    "日AQI": "Daily AQI",
+    "优良天数": "Good days",
+    "首要污染物与日均值": "Daily means",
+    "劣Ⅴ类断面": "Sections worse than V",
+    "未达目标断面": "Sections missing target",
+    "断面数": "Sections reporting",
+    "断面类别与目标": "Class and target",
+    "水质类别变化": "Class over time",
+    "主要污染物超标倍数": "Exceedance multiples",
+    "小时折算浓度": "Hourly corrected concentrations",
+    "超标值与许可限值": "Value vs permit limit",
+    "超标记录": "Exceedances",
+    "有效分钟数": "Valid minutes",
+    "废水日均值": "Wastewater daily values",
+    "传输率与有效率": "Transmission and valid rates",
+    "传输率": "Transmission rate",
+    "有效率": "Valid-data rate",
+    "恒值与零值": "Constant and zero runs",
+    "无效标记": "Invalid flags",
+    "死信": "Dead letters",
+    "系统组件": "envwatch components",
+    "PM2.5 年均值(年初至今)": "mean, year to date",
+    "优良天数比率": "Good-day ratio",
+    "重污染天数": "Heavy-pollution days",
+    "劣Ⅴ类断面比例": "Share worse than V",
+    "PM2.5 逐日(年初至今)": "daily, year to date",
+    "PM2.5 年均值与目标": "mean vs 2025 target",
+    "断面达标比例": "Sections at target",
+}
+
+
 def _place(panel: P, title: str, description: str, flux: str | list[str], h: int, w: int) -> P:
+    title = f"{title} {_TITLE_EN[title]}" if title in _TITLE_EN else title
     panel = panel.title(title).description(description).datasource(_ref()).height(h).span(w)
     for i, q in enumerate([flux] if isinstance(flux, str) else flux):
         panel = panel.with_target(FluxQuery(q, ref_id=chr(ord("A") + i)))
@@ -112,13 +161,21 @@ def _stat(title: str, description: str, flux: str, h: int = 5, w: int = 6) -> st
 def _table(
     title: str, description: str, flux: str | list[str], h: int = 8, w: int = 12
 ) -> table.Panel:
-    return _place(table.Panel(), title, description, flux, h, w)
+    return _place(table.Panel().show_header(True), title, description, flux, h, w)
 
 
 def _series(
     title: str, description: str, flux: str | list[str], h: int = 8, w: int = 12
 ) -> timeseries.Panel:
-    return _place(timeseries.Panel(), title, description, flux, h, w)
+    tooltip = cb.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.NONE)
+    return _place(timeseries.Panel().tooltip(tooltip), title, description, flux, h, w)
+
+
+def _timeline(
+    title: str, description: str, flux: str | list[str], h: int = 8, w: int = 12
+) -> statetimeline.Panel:
+    panel = statetimeline.Panel().show_value(cm.VisibilityMode.AUTO).merge_values(True)
+    return _place(panel, title, description, flux, h, w)
 
 
 def _variables(board: db.Dashboard) -> db.Dashboard:
@@ -171,6 +228,18 @@ def console_variable() -> db.TextBoxVariable:
     )
 
 
+def with_console_url(d: Mapping[str, Any], url: str) -> dict[str, Any]:
+    """A copy of a dashboard whose ``console`` variable defaults to ``url`` (the alerts service's
+    ``ENVWATCH_ALERTS_EXTERNAL_URL``, set at provision time); dashboards without it unchanged."""
+    out: dict[str, Any] = json.loads(json.dumps(d))
+    for var in (out.get("templating") or {}).get("list") or []:
+        if var.get("name") == CONSOLE_VAR:
+            base = url.rstrip("/")
+            var["query"] = base
+            var["current"] = {"selected": True, "text": base, "value": base}
+    return out
+
+
 def console_link() -> db.DashboardLink:
     """The data link of an alert row: the console's ``/console/alerts/find``, which turns the
     row's identity tags into the fingerprint and redirects to ``/console/alerts/{fingerprint}``
@@ -203,10 +272,250 @@ _LAST_BY_SOURCE: Final = """
 |> group()
 """
 
+
+# ----------------------------------------------------------------------------- alerts, warnings
+
+#: The columns that make one alert: alerts.model.IDENTITY_LABELS (its fingerprint) plus the
+#: averaging period — the ``alert`` measurement's tags, ``none`` for an empty factor or period.
+ALERT_IDENTITY: Final = ("locality", "rule", "source", "factor", "period")
+assert set(IDENTITY_LABELS) <= set(ALERT_IDENTITY)
+#: "Open" as the alerts API counts it (streams/api/view.py ``Filters``: pending + firing).
+OPEN_STATES: Final = (AlertState.PENDING.value, AlertState.FIRING.value)
+#: How far back the current-alerts and warning-in-force queries look for an alert's last
+#: transition, whatever the dashboard's time range: envwatch's choice (an alert open longer
+#: without any transition is not listed; the console lists it).
+STATE_LOOKBACK: Final = "-30d"
+#: Order of transitions sharing one event time: by state then reason, as strings — ``firing`` <
+#: ``resolved`` (a resolution at the time of an escalation is the later), ``escalated`` <
+#: ``severity_lowered``/``severity_raised`` (the severity change carries the severity in force).
+TRANSITION_ORDER: Final = ("_time", "state", "reason")
+_ALERT_FIELDS: Final = ("id", "reason", "summary", "value", "limit")
+_ALERT_COLUMNS: Final = (*ALERT_IDENTITY, "level", "state", "_time", "summary", "value", "limit")
+
+
+def _flux_list(names: tuple[str, ...] | list[str]) -> str:
+    return "[" + ", ".join(f'"{n}"' for n in names) + "]"
+
+
+def current_alerts_flux() -> str:
+    """当前告警: the alerts whose LAST transition leaves them open.
+
+    ``state`` and ``level`` are tags, so every state of an alert is its own series and ``last()``
+    per series keeps an old firing row after the alert resolved. Instead: one row per transition
+    (pivot on ``_time``), regroup by the alert's identity across state and level, order the
+    transitions (:data:`TRANSITION_ORDER`), keep the last one, and list it when its state is open.
+    """
+    states = " or ".join(f'r.state == "{st}"' for st in OPEN_STATES)
+    return query(
+        "alert",
+        _ALERT_FIELDS,
+        start=STATE_LOOKBACK,
+        then=f"""
+        |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
+        |> group(columns: {_flux_list(ALERT_IDENTITY)})
+        |> sort(columns: {_flux_list(TRANSITION_ORDER)})
+        |> last(column: "_time")
+        |> filter(fn: (r) => {states})
+        |> group()
+        |> keep(columns: {_flux_list(_ALERT_COLUMNS)})
+        |> sort(columns: ["_time"], desc: true)
+        """,
+    )
+
+
+#: Heavy-pollution warning levels (rules.warnings.Level): 黄色/橙色/红色预警 are named by their
+#: colour (GB/T 27962-2011 气象灾害预警信号 colours); ``none`` (lifted) green is envwatch's choice.
+_WARNING_LEVELS: Final = (
+    ("none", "无预警 none", "green"),
+    ("yellow", "黄色预警 yellow", "yellow"),
+    ("orange", "橙色预警 orange", "orange"),
+    ("red", "红色预警 red", "red"),
+)
+
+
+def _warning_mappings() -> list[dm.ValueMapping]:
+    opts = {v: dm.ValueMappingResult(text=t, color=c) for v, t, c in _WARNING_LEVELS}
+    return [dm.ValueMap(options=opts)]
+
+
+def warning_in_force_flux() -> str:
+    """The warning level in force per rule set: the last change of each (locality, rule) across
+    level and state; its time is "since when"; ``none`` = lifted."""
+    return query(
+        "warning",
+        ["id", "summary"],
+        start=STATE_LOOKBACK,
+        then="""
+        |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
+        |> group(columns: ["locality", "rule"])
+        |> sort(columns: ["_time", "state"])
+        |> last(column: "_time")
+        |> group()
+        |> keep(columns: ["rule", "level", "state", "_time", "summary"])
+        |> rename(columns: {_time: "since"})
+        """,
+    )
+
+
+def _warning_panels() -> list[Any]:
+    current = (
+        _table(
+            "预警级别 Warning in force",
+            "Heavy-pollution-weather warning (重污染天气预警) in force per rule set: the level of "
+            "the latest change (none = lifted), since when, and what changed.",
+            warning_in_force_flux(),
+            w=12,
+        )
+        .mappings(_warning_mappings())
+        .override_by_name(
+            "level",
+            [
+                dm.DynamicConfigValue(
+                    id_val="custom.cellOptions", value={"type": "color-background"}
+                )
+            ],
+        )
+    )
+    history = _timeline(
+        "预警历史 Warning history",
+        "Warning level over the dashboard's time range, one lane per rule set (each change "
+        "of the warning measurement; a level set before the range starts shows from its "
+        "first change in range).",
+        query(
+            "warning",
+            ["id"],
+            then="|> map(fn: (r) => ({_time: r._time, _value: r.level, rule: r.rule}))\n"
+            '|> group(columns: ["rule"])\n|> sort(columns: ["_time"])',
+        ),
+        w=12,
+    ).mappings(_warning_mappings())
+    duties = _table(
+        "企业应急减排告知 Enterprise duties told",
+        "Enterprises told their own measures (一厂一策) at each warning change, newest first.",
+        query(
+            "warning_duty",
+            ["summary", "notify"],
+            then='|> pivot(rowKey: ["_time", "source", "level", "state"], columnKey: ["_field"], '
+            'valueColumn: "_value")\n|> group()\n|> sort(columns: ["_time"], desc: true)',
+        ),
+        w=24,
+    ).mappings(_warning_mappings())
+    return [current, history, duties]
+
+
+# ----------------------------------------------------------------------------- maps
+
+
+def _stations(cat: Catalog) -> list[dict[str, str | float | None]]:
+    return [
+        {"locality": st.locality, "source": st.id, "name": st.name, "lat": st.lat, "lon": st.lon}
+        for st in cat.stations
+        if st.lat is not None and st.lon is not None
+    ]
+
+
+def _sections(cat: Catalog) -> list[dict[str, str | float | None]]:
+    return [
+        {"locality": se.locality, "source": se.id, "name": se.name, "lat": se.lat, "lon": se.lon}
+        for se in cat.sections
+        if se.lat is not None and se.lon is not None
+    ]
+
+
+def _join_on_source() -> dm.DataTransformerConfig:
+    """Grafana's "Join by field" (outer): the catalogue rows (B) keep their place on the map
+    when a source has no value yet (A)."""
+    return dm.DataTransformerConfig(
+        id_val="joinByField", options={"byField": "source", "mode": "outer"}
+    )
+
+
+def _markers(name: str, color_field: str) -> cb.MapLayerOptions:
+    location = (
+        cb.FrameGeometrySource()
+        .mode(cm.FrameGeometrySourceMode.COORDS)
+        .latitude("lat")
+        .longitude("lon")
+    )
+    return (
+        cb.MapLayerOptions()
+        .type("markers")
+        .name(name)
+        .location(location)
+        .tooltip(True)
+        .config(
+            {
+                "showLegend": True,
+                "style": {
+                    "color": {"field": color_field, "fixed": "dark-green"},
+                    "size": {"fixed": 8},
+                    "text": {"field": "name", "mode": "field"},
+                    "textConfig": {"fontSize": 11, "offsetY": -12},
+                },
+            }
+        )
+    )
+
+
+def _map(title: str, description: str, flux: list[str], layer: cb.MapLayerOptions) -> geomap.Panel:
+    view = geomap.MapViewConfig().id("fit").all_layers(True)
+    basemap = cb.MapLayerOptions().type("osm-standard").name("basemap")
+    panel = geomap.Panel().view(view).basemap(basemap).layers([layer])
+    return _place(panel, title, description, flux, 10, 12).with_transformation(_join_on_source())
+
+
+def station_map(cat: Catalog) -> geomap.Panel:
+    """Stations at their catalogue coordinates, coloured by their latest hourly AQI."""
+    latest = query(
+        "aqi",
+        ["aqi"],
+        where={"source": "!city", "period": "hour"},
+        then='|> last()\n|> group()\n|> keep(columns: ["source", "_value", "_time"])\n'
+        '|> rename(columns: {_value: "aqi"})',
+    )
+    return _map(
+        "站点AQI地图 Stations by AQI",
+        "Air stations at their catalogue coordinates (deploy/config, written into the dashboard "
+        "at export), coloured by the latest hourly AQI (HJ 633 level colours); grey: no AQI in range.",
+        [latest, catalogue_rows(_stations(cat))],
+        _markers("站点 stations", "aqi"),
+    ).thresholds(aqi_thresholds())
+
+
+#: Classes worse than the target → colour: 0 meets (green), 1 class worse (orange), ≥ 2 (red);
+#: envwatch's choice (GB 3838 defines classes, not colours).
+def _class_gap_thresholds() -> db.ThresholdsConfig:
+    steps = [
+        dm.Threshold(value=None, color="green"),
+        dm.Threshold(value=1.0, color="orange"),
+        dm.Threshold(value=2.0, color="red"),
+    ]
+    return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(steps)
+
+
+def section_map(cat: Catalog) -> geomap.Panel:
+    """Sections at their catalogue coordinates, coloured by classes worse than their target."""
+    latest = query(
+        "water_class",
+        ["classes_worse", "grade", "target"],
+        where={"period": "day"},
+        start="-7d",
+        then=_LAST_BY_SOURCE,
+    )
+    return _map(
+        "断面水质地图 Sections vs target",
+        "Water sections at their catalogue coordinates, coloured by how many classes the latest "
+        "daily class (GB 3838) is worse than the target: green meets, orange one class, red two "
+        "or more; grey: no daily class in 7 days.",
+        [latest, catalogue_rows(_sections(cat))],
+        _markers("断面 sections", "classes_worse"),
+    ).thresholds(_class_gap_thresholds())
+
+
 # ----------------------------------------------------------------------------- 1 值班总览
 
 
-def duty_overview() -> db.Dashboard:
+def duty_overview(cat: Catalog) -> db.Dashboard:
     b = _board(
         "envwatch-duty",
         "值班总览",
@@ -269,34 +578,24 @@ def duty_overview() -> db.Dashboard:
             w=12,
         )
     )
+    b = b.with_row(db.Row("地图 Map"))
+    b = b.with_panel(station_map(cat)).with_panel(section_map(cat))
     b = b.with_row(db.Row("告警与预警 Alerts and warnings"))
     b = b.with_panel(
         _table(
-            "当前告警",
-            "Active alerts: the latest transition per rule and source whose state is firing. "
-            "A row links to the alert's page in the alerts console (docs/console.md; base URL "
-            "in the variable ${" + CONSOLE_VAR + "}).",
-            query(
-                "alert",
-                ["summary", "value", "limit"],
-                then='|> last()\n|> pivot(rowKey: ["rule", "source", "level", "state"], columnKey: ["_field"], valueColumn: "_value")\n'
-                '|> group()\n|> filter(fn: (r) => r.state == "firing")',
-            ),
-            w=16,
+            "当前告警 Current alerts",
+            "Open alerts (pending or firing) and only those: the last transition of each alert "
+            "(rule, source, factor, period) across state and level, looked up over 30 days. A "
+            "row links to the alert's page in the alerts console (docs/console.md; base URL in "
+            "the variable ${" + CONSOLE_VAR + "}).",
+            current_alerts_flux(),
+            h=10,
+            w=24,
         ).data_links([console_link()])
     )
-    return b.with_panel(
-        _table(
-            "重污染天气预警",
-            "Heavy-pollution-weather warning in force (重污染天气预警): latest change per rule set.",
-            query(
-                "warning",
-                ["summary"],
-                then='|> last()\n|> pivot(rowKey: ["rule", "level", "state"], columnKey: ["_field"], valueColumn: "_value")\n|> group()',
-            ),
-            w=8,
-        )
-    )
+    for panel in _warning_panels():
+        b = b.with_panel(panel)
+    return b
 
 
 # ----------------------------------------------------------------------------- 2 空气质量
@@ -376,6 +675,20 @@ def air_quality() -> db.Dashboard:
                 '|> pivot(rowKey: ["source"], columnKey: ["_field"], valueColumn: "_value")\n|> group()',
             ),
             w=12,
+        )
+    )
+    b = b.with_panel(
+        _table(
+            "空气质量预报 AQI forecasts",
+            "The newest AQI forecast issue per forecast office: issuer, highest AQI expected and "
+            "the days (date, AQI or range, primary pollutant) as issued (rules/forecast.py).",
+            query(
+                "forecast",
+                ["issuer", "max_aqi", "days"],
+                start="-7d",
+                then=_LAST_BY_SOURCE,
+            ),
+            w=24,
         )
     )
     return b.with_panel(
@@ -469,6 +782,35 @@ def water_sections() -> db.Dashboard:
             ),
             w=12,
         ).mappings(_water_class_mappings())
+    )
+    b = b.with_panel(
+        _table(
+            "水质突变 Sudden changes",
+            "Samples in which a factor jumped above its limit: value, 24-h baseline (median "
+            "outside a jump) and the jump limit (rules/water_events.py), newest first.",
+            query(
+                "water_change",
+                where={"period": "sample"},
+                field_regex="^jump_",
+                then="|> filter(fn: (r) => r._value == true)\n|> group()\n"
+                '|> keep(columns: ["_time", "source", "_field"])\n'
+                '|> sort(columns: ["_time"], desc: true)',
+            ),
+            w=12,
+        )
+    )
+    b = b.with_panel(
+        _series(
+            "突变因子与基线 Changes against baseline",
+            "Each judged factor against its 24-h baseline and jump limit, per section and sample.",
+            query(
+                "water_change",
+                where={"period": "sample"},
+                field_regex="^(baseline_|limit_)?(nh3n|codmn|tp|do|cod)$",
+                then='|> group(columns: ["_field", "source"])',
+            ),
+            w=12,
+        )
     )
     return b.with_panel(
         _series(
@@ -674,7 +1016,50 @@ def data_quality() -> db.Dashboard:
 _YTD: Final = "date.truncate(t: now(), unit: 1y)"
 
 
-def plan_targets() -> db.Dashboard:
+#: plan_progress ``status`` (rules/progress.py) as the duty officer reads it.
+_STATUS: Final = (
+    ("on_track", "达标 met", "green"),
+    ("at_risk", "有风险 at risk", "orange"),
+    ("off_track", "未达标 missed", "red"),
+    ("no_target", "无数值目标 no target", "text"),
+    ("no_data", "无数据 no data", "text"),
+)
+
+
+def _status_mappings() -> list[dm.ValueMapping]:
+    return [dm.ValueMap(options={v: dm.ValueMappingResult(text=t, color=c) for v, t, c in _STATUS})]
+
+
+def plan_citations(cat: Catalog) -> list[dict[str, str | float | None]]:
+    """Per indicator with a metric: the plan_progress ``indicator`` tag (metric#no,
+    alerts.progress_live.indicator_key), the row as printed (plan file#lines) and where the
+    target compared with is stated (the table row, the prose quote's line, or the override's
+    provenance)."""
+    out: list[dict[str, str | float | None]] = []
+    for loc in cat.localities:
+        for ind in loc.targets():
+            if ind.metric is None:
+                continue
+            key = ind.metric.value if ind.no is None else f"{ind.metric.value}#{ind.no}"
+            eff = ind.effective_target()
+            cited = ind.source
+            if eff is not None and eff.origin is TargetOrigin.TEXT and ind.text_target:
+                cited = ind.text_target.source
+            elif eff is not None and eff.origin is TargetOrigin.OVERRIDE and ind.override:
+                cited = ind.override.provenance
+            out.append(
+                {
+                    "locality": loc.id,
+                    "indicator": key,
+                    "plan": loc.plan.title,
+                    "row": ind.source,
+                    "target_cited": cited,
+                }
+            )
+    return out
+
+
+def plan_targets(cat: Catalog) -> db.Dashboard:
     b = _board(
         "envwatch-plan",
         "规划目标与年度进展",
@@ -773,17 +1158,53 @@ def plan_targets() -> db.Dashboard:
     )
     b = b.with_panel(
         _table(
-            "规划指标进展",
+            "规划指标进展 Plan indicators",
             "Every indicator with a metric at the newest day's close: year-to-date value, "
-            "projection, 2025 target and status (on_track / at_risk / off_track / no_target).",
+            "projection, the 2025 target (as printed, and the number compared with), where the "
+            "plan states it (file#line, from the catalogue) and status: 达标 met (on_track), "
+            "有风险 at risk, 未达标 missed (off_track).",
+            [
+                tz
+                + query(
+                    "plan_progress",
+                    [
+                        "value",
+                        "projection",
+                        "target",
+                        "target_printed",
+                        "target_origin",
+                        "status",
+                        "indicator_name",
+                    ],
+                    start=_YTD,
+                    then='|> last()\n|> pivot(rowKey: ["indicator"], columnKey: ["_field"], '
+                    'valueColumn: "_value")\n|> group()\n|> keep(columns: ["indicator", '
+                    '"indicator_name", "value", "projection", "target", "target_printed", '
+                    '"target_origin", "status", "_time"])',
+                ),
+                catalogue_rows(plan_citations(cat)),
+            ],
+            h=10,
+            w=24,
+        )
+        .mappings(_status_mappings())
+        .with_transformation(
+            dm.DataTransformerConfig(
+                id_val="joinByField", options={"byField": "indicator", "mode": "outer"}
+            )
+        )
+    )
+    b = b.with_panel(
+        _series(
+            "各指标进展与目标线 Indicators vs 2025 targets",
+            "Every indicator with a metric: its year-to-date value at each day's close and its "
+            "2025 target as a line (plan_progress; units differ per indicator, see the table).",
             tz
             + query(
                 "plan_progress",
-                ["value", "projection", "target", "status", "indicator_name"],
+                ["value", "target"],
                 start=_YTD,
-                then='|> last()\n|> pivot(rowKey: ["indicator"], columnKey: ["_field"], '
-                'valueColumn: "_value")\n|> group()\n|> keep(columns: ["indicator_name", '
-                '"value", "projection", "target", "status", "_time"])',
+                then='|> group(columns: ["indicator", "_field"])',
             ),
             w=12,
         )
@@ -805,15 +1226,126 @@ def plan_targets() -> db.Dashboard:
     )
 
 
+# ----------------------------------------------------------------------------- 7 监测设备
+
+
+def _on_off(one: str, zero: str, one_color: str, zero_color: str) -> list[dm.ValueMapping]:
+    return [
+        dm.ValueMap(
+            options={
+                "1": dm.ValueMappingResult(text=one, color=one_color),
+                "0": dm.ValueMappingResult(text=zero, color=zero_color),
+            }
+        )
+    ]
+
+
+def monitors() -> db.Dashboard:
+    """Other monitors the plans name (rules.factors.MONITOR, rules/evaluate/monitor.py)."""
+    b = _board(
+        "envwatch-monitors",
+        "监测设备",
+        "Other monitors the plans name: construction and road dust, noise, dustfall, vapour "
+        "recovery at filling stations, bypass of treatment facilities, electricity of production "
+        "lines and pollution-control equipment.",
+        time_from="now-2d",
+    )
+    monitor = {"kind": "monitor"}
+    b = b.with_panel(
+        _series(
+            "施工/道路扬尘 Construction and road dust",
+            "Dust (TSP/PM10) at construction sites and roads per monitor (µg/m³); exceedances "
+            "against the monitor's limit are in the table below.",
+            query(
+                "reading",
+                ["dust", "pm10"],
+                where=monitor,
+                then='|> group(columns: ["_field", "source"])',
+            ),
+            w=12,
+        ).unit("µg/m³")
+    )
+    b = b.with_panel(
+        _series(
+            "噪声 Noise",
+            "Equivalent continuous sound level Leq per monitor, dB(A); judged against GB 3096-2008 "
+            "表1 day/night limits of the site's zone class (exceedances below).",
+            query("reading", ["noise_leq"], where=monitor, then='|> group(columns: ["source"])'),
+            w=12,
+        ).unit("dB")
+    )
+    b = b.with_panel(
+        _series(
+            "降尘 Dustfall",
+            "Monthly mean dustfall per monitor, t/(month·km²) (the plans' 降尘量 targets, e.g. "
+            "Liaocheng ETDZ ≤ 7).",
+            query(
+                "aggregate",
+                ["dustfall"],
+                where={"kind": "monitor", "period": "month"},
+                start="-400d",
+                then='|> group(columns: ["source"])',
+            ),
+            w=12,
+        ).draw_style(cm.GraphDrawStyle.BARS)
+    )
+    b = b.with_panel(
+        _timeline(
+            "油气回收 Vapour recovery",
+            "Vapour-recovery status per filling-station monitor: 1 = working, anything else a "
+            "fault or a stop (rules/evaluate/monitor.py).",
+            query(
+                "reading", ["vapour_recovery"], where=monitor, then='|> group(columns: ["source"])'
+            ),
+            w=12,
+        ).mappings(_on_off("正常 working", "故障/停运 fault", "green", "red"))
+    )
+    b = b.with_panel(
+        _timeline(
+            "旁路 Bypass",
+            "Bypass of a treatment facility per monitor: 1 = open (every opening is reported), "
+            "0 = closed.",
+            query("reading", ["bypass_open"], where=monitor, then='|> group(columns: ["source"])'),
+            w=12,
+        ).mappings(_on_off("开启 open", "关闭 closed", "red", "green"))
+    )
+    b = b.with_panel(
+        _series(
+            "用电 Electricity",
+            "Power per electricity monitor, kW: production lines and their pollution-control "
+            "equipment (a treatment load far below normal while production runs is an alert).",
+            query("reading", ["power_kw"], where=monitor, then='|> group(columns: ["source"])'),
+            w=12,
+        ).unit("kW")
+    )
+    return b.with_panel(
+        _table(
+            "监测超标 Monitor exceedances",
+            "Every monitor value above its limit in the range (dust, noise day/night, dustfall, "
+            "bypass openings): monitor, factor, period, value, limit and where the limit comes from.",
+            query(
+                "exceedance",
+                ["value", "limit", "multiple", "standard"],
+                where=monitor,
+                then='|> pivot(rowKey: ["_time", "source", "factor", "period"], '
+                'columnKey: ["_field"], valueColumn: "_value")\n|> group()\n'
+                '|> sort(columns: ["_time"], desc: true)',
+            ),
+            w=24,
+        )
+    )
+
+
 # ----------------------------------------------------------------------------- export
 
-BUILDERS: Final[tuple[Callable[[], db.Dashboard], ...]] = (
+BUILDERS: Final[tuple[Callable[[Catalog], db.Dashboard], ...]] = (
     duty_overview,
-    air_quality,
-    water_sections,
-    emissions,
-    data_quality,
+    lambda _cat: air_quality(),
+    lambda _cat: water_sections(),
+    lambda _cat: emissions(),
+    lambda _cat: data_quality(),
     plan_targets,
+    lambda _cat: monitors(),
 )
 
 
@@ -827,11 +1359,40 @@ def to_dict(board: db.Dashboard) -> dict[str, Any]:
     return data
 
 
-def all_dashboards() -> dict[str, dict[str, Any]]:
-    """uid → dashboard JSON model, for all six dashboards."""
+def _lost(orig: Any, back: Any, path: str) -> Iterator[str]:
+    if isinstance(orig, dict) and isinstance(back, dict):
+        for k, v in orig.items():
+            if k not in back:
+                yield f"{path}/{k}: dropped by the model"
+            else:
+                yield from _lost(v, back[k], f"{path}/{k}")
+    elif isinstance(orig, list) and isinstance(back, list) and len(orig) == len(back):
+        for i, (a, b) in enumerate(zip(orig, back, strict=True)):
+            yield from _lost(a, b, f"{path}[{i}]")
+    elif orig != back:
+        yield f"{path}: {orig!r} decoded as {back!r}"
+
+
+def sdk_problems(d: Mapping[str, Any]) -> list[str]:
+    """Validate a dashboard JSON model through the SDK's models: decode it with
+    ``models.dashboard.Dashboard.from_json`` (panel options, field config and targets through the
+    registered panel and datasource variants), encode it again, and report every key the models
+    dropped or changed (the decoder may add defaults). A decoding error is a problem too."""
+    register_default_plugins()
+    try:
+        back = json.loads(json.dumps(dm.Dashboard.from_json(dict(d)), cls=JSONEncoder))
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        return [f"the SDK cannot decode it: {exc.__class__.__name__}: {exc}"]
+    return list(_lost(d, back, ""))
+
+
+def all_dashboards(config: Path = CONFIG_DIR) -> dict[str, dict[str, Any]]:
+    """uid → dashboard JSON model, for every dashboard; station and section coordinates and the
+    plans' citations come from the catalogue at ``config``."""
+    cat = load_catalog(config)
     out: dict[str, dict[str, Any]] = {}
     for build in BUILDERS:
-        d = to_dict(build())
+        d = to_dict(build(cat))
         out[d["uid"]] = d
     return out
 
@@ -841,11 +1402,11 @@ def render(d: dict[str, Any]) -> str:
     return json.dumps(d, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
-def export(out_dir: Path = OUT_DIR) -> list[Path]:
+def export(out_dir: Path = OUT_DIR, config: Path = CONFIG_DIR) -> list[Path]:
     """Write every dashboard to ``out_dir/<uid>.json``; return the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for uid, d in all_dashboards().items():
+    for uid, d in all_dashboards(config).items():
         path = out_dir / f"{uid}.json"
         path.write_text(render(d), encoding="utf-8")
         paths.append(path)

@@ -12,6 +12,7 @@ minimal ``Dataquery`` (refId, query, datasource) that the SDK's panel builders a
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -91,6 +92,37 @@ def query(
     return body
 
 
+def _flux_literal(value: str | float | int | bool | None) -> str:
+    """A Flux literal for a catalogue value (strings JSON-quoted; ``$`` dropped so neither
+    Grafana's variable substitution nor Flux string interpolation can touch it)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(float(value))
+    if value is None:
+        return '""'
+    return json.dumps(value.replace("$", ""), ensure_ascii=False)
+
+
+def catalogue_rows(rows: Sequence[Mapping[str, str | float | int | bool | None]]) -> str:
+    """A Flux query returning catalogue data written into the dashboard at export time
+    (``array.from``): no bucket is read, so it needs no measurement; every row has the same keys
+    and a ``locality`` key, scoped to the locality variable like every data query."""
+    if not rows:
+        rows = [{"locality": "", "source": ""}]
+    keys = list(rows[0])
+    if "locality" not in keys:
+        raise ValueError("catalogue rows need a locality key")
+    records = ",\n    ".join(
+        "{" + ", ".join(f"{k}: {_flux_literal(r[k])}" for k in keys) + "}" for r in rows
+    )
+    return (
+        'import "array"\n'
+        f"array.from(rows: [\n    {records},\n])\n"
+        f'  |> filter(fn: (r) => r.locality == "${{{LOCALITY_VAR}}}")'
+    )
+
+
 # ----------------------------------------------------------------------------- checking
 
 _MEAS = re.compile(r'r\._measurement\s*(==|!=|=~)\s*("([^"]*)"|/([^/]*)/)')
@@ -102,6 +134,7 @@ _COLUMNS = re.compile(r"\b(columns|rowKey|columnKey)\s*:\s*\[([^\]]*)\]")
 _COLUMN_ARG = re.compile(r'\b(column|valueColumn|tag)\s*:\s*"([^"]+)"')
 _MAP_RECORD = re.compile(r"map\(fn:\s*\(r\)\s*=>\s*\(\{(.*?)\}\)\)", re.DOTALL)
 _RECORD_KEY = re.compile(r"(?:^|,|with)\s*([A-Za-z_][A-Za-z0-9_]*)\s*:")
+_ARRAY_ROWS = re.compile(r"array\.from\(rows:\s*\[(.*?)\]\)", re.DOTALL)
 _VARIABLE = re.compile(r"\$\{[^}]+\}|\$[A-Za-z_]+")
 
 
@@ -125,6 +158,8 @@ def _created_columns(text: str) -> set[str]:
     out |= set(re.findall(r'\b(?:set|duplicate)\(\s*key:\s*"([^"]+)"', text))
     out |= set(re.findall(r'\bas:\s*"([^"]+)"', text))
     out |= set(re.findall(r'columns:\s*\{[^}]*?:\s*"([^"]+)"', text))  # rename(columns: {a: "b"})
+    for rows in _ARRAY_ROWS.findall(text):  # array.from(rows: [{key: …}]): catalogue columns
+        out |= set(re.findall(r"[{,]\s*([A-Za-z_][A-Za-z0-9_]*)\s*:", rows))
     return out
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from rules.errors import ConfigError
 from streams.cli._app import app
 
 grafana_app = typer.Typer(
@@ -42,11 +43,23 @@ def export(
         Path | None,
         typer.Option(help="output directory (default: deploy/grafana/dashboards)"),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="catalogue directory for coordinates and plan citations (default: deploy/config)"
+        ),
+    ] = None,
 ) -> None:
     """Write every dashboard as <uid>.json (the files Grafana's file provisioning loads)."""
     dashboards = _module("dashboards")
     try:
-        paths = dashboards.export(out) if out is not None else dashboards.export()
+        paths = dashboards.export(
+            out if out is not None else dashboards.OUT_DIR,
+            config if config is not None else dashboards.CONFIG_DIR,
+        )
+    except ConfigError as exc:
+        typer.echo(f"cannot read the catalogue: {exc}", err=True)
+        raise typer.Exit(2) from None
     except OSError as exc:
         typer.echo(f"cannot write the dashboards: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -75,8 +88,21 @@ def provision(
     ] = None,
     timeout: Annotated[float, typer.Option(help="seconds per HTTP request")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="catalogue directory for coordinates and plan citations (default: deploy/config)"
+        ),
+    ] = None,
+    console_url: Annotated[
+        str | None,
+        typer.Option(
+            help="the alerts console's base URL for the alert rows' links",
+            envvar="ENVWATCH_ALERTS_EXTERNAL_URL",
+        ),
+    ] = None,
 ) -> None:
-    """Create or update the envwatch folder, the InfluxDB datasource and the six dashboards."""
+    """Create or update the envwatch folder, the InfluxDB datasource and every dashboard."""
     dashboards = _module("dashboards")
     prov = _module("provision")
     source = (
@@ -85,10 +111,17 @@ def provision(
         else None
     )
     try:
+        boards = dashboards.all_dashboards(config if config is not None else dashboards.CONFIG_DIR)
+    except ConfigError as exc:
+        typer.echo(f"cannot read the catalogue: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if console_url:
+        boards = {uid: dashboards.with_console_url(d, console_url) for uid, d in boards.items()}
+    try:
         api = prov.connect(url, token, timeout=timeout)
         steps = prov.provision(
             api,
-            dashboards.all_dashboards(),
+            boards,
             folder_uid=dashboards.FOLDER_UID,
             folder_title=dashboards.FOLDER_TITLE,
             source=source,

@@ -9,6 +9,7 @@ target on the ``${datasource}`` variable; the committed JSON equals a fresh expo
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,9 @@ def _queried(board: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield f"variable {var['name']}", var["query"]
 
 
-def test_the_six_dashboards_exist() -> None:
+def test_the_seven_dashboards_exist() -> None:
     assert set(BOARDS) == {
+        "envwatch-monitors",
         "envwatch-duty",
         "envwatch-air",
         "envwatch-water",
@@ -60,19 +62,71 @@ def test_every_query_reads_only_what_is_written(uid: str) -> None:
 
 @pytest.mark.parametrize("uid", sorted(BOARDS))
 def test_every_data_panel_has_a_query_naming_a_measurement(uid: str) -> None:
+    """Every query reads a measurement, except catalogue rows written into the dashboard
+    (``array.from``, no bucket read), which only join a bucket query of the same panel."""
     for p in _panels(BOARDS[uid]):
         if p["type"] in ("row", "text"):
             continue
         qs = flux.targets_of(p)
-        assert qs, p["title"]
-        assert all("r._measurement ==" in q for q in qs), p["title"]
+        assert any("r._measurement ==" in q for q in qs), p["title"]
+        for q in qs:
+            if "r._measurement ==" not in q:
+                assert "array.from(rows:" in q, p["title"]
+                assert "from(bucket:" not in q, p["title"]
+
+
+def _read_measurements(boards: dict[str, dict[str, Any]]) -> set[str]:
+    read: set[str] = set()
+    for board in boards.values():
+        for _t, q in _queried(board):
+            read |= {f.split('"')[1] for f in q.split("r._measurement == ")[1:]}
+    return read
+
+
+def _unpanelled(
+    boards: dict[str, dict[str, Any]], known: dict[str, schema.Measurement]
+) -> set[str]:
+    written = {m.name for m in known.values() if m.status is schema.Status.WRITTEN}
+    return written - _read_measurements(boards)
+
+
+def test_every_measurement_the_sink_writes_has_a_panel() -> None:
+    """The other direction of the schema check: a measurement written but shown nowhere."""
+    assert _unpanelled(BOARDS, dict(schema.SCHEMA)) == set()
+
+
+def test_a_new_measurement_without_a_panel_fails_the_coverage_check() -> None:
+    known = dict(schema.SCHEMA)
+    known["noise_day"] = schema.Measurement(
+        name="noise_day",
+        description="a measurement a writer starts to write",
+        time="day",
+        tags=(),
+        fields=(schema.FieldSpec("leq", schema.FieldType.FLOAT, "dB(A)", "daily Leq"),),
+        writer="a new writer",
+    )
+    assert _unpanelled(BOARDS, known) == {"noise_day"}
+
+
+# ----------------------------------------------------------------------------- SDK models
+
+
+@pytest.mark.parametrize("uid", sorted(BOARDS))
+def test_every_dashboard_decodes_through_the_sdk_models_without_loss(uid: str) -> None:
+    assert dashboards.sdk_problems(BOARDS[uid]) == []
+
+
+def test_the_sdk_validation_catches_an_unknown_option_and_a_malformed_panel() -> None:
+    board = json.loads(json.dumps(BOARDS["envwatch-air"]))
+    board["panels"][0]["options"]["legned"] = {"showLegend": False}  # misspelt
+    assert dashboards.sdk_problems(board) == ["/panels[0]/options/legned: dropped by the model"]
+    board["panels"][0]["options"] = None
+    (problem,) = dashboards.sdk_problems(board)
+    assert problem.startswith("the SDK cannot decode it")
 
 
 def test_the_dashboards_cover_the_measurements_the_duty_officer_needs() -> None:
-    read: set[str] = set()
-    for board in BOARDS.values():
-        for _t, q in _queried(board):
-            read |= {f.split('"')[1] for f in q.split("r._measurement == ")[1:]}
+    read = _read_measurements(BOARDS)
     assert {
         "aqi",
         "aggregate",
@@ -236,6 +290,8 @@ def test_titles_are_chinese_and_descriptions_english(uid: str) -> None:
         if p["type"] == "row":
             continue
         assert any("\u4e00" <= ch <= "\u9fff" for ch in p["title"]), p["title"]
+        # and English: at least one lower-case ASCII word after the Chinese
+        assert re.search(r"[A-Za-z]*[a-z]{2,}", p["title"]), p["title"]
         # English descriptions (Chinese domain terms may follow in parentheses)
         assert p["description"][:1].isascii(), p["title"]
         assert p["description"][:1].isalpha(), p["title"]
@@ -244,9 +300,10 @@ def test_titles_are_chinese_and_descriptions_english(uid: str) -> None:
 def test_station_aqi_colours_are_the_hj633_colours() -> None:
     """HJ 633-2012 表2/附录A (= HJ 633-2026 表1/附录A): levels start at 0, 51, 101, 151, 201, 301
     with #00E400 #FFFF00 #FF7E00 #FF0000 #99004C #7E0023."""
-    panel = next(p for p in _panels(BOARDS["envwatch-duty"]) if p["title"] == "各站点实时AQI")
-    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
-    assert [(s["value"], s["color"]) for s in steps] == [
+    panel = next(
+        p for p in _panels(BOARDS["envwatch-duty"]) if p["title"] == "各站点实时AQI Station AQI now"
+    )
+    hj633 = [
         (None, "#00E400"),
         (51, "#FFFF00"),
         (101, "#FF7E00"),
@@ -254,7 +311,14 @@ def test_station_aqi_colours_are_the_hj633_colours() -> None:
         (201, "#99004C"),
         (301, "#7E0023"),
     ]
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [(s["value"], s["color"]) for s in steps] == hj633
     assert panel["options"]["colorMode"] == "background"
+    geo = next(p for p in _panels(BOARDS["envwatch-duty"]) if p["type"] == "geomap")
+    steps = geo["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [(s["value"], s["color"]) for s in steps] == hj633
+    (layer,) = geo["options"]["layers"]
+    assert layer["config"]["style"]["color"]["field"] == "aqi"
 
 
 @pytest.mark.parametrize("uid", sorted(BOARDS))
@@ -281,3 +345,57 @@ def test_export_is_deterministic(tmp_path: Path) -> None:
     a = [p.read_bytes() for p in dashboards.export(tmp_path / "a")]
     b = [p.read_bytes() for p in dashboards.export(tmp_path / "b")]
     assert a == b
+
+
+# ----------------------------------------------------------------------------- catalogue rows
+
+
+def _catalogue_query(uid: str, title_start: str) -> str:
+    (panel,) = [p for p in _panels(BOARDS[uid]) if p["title"].startswith(title_start)]
+    (q,) = [q for q in flux.targets_of(panel) if "array.from(rows:" in q]
+    assert [t["id"] for t in panel["transformations"]] == ["joinByField"]
+    return q
+
+
+def test_the_station_map_places_stations_at_their_catalogue_coordinates() -> None:
+    """deploy/config/laixi.yaml: aq-lx-01 示例站 莱西市区 (example) at 36.889 N, 120.517 E."""
+    q = _catalogue_query("envwatch-duty", "站点AQI地图")
+    assert (
+        '{locality: "laixi", source: "aq-lx-01", name: "示例站 莱西市区 (example)", '
+        "lat: 36.889, lon: 120.517}"
+    ) in q
+    assert 'r.locality == "${locality}"' in q
+
+
+def test_the_plan_table_cites_where_each_target_is_stated() -> None:
+    """deploy/config/laixi.yaml indicator 1 (PM2.5): the row is printed at L128-L131, the target
+    compared with (38, progress_uses: text) is stated in the prose at L107; the tag value is the
+    one the locality stage writes (seen in a demo: indicator=pm25_annual_mean#1)."""
+    q = _catalogue_query("envwatch-plan", "规划指标进展")
+    assert (
+        '{locality: "laixi", indicator: "pm25_annual_mean#1", '
+        'plan: "莱西市“十四五”生态环境保护规划（征求意见稿）", '
+        'row: "003_021375295357aa36.txt#L128-L131", '
+        'target_cited: "003_021375295357aa36.txt#L107"}'
+    ) in q
+
+
+def test_plan_status_reads_met_at_risk_missed() -> None:
+    (panel,) = [
+        p for p in _panels(BOARDS["envwatch-plan"]) if p["title"].startswith("规划指标进展")
+    ]
+    options = panel["fieldConfig"]["defaults"]["mappings"][0]["options"]
+    assert {
+        k: (v["text"], v["color"])
+        for k, v in options.items()
+        if k.endswith("track") or k == "at_risk"
+    } == {
+        "on_track": ("达标 met", "green"),
+        "at_risk": ("有风险 at risk", "orange"),
+        "off_track": ("未达标 missed", "red"),
+    }
+
+
+def test_a_name_with_a_dollar_cannot_inject_a_variable() -> None:
+    q = flux.catalogue_rows([{"locality": "x", "name": "a${locality}b"}])
+    assert "${" not in q.replace('r.locality == "${locality}"', "")

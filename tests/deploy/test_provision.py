@@ -170,13 +170,11 @@ def test_first_run_creates_folder_datasource_and_dashboards(
     assert [(s.kind, s.action) for s in steps] == [
         ("folder", Action.CREATED),
         ("datasource", Action.CREATED),
-    ] + [("dashboard", Action.CREATED)] * 6
+    ] + [("dashboard", Action.CREATED)] * len(dashboards.all_dashboards())
     # the documented endpoints, in this order (GET first: idempotence)
-    assert (
-        fake.writes()
-        == [("POST", "/api/folders"), ("POST", "/api/datasources")]
-        + [("POST", "/api/dashboards/db")] * 6
-    )
+    assert fake.writes() == [("POST", "/api/folders"), ("POST", "/api/datasources")] + [
+        ("POST", "/api/dashboards/db")
+    ] * len(dashboards.all_dashboards())
     assert all(auth == f"Bearer {TOKEN}" for _m, _p, _b, auth in fake.requests)
     bodies = {
         (m, p): b for m, p, b, _a in fake.requests if m == "POST" and p != "/api/dashboards/db"
@@ -293,7 +291,7 @@ def test_cli_provision_prints_each_step(grafana: tuple[FakeGrafana, str]) -> Non
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert rows[0] == {"kind": "folder", "uid": "envwatch", "action": "created"}
-    assert len(rows) == 8
+    assert len(rows) == 2 + len(dashboards.all_dashboards())
     again = CliRunner().invoke(app, args)
     assert {r["action"] for r in json.loads(again.stdout)} == {"unchanged"}
 
@@ -340,3 +338,149 @@ def test_file_provisioning_matches_the_api_provisioning() -> None:
     assert p["type"] == "file"
     assert p["folderUid"] == dashboards.FOLDER_UID
     assert p["folder"] == dashboards.FOLDER_TITLE
+
+
+# ----------------------------------------------------------------------------- recorded exchange
+
+EXCHANGE = Path(__file__).with_name("grafana_exchange.json")
+
+
+def _subset(want: Any, got: Any) -> bool:
+    if isinstance(want, dict):
+        return isinstance(got, dict) and all(
+            k in got and _subset(v, got[k]) for k, v in want.items()
+        )
+    return bool(want == got)
+
+
+@dataclass
+class Replay:
+    """Answers requests from the recorded exchange, in order; anything else is a 500."""
+
+    expected: list[dict[str, Any]]
+    mismatches: list[str] = field(default_factory=list)
+
+    def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        if not self.expected:
+            self.mismatches.append(f"unexpected {method} {path}")
+            return 500, {"message": "not in the recorded exchange"}
+        want = self.expected.pop(0)
+        if (want["method"], want["path"]) != (method, path) or not _subset(
+            want.get("body", {}), body or {}
+        ):
+            self.mismatches.append(f"{method} {path}, recorded {want['method']} {want['path']}")
+            return 500, {"message": "differs from the recorded exchange"}
+        response = json.loads(json.dumps(want["response"]))
+        committed = (response.get("dashboard") or {}).pop("$committed", None)
+        if committed is not None:
+            response["dashboard"] = {
+                **json.loads((ROOT / committed).read_text(encoding="utf-8")),
+                **response["dashboard"],
+            }
+        return int(want["status"]), response
+
+
+@pytest.fixture
+def replay() -> Iterator[tuple[Replay, str]]:
+    state = Replay([])
+
+    class Handler(BaseHTTPRequestHandler):
+        def _do(self) -> None:
+            n = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(n)) if n else None
+            status, payload = state.handle(self.command, self.path, body)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = _do
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_provision_follows_the_recorded_exchange_and_is_idempotent(
+    replay: tuple[Replay, str],
+) -> None:
+    """Against the recorded Grafana exchange (tests/deploy/grafana_exchange.json; written from
+    Grafana's HTTP API documentation because no Grafana can run here): the first run creates the
+    folder, the datasource and every dashboard with exactly the recorded requests; the second,
+    answered with what Grafana then holds, only reads and reports every object unchanged.
+    (After adding a dashboard, regenerate the exchange so it has that dashboard's two requests.)"""
+    state, url = replay
+    first, second = json.loads(EXCHANGE.read_text(encoding="utf-8"))["runs"]
+    n = len(dashboards.all_dashboards())
+    state.expected = list(first)
+    steps = _run(url)
+    assert state.mismatches == []
+    assert state.expected == []  # every recorded request was made
+    assert [s.action for s in steps] == [Action.CREATED] * (2 + n)
+    state.expected = list(second)
+    again = _run(url)
+    assert state.mismatches == []
+    assert state.expected == []
+    assert [s.action for s in again] == [Action.UNCHANGED] * (2 + n)
+    assert all(r["method"] == "GET" for r in second)
+
+
+def test_a_dashboard_changed_in_grafana_breaks_the_second_run_of_the_exchange(
+    replay: tuple[Replay, str],
+) -> None:
+    """The replay is strict: when Grafana holds a different dashboard than the committed one,
+    provisioning writes it again — a request the recorded second run does not have."""
+    state, url = replay
+    _first, second = json.loads(EXCHANGE.read_text(encoding="utf-8"))["runs"]
+    edited = json.loads(json.dumps(second))
+    edited[2]["response"]["dashboard"]["title"] = "edited by hand"
+    state.expected = edited
+    with pytest.raises(ProvisionError) as info:
+        _run(url)
+    assert info.value.status == 500
+    assert state.mismatches == [
+        "POST /api/dashboards/db, recorded GET /api/dashboards/uid/envwatch-data-quality"
+    ]
+    assert info.value.step == "dashboard envwatch-air"
+
+
+def test_cli_provision_sets_the_console_url_of_the_alert_links(
+    grafana: tuple[FakeGrafana, str],
+) -> None:
+    """ENVWATCH_ALERTS_EXTERNAL_URL (the URL notifications link to) becomes the duty overview's
+    ``console`` variable, so the alert rows open the same console pages."""
+    fake, url = grafana
+    result = CliRunner().invoke(
+        app,
+        ["grafana", "provision", "--url", url, "--token", TOKEN],
+        env={"ENVWATCH_ALERTS_EXTERNAL_URL": "https://alerts.example.invalid/"},
+    )
+    assert result.exit_code == 0, result.output
+    duty = fake.dashboards["envwatch-duty"]["dashboard"]
+    (var,) = [v for v in duty["templating"]["list"] if v["name"] == "console"]
+    assert var["query"] == "https://alerts.example.invalid"
+    assert var["current"]["value"] == "https://alerts.example.invalid"
+    # the other dashboards have no console variable and are sent as exported
+    air = fake.dashboards["envwatch-air"]["dashboard"]
+    assert air["panels"] == dashboards.all_dashboards()["envwatch-air"]["panels"]
+
+
+def test_cli_export_with_a_broken_catalogue_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("locality: [unclosed\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["grafana", "export", "--out", str(tmp_path / "out"), "--config", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "cannot read the catalogue" in result.output
+    assert "Traceback" not in result.output
