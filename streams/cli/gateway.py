@@ -247,12 +247,14 @@ class GatewayService:
             bootstrap_servers=topics.bootstrap_of(s.kafka), acks="all", linger_ms=2
         )
         await producer.start()
+        auth = s.mqtt_auth()  # account, password (or its file) and TLS: docs/mqtt.md §4
         publisher = PahoPublisher(
             s.mqtt_host,
             s.mqtt_port,
             client_id=s.gateway_mqtt_client_id,
-            username=s.mqtt_username,
-            password=s.mqtt_password.get_secret_value() if s.mqtt_password else None,
+            username=auth.username,
+            password=auth.password,
+            tls=auth.tls,
         )
         server: asyncio.Server | None = None
         try:
