@@ -331,6 +331,11 @@ def gateway(
     if config_dir is not None:
         overrides["config_dir"] = config_dir
     settings = Settings(**overrides)  # type: ignore[arg-type]  # validated by pydantic
+    try:  # a missing CA, certificate, key or password file: one line, exit 2 (docs/mqtt.md §4)
+        settings.mqtt_auth()
+    except ValueError as exc:
+        typer.echo(f"envwatch gateway: {exc}", err=True)
+        raise typer.Exit(2) from None
 
     async def main() -> None:
         service = GatewayService(settings)

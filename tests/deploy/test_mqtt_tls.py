@@ -534,3 +534,71 @@ def test_device_certificates(device_broker: Broker) -> None:
     finally:
         bridge.close()
         device.close()
+
+
+@pytest.mark.integration
+def test_no_certificate_cannot_touch_the_bridges_session(device_broker: Broker) -> None:
+    """On the certificate listener a client without a certificate is refused in the handshake,
+    before its CONNECT: the mosquitto 2.0.11 hole of docs/mqtt.md §4 (a refused CONNECT with the
+    bridge's client id drops the bridge's stored session) cannot be reached there."""
+    pki, port = device_broker.pki, device_broker.tls_port
+    bridge_cert = pki.client("envwatch-bridge")
+    kw: dict[str, Any] = {"client_id": "envwatch-bridge", "clean_start": False, "expiry": 600}
+    bridge = Client(port, None, None, ca=pki.ca_file, cert=bridge_cert, **kw)
+    bridge.subscribe("env/#")
+    bridge.close()
+    publisher = Client(port, None, None, ca=pki.ca_file, cert=pki.client("envwatch-publisher"))
+    publisher.publish("env/air/weifang/aq-wf-001", b"queued")
+    publisher.close()
+    user, password = device_broker.account("bridge")
+    intruder = Client(port, user, password, ca=pki.ca_file, client_id="envwatch-bridge")
+    assert intruder.refused is True
+    intruder.close()
+    back = Client(port, None, None, ca=pki.ca_file, cert=bridge_cert, **kw)
+    try:
+        assert back.present is True
+        back.wait_for("env/air/weifang/aq-wf-001")
+    finally:
+        back.close()
+
+
+@pytest.mark.integration
+def test_gateway_publisher_over_tls(broker: Broker) -> None:
+    """The HJ 212 gateway's publisher (ingest.gateway.PahoPublisher) over TLS with the gateway
+    account; with a foreign CA its connect fails naming the broker and the reason."""
+    import asyncio
+
+    from ingest.gateway import PahoPublisher
+
+    user, password = broker.account("gateway")
+    bridge = broker.tls("bridge")
+    bridge.subscribe("env/#")
+
+    async def publish(ca: Path) -> None:
+        pub = PahoPublisher(
+            HOST, broker.tls_port, username=user, password=password, tls=tls_context(ca), timeout=10
+        )
+        await pub.connect()
+        try:
+            await pub.publish("env/emission/weifang/e-wf-01-g1", b"from the gateway")
+        finally:
+            await pub.close()
+
+    try:
+        asyncio.run(publish(broker.pki.ca_file))
+        bridge.wait_for("env/emission/weifang/e-wf-01-g1")
+        with pytest.raises(ConnectionError, match=f"{HOST}:{broker.tls_port}: TLS: .*not trusted"):
+            asyncio.run(publish(broker.pki.other_ca_file))
+    finally:
+        bridge.close()
+
+
+def test_services_stop_at_start_on_a_missing_tls_file(tmp_path: Path) -> None:
+    """``envwatch bridge`` and ``envwatch gateway`` with a CA file that is not there: one line
+    naming the file, exit 2, no retry loop."""
+    missing = tmp_path / "no-such-ca.pem"
+    env = {"ENVWATCH_MQTT_TLS_CA_FILE": str(missing)}
+    for command in (["bridge"], ["gateway", "--config-dir", str(CONFIG)]):
+        result = CliRunner().invoke(app, command, env=env)
+        assert result.exit_code == 2, result.output
+        assert str(missing) in result.output
