@@ -152,6 +152,8 @@ class MqttAuth:
 
 
 NO_AUTH: Final = MqttAuth()
+#: Publisher._refused when the broker closed the connection before any CONNACK
+CLOSED_BEFORE_CONNACK: Final = object()
 
 
 class PublisherError(IngestError, ConnectionError):
@@ -288,7 +290,13 @@ class Publisher:
                 self.protocol, self._refused = mqtt.MQTTv311, None
                 continue
             reason = "the broker did not accept the connection"
-            if refused is not None:
+            if refused is CLOSED_BEFORE_CONNACK:
+                reason = "the broker closed the connection without a CONNACK" + (
+                    ""
+                    if auth.tls is not None
+                    else " (a TLS listener? set ENVWATCH_MQTT_TLS_CA_FILE)"
+                )
+            elif refused is not None:
                 reason = f"connection refused: {refused}"
             raise PublisherError(self.target, reason)
 
@@ -346,6 +354,10 @@ class Publisher:
         with self._handoff, self._cond:
             self._ready = False
             self._open_on_ack = False
+            if self.connects == 0 and self._refused is None:
+                # closed before the first CONNACK: not an outage (that fails in connect) but a
+                # broker that will not talk to us, e.g. a plain client on a TLS listener
+                self._refused = CLOSED_BEFORE_CONNACK
             self._cond.notify_all()
         log.info("publisher: disconnected from %s (%s)", self.target, reason)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -234,6 +234,18 @@ class Settings(BaseSettings):
     )
 
     # --- MQTT connection security (docs/mqtt.md §4)
+    @field_validator(
+        "mqtt_password_file",
+        "mqtt_tls_ca_file",
+        "mqtt_tls_cert_file",
+        "mqtt_tls_key_file",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``ENVWATCH_MQTT_TLS_CA_FILE=`` (an env file's empty line) means no file, not "."."""
+        return None if value == "" else value
+
     def mqtt_password_value(self) -> str | None:
         """``mqtt_password``, else the content of ``mqtt_password_file`` (one trailing newline
         stripped), else None. A file that cannot be read raises ``ValueError`` naming the file

@@ -602,3 +602,40 @@ def test_services_stop_at_start_on_a_missing_tls_file(tmp_path: Path) -> None:
         result = CliRunner().invoke(app, command, env=env)
         assert result.exit_code == 2, result.output
         assert str(missing) in result.output
+
+
+@pytest.mark.integration
+def test_simulator_publishes_over_tls(broker: Broker, tmp_path: Path) -> None:
+    """``envwatch simulate run --mqtt`` with the publisher account from a password file and TLS
+    from ``ENVWATCH_MQTT_TLS_CA_FILE``: every message it reports reaches a subscriber."""
+    user, password = broker.account("publisher")
+    secret = tmp_path / "publisher-password"
+    secret.write_text(password + "\n")
+    bridge = broker.tls("bridge")
+    bridge.subscribe("env/#")
+    env = {
+        "ENVWATCH_MQTT_TLS_CA_FILE": str(broker.pki.ca_file),
+        "ENVWATCH_MQTT_USERNAME": user,
+        "ENVWATCH_MQTT_PASSWORD_FILE": str(secret),
+    }
+    args = ["simulate", "run", "--hours", "1", "--speed", "0", "--seed", "3"]
+    try:
+        result = CliRunner().invoke(app, [*args, "--mqtt", f"{HOST}:{broker.tls_port}"], env=env)
+        assert result.exit_code == 0, result.output
+        sent = int(result.output.split("simulated ")[1].split()[0])
+        assert sent > 0
+        deadline = time.monotonic() + 10
+        while len(bridge.messages) < sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(bridge.messages) == sent
+        assert password not in result.output
+    finally:
+        bridge.close()
+    # without the CA the simulator is refused on the TLS port, with the reason
+    plain = CliRunner().invoke(
+        app,
+        [*args, "--mqtt", f"{HOST}:{broker.tls_port}"],
+        env={**env, "ENVWATCH_MQTT_TLS_CA_FILE": ""},
+    )
+    assert plain.exit_code != 0
+    assert "without a CONNACK" in plain.output
