@@ -93,8 +93,11 @@ class AppriseSettings(BaseModel):
 class MqttAlertSettings(BaseModel):
     """The broker of the MQTT alert channel (alerts/notify/mqtt.py; docs/notifications.md §11).
 
-    ``url`` ``mqtt://host:port`` (``mqtts://`` for TLS) may carry ``user:password@``; or give
-    ``username`` and ``password`` / ``password_file``. Never logged (redacted in every message).
+    ``url`` ``mqtt://host:port`` (``mqtts://`` for TLS, port 8883 by default) may carry
+    ``user:password@``; or give ``username`` and ``password`` / ``password_file``. Never logged
+    (redacted in every message). Over TLS the broker's certificate and host name are verified
+    against ``ca_file`` (the system's CAs when unset); ``cert_file``/``key_file`` give a client
+    certificate to a broker that asks for one (docs/mqtt.md §4).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
@@ -103,6 +106,11 @@ class MqttAlertSettings(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = Field(None, description="file whose content is the password")
+    ca_file: Path | None = Field(
+        None, description="mqtts://: CA (PEM) the broker's certificate must chain to"
+    )
+    cert_file: Path | None = Field(None, description="mqtts://: client certificate (PEM)")
+    key_file: Path | None = Field(None, description="mqtts://: the client certificate's key")
     client_id: str = Field("envwatch-alerts", min_length=1)
     #: after a resolution is published, clear the alert's retained message (an empty retained
     #: message): the retained set is then exactly the open alerts (envwatch's choice [MEM])

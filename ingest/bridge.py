@@ -104,7 +104,7 @@ from streams import topics
 from streams.records import ENVELOPE_MAX_BYTES, DeadLetter, envelope_bytes
 from streams.settings import Settings
 
-from ingest.publisher import PublisherError, broker_protocol, protocol_name
+from ingest.publisher import PublisherError, broker_protocol, connect_failure, protocol_name
 from ingest.schemas import Flag, ForecastIssue, Interval, Sample, Value
 
 log = logging.getLogger(__name__)
@@ -440,6 +440,13 @@ class _PahoOnLoop:
                     break  # lost, no more data yet, or a control packet: the next event goes on
         finally:
             self._after_read()
+        # TLS: bytes already decrypted into the SSL object's buffer make the socket no longer
+        # readable, so no event would come for them; read them on the next turn of the loop.
+        # Defensive: mosquitto 2.0.11 writes one TLS record per MQTT packet, so a 3 000-sample
+        # burst over TLS passed without it too (tests/integration/test_bridge_tls.py, 20 samples)
+        pending = getattr(self._sock, "pending", None)
+        if pending is not None and pending() > 0:
+            self._loop.call_soon(self._readable)
 
     async def _connect(self, connect: Callable[[], object]) -> None:
         """``connect`` (blocking) in a worker thread; finishes even if the caller is cancelled."""
@@ -501,6 +508,9 @@ class Bridge:
 
     def __init__(self, settings: Settings, *, stats_interval: float | None = None) -> None:
         self.s = settings
+        #: account and TLS of the MQTT connection; a missing or bad CA, certificate, key or
+        #: password file is a ValueError here, at start, not a retry loop (docs/mqtt.md §4)
+        self._auth = settings.mqtt_auth()
         self.counters = Counters()
         self._stats_interval = (
             stats_interval if stats_interval is not None else settings.bridge_stats_interval
@@ -692,9 +702,7 @@ class Bridge:
             protocol=protocol,
             manual_ack=True,
         )
-        if self.s.mqtt_username:
-            pw = self.s.mqtt_password.get_secret_value() if self.s.mqtt_password else None
-            client.username_pw_set(self.s.mqtt_username, pw)
+        self._auth.apply(client)  # TLS when ENVWATCH_MQTT_TLS_CA_FILE is set, the account
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -792,10 +800,10 @@ class Bridge:
             # *is* the bridge's session and would wipe it. A refusal for the missing credentials
             # is an answer of a v5 broker all the same (ingest.publisher.broker_protocol).
             protocol = await asyncio.to_thread(
-                broker_protocol, s.mqtt_host, s.mqtt_port, timeout=10.0
+                broker_protocol, s.mqtt_host, s.mqtt_port, timeout=10.0, tls=self._auth.tls
             )
         except PublisherError as exc:
-            raise ConnectionError(exc.reason) from None
+            raise ConnectionError(f"MQTT broker {exc.target}: {exc.reason}") from None
         if protocol != mqtt.MQTTv5:
             log.warning(
                 "bridge: the MQTT broker at %s:%s has no MQTT v5; using MQTT 3.1.1 with a "
@@ -819,18 +827,24 @@ class Bridge:
         client = self._make_client(protocol)
 
         def connect() -> None:
-            if protocol != mqtt.MQTTv5:
-                client.connect(self.s.mqtt_host, self.s.mqtt_port, keepalive=30)
-                return
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # untyped
-            props.SessionExpiryInterval = self.s.mqtt_session_expiry
-            client.connect(
-                self.s.mqtt_host,
-                self.s.mqtt_port,
-                keepalive=30,
-                clean_start=False,
-                properties=props,
-            )
+            try:
+                if protocol != mqtt.MQTTv5:
+                    client.connect(self.s.mqtt_host, self.s.mqtt_port, keepalive=30)
+                    return
+                props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                props.SessionExpiryInterval = self.s.mqtt_session_expiry
+                client.connect(
+                    self.s.mqtt_host,
+                    self.s.mqtt_port,
+                    keepalive=30,
+                    clean_start=False,
+                    properties=props,
+                )
+            except (OSError, ValueError) as exc:  # ssl.CertificateError is a ValueError
+                why = connect_failure(exc, self._auth.tls is not None)
+                raise ConnectionError(
+                    f"MQTT broker {self.s.mqtt_host}:{self.s.mqtt_port}: {why}"
+                ) from None
 
         assert self._loop is not None
         paho = _PahoOnLoop(

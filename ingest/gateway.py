@@ -53,6 +53,7 @@ import inspect
 import logging
 import re
 import socket
+import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -1082,6 +1083,7 @@ class PahoPublisher:
         inflight: int = 1000,
         username: str | None = None,
         password: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         import paho.mqtt.client as mqtt
 
@@ -1089,6 +1091,7 @@ class PahoPublisher:
         self.host, self.port, self.timeout = host, port, timeout
         self.client_id, self.inflight = client_id, inflight
         self.username, self.password = username, password
+        self.tls = tls  # TLS to the broker (ingest.publisher.tls_context), docs/mqtt.md §4
         self.protocol: int | None = None  # the MQTT version in use once connected
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -1101,6 +1104,8 @@ class PahoPublisher:
         client = self._mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=protocol
         )
+        if self.tls is not None:
+            client.tls_set_context(self.tls)
         if self.username:
             client.username_pw_set(self.username, self.password)
         client.max_inflight_messages_set(self.inflight)
@@ -1108,7 +1113,7 @@ class PahoPublisher:
         return client
 
     async def connect(self) -> None:
-        from ingest.publisher import PublisherError, broker_protocol
+        from ingest.publisher import PublisherError, broker_protocol, connect_failure
 
         self._loop = loop = asyncio.get_running_loop()
         try:
@@ -1117,6 +1122,7 @@ class PahoPublisher:
                 self.host,
                 self.port,
                 timeout=min(self.timeout, 10.0),
+                tls=self.tls,
             )  # without the gateway's account: see ingest.publisher.broker_protocol
         except PublisherError as exc:
             raise ConnectionError(f"MQTT broker {self.host}:{self.port}: {exc.reason}") from None
@@ -1135,8 +1141,9 @@ class PahoPublisher:
         client.on_connect = on_connect
         try:
             client.connect(self.host, self.port, keepalive=30)
-        except OSError as exc:
-            raise ConnectionError(f"MQTT broker {self.host}:{self.port}: {exc}") from None
+        except (OSError, ValueError) as exc:  # ssl.CertificateError is a ValueError
+            why = connect_failure(exc, self.tls is not None)
+            raise ConnectionError(f"MQTT broker {self.host}:{self.port}: {why}") from None
         client.loop_start()
         try:
             reason = await asyncio.wait_for(answer, self.timeout)

@@ -31,14 +31,21 @@ Guarantees, and why they hold (docs/mqtt.md §3 "Publishers"):
   connects again with 3.1.1 — nothing it relies on is v5-only. :func:`broker_protocol` asks a
   broker the same question for clients that must not send a v5 CONNECT with properties to a
   3.1.1 broker (amqtt 0.12 waits for the rest of a packet it mis-parses, and never answers).
+* **TLS and an account** (:class:`MqttAuth`, docs/mqtt.md §4): with a TLS context the broker's
+  certificate and host name are verified against the configured CA (:func:`tls_context`); a
+  certificate the CA did not sign or a host name the certificate does not name is a
+  :class:`PublisherError` naming the broker, raised at once, never a silent retry.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
@@ -51,12 +58,14 @@ from ingest.schemas import Sample, topic_for
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "MqttAuth",
     "PublishRejected",
     "PublishTimeout",
     "Publisher",
     "PublisherError",
     "broker_protocol",
     "protocol_name",
+    "tls_context",
 ]
 
 #: CONNACK reason "Unsupported protocol version" (MQTT v5 0x84); paho also reports a 3.1.1
@@ -71,6 +80,80 @@ def protocol_name(protocol: int) -> str:
 
 def _unsupported_protocol(reason: Any) -> bool:
     return getattr(reason, "value", None) == UNSUPPORTED_PROTOCOL
+
+
+def tls_context(
+    ca_file: str | Path, cert_file: str | Path | None = None, key_file: str | Path | None = None
+) -> ssl.SSLContext:
+    """A client TLS context: TLS 1.2 at least, the broker's certificate verified against
+    ``ca_file`` (only that CA, not the system's) and its host name checked; with ``cert_file``
+    (and ``key_file`` unless the key is in the certificate file) a client certificate.
+
+    Raises ``ValueError`` naming the file that cannot be read or is not what it should be.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_verify_locations(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"MQTT TLS CA file {ca_file}: {_why(exc)}") from None
+    if key_file is not None and cert_file is None:
+        raise ValueError("an MQTT TLS key file without a certificate file")
+    if cert_file is not None:
+        try:
+            ctx.load_cert_chain(str(cert_file), None if key_file is None else str(key_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(
+                f"MQTT TLS client certificate {cert_file} / key {key_file}: {_why(exc)}"
+            ) from None
+    return ctx
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return exc.verify_message or str(exc)
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def connect_failure(exc: BaseException, tls: bool) -> str:
+    """Why a connection attempt failed, for a :class:`PublisherError` (names no secret)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"TLS: the broker's certificate is not trusted ({_why(exc)}); check "
+            "ENVWATCH_MQTT_TLS_CA_FILE and that the certificate names this host"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({_why(exc)}); is this port a TLS listener?"
+    if tls and isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return f"TLS handshake failed ({_why(exc)}); is this port a TLS listener?"
+    return f"cannot connect: {exc}"
+
+
+@dataclass(frozen=True)
+class MqttAuth:
+    """How an envwatch MQTT client authenticates: an account (``username``/``password``) and,
+    when ``tls`` is set, TLS with that context (:func:`tls_context`). The password is never in
+    the ``repr``."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: ssl.SSLContext | None = None
+
+    def apply(self, client: mqtt.Client, *, account: bool = True) -> None:
+        """Set TLS (always) and the account (unless ``account`` is False) on a paho client."""
+        if self.tls is not None:
+            client.tls_set_context(self.tls)
+        if account and self.username:
+            client.username_pw_set(self.username, self.password)
+
+
+NO_AUTH: Final = MqttAuth()
+#: Publisher._refused when the broker closed the connection before any CONNACK
+CLOSED_BEFORE_CONNACK: Final = object()
 
 
 class PublisherError(IngestError, ConnectionError):
@@ -105,6 +188,7 @@ def broker_protocol(
     port: int,
     *,
     timeout: float = 5.0,
+    tls: ssl.SSLContext | None = None,
 ) -> MQTTProtocolVersion:
     """``mqtt.MQTTv5`` if the broker accepts an MQTT v5 connection, ``mqtt.MQTTv311`` if it
     answers that it does not speak v5.
@@ -115,7 +199,8 @@ def broker_protocol(
     that account *is* the client's session and would wipe it. Any other answer than
     "unsupported protocol version" — success, or a refusal such as "not authorised", which a v5
     broker sends in v5 — means v5. Raises :class:`PublisherError` when the broker cannot be
-    reached or sends no CONNACK within ``timeout`` seconds.
+    reached or sends no CONNACK within ``timeout`` seconds, and at once (with the reason) when the
+    TLS handshake (``tls``) fails: an untrusted certificate or a host name it does not name.
     """
     target = f"{host}:{port}"
     client = mqtt.Client(
@@ -125,17 +210,22 @@ def broker_protocol(
         reconnect_on_failure=False,
     )
     client.connect_timeout = timeout
+    if tls is not None:
+        client.tls_set_context(tls)
     answers: list[Any] = []
     client.on_connect = lambda _c, _u, _f, reason, _p=None: answers.append(reason)
     try:
         client.connect(host, port, keepalive=10, clean_start=True)
-    except OSError as exc:
-        raise PublisherError(target, f"cannot connect: {exc}") from exc
+    except (OSError, ValueError) as exc:  # ssl.CertificateError is a ValueError
+        raise PublisherError(target, connect_failure(exc, tls is not None)) from None
     deadline = time.monotonic() + timeout
     try:
         while not answers and time.monotonic() < deadline:
             if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS and not answers:
-                raise PublisherError(target, "the broker closed the connection without a CONNACK")
+                hint = "" if tls is not None else " (a TLS listener? set ENVWATCH_MQTT_TLS_CA_FILE)"
+                raise PublisherError(
+                    target, f"the broker closed the connection without a CONNACK{hint}"
+                )
         if not answers:
             raise PublisherError(target, f"no CONNACK within {timeout:g} s")
         if _unsupported_protocol(answers[0]):
@@ -165,11 +255,13 @@ class Publisher:
         block_timeout: float = 60.0,
         reconnect_delay: tuple[int, int] = (1, 30),
         protocol: MQTTProtocolVersion | None = None,
+        auth: MqttAuth = NO_AUTH,
     ) -> None:
         if inflight < 1:
             raise PublisherError(f"{host}:{port}", f"inflight must be >= 1, got {inflight}")
         self.target = f"{host}:{port}"
         self.block_timeout = block_timeout
+        self._auth = auth
         self._window = inflight
         self._cond = threading.Condition()
         # held while a message is handed to paho, and by on_disconnect: once on_disconnect has
@@ -198,7 +290,13 @@ class Publisher:
                 self.protocol, self._refused = mqtt.MQTTv311, None
                 continue
             reason = "the broker did not accept the connection"
-            if refused is not None:
+            if refused is CLOSED_BEFORE_CONNACK:
+                reason = "the broker closed the connection without a CONNACK" + (
+                    ""
+                    if auth.tls is not None
+                    else " (a TLS listener? set ENVWATCH_MQTT_TLS_CA_FILE)"
+                )
+            elif refused is not None:
                 reason = f"connection refused: {refused}"
             raise PublisherError(self.target, reason)
 
@@ -208,6 +306,7 @@ class Publisher:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=self.protocol
         )
+        self._auth.apply(client)
         client.max_inflight_messages_set(inflight)
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(*reconnect_delay)
@@ -220,8 +319,9 @@ class Publisher:
         """Connect and wait for the CONNACK until ``deadline``; False (client stopped) if refused."""
         try:
             client.connect(host, port, keepalive=30)
-        except OSError as exc:
-            raise PublisherError(self.target, f"cannot connect: {exc}") from exc
+        except (OSError, ValueError) as exc:  # ssl.CertificateError is a ValueError
+            reason = connect_failure(exc, self._auth.tls is not None)
+            raise PublisherError(self.target, reason) from None
         client.loop_start()
         with self._cond:
             while not self._ready and self._refused is None:
@@ -254,6 +354,10 @@ class Publisher:
         with self._handoff, self._cond:
             self._ready = False
             self._open_on_ack = False
+            if self.connects == 0 and self._refused is None:
+                # closed before the first CONNACK: not an outage (that fails in connect) but a
+                # broker that will not talk to us, e.g. a plain client on a TLS listener
+                self._refused = CLOSED_BEFORE_CONNACK
             self._cond.notify_all()
         log.info("publisher: disconnected from %s (%s)", self.target, reason)
 

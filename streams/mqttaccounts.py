@@ -18,6 +18,10 @@ Accounts (docs/mqtt.md §4):
 
 Every account also reads and writes its own session-marker topic (the template's ``pattern``
 lines, which apply to all accounts).
+
+Listeners (:func:`render_conf`): a plain one, a TLS one (:class:`TlsListener`: TLS 1.2 at least,
+the server certificate, optionally client certificates required, the certificate's common name
+then being the account), or both.
 """
 
 from __future__ import annotations
@@ -229,18 +233,55 @@ def render_passwd(entries: Sequence[tuple[str, str]]) -> str:
 # --------------------------------------------------------------------------- mosquitto.conf
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """A TLS listener of mosquitto (mosquitto.conf(5) "Certificate based SSL/TLS support").
+
+    ``cafile``: the CA mosquitto verifies client certificates against (mosquitto wants one on
+    every TLS listener); ``certfile``/``keyfile``: the broker's certificate and key. With
+    ``require_certificate`` every client must present a certificate signed by ``cafile``, and
+    ``use_identity_as_username`` makes its common name the account: the ACL of that username
+    applies and no password is asked (the certificate is the credential), so a device holding
+    the certificate of ``e-wf-01`` publishes exactly what the account ``e-wf-01`` may."""
+
+    port: int
+    cafile: str
+    certfile: str
+    keyfile: str
+    require_certificate: bool = False
+    host: str | None = None
+
+    def lines(self) -> list[str]:
+        out = [
+            f"listener {self.port} {self.host}" if self.host else f"listener {self.port}",
+            f"cafile {self.cafile}",
+            f"certfile {self.certfile}",
+            f"keyfile {self.keyfile}",
+            "tls_version tlsv1.2",  # the minimum TLS version of this listener (mosquitto 2.x)
+        ]
+        if self.require_certificate:
+            out += ["require_certificate true", "use_identity_as_username true"]
+        return out
+
+
 def render_conf(
     template: str,
     *,
-    port: int,
+    port: int | None,
     persistence_dir: str,
     host: str | None = None,
     password_file: str | None = None,
     acl_file: str | None = None,
+    tls: TlsListener | None = None,
 ) -> str:
     """The shipped mosquitto.conf (queue limits, persistence) with its production-only block
-    replaced by a listener on ``port`` (``host``: bind address, none = every interface) and
-    either anonymous access (no ``password_file``) or the production access lines."""
+    replaced by a plain listener on ``port`` (``host``: bind address, none = every interface;
+    ``port`` None: no plain listener), the TLS listener ``tls`` if given, and either anonymous
+    access (no ``password_file``) or the production access lines."""
+    if port is None and tls is None:
+        raise ValueError("no listener: give a plain port, a TLS listener or both")
+    if tls is not None and password_file is None:
+        raise ValueError("a TLS listener without accounts would let anyone in")
     out: list[str] = []
     skipping = False
     for line in template.splitlines():
@@ -250,10 +291,9 @@ def render_conf(
             skipping = False
         elif not skipping:
             out.append(line)
-    out += [
-        f"listener {port} {host}" if host else f"listener {port}",
-        f"persistence_location {persistence_dir.rstrip('/')}/",
-    ]
+    if port is not None:
+        out.append(f"listener {port} {host}" if host else f"listener {port}")
+    out.append(f"persistence_location {persistence_dir.rstrip('/')}/")
     if password_file is None:
         out.append("allow_anonymous true")
     else:
@@ -265,4 +305,9 @@ def render_conf(
             f"acl_file {acl_file}",
             "use_username_as_clientid true",
         ]
+    if tls is not None:  # listener options last: they apply to the listener line above them
+        # use_username_as_clientid is a listener option: without repeating it here the TLS
+        # listener let any account connect under the bridge's client id (found by
+        # tests/deploy/test_mqtt_tls.py)
+        out += [*tls.lines(), "use_username_as_clientid true"]
     return "\n".join(out) + "\n"

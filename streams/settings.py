@@ -7,9 +7,13 @@ Every setting can be given as an environment variable ``ENVWATCH_<NAME>`` (e.g.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from ingest.publisher import MqttAuth
 
 
 class Settings(BaseSettings):
@@ -99,8 +103,24 @@ class Settings(BaseSettings):
     # --- MQTT
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
-    mqtt_username: str | None = None
+    mqtt_username: str | None = Field(
+        None, description="MQTT account (`envwatch deploy mqtt`); None: anonymous"
+    )
     mqtt_password: SecretStr | None = None
+    mqtt_password_file: Path | None = Field(
+        None, description="file holding the MQTT password (trailing newline stripped)"
+    )
+    mqtt_tls_ca_file: Path | None = Field(
+        None,
+        description="TLS to the broker when set: verify its certificate and host name against "
+        "this CA (PEM)",
+    )
+    mqtt_tls_cert_file: Path | None = Field(
+        None, description="client certificate (PEM) for a broker that asks for one"
+    )
+    mqtt_tls_key_file: Path | None = Field(
+        None, description="private key of the client certificate"
+    )
     mqtt_topic: str = Field("env/#", description="what the bridge subscribes to")
     mqtt_share_group: str | None = Field(
         None,
@@ -212,3 +232,48 @@ class Settings(BaseSettings):
     gateway_write_timeout: float = Field(
         10.0, gt=0, description="s a logger may leave its replies unread (HJ 212-2017 表1: 10 s)"
     )
+
+    # --- MQTT connection security (docs/mqtt.md §4)
+    @field_validator(
+        "mqtt_password_file",
+        "mqtt_tls_ca_file",
+        "mqtt_tls_cert_file",
+        "mqtt_tls_key_file",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``ENVWATCH_MQTT_TLS_CA_FILE=`` (an env file's empty line) means no file, not "."."""
+        return None if value == "" else value
+
+    def mqtt_password_value(self) -> str | None:
+        """``mqtt_password``, else the content of ``mqtt_password_file`` (one trailing newline
+        stripped), else None. A file that cannot be read raises ``ValueError`` naming the file
+        (never its content)."""
+        if self.mqtt_password is not None:
+            return self.mqtt_password.get_secret_value()
+        if self.mqtt_password_file is None:
+            return None
+        try:
+            text = self.mqtt_password_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(
+                f"ENVWATCH_MQTT_PASSWORD_FILE {self.mqtt_password_file}: {exc.strerror}"
+            ) from None
+        return text.removesuffix("\n").removesuffix("\r")
+
+    def mqtt_auth(self) -> MqttAuth:
+        """Account and TLS context of envwatch's MQTT clients (bridge, gateway, simulators)."""
+        from ingest.publisher import MqttAuth, tls_context
+
+        tls = None
+        if self.mqtt_tls_ca_file is not None:
+            tls = tls_context(
+                self.mqtt_tls_ca_file, self.mqtt_tls_cert_file, self.mqtt_tls_key_file
+            )
+        elif self.mqtt_tls_cert_file is not None or self.mqtt_tls_key_file is not None:
+            raise ValueError(
+                "ENVWATCH_MQTT_TLS_CERT_FILE/KEY_FILE need ENVWATCH_MQTT_TLS_CA_FILE (TLS is on "
+                "only with a CA to verify the broker)"
+            )
+        return MqttAuth(self.mqtt_username or None, self.mqtt_password_value(), tls)

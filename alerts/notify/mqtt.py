@@ -24,6 +24,7 @@ another's topics is the broker's ACL (issue 17), not this module's.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import uuid
 from pathlib import Path
@@ -103,7 +104,22 @@ class MqttPublisher:
         if password is None and settings.password is not None:
             password = settings.password.get_secret_value()
         if password is None and settings.password_file is not None:
-            password = Path(settings.password_file).read_text(encoding="utf-8").rstrip("\n")
+            try:
+                text = Path(settings.password_file).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise NotifyError(
+                    f"MQTT password file unreadable ({exc.strerror})", retryable=False
+                ) from None
+            password = text.removesuffix("\n").removesuffix("\r")
+        if not self._tls and any((settings.ca_file, settings.cert_file, settings.key_file)):
+            raise NotifyError(
+                "MQTT CA/certificate files are set but the URL is not mqtts://", retryable=False
+            )
+        self._ca_file, self._cert_file, self._key_file = (
+            settings.ca_file,
+            settings.cert_file,
+            settings.key_file,
+        )
         self._username = username
         self._password = password
         self.timeout = settings.timeout_seconds
@@ -133,19 +149,50 @@ class MqttPublisher:
                 if self._username is not None:
                     client.username_pw_set(self._username, self._password)
                 if self._tls:
-                    client.tls_set()
+                    # CERT_REQUIRED and the host name checked (paho's tls_set defaults); the
+                    # given CA only when set, else the system's
+                    try:
+                        client.tls_set(
+                            ca_certs=None if self._ca_file is None else str(self._ca_file),
+                            certfile=None if self._cert_file is None else str(self._cert_file),
+                            keyfile=None if self._key_file is None else str(self._key_file),
+                        )
+                    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                        raise NotifyError(
+                            f"MQTT TLS files unusable ({type(exc).__name__})", retryable=False
+                        ) from None
                 client.on_connect = self._on_connect
                 client.on_disconnect = self._on_disconnect
                 client.reconnect_delay_set(1, 10)
                 try:
-                    client.connect_async(self._host, self._port, keepalive=30)
+                    self._connect(client)
                     client.loop_start()
+                except NotifyError:
+                    raise
                 except Exception as exc:
                     raise NotifyError(
                         f"MQTT broker unreachable ({type(exc).__name__})", retryable=True
                     ) from None
                 self._client = client
             return self._client
+
+    def _connect(self, client: Any) -> None:
+        """Connect now, so that a TLS failure is an error with its reason (paho's own reconnect
+        loop would retry it silently); a broker that is away is left to paho's reconnects."""
+        try:
+            client.connect(self._host, self._port, keepalive=30)
+        except ssl.SSLCertVerificationError:
+            raise NotifyError(
+                "MQTT TLS: the broker's certificate is not trusted by the CA file or does not "
+                "name the broker's host",
+                retryable=True,
+            ) from None
+        except ssl.SSLError as exc:
+            raise NotifyError(
+                f"MQTT TLS handshake failed ({type(exc).__name__})", retryable=True
+            ) from None
+        except OSError:
+            client.connect_async(self._host, self._port, keepalive=30)
 
     def publish_sync(self, topic: str, body: bytes, *, retain: bool = True) -> None:
         """Publish with QoS 1 and wait for the broker's PUBACK (``timeout`` s)."""

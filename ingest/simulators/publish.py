@@ -28,7 +28,7 @@ import orjson
 from rules.factors import Kind
 
 from ingest import hj212
-from ingest.publisher import Publisher, PublisherError
+from ingest.publisher import NO_AUTH, MqttAuth, Publisher, PublisherError
 from ingest.schemas import Interval, Sample, topic_for
 from ingest.simulators.errors import PublishError
 from ingest.simulators.model import Delivery, SimClock
@@ -86,6 +86,7 @@ class MqttSink:
         window: int = 100,
         connect_timeout: float = 15.0,
         ack_timeout: float = 60.0,
+        auth: MqttAuth = NO_AUTH,
     ) -> None:
         if window < 1:
             raise PublishError(f"{host}:{port}", f"window must be >= 1, got {window}")
@@ -99,6 +100,7 @@ class MqttSink:
                 inflight=window,
                 connect_timeout=connect_timeout,
                 block_timeout=ack_timeout,
+                auth=auth,
             )
         except (PublisherError, OSError) as exc:
             raise PublishError(self.target, f"cannot connect: {exc}") from exc

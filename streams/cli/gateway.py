@@ -247,12 +247,14 @@ class GatewayService:
             bootstrap_servers=topics.bootstrap_of(s.kafka), acks="all", linger_ms=2
         )
         await producer.start()
+        auth = s.mqtt_auth()  # account, password (or its file) and TLS: docs/mqtt.md §4
         publisher = PahoPublisher(
             s.mqtt_host,
             s.mqtt_port,
             client_id=s.gateway_mqtt_client_id,
-            username=s.mqtt_username,
-            password=s.mqtt_password.get_secret_value() if s.mqtt_password else None,
+            username=auth.username,
+            password=auth.password,
+            tls=auth.tls,
         )
         server: asyncio.Server | None = None
         try:
@@ -329,6 +331,11 @@ def gateway(
     if config_dir is not None:
         overrides["config_dir"] = config_dir
     settings = Settings(**overrides)  # type: ignore[arg-type]  # validated by pydantic
+    try:  # a missing CA, certificate, key or password file: one line, exit 2 (docs/mqtt.md §4)
+        settings.mqtt_auth()
+    except ValueError as exc:
+        typer.echo(f"envwatch gateway: {exc}", err=True)
+        raise typer.Exit(2) from None
 
     async def main() -> None:
         service = GatewayService(settings)

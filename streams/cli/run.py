@@ -41,8 +41,13 @@ def bridge(log_level: str = typer.Option("info", help="debug, info, warning, err
     from ingest.bridge import Bridge
     from streams.settings import Settings
 
-    async def main() -> None:
+    try:  # a missing CA, certificate, key or password file: one line, exit 2 (docs/mqtt.md §4)
         b = Bridge(Settings())
+    except ValueError as exc:
+        typer.echo(f"envwatch bridge: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, b.stop)

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ingest.publisher import MqttAuth
 from ingest.simulators import (
     BEIJING,
     SCENARIOS,
@@ -33,6 +34,7 @@ from ingest.simulators import (
 )
 from ingest.simulators.publish import Hj212Sink, JsonLinesSink, MqttSink, Sink, play
 from streams.cli._app import app
+from streams.settings import Settings
 
 simulate_app = typer.Typer(
     help="Deterministic simulators of stations, sections, outlets and monitors, with scenarios.",
@@ -175,6 +177,10 @@ def run(
     if scenario is not None and scenario not in SCENARIOS:
         raise _fail(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
     mqtt_addr = _host_port(mqtt, "--mqtt") if mqtt is not None else None
+    try:  # ENVWATCH_MQTT_USERNAME, _PASSWORD(_FILE), _TLS_CA_FILE, … (docs/mqtt.md §4)
+        auth = Settings().mqtt_auth() if mqtt is not None else None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     hj212_addr = _host_port(hj212, "--hj212") if hj212 is not None else None
     duration = hours if hours is not None else (SCENARIOS[scenario].hours if scenario else 24.0)
     begin = _start(start, duration)
@@ -189,7 +195,13 @@ def run(
         handle: Any = None
         if mqtt_addr is not None:
             host, port = mqtt_addr
-            sink = MqttSink(host, port, client_id=f"envwatch-sim-{seed}", window=window)
+            sink = MqttSink(
+                host,
+                port,
+                client_id=f"envwatch-sim-{seed}",
+                window=window,
+                auth=auth or MqttAuth(),
+            )
         elif out is not None:
             handle = out.open("w", encoding="utf-8")
             sink = JsonLinesSink(handle, envelope=envelope)
