@@ -818,7 +818,7 @@ def test_k8s_secrets_and_configmaps_are_created_by_the_script() -> None:
 
 
 def _tls_client(
-    port: int, username: str | None, password: str | None, ca: Path | None
+    port: int, username: str | None, password: str | None, ca: Path | None, client_id: str = ""
 ) -> tuple[Any, bool | None]:
     """A paho v5 client on 127.0.0.1:port (TLS against ``ca`` when given): (client, refused);
     refused None when no CONNACK came (a failed handshake, or plain MQTT on a TLS port)."""
@@ -829,7 +829,7 @@ def _tls_client(
         result["refused"] = bool(rc.is_failure)
         connack.set()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     client.on_connect = on_connect
     if username is not None:
         client.username_pw_set(username, password)
@@ -849,7 +849,8 @@ def test_compose_mosquitto_config_on_the_real_broker() -> None:
     """The broker conf compose runs — the files the mqtt-accounts service writes, with the
     mosquitto-tls block appended as the service's command does — started on the real
     mosquitto: the TLS listener takes the stack's accounts with the stack's CA (a test CA from
-    trustme) and carries a sample from the publisher to a bridge; a client that does not trust
+    trustme) and carries a sample from the publisher to a bridge, also after another account
+    connected there under the bridge's client id; a client that does not trust
     the CA, plain MQTT on the TLS port and anonymous clients get nothing. Paths and ports are
     moved to a temporary directory and free ports (the container's own are fixed)."""
     binary = embedded.mosquitto_binary()
@@ -894,7 +895,11 @@ def test_compose_mosquitto_config_on_the_real_broker() -> None:
         clients = []
         try:
             bridge, refused = _tls_client(
-                tls, "envwatch-bridge", creds["bridge"]["password"], work / "ca.crt"
+                tls,
+                "envwatch-bridge",
+                creds["bridge"]["password"],
+                work / "ca.crt",
+                client_id="envwatch-bridge",  # as the bridges of the stack connect
             )
             clients.append(bridge)
             assert refused is False, "the bridge's account over TLS"
@@ -912,6 +917,24 @@ def test_compose_mosquitto_config_on_the_real_broker() -> None:
                     break
                 time.sleep(0.02)
             assert got == ["env/air/weifang/aq-wf-01"]
+            # another account under the bridge's client id on the TLS listener is given its own
+            # username as client id (use_username_as_clientid on this listener too): the bridge
+            # keeps its session and still receives what is published next
+            intruder, refused = _tls_client(
+                tls,
+                "envwatch-gateway",
+                creds["gateway"]["password"],
+                work / "ca.crt",
+                client_id="envwatch-bridge",
+            )
+            clients.append(intruder)
+            assert refused is False
+            publisher.publish("env/air/weifang/aq-wf-02", b"{}", qos=1).wait_for_publish(10)
+            for _ in range(200):
+                if len(got) == 2:
+                    break
+                time.sleep(0.02)
+            assert got == ["env/air/weifang/aq-wf-01", "env/air/weifang/aq-wf-02"]
             for username, password, trust in (
                 ("envwatch-bridge", creds["bridge"]["password"], work / "other-ca.crt"),
                 ("envwatch-bridge", creds["bridge"]["password"], None),  # plain on TLS
