@@ -11,6 +11,7 @@ scenario, never from the code under test.
 from __future__ import annotations
 
 import gzip
+import os
 import subprocess
 import sys
 import threading
@@ -28,6 +29,8 @@ from streams.sink import (
     ClientWriter,
     InfluxWriter,
     Outcome,
+    Refusal,
+    Rejected,
     Sink,
     SinkError,
     Spool,
@@ -285,3 +288,41 @@ def test_a_process_that_closed_its_writer_exits_without_noise(
     )
     assert done.returncode == 0
     assert done.stderr == ""
+
+
+def _replay_cli(env: dict[str, str], spool: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ENVWATCH_")}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "envwatch"), "sink", "replay", "--spool", str(spool)],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_replay_reads_the_token_file_and_sends_the_refused_line(
+    endpoint: tuple[Recorder, str], tmp_path: Path
+) -> None:
+    """``envwatch sink replay`` with the token in a file: the kept line reaches the endpoint
+    with the file's token, and the token appears in no output."""
+    rec, url = endpoint
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    Rejected(tmp_path / "spool" / "rejected").put([Refusal(BATCH[0], 400, "field type conflict")])
+    env = {"ENVWATCH_INFLUX_URL": url, "ENVWATCH_INFLUX_TOKEN_FILE": str(token_file)}
+    done = _replay_cli(env, tmp_path / "spool")
+    assert done.returncode == 0, done.stderr
+    ((_path, headers, body),) = rec.requests
+    assert headers["Authorization"] == f"Token {TOKEN}"
+    assert body.decode().splitlines() == BATCH
+    assert TOKEN not in done.stdout + done.stderr
+
+
+def test_replay_with_an_unreadable_token_file_exits_2_naming_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-token"
+    env = {"ENVWATCH_INFLUX_URL": "http://127.0.0.1:1", "ENVWATCH_INFLUX_TOKEN_FILE": str(missing)}
+    done = _replay_cli(env, tmp_path / "spool")
+    assert done.returncode == 2
+    assert f"ENVWATCH_INFLUX_TOKEN_FILE {missing}: cannot read it" in done.stderr
