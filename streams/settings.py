@@ -7,6 +7,7 @@ Every setting can be given as an environment variable ``ENVWATCH_<NAME>`` (e.g.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -133,15 +134,13 @@ class Settings(BaseSettings):
     influx_ca_file: Path | None = Field(
         None, description="CA bundle (PEM) that verifies an https:// ENVWATCH_INFLUX_URL"
     )
-    influx_api: str = Field(
+    influx_api: Literal["v2", "v3"] = Field(
         "v2",
-        pattern="^v[23]$",
         description="write endpoint: v2 (/api/v2/write; InfluxDB 2, and 3 with bucket = "
         "database) or v3 (/api/v3/write_lp?accept_partial=false, InfluxDB 3 native)",
     )
-    influx_writer: str = Field(
+    influx_writer: Literal["client", "httpx"] = Field(
         "client",
-        pattern="^(client|httpx)$",
         description="how the sink writes: client (influxdb-client, the default for v2) or httpx "
         "(a bare POST; always used for v3, which influxdb-client does not speak); docs/sink.md",
     )
