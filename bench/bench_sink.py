@@ -2,22 +2,23 @@
 
 Side by side in one run:
 * serialise N evaluation records to line protocol (envwatch) vs ``influxdb_client.Point`` objects;
-* write the same lines through :class:`streams.sink.InfluxWriter` (influxdb-client, synchronous)
-  vs a bare ``httpx.post`` of the same bytes to the same endpoint.
+* write the same lines to a real VictoriaMetrics through the sink's two writers:
+  :class:`streams.sink.InfluxWriter` (a bare httpx POST) vs :class:`streams.sink.ClientWriter`
+  (influxdb-client's synchronous write API, the default for InfluxDB 2), printed as a ratio.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import httpx
 
 from streams import embedded
 from streams.agents.store import to_line
 from streams.lineprotocol import ns
-from streams.sink import InfluxWriter
+from streams.sink import ClientWriter, InfluxWriter, Writer
 
 
 def _records(n: int) -> list[dict[str, Any]]:
@@ -49,7 +50,8 @@ def main(quick: bool) -> None:
     records = _records(n)
 
     t = time.perf_counter()
-    lines = [to_line(r) for r in records]
+    for r in records:
+        to_line(r)
     ours = _rate(n, time.perf_counter() - t)
 
     from influxdb_client import Point
@@ -75,25 +77,57 @@ def main(quick: bool) -> None:
         print(f"write      skipped: {exc}")
         return
     try:
-        batch = 5000
-        writer = InfluxWriter(vm.url, token=None, org="envwatch", bucket="envwatch")
-        t = time.perf_counter()
-        for i in range(0, n, batch):
-            writer.write(lines[i : i + batch])
-        client_rate = _rate(n, time.perf_counter() - t)
-        writer.close()
-        with httpx.Client() as http:
-            t = time.perf_counter()
-            for i in range(0, n, batch):
-                body = "\n".join(lines[i : i + batch]).encode()
-                http.post(
-                    f"{vm.url}/api/v2/write?org=envwatch&bucket=envwatch&precision=ns", content=body
-                )
-            bare_rate = _rate(n, time.perf_counter() - t)
-        print(
-            f"write      influxdb-client {client_rate:>10,.0f} lines/s | bare httpx POST {bare_rate:>10,.0f} lines/s"
-            f" (batches of {batch}, VictoriaMetrics on loopback)"
-        )
-        print(f"           ratio client/bare = {client_rate / bare_rate:.2f}")
+        _writes(vm.url, records, quick)
     finally:
         cm.__exit__(None, None, None)
+
+
+def _writes(url: str, records: list[dict[str, Any]], quick: bool) -> None:
+    """Lines/s through each writer, interleaved rounds, each round on series of its own.
+
+    VictoriaMetrics pays for creating a series on its first write, so each writer writes to
+    fresh series every round (tag ``run``), and the writers take turns, first and second
+    alternately: neither profits from the other's series, a warmer endpoint or a quieter one.
+    The median of the rounds is printed, and the CPU time each writer costs this process.
+    """
+    batch = 5000
+    rounds = 2 if quick else 6
+    writers: dict[str, Callable[[], Writer]] = {
+        "httpx InfluxWriter": lambda: InfluxWriter(url, token=None),
+        "influxdb-client ClientWriter": lambda: ClientWriter(url, token=None),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in writers}
+    cpu: dict[str, list[float]] = {name: [] for name in writers}
+    for rnd in range(rounds):
+        order = list(writers.items())
+        if rnd % 2:  # whoever writes second meets VictoriaMetrics still merging the first's rows
+            order.reverse()
+        for k, (name, make) in enumerate(order):
+            run = f"r{rnd}w{k}"
+            lines = [to_line({**r, "tags": {**r["tags"], "run": run}}) for r in records]
+            writer = make()
+            try:
+                t, c = time.perf_counter(), time.process_time()
+                for i in range(0, len(lines), batch):
+                    writer.write(lines[i : i + batch])
+                rates[name].append(_rate(len(lines), time.perf_counter() - t))
+                cpu[name].append((time.process_time() - c) / len(lines) * 1e6)
+            finally:
+                writer.close()
+    med = {name: statistics.median(r) for name, r in rates.items()}
+    httpx_rate, client_rate = med["httpx InfluxWriter"], med["influxdb-client ClientWriter"]
+    print(
+        f"write      httpx InfluxWriter {httpx_rate:>10,.0f} lines/s | influxdb-client "
+        f"ClientWriter {client_rate:>10,.0f} lines/s (median of {rounds} alternating rounds, "
+        f"{len(records)} lines in batches of {batch}, fresh series each, VictoriaMetrics on "
+        "loopback)"
+    )
+    print(f"           ratio ClientWriter/InfluxWriter = {client_rate / httpx_rate:.2f}")
+    # CPU time in this process per line: the writer's own cost, less disturbed by a busy machine
+    # than the wall-clock rate (which includes VictoriaMetrics' work)
+    cpu_httpx = statistics.median(cpu["httpx InfluxWriter"])
+    cpu_client = statistics.median(cpu["influxdb-client ClientWriter"])
+    print(
+        f"           CPU in envwatch's process: InfluxWriter {cpu_httpx:.2f} µs/line | "
+        f"ClientWriter {cpu_client:.2f} µs/line (ratio {cpu_client / cpu_httpx:.2f})"
+    )

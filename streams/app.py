@@ -19,7 +19,7 @@ from streams import brokerwatch, dispatch, topics
 from streams.alert_rules import RulesView, rules_file
 from streams.catalog import CatalogView
 from streams.settings import Settings
-from streams.sink import InfluxWriter, Sink, Spool
+from streams.sink import Sink, Spool, make_writer
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +107,7 @@ def create_app(settings: Settings) -> faust.App:
 
 
 def make_sink(settings: Settings) -> Sink:
-    writer = None
-    if settings.influx_url:
-        token = settings.influx_token.get_secret_value() if settings.influx_token else None
-        bucket = settings.influx_database or settings.influx_bucket
-        writer = InfluxWriter(
-            settings.influx_url, token=token, org=settings.influx_org, bucket=bucket
-        )
-    return Sink(writer=writer, spool=Spool(settings.spool_dir))
+    return Sink(writer=make_writer(settings), spool=Spool(settings.spool_dir))
 
 
 def build(settings: Settings, *, sink: Sink | None = None, alerts_settings: Any = None) -> Pipeline:

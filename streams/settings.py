@@ -7,7 +7,7 @@ Every setting can be given as an environment variable ``ENVWATCH_<NAME>`` (e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -145,6 +145,26 @@ class Settings(BaseSettings):
     influx_database: str | None = Field(
         None, description="InfluxDB 3.x database (instead of org/bucket)"
     )
+    influx_token_file: Path | None = Field(
+        None,
+        description="file holding the InfluxDB token (trailing newline stripped); used when "
+        "ENVWATCH_INFLUX_TOKEN is not set",
+    )
+    influx_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) that verifies an https:// ENVWATCH_INFLUX_URL"
+    )
+    influx_api: Literal["v2", "v3"] = Field(
+        "v2",
+        description="write endpoint: v2 (/api/v2/write; InfluxDB 2, and 3 with bucket = "
+        "database) or v3 (/api/v3/write_lp?accept_partial=false, InfluxDB 3 native)",
+    )
+    influx_writer: Literal["client", "httpx"] = Field(
+        "client",
+        description="how the sink writes: client (influxdb-client, the default for v2) or httpx "
+        "(a bare POST; always used for v3, which influxdb-client does not speak); docs/sink.md",
+    )
+    influx_gzip: bool = Field(False, description="gzip request bodies (worth it over slow links)")
+    influx_timeout_ms: int = Field(10_000, ge=1, description="ms a write may take")
     sink_batch_size: int = Field(5000, ge=1, description="lines per write")
     sink_flush_interval: float = Field(1.0, gt=0, description="s before a partial batch is written")
     spool_dir: Path = Field(

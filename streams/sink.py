@@ -27,13 +27,11 @@ cutting a trailing partial line, so no file ever holds half a line. A batch is t
 written to the endpoint, or whole in the spool (``fsync`` per append by default), never "half":
 the Kafka offsets of a batch are committed only after :meth:`Sink.write` returned.
 
-Why not influxdb-client: its write path (OpenAPI-generated service + urllib3) adds per-request
-overhead and hides the status code behind its own exception types; a bare ``httpx`` POST of the
-same bytes is simpler, lets the sink classify errors by status, and speaks InfluxDB 3's native
-``/api/v3/write_lp`` (with ``accept_partial=false``, so v3 too writes a batch whole or not at
-all). The "~4x slower" figure once printed by ``bench/bench_sink.py`` came mostly from order:
-the first writer pays VictoriaMetrics' creation of new series; on the same fresh-vs-fresh terms
-the client is ~1.3x slower than the bare POST (see docs/sink.md and ``bench/bench_worker.py``).
+Writers (:func:`make_writer`): InfluxDB 2 (and 3 through its v2-compatible endpoint) is written
+with influxdb-client's synchronous write API (:class:`ClientWriter`), batching and retries off so
+every failure reaches the policy above with its status; InfluxDB 3's native ``/api/v3/write_lp``
+(``accept_partial=false``: a batch whole or not at all), which influxdb-client does not speak,
+keeps the bare httpx POST (:class:`InfluxWriter`). Figures and reasons: docs/sink.md.
 """
 
 from __future__ import annotations
@@ -45,15 +43,18 @@ import gzip
 import itertools
 import logging
 import os
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
+import urllib3
+from pydantic import SecretStr
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +119,28 @@ class InfluxApi(enum.Enum):
     V3 = "v3"  # /api/v3/write_lp?db (InfluxDB 3.x native)
 
 
+def _mask(text: str, token: str | None) -> str:
+    """``text`` on one line, at most 500 characters, with ``token`` replaced by ``***``."""
+    text = " ".join(text.split())
+    if token:  # an endpoint (or a proxy) that echoes the request must not leak the token
+        text = text.replace(token, "***")
+    return text[:500]
+
+
+def _tls_context(ca_file: str | os.PathLike[str] | None) -> ssl.SSLContext | bool:
+    return ssl.create_default_context(cafile=os.fspath(ca_file)) if ca_file else True
+
+
 class InfluxWriter:
     """One synchronous HTTP POST per batch of pre-serialised lines (httpx, keep-alive).
 
     v2: ``org``/``bucket`` and ``Authorization: Token``; v3: ``database`` (or ``bucket``) and
     ``Authorization: Bearer``, ``accept_partial=false``. ``gzip`` compresses the body
-    (``Content-Encoding: gzip``) — worth it over a slow link, not on loopback.
+    (``Content-Encoding: gzip``) — worth it over a slow link, not on loopback. ``ca_file``
+    verifies an ``https://`` endpoint against that CA bundle (default: the system's).
+
+    The sink's writer for InfluxDB 3's native endpoint (``api="v3"``), which influxdb-client
+    does not speak; :class:`ClientWriter` is the default for v2 (docs/sink.md).
     """
 
     def __init__(
@@ -137,6 +154,7 @@ class InfluxWriter:
         api: InfluxApi | str = InfluxApi.V2,
         timeout_ms: int = 10_000,
         gzip: bool = False,
+        ca_file: str | os.PathLike[str] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.api = InfluxApi(api)
@@ -160,7 +178,12 @@ class InfluxWriter:
         self._token = token or None
         if gzip:
             headers["Content-Encoding"] = "gzip"
-        self._client = httpx.Client(headers=headers, timeout=timeout_ms / 1000, transport=transport)
+        self._client = httpx.Client(
+            headers=headers,
+            timeout=timeout_ms / 1000,
+            transport=transport,
+            verify=_tls_context(ca_file),
+        )
 
     def write(self, lines: Sequence[str]) -> None:
         self.write_body(("\n".join(lines) + "\n").encode("utf-8"))
@@ -171,12 +194,11 @@ class InfluxWriter:
             body = gzip.compress(body, compresslevel=1)
         try:
             r = self._client.post(self._url, params=self._params, content=body)
-        except httpx.TransportError as exc:  # refused, reset, timeout …: the endpoint is down
-            raise WriteFailed(f"{type(exc).__name__}: {exc}", status=None, retryable=True) from exc
+        except httpx.TransportError as exc:  # refused, reset, timeout, TLS …: the endpoint is down
+            reason = _mask(f"{type(exc).__name__}: {exc}", self._token)
+            raise WriteFailed(reason, status=None, retryable=True) from exc
         if r.status_code >= 300:
-            reason = " ".join((r.text[:500] or r.reason_phrase).split())
-            if self._token:  # an endpoint that echoes the request must not leak the token
-                reason = reason.replace(self._token, "***")
+            reason = _mask(r.text[:2000] or r.reason_phrase, self._token)
             raise WriteFailed(reason, status=r.status_code, retryable=is_retryable(r.status_code))
 
     def close(self) -> None:
@@ -184,33 +206,166 @@ class InfluxWriter:
 
 
 class ClientWriter:
-    """influxdb-client's synchronous write API (kept for comparison in the benchmarks)."""
+    """influxdb-client's write API, synchronous, one request per batch: the sink's v2 writer.
+
+    The sink calls its writer from a thread (the store agent through ``asyncio.to_thread``, the
+    drainer in its own), so the client's synchronous ``WriteApi`` (``WriteType.synchronous``) is
+    the fitting one: no event loop blocked, no loop per thread as ``InfluxDBClientAsync`` would
+    need. Everything that would hide a failure from envwatch's own retry/spool/reject policy is
+    off: no batching (the client's batching mode retries by itself and reports failures to a
+    callback, after the sink returned), ``retries=False`` (urllib3 retries nothing and raises
+    the transport error itself). Each failure becomes :class:`WriteFailed` exactly as
+    :class:`InfluxWriter` raises it: the HTTP status and the endpoint's answer (InfluxDB 2's
+    ``partial write`` 400 included), ``status=None`` when nothing answered (refused, timeout,
+    TLS); the token never appears in a reason. The pre-serialised line protocol goes as bytes
+    (the client sends them unchanged); ``gzip`` is the client's ``enable_gzip``.
+
+    InfluxDB 2 (``org``, ``bucket``) and InfluxDB 3 through its v2-compatible endpoint
+    (``database`` as the bucket). Not InfluxDB 3's native ``/api/v3/write_lp``, and so not
+    ``accept_partial=false``: that path keeps :class:`InfluxWriter` (docs/sink.md).
+    """
 
     def __init__(
-        self, url: str, *, token: str | None, org: str, bucket: str, timeout_ms: int = 10_000
+        self,
+        url: str,
+        *,
+        token: str | None,
+        org: str = "envwatch",
+        bucket: str = "envwatch",
+        database: str | None = None,
+        timeout_ms: int = 10_000,
+        gzip: bool = False,
+        ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
         from influxdb_client.client.influxdb_client import InfluxDBClient
-        from influxdb_client.client.write_api import SYNCHRONOUS
+        from influxdb_client.client.write_api import WriteOptions, WriteType
         from influxdb_client.domain.write_precision import WritePrecision
 
         self._precision = WritePrecision.NS
-        self._client = InfluxDBClient(url=url, token=token or "", org=org, timeout=timeout_ms)
-        self._api = self._client.write_api(write_options=SYNCHRONOUS)
-        self._bucket = bucket
+        self._token = token or None
+        self._client = InfluxDBClient(
+            url=url.rstrip("/"),
+            token=token or "",
+            org=org,
+            timeout=timeout_ms,
+            enable_gzip=gzip,
+            ssl_ca_cert=os.fspath(ca_file) if ca_file else None,
+            verify_ssl=True,
+            retries=False,
+        )
+        self._api: Any = self._client.write_api(
+            write_options=WriteOptions(write_type=WriteType.synchronous)
+        )
+        self._bucket = database or bucket
         self._org = org
 
     def write(self, lines: Sequence[str]) -> None:
-        self._api.write(
-            bucket=self._bucket,
-            org=self._org,
-            record="\n".join(lines),
-            write_precision=self._precision,  # type: ignore[arg-type]  # WritePrecision.NS is typed str
-        )
+        self.write_body(("\n".join(lines) + "\n").encode("utf-8"))
+
+    def write_body(self, body: bytes) -> None:
+        """Write line-protocol bytes; raise :class:`WriteFailed` unless the server took them."""
+        from influxdb_client.rest import ApiException
+
+        if self._api is None:
+            raise WriteFailed("the writer is closed", status=None, retryable=True)
+        try:
+            self._api.write(
+                bucket=self._bucket,
+                org=self._org,
+                record=body,
+                write_precision=self._precision,
+            )
+        except ApiException as exc:
+            status = exc.status or None  # 0: the client's TLS failure, nothing answered
+            if status is None:
+                text = str(exc.reason or "no response")
+            else:
+                text = str(exc.body or "") or str(exc.reason or "")
+            reason = _mask(text, self._token)
+            raise WriteFailed(reason, status=status, retryable=is_retryable(status)) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:  # refused, reset, timeout …
+            reason = _mask(f"{type(exc).__name__}: {exc}", self._token)
+            raise WriteFailed(reason, status=None, retryable=True) from None
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._api.close()  # type: ignore[no-untyped-call]  # influxdb-client is untyped here
-        self._client.close()  # type: ignore[no-untyped-call]
+        """Close the client and drop every reference to its connection pool now: a pool the
+        write API still referenced would be cleared by its ``__del__`` at interpreter exit,
+        when urllib3 can no longer import, printing "Exception ignored …" on every exit."""
+        api, self._api = self._api, None
+        if api is not None:
+            with contextlib.suppress(Exception):
+                api.close()
+        self._client.close()  # type: ignore[no-untyped-call]  # influxdb-client is untyped here
+
+
+class WriterSettings(Protocol):
+    """The InfluxDB fields of :class:`streams.settings.Settings` that :func:`make_writer` reads."""
+
+    @property
+    def influx_url(self) -> str | None: ...
+    @property
+    def influx_token(self) -> SecretStr | None: ...
+    @property
+    def influx_token_file(self) -> Path | None: ...
+    @property
+    def influx_org(self) -> str: ...
+    @property
+    def influx_bucket(self) -> str: ...
+    @property
+    def influx_database(self) -> str | None: ...
+    @property
+    def influx_ca_file(self) -> Path | None: ...
+    @property
+    def influx_api(self) -> str: ...
+    @property
+    def influx_writer(self) -> str: ...
+    @property
+    def influx_gzip(self) -> bool: ...
+    @property
+    def influx_timeout_ms(self) -> int: ...
+
+
+def read_token(settings: WriterSettings) -> str | None:
+    """``ENVWATCH_INFLUX_TOKEN``, else the content of ``ENVWATCH_INFLUX_TOKEN_FILE`` (one
+    trailing newline stripped), else None. A file that cannot be read is an error naming the
+    file, never its content."""
+    if settings.influx_token is not None:
+        return settings.influx_token.get_secret_value() or None
+    if settings.influx_token_file is None:
+        return None
+    path = settings.influx_token_file
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SinkError(
+            f"ENVWATCH_INFLUX_TOKEN_FILE {path}: cannot read it ({exc.strerror})"
+        ) from None
+    return text.removesuffix("\n").removesuffix("\r") or None
+
+
+def make_writer(settings: WriterSettings) -> Writer | None:
+    """The sink's writer for ``settings`` (None: no ``influx_url``, the spool is the output).
+
+    ``influx_api`` v3 → :class:`InfluxWriter` on ``/api/v3/write_lp`` (all or nothing);
+    v2 → :class:`ClientWriter` (influxdb-client), or :class:`InfluxWriter` with
+    ``influx_writer=httpx``. Both verify https against ``influx_ca_file`` when set.
+    """
+    if not settings.influx_url:
+        return None
+    token = read_token(settings)
+    common: dict[str, Any] = {
+        "token": token,
+        "org": settings.influx_org,
+        "bucket": settings.influx_bucket,
+        "database": settings.influx_database,
+        "timeout_ms": settings.influx_timeout_ms,
+        "gzip": settings.influx_gzip,
+        "ca_file": settings.influx_ca_file,
+    }
+    api = InfluxApi(settings.influx_api)
+    if api is InfluxApi.V3 or settings.influx_writer == "httpx":
+        return InfluxWriter(settings.influx_url, api=api, **common)
+    return ClientWriter(settings.influx_url, **common)
 
 
 # --------------------------------------------------------------------------- spool

@@ -3,7 +3,8 @@
 ``envwatch sink replay [--spool DIR]`` re-sends the lines the endpoint refused (kept in
 ``<spool>/rejected/`` with their reasons, docs/sink.md) once the operator fixed the cause: per
 file it prints how many were written and which are still refused, and why. The endpoint is the
-worker's (``ENVWATCH_INFLUX_URL``, ``ENVWATCH_INFLUX_TOKEN`` …). Idempotent: a written line leaves
+worker's (``ENVWATCH_INFLUX_URL``, ``ENVWATCH_INFLUX_TOKEN`` or ``…_TOKEN_FILE``, ``…_CA_FILE`` …,
+through :func:`streams.sink.make_writer`). Idempotent: a written line leaves
 the file, so a rerun sends only what is still refused; a line kept twice is sent once.
 
 Exit status: 0 everything written (or nothing to do), 1 lines still refused, 2 the endpoint is
@@ -32,21 +33,18 @@ def replay_command(
 ) -> None:
     """Re-send the refused lines in SPOOL/rejected/ and report, per file, written / still refused."""
     from streams.settings import Settings
-    from streams.sink import InfluxWriter, replay
+    from streams.sink import SinkError, make_writer, replay
 
     settings = Settings()
     directory = (spool or settings.spool_dir) / "rejected"
-    if not settings.influx_url:
+    try:
+        writer = make_writer(settings)  # the worker's endpoint, as streams.app.make_sink builds it
+    except SinkError as exc:
+        typer.echo(f"envwatch sink replay: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if writer is None:
         typer.echo("envwatch sink replay: no endpoint: set ENVWATCH_INFLUX_URL", err=True)
         raise typer.Exit(2)
-    # the worker's endpoint, as streams.app.make_sink builds it
-    token = settings.influx_token.get_secret_value() if settings.influx_token else None
-    writer = InfluxWriter(
-        settings.influx_url,
-        token=token,
-        org=settings.influx_org,
-        bucket=settings.influx_database or settings.influx_bucket,
-    )
     try:
         reports = replay(writer, directory)
     finally:
