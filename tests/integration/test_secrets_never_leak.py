@@ -617,3 +617,110 @@ def test_deploy_mqtt_prints_no_password_and_keeps_them_owner_only(tmp_path: Path
     search.tree(out)
     assert {"passwd", "acl", "mosquitto.conf"} <= {p.name for p in search.files}
     assert not search.hits, sorted(search.hits)
+
+
+# ------------------------------------------------------------------ HJ 212 gateway passwords
+
+
+def test_gateway_logs_and_forwards_no_hj212_password(
+    mqtt_broker: embedded.MqttBroker,
+    kafka_broker: embedded.KafkaBroker,
+    topic_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The demo does not run the HJ 212 gateway, so its passwords are checked here: the
+    gateway as ``envwatch gateway`` runs it (streams.cli.gateway.GatewayService) on the shipped
+    catalogue with one outlet's password by reference (tests/integration/test_fault_gateway.py's
+    copy), a logger uploading with the right password and one with a wrong one (a mistyped
+    password may be another outlet's real one). Neither password is in a log line (DEBUG
+    included), a published sample or a dead letter."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from ingest import hj212
+    from streams.cli.gateway import GatewayService
+    from tests.integration.bridge_helpers import read_topic
+    from tests.integration.test_fault_gateway import MN_L, answers, catalogue, gas
+
+    found = {"hj212 password": _hj212_pw(), "wrong hj212 password": _hj212_pw()}
+    monkeypatch.setenv("ENVWATCH_FAULT_HJ212_PW", found["hj212 password"])
+    caplog.set_level(logging.DEBUG)
+    settings = Settings(
+        kafka=kafka_broker.url,
+        topic_prefix=topic_prefix,
+        partitions=1,
+        mqtt_host=mqtt_broker.host,
+        mqtt_port=mqtt_broker.port,
+        gateway_host="127.0.0.1",
+        gateway_port=0,
+        gateway_mqtt_client_id=f"{topic_prefix}gateway",
+        config_dir=catalogue(tmp_path),
+    )
+    payloads: list[bytes] = []
+    subscribed = threading.Event()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub.on_connect = lambda c, *_: c.subscribe("env/#", qos=1)
+    sub.on_subscribe = lambda *_: subscribed.set()
+    sub.on_message = lambda _c, _u, m: payloads.append(m.topic.encode() + b" " + m.payload)
+    sub.connect(mqtt_broker.host, mqtt_broker.port)
+    sub.loop_start()
+    replies: list[hj212.Packet] = []
+    dead: list[dict[str, object]] = []
+
+    async def scenario() -> None:
+        service = GatewayService(settings)
+        ready = asyncio.Event()
+        task = asyncio.create_task(service.run(ready=ready))
+        await asyncio.wait_for(ready.wait(), 30)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", service.address[1])
+            for hour, pw in ((1, found["hj212 password"]), (2, found["wrong hj212 password"])):
+                writer.write(gas(hour, pw=pw))
+                await writer.drain()
+                replies.extend(await answers(reader, 1))
+            writer.close()
+            got = await read_topic(
+                kafka_broker.bootstrap,
+                f"{topic_prefix}dead-letter",
+                until=lambda c: len(c.records) >= 1,
+                within=30,
+            )
+            dead.extend(got.records)
+            for _ in range(100):  # the right packet's sample on MQTT
+                if any(MN_L.encode() in p or b"e-wf-01-g1" in p for p in payloads):
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            service.stop()
+            await asyncio.wait_for(task, 30)
+
+    try:
+        assert subscribed.wait(15)
+        asyncio.run(scenario())
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+
+    # the password was checked: the right one accepted (9014), the wrong one refused (表7
+    # QnRtn=3) and dead-lettered as such; the right packet's sample published
+    assert [r.cn for r in replies] == ["9014", "9011"]
+    assert replies[1].cp["QnRtn"] == "3"
+    assert [str(d["reason"]).split(":")[0] for d in dead] == ["wrong_password"]
+    assert any(b"e-wf-01-g1" in p for p in payloads)
+
+    search = Search(found)
+    for rec in caplog.records:
+        search.text(rec.getMessage().encode(), f"log {rec.name}")
+    for p in payloads:
+        search.text(p, "mqtt")
+    for d in dead:
+        search.text(json.dumps(d).encode(), "dead letter")
+        search.text(base64.b64decode(str(d["payload_b64"])), "dead letter payload")
+    assert not search.hits, sorted(search.hits)
+
+
+def _hj212_pw() -> str:
+    """A random HJ 212 PW (1–64 printable ASCII, none of the segment's separators ; , & =)."""
+    return f"pw{secrets.token_hex(10)}"
