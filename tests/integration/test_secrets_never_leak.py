@@ -22,13 +22,14 @@ deploy mqtt``, whose credentials.json must hold passwords, is checked on its own
 To cover a new secret: add its (environment variable, value) pair to :func:`demo_secrets` (or an
 error-path test); the search takes every form of it.
 
-Not exercised by the demo (see the report of issue 17): the HJ 212 passwords of the catalogue
-(the demo plays the simulator over MQTT, not through the HJ 212 gateway, and deploy/config sets
-no outlet password), the MQTT password against a broker that checks it (the demo's embedded
-broker is anonymous: the bridge sends the password, the broker does not verify it), the SMTP
-password (every catalogue receiver is overridden by the demo's webhooks, so no mail is sent), the
-Kafka SCRAM password and the TLS key files (not yet settings of this branch), and what the
-Kafka topics hold (Tansu keeps them in memory; the pending deliveries live there).
+Not exercised by the demo, so checked by their own tests below: the HJ 212 passwords of the
+catalogue (the demo plays the simulator over MQTT, not through the HJ 212 gateway, and
+deploy/config sets no outlet password) and the MQTT password against a broker that checks it
+(the demo's embedded broker is anonymous: the bridge sends the password unverified). Set but not
+exercised: the SMTP password (every catalogue receiver is overridden by the demo's webhooks, so
+no mail is sent). Not covered yet: the Kafka SASL password and the TLS key files (not settings of
+this branch yet), and what the Kafka topics hold (Tansu keeps them in memory; the pending
+deliveries live there).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import traceback
 import urllib.request
 import zlib
@@ -724,3 +726,53 @@ def test_gateway_logs_and_forwards_no_hj212_password(
 def _hj212_pw() -> str:
     """A random HJ 212 PW (1–64 printable ASCII, none of the segment's separators ; , & =)."""
     return f"pw{secrets.token_hex(10)}"
+
+
+# ------------------------------------------------------------------ the bridge's MQTT password
+
+
+def test_bridge_logs_no_mqtt_password_refused_or_accepted(
+    kafka_broker: embedded.KafkaBroker, topic_prefix: str, tmp_path: Path
+) -> None:
+    """The demo's broker is anonymous, so the MQTT password is checked here: ``envwatch
+    bridge`` (a child process, as operators run it) against mosquitto with the production
+    access control (password file, ACL; streams.embedded.mosquitto(accounts=…)). With a wrong
+    password it is refused and says so; with the right one it connects. Neither password is in
+    the bridge's log nor in mosquitto's files."""
+    from tests.integration.bridge_helpers import BridgeProcess, bridge_env
+
+    found = {"mqtt password": _random("mqtt-password"), "wrong mqtt password": _random("wrong")}
+    user = f"{topic_prefix}bridge"
+    account = embedded.MqttAccount(user, found["mqtt password"], "bridge")
+    with embedded.mosquitto(accounts=[account]) as broker:
+        env = bridge_env(broker, kafka_broker, topic_prefix, ENVWATCH_MQTT_USERNAME=user)
+        env["ENVWATCH_MQTT_CLIENT_ID"] = user  # use_username_as_clientid: the broker's rule
+
+        refused = BridgeProcess(
+            {**env, "ENVWATCH_MQTT_PASSWORD": found["wrong mqtt password"]},
+            tmp_path,
+            name="bridge-wrong",
+        )
+        refused.proc.start(timeout=60)  # up once its metrics port answers
+        try:
+            deadline = time.monotonic() + 60
+            while "connect refused" not in refused.proc.log_path.read_text(errors="replace"):
+                assert time.monotonic() < deadline, refused.proc.log_tail()
+                time.sleep(0.2)
+            assert refused.metric("envwatch_bridge_mqtt_connected") != 1
+        finally:
+            refused.stop()
+
+        accepted = BridgeProcess(
+            {**env, "ENVWATCH_MQTT_PASSWORD": found["mqtt password"]}, tmp_path, name="bridge-ok"
+        )
+        accepted.start()  # returns once the bridge reports itself connected to the broker
+        accepted.stop()
+
+        search = Search(found)
+        search.tree(tmp_path)  # both bridges' logs
+        broker_files = {p for p in broker.process.workdir.rglob("*") if p.is_file()}
+        search.tree(broker.process.workdir)  # mosquitto's conf, passwd (hashes), acl, log
+    assert {refused.proc.log_path, accepted.proc.log_path} <= search.files
+    assert broker_files <= search.files
+    assert not search.hits, sorted(search.hits)
