@@ -223,7 +223,7 @@ async def _run(
         end=begin + timedelta(hours=hours),
     )
     plain = PlainLog(state.names, console.print) if mode == "plain" else None
-    secret = "envwatch-demo-secret"
+    secret = _webhook_key()
     names = [r.name for r in receivers_from_catalog(catalog)]
     # and the escalation receivers the catalogue routes (chief-<locality> …: alert-rules chains)
     names += [n for n in catalog.routes() if n not in names]
@@ -307,6 +307,19 @@ async def _run(
                 lp_lines=0,
             )
         return state, run
+
+
+def _webhook_key() -> str:
+    """The key the demo's webhooks are signed with: ``ENVWATCH_DEMO_WEBHOOK_SECRET`` (or the
+    file named by ``ENVWATCH_DEMO_WEBHOOK_SECRET_FILE``), else a random one for this run — never
+    a constant in the code, never printed."""
+    import os
+    import secrets
+
+    path = os.environ.get("ENVWATCH_DEMO_WEBHOOK_SECRET_FILE")
+    if path:
+        return Path(path).read_text(encoding="utf-8").removesuffix("\n")
+    return os.environ.get("ENVWATCH_DEMO_WEBHOOK_SECRET") or secrets.token_urlsafe(32)
 
 
 class _Refresher:
