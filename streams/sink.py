@@ -205,6 +205,23 @@ class InfluxWriter:
         self._client.close()
 
 
+class _MaskToken(logging.Filter):
+    """Masks a token in the records of the logger it is attached to. influxdb-client logs, on
+    the root logger at DEBUG, the body of an error answer it cannot parse as JSON
+    (``influxdb_client.client.exceptions``) — an endpoint that echoes the request echoes the
+    token (tests/integration/test_secrets_never_leak.py)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if self._token in text:
+            record.msg, record.args = text.replace(self._token, "***"), None
+        return True
+
+
 class ClientWriter:
     """influxdb-client's write API, synchronous, one request per batch: the sink's v2 writer.
 
@@ -258,6 +275,9 @@ class ClientWriter:
         )
         self._bucket = database or bucket
         self._org = org
+        self._mask_root = _MaskToken(token) if token else None
+        if self._mask_root is not None:
+            logging.getLogger().addFilter(self._mask_root)
 
     def write(self, lines: Sequence[str]) -> None:
         self.write_body(("\n".join(lines) + "\n").encode("utf-8"))
@@ -296,6 +316,8 @@ class ClientWriter:
             with contextlib.suppress(Exception):
                 api.close()
         self._client.close()  # type: ignore[no-untyped-call]  # influxdb-client is untyped here
+        if self._mask_root is not None:
+            logging.getLogger().removeFilter(self._mask_root)
 
 
 class WriterSettings(Protocol):
