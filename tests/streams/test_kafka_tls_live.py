@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 import tempfile
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ import pytest
 import trustme
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
+from pydantic import SecretStr
 
 from streams import embedded, kafkasecurity
 from streams.settings import Settings
@@ -149,3 +151,42 @@ def test_a_record_round_trips_over_tls_and_a_wrong_ca_or_plain_client_is_refused
     assert value == b"reading over TLS"
     assert wrong_ca_refused, "a client trusting another CA connected"
     assert plain_refused, "a plain client got through the TLS listener"
+
+
+def test_a_failing_sasl_connection_logs_no_password(
+    kafka_broker: embedded.KafkaBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A SCRAM client against the test suite's Tansu, which does not authenticate and answers
+    the SASL handshake with UnsupportedSaslMechanism: the client fails to connect, with every
+    client log at DEBUG, and the password is in no log record and not in the error. The
+    next-best real thing to a broker that rejects the password."""
+    password = "never-log-me-4e7a-scram"  # invented
+    s = Settings(
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_username="envwatch-bridge",
+        kafka_password=SecretStr(password),
+    )
+
+    async def attempt() -> str:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=kafka_broker.bootstrap,
+            request_timeout_ms=5000,
+            **kafkasecurity.client_kwargs(s),
+        )
+        try:
+            await asyncio.wait_for(producer.start(), 30)
+            await producer.send_and_wait("sasl-log-check", b"x")
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc!r} {exc}"
+        finally:
+            await producer.stop()
+        return ""
+
+    with caplog.at_level(logging.DEBUG):
+        error = asyncio.run(attempt())
+    assert "KafkaConnectionError" in error
+    assert any("SaslMechanism" in r.getMessage() for r in caplog.records)
+    assert password not in error
+    for record in caplog.records:
+        assert password not in record.getMessage()
+        assert password not in repr(record.args)
