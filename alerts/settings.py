@@ -22,10 +22,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from alerts.outbox import RetryPolicy
 from alerts.routing import GroupTiming
+from alerts.secretfiles import SecretFilesMixin
 
 
 class RetrySettings(BaseModel):
@@ -118,8 +119,13 @@ class MqttAlertSettings(BaseModel):
     timeout_seconds: float = Field(10.0, gt=0, description="wait for the broker's PUBACK")
 
 
-class AlertsSettings(BaseSettings):
-    """Everything the notification process needs."""
+class AlertsSettings(SecretFilesMixin):
+    """Everything the notification process needs.
+
+    A top-level ``SecretStr`` field ``x`` may be given as a file: ``ENVWATCH_ALERTS_X_FILE``
+    (e.g. ``ENVWATCH_ALERTS_SMTP_URL_FILE``; alerts.secretfiles). The MQTT channel's password
+    has its own field, ``ENVWATCH_ALERTS_MQTT__PASSWORD_FILE``.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="ENVWATCH_ALERTS_",

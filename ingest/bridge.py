@@ -100,7 +100,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 from rules.factors import BY_KIND
-from streams import topics
+from streams import kafkasecurity, topics
 from streams.records import ENVELOPE_MAX_BYTES, DeadLetter, envelope_bytes
 from streams.settings import Settings
 
@@ -717,6 +717,7 @@ class Bridge:
             linger_ms=2,
             max_batch_size=256 * 1024,
             request_timeout_ms=int(self.s.bridge_kafka_timeout * 1000),
+            **kafkasecurity.client_kwargs(self.s),
         )
 
     async def run(self, *, ready: asyncio.Event | None = None) -> None:
@@ -970,6 +971,7 @@ class Bridge:
                         admin = AIOKafkaAdminClient(
                             bootstrap_servers=topics.bootstrap_of(self.s.kafka),
                             request_timeout_ms=5000,
+                            **kafkasecurity.client_kwargs(self.s),
                         )
                         await admin.start()
                     names = set(await asyncio.wait_for(admin.list_topics(), 10))

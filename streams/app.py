@@ -15,7 +15,7 @@ from typing import Any
 
 import faust
 
-from streams import brokerwatch, dispatch, topics
+from streams import brokerwatch, dispatch, kafkasecurity, topics
 from streams.alert_rules import RulesView, rules_file
 from streams.catalog import CatalogView
 from streams.settings import Settings
@@ -72,6 +72,8 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=settings.kafka,
+        # TLS and SASL of every client Faust builds (docs/streams.md "Security")
+        broker_credentials=kafkasecurity.broker_credentials(settings),
         store=settings.store,
         datadir=str(settings.data_dir),
         web_enabled=False,
@@ -154,7 +156,7 @@ def build(settings: Settings, *, sink: Sink | None = None, alerts_settings: Any 
 
     # broker faults: aiokafka's repeats logged once, an empty broker restart recovered from
     pipeline.broker_watch = brokerwatch.install(
-        app, settings.kafka, settings.partitions, settings.topic_prefix
+        app, settings.kafka, settings.partitions, settings.topic_prefix, settings
     )
 
     return pipeline

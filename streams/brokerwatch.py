@@ -55,7 +55,8 @@ from typing import Any, Final
 
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from streams import topics
+from streams import kafkasecurity, topics
+from streams.settings import KafkaSecuritySettings
 from streams.topics import REPEATS, explicit_topics_only, quiet_client_logs
 
 log = logging.getLogger(__name__)
@@ -169,9 +170,17 @@ class WatchedConsumerThread(AIOKafkaConsumerThread):
 class BrokerWatch:
     """Looks at the broker every :data:`INTERVAL` s; see the module docstring."""
 
-    def __init__(self, app: Any, kafka: str, partitions: int, prefix: str) -> None:
+    def __init__(
+        self,
+        app: Any,
+        kafka: str,
+        partitions: int,
+        prefix: str,
+        security: KafkaSecuritySettings | None = None,
+    ) -> None:
         self.app = app
         self.kafka = kafka
+        self.security = security  # None: from the environment (streams.kafkasecurity)
         self.partitions = partitions
         self.prefix = prefix
         self.wanted = {topics.name(t, prefix) for t in (*topics.EXTERNAL, *topics.STATE)}
@@ -186,7 +195,9 @@ class BrokerWatch:
 
         if self._admin is None:
             admin = AIOKafkaAdminClient(
-                bootstrap_servers=topics.bootstrap_of(self.kafka), request_timeout_ms=5000
+                bootstrap_servers=topics.bootstrap_of(self.kafka),
+                request_timeout_ms=5000,
+                **kafkasecurity.client_kwargs(self.security),
             )
             await admin.start()
             self._admin = admin
@@ -238,7 +249,9 @@ class BrokerWatch:
         if missing or truncated:
             if thread is not None:
                 await thread.hold_commits()
-            await topics.ensure_topics(self.kafka, self.partitions, self.prefix)
+            await topics.ensure_topics(
+                self.kafka, self.partitions, self.prefix, security=self.security
+            )
             self.restarts += 1
             now = time.monotonic()
             quiet = self._last_restart is not None and now - self._last_restart < EPISODE
@@ -301,11 +314,17 @@ class BrokerWatch:
         await self._drop_admin()
 
 
-def install(app: Any, kafka: str, partitions: int, prefix: str) -> BrokerWatch:
+def install(
+    app: Any,
+    kafka: str,
+    partitions: int,
+    prefix: str,
+    security: KafkaSecuritySettings | None = None,
+) -> BrokerWatch:
     """Quiet aiokafka's repeats and run a :class:`BrokerWatch` as a timer of ``app``."""
     quiet_client_logs()
     explicit_topics_only()
-    watch = BrokerWatch(app, kafka, partitions, prefix)
+    watch = BrokerWatch(app, kafka, partitions, prefix, security)
 
     @app.timer(INTERVAL)  # type: ignore[untyped-decorator]  # faust is untyped
     async def _broker_watch() -> None:

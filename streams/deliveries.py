@@ -55,11 +55,12 @@ from alerts.notify.dispatcher import Dispatcher
 from alerts.notify.routes import RouteChannels
 from alerts.outbox import MemoryOutbox, OutboxError, OutboxItem, RowState, ledger_key
 from alerts.settings import AlertsSettings
-from streams import topics
+from streams import kafkasecurity, topics
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
     from streams.health import HealthReporter
+    from streams.settings import KafkaSecuritySettings
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,12 @@ def _control(value: bytes) -> dict[str, Any] | None:
 
 
 async def read_partition(
-    bootstrap: str, topic: str, partition: int, *, limit: float = 60.0
+    bootstrap: str,
+    topic: str,
+    partition: int,
+    *,
+    limit: float = 60.0,
+    security: KafkaSecuritySettings | None = None,
 ) -> list[tuple[bytes, bytes]]:
     """Every (key, value) of one partition, from its beginning to its end.
 
@@ -99,7 +105,10 @@ async def read_partition(
     worker_support.py ``read_all``)."""
     tp = TopicPartition(topic, partition)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=100,
+        **kafkasecurity.client_kwargs(security),
     )
     await consumer.start()
     out: list[tuple[bytes, bytes]] = []
@@ -251,7 +260,9 @@ class Deliveries:
         failing = False
         while True:
             try:
-                records = await read_partition(self.bootstrap, self.ledger_topic, partition)
+                records = await read_partition(
+                    self.bootstrap, self.ledger_topic, partition, security=self.p.settings
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Kafka away: try again, the partition waits meanwhile
@@ -447,7 +458,7 @@ async def partitions_of(bootstrap: str, topic: str) -> list[int]:
     """The partition numbers of ``topic`` (from the broker's metadata)."""
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafkasecurity.client_kwargs())
     await producer.start()
     try:
         return sorted(await producer.partitions_for(topic))
@@ -460,7 +471,7 @@ async def request_replay(bootstrap: str, topic: str, receiver: str | None) -> li
     as its notifications), or on every partition for all receivers. Returns the partitions."""
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafkasecurity.client_kwargs())
     await producer.start()
     try:
         value = replay_record(receiver)

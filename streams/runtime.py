@@ -40,7 +40,7 @@ class Runtime:
 
     async def __aenter__(self) -> Runtime:
         s = self.settings
-        await topics.ensure_topics(s.kafka, s.partitions, s.topic_prefix)
+        await topics.ensure_topics(s.kafka, s.partitions, s.topic_prefix, security=s)
         self.pipeline = build(s, sink=self._sink, alerts_settings=self._alerts_settings)
         if self._with_bridge:
             self.bridge = Bridge(s)

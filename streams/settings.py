@@ -1,7 +1,8 @@
 """Settings of the stream workers, the bridge and the sink (one frozen model, env-driven).
 
 Every setting can be given as an environment variable ``ENVWATCH_<NAME>`` (e.g.
-``ENVWATCH_KAFKA=kafka://10.0.0.5:9092``). Secrets are ``SecretStr`` and masked when printed.
+``ENVWATCH_KAFKA=kafka://10.0.0.5:9092``). Secrets are ``SecretStr`` and masked when printed;
+each can instead be read from a file named by ``ENVWATCH_<NAME>_FILE`` (alerts.secretfiles).
 """
 
 from __future__ import annotations
@@ -9,14 +10,83 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from alerts.secretfiles import SecretFilesMixin
+
+KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 
 if TYPE_CHECKING:
     from ingest.publisher import MqttAuth
 
 
-class Settings(BaseSettings):
+class KafkaSecuritySettings(SecretFilesMixin):
+    """How every envwatch Kafka client authenticates and encrypts (docs/streams.md "Security").
+
+    Read by streams.kafkasecurity, the one place that turns it into aiokafka and Faust settings.
+    Every process (workers, bridge, gateway, alerts API, deliveries) reads the same
+    ``ENVWATCH_KAFKA_*`` variables, so this section is its own model as well as part of
+    :class:`Settings`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="ENVWATCH_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
+
+    kafka_security_protocol: KafkaProtocol = Field(
+        "PLAINTEXT",
+        description="PLAINTEXT (default; a trusted network only), SSL, SASL_PLAINTEXT or "
+        "SASL_SSL (TLS and a SCRAM user: the production stack)",
+    )
+    kafka_sasl_mechanism: KafkaMechanism = Field(
+        "SCRAM-SHA-512", description="SASL mechanism for SASL_PLAINTEXT and SASL_SSL"
+    )
+    kafka_username: str | None = Field(None, description="SASL user (the Kafka principal)")
+    kafka_password: SecretStr | None = Field(
+        None, description="SASL password (or ENVWATCH_KAFKA_PASSWORD_FILE)"
+    )
+    kafka_ca_file: Path | None = Field(
+        None, description="PEM CA bundle that signed the brokers' certificates (None: system CAs)"
+    )
+    kafka_cert_file: Path | None = Field(
+        None, description="PEM client certificate (mutual TLS; may also hold the key)"
+    )
+    kafka_key_file: Path | None = Field(None, description="PEM private key of kafka_cert_file")
+
+    @model_validator(mode="after")
+    def _consistent_kafka_security(self) -> KafkaSecuritySettings:
+        protocol = self.kafka_security_protocol
+        tls = protocol in ("SSL", "SASL_SSL")
+        sasl = protocol.startswith("SASL_")
+        given = [
+            name
+            for name in ("kafka_ca_file", "kafka_cert_file", "kafka_key_file")
+            if getattr(self, name) is not None
+        ]
+        if given and not tls:
+            names = ", ".join(f"ENVWATCH_{n.upper()}" for n in given)
+            raise ValueError(
+                f"{names} set but ENVWATCH_KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS "
+                "(use SSL or SASL_SSL)"
+            )
+        if self.kafka_key_file is not None and self.kafka_cert_file is None:
+            raise ValueError("ENVWATCH_KAFKA_KEY_FILE set without ENVWATCH_KAFKA_CERT_FILE")
+        if sasl and (not self.kafka_username or self.kafka_password is None):
+            raise ValueError(
+                f"ENVWATCH_KAFKA_SECURITY_PROTOCOL={protocol} needs ENVWATCH_KAFKA_USERNAME and "
+                "ENVWATCH_KAFKA_PASSWORD (or ENVWATCH_KAFKA_PASSWORD_FILE)"
+            )
+        if not sasl and (self.kafka_username or self.kafka_password is not None):
+            raise ValueError(
+                f"ENVWATCH_KAFKA_USERNAME/PASSWORD set but ENVWATCH_KAFKA_SECURITY_PROTOCOL="
+                f"{protocol} does not authenticate with SASL (use SASL_SSL)"
+            )
+        return self
+
+
+class Settings(KafkaSecuritySettings):
     model_config = SettingsConfigDict(env_prefix="ENVWATCH_", frozen=True, extra="ignore")
 
     # --- Kafka / Faust

@@ -181,9 +181,14 @@ def kafka_log(bootstrap: str) -> LogOpener:
     async def open_log(topic: str, partition: int) -> AsyncIterator[PartitionLog]:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        from streams import kafkasecurity
+
         tp = TopicPartition(topic, partition)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **kafkasecurity.client_kwargs(),
         )
         await consumer.start()
         try:

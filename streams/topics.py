@@ -17,6 +17,9 @@ from typing import Final
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams import kafkasecurity
+from streams.settings import KafkaSecuritySettings
+
 READINGS = "readings"
 AGGREGATES = "aggregates"
 EVALUATIONS = "evaluations"
@@ -64,9 +67,18 @@ def bootstrap_of(url: str) -> str:
     return url.removeprefix("kafka://")
 
 
-async def ensure_topics(kafka_url: str, partitions: int, prefix: str = "") -> None:
-    """Create envwatch's external topics when missing (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(kafka_url))
+async def ensure_topics(
+    kafka_url: str,
+    partitions: int,
+    prefix: str = "",
+    *,
+    security: KafkaSecuritySettings | None = None,
+) -> None:
+    """Create envwatch's external topics when missing (idempotent). ``security``: the Kafka
+    security settings (None: from the environment, streams.kafkasecurity)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_of(kafka_url), **kafkasecurity.client_kwargs(security)
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())

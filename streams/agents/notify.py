@@ -33,12 +33,13 @@ from alerts.model import Transition, TransitionKind
 from alerts.notification import Texts
 from alerts.routing import RouteTree, tree_from_receivers
 from alerts.templates import render
-from streams import topics
+from streams import kafkasecurity, topics
 from streams.catalog import receivers_from_catalog
 from streams.state import CheckpointedState
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
+    from streams.settings import KafkaSecuritySettings
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +276,11 @@ class NotifyGrouping:
                     return
                 outputs: list[Output] = []
                 async for offset, key, value, ts in _read_from(
-                    self.state.bootstrap, self.state.input_topic, partition, part.next_offset
+                    self.state.bootstrap,
+                    self.state.input_topic,
+                    partition,
+                    part.next_offset,
+                    security=self.p.settings,
                 ):
                     self.state._apply(part, key, value, offset, ts, outputs)
                 await send_outputs(self.p, outputs)
@@ -360,7 +365,13 @@ class NotifyGrouping:
 
 
 async def _read_from(
-    bootstrap: str, topic: str, partition: int, start: int, *, limit: float = 60.0
+    bootstrap: str,
+    topic: str,
+    partition: int,
+    start: int,
+    *,
+    limit: float = 60.0,
+    security: KafkaSecuritySettings | None = None,
 ) -> Any:
     """``(offset, key, value, timestamp ms)`` of one partition from ``start`` to its end (the
     fetch's high watermark, then two empty polls: Tansu's ListOffsets may lag the true end)."""
@@ -368,7 +379,10 @@ async def _read_from(
 
     tp = TopicPartition(topic, partition)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=100,
+        **kafkasecurity.client_kwargs(security),
     )
     await consumer.start()
     try:

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from alerts.commands import Command
 from alerts.model import Transition
 from alerts.notification import Notification
-from streams import topics
+from streams import kafkasecurity, topics
 from streams.api.view import View
 from streams.commands import decode_result, encode_command
 
@@ -98,6 +98,7 @@ class KafkaFeed:
             enable_auto_commit=False,
             group_id=None,
             fetch_max_wait_ms=200,
+            **kafkasecurity.client_kwargs(),
         )
         await consumer.start()
         self._consumer = consumer
@@ -135,7 +136,9 @@ class KafkaSender:
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", **kafkasecurity.client_kwargs()
+        )
         await self._producer.start()
 
     async def stop(self) -> None:

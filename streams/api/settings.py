@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from alerts.secretfiles import SecretFilesMixin
 
 
-class ApiSettings(BaseSettings):
+class ApiSettings(SecretFilesMixin):
+    """A ``SecretStr`` field ``x`` may be given as a file: ``ENVWATCH_API_X_FILE``."""
+
     model_config = SettingsConfigDict(env_prefix="ENVWATCH_API_", frozen=True, extra="ignore")
 
     host: str = Field("127.0.0.1", description="address to listen on")

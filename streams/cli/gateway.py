@@ -230,7 +230,7 @@ class GatewayService:
 
         from ingest.bridge import serve_metrics
         from ingest.gateway import Gateway, PahoPublisher, connection_cap, raise_nofile_limit
-        from streams import topics
+        from streams import kafkasecurity, topics
 
         s = self.s
         self.nofile, _hard = raise_nofile_limit()
@@ -242,9 +242,12 @@ class GatewayService:
                 self.nofile,
                 s.gateway_fd_headroom,
             )
-        await topics.ensure_topics(s.kafka, s.partitions, s.topic_prefix)
+        await topics.ensure_topics(s.kafka, s.partitions, s.topic_prefix, security=s)
         producer = AIOKafkaProducer(
-            bootstrap_servers=topics.bootstrap_of(s.kafka), acks="all", linger_ms=2
+            bootstrap_servers=topics.bootstrap_of(s.kafka),
+            acks="all",
+            linger_ms=2,
+            **kafkasecurity.client_kwargs(s),
         )
         await producer.start()
         auth = s.mqtt_auth()  # account, password (or its file) and TLS: docs/mqtt.md §4

@@ -28,7 +28,11 @@ def worker(log_level: str = typer.Option("info", help="debug, info, warning, err
     from streams.settings import Settings
 
     settings = Settings()
-    asyncio.run(topics.ensure_topics(settings.kafka, settings.partitions, settings.topic_prefix))
+    asyncio.run(
+        topics.ensure_topics(
+            settings.kafka, settings.partitions, settings.topic_prefix, security=settings
+        )
+    )
     pipeline = build(settings)
     gctune.tune(settings.gc_threshold)  # start-up objects frozen (streams/gctune.py)
     faust.Worker(pipeline.app, loglevel=log_level.upper()).execute_from_commandline()
