@@ -15,6 +15,7 @@ kustomizations are resolved in Python, patches left out). Nothing here needs a s
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -946,3 +947,29 @@ def test_k8s_files_the_settings_name_are_mounted() -> None:
         for key, value in k8s_env(w).items():
             if value.startswith(("/run/secrets/", "/var/lib/envwatch-tokens/")):
                 assert any(value.startswith(f"{m}/") for m in mounts), (wname, key, value)
+
+
+@pytest.mark.parametrize("name", sorted(envwatch_services()))
+def test_each_process_environment_is_accepted_by_its_settings(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment compose gives an envwatch process, with its secret files present, passes
+    every settings class's validation — e.g. a Kafka user with a protocol that has no SASL, a
+    CA file without TLS, or a password given both inline and as a file stops a process at start,
+    and would only show when the stack is started."""
+    for key in [k for k in os.environ if k.startswith("ENVWATCH_")]:
+        monkeypatch.delenv(key)
+    for key, value in env_of(SERVICES[name]).items():
+        value = interpolated_default(value)
+        if value.startswith(("/run/secrets/", "/var/lib/envwatch-tokens/")):
+            stand_in = tmp_path / value.strip("/").replace("/", "_")
+            stand_in.write_text("stand-in secret\n", encoding="utf-8")
+            value = str(stand_in)
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    ApiSettings()
+    AlertsSettings()
+    if "ENVWATCH_KAFKA_USERNAME" in env_of(SERVICES[name]):
+        assert settings.kafka_security_protocol == "SASL_SSL"
+        assert settings.kafka_password is not None
+        assert settings.kafka_password.get_secret_value() == "stand-in secret"
