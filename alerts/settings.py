@@ -141,6 +141,12 @@ class AlertsSettings(SecretFilesMixin):
         "NORMAL", pattern="^(NORMAL|FULL)$", description="SQLite synchronous mode"
     )
     external_url: str = Field("", description="base URL for generatorURL links in webhooks")
+    webhook_ca_file: Path | None = Field(
+        None,
+        description="PEM CA bundle that https webhook receivers' certificates are verified "
+        "against (an internal CA); unset: the system's CAs. Certificates and host names are "
+        "always verified.",
+    )
     language: str = Field("zh", pattern="^(zh|en)$", description="default text language")
     concurrency: int = Field(16, ge=1, description="sends in flight, all receivers")
     per_receiver: int = Field(4, ge=1, description="sends in flight per receiver")

@@ -303,6 +303,7 @@ def channels_from_settings(settings: AlertsSettings) -> dict[str, Notifier]:
             hook.secret.get_secret_value(),
             external_url=settings.external_url,
             timeout=hook.timeout_seconds,
+            ca_file=settings.webhook_ca_file,
         )
     for name, target in settings.apprise.items():
         if name in channels:

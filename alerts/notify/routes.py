@@ -203,6 +203,7 @@ class RouteChannels:
                     _value(route.target, base, env),
                     resolve(route.secret, base, env),
                     external_url=s.external_url,
+                    ca_file=s.webhook_ca_file,
                 )
             if ch == "dingtalk":
                 secret = None if route.secret is None else resolve(route.secret, base, env)

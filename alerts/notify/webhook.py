@@ -32,7 +32,9 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -257,6 +259,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _verify(ca_file: str | os.PathLike[str] | None) -> ssl.SSLContext | bool:
+    """How an https receiver is verified: against ``ca_file`` when given (an internal CA), else
+    the system's CAs; certificate and host name always. An unreadable file is a
+    :class:`NotifyError` naming the file (not retryable: the configuration is wrong)."""
+    if ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=os.fspath(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise NotifyError(
+            f"ENVWATCH_ALERTS_WEBHOOK_CA_FILE {os.fspath(ca_file)}: {type(exc).__name__}",
+            retryable=False,
+        ) from None
+
+
 class WebhookNotifier:
     """Send notifications to one webhook URL with one receiver's secret.
 
@@ -275,6 +292,7 @@ class WebhookNotifier:
         client: httpx.AsyncClient | None = None,
         headers: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = _now,
+        ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
         if not secret:
             raise NotifyError("webhook secret is empty", retryable=False)
@@ -288,7 +306,7 @@ class WebhookNotifier:
         self.external_url = external_url
         self._timeout = timeout
         self._own_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._client = client or httpx.AsyncClient(timeout=timeout, verify=_verify(ca_file))
         self._headers = dict(headers or {})
         self._clock = clock
 
