@@ -32,10 +32,17 @@ def replay_command(
     ] = None,
 ) -> None:
     """Re-send the refused lines in SPOOL/rejected/ and report, per file, written / still refused."""
+    from pydantic import ValidationError
+
     from streams.settings import Settings
     from streams.sink import SinkError, make_writer, replay
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # e.g. an unreadable …_FILE: named, never its content
+        for e in exc.errors():
+            typer.echo(f"envwatch sink replay: {e['msg']}", err=True)
+        raise typer.Exit(2) from None
     directory = (spool or settings.spool_dir) / "rejected"
     try:
         writer = make_writer(settings)  # the worker's endpoint, as streams.app.make_sink builds it

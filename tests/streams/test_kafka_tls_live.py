@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import trustme
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
 from pydantic import SecretStr
 
@@ -122,6 +123,17 @@ def test_a_record_round_trips_over_tls_and_a_wrong_ca_or_plain_client_is_refused
     async def scenario() -> tuple[bytes, bool, bool]:
         proxy = await tls_proxy(proxy_port, broker_port, server_context)
         try:
+            # the topic made over TLS too, by an admin client with the helper's settings (not
+            # left to auto-creation, which a loaded broker may not finish within the producer's
+            # metadata wait)
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=bootstrap, **kafkasecurity.client_kwargs(tls)
+            )
+            await asyncio.wait_for(admin.start(), 30)
+            try:
+                await admin.create_topics([NewTopic("tls-check", 1, 1)])
+            finally:
+                await admin.close()
             producer = AIOKafkaProducer(
                 bootstrap_servers=bootstrap, acks="all", **kafkasecurity.client_kwargs(tls)
             )

@@ -325,4 +325,5 @@ def test_replay_with_an_unreadable_token_file_exits_2_naming_the_file(tmp_path: 
     env = {"ENVWATCH_INFLUX_URL": "http://127.0.0.1:1", "ENVWATCH_INFLUX_TOKEN_FILE": str(missing)}
     done = _replay_cli(env, tmp_path / "spool")
     assert done.returncode == 2
-    assert f"ENVWATCH_INFLUX_TOKEN_FILE {missing}: cannot read it" in done.stderr
+    # the settings read the file first (alerts.secretfiles, every …_FILE): variable and path named
+    assert f"ENVWATCH_INFLUX_TOKEN_FILE={missing}: cannot read the file" in done.stderr
