@@ -176,9 +176,8 @@ class Settings(KafkaSecuritySettings):
     mqtt_username: str | None = Field(
         None, description="MQTT account (`envwatch deploy mqtt`); None: anonymous"
     )
-    mqtt_password: SecretStr | None = None
-    mqtt_password_file: Path | None = Field(
-        None, description="file holding the MQTT password (trailing newline stripped)"
+    mqtt_password: SecretStr | None = Field(
+        None, description="MQTT password (or ENVWATCH_MQTT_PASSWORD_FILE)"
     )
     mqtt_tls_ca_file: Path | None = Field(
         None,
@@ -214,11 +213,6 @@ class Settings(KafkaSecuritySettings):
     influx_bucket: str = "envwatch"
     influx_database: str | None = Field(
         None, description="InfluxDB 3.x database (instead of org/bucket)"
-    )
-    influx_token_file: Path | None = Field(
-        None,
-        description="file holding the InfluxDB token (trailing newline stripped); used when "
-        "ENVWATCH_INFLUX_TOKEN is not set",
     )
     influx_ca_file: Path | None = Field(
         None, description="CA bundle (PEM) that verifies an https:// ENVWATCH_INFLUX_URL"
@@ -325,7 +319,6 @@ class Settings(KafkaSecuritySettings):
 
     # --- MQTT connection security (docs/mqtt.md §4)
     @field_validator(
-        "mqtt_password_file",
         "mqtt_tls_ca_file",
         "mqtt_tls_cert_file",
         "mqtt_tls_key_file",
@@ -335,22 +328,6 @@ class Settings(KafkaSecuritySettings):
     def _empty_is_unset(cls, value: object) -> object:
         """``ENVWATCH_MQTT_TLS_CA_FILE=`` (an env file's empty line) means no file, not "."."""
         return None if value == "" else value
-
-    def mqtt_password_value(self) -> str | None:
-        """``mqtt_password``, else the content of ``mqtt_password_file`` (one trailing newline
-        stripped), else None. A file that cannot be read raises ``ValueError`` naming the file
-        (never its content)."""
-        if self.mqtt_password is not None:
-            return self.mqtt_password.get_secret_value()
-        if self.mqtt_password_file is None:
-            return None
-        try:
-            text = self.mqtt_password_file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(
-                f"ENVWATCH_MQTT_PASSWORD_FILE {self.mqtt_password_file}: {exc.strerror}"
-            ) from None
-        return text.removesuffix("\n").removesuffix("\r")
 
     def mqtt_auth(self) -> MqttAuth:
         """Account and TLS context of envwatch's MQTT clients (bridge, gateway, simulators)."""
@@ -366,4 +343,5 @@ class Settings(KafkaSecuritySettings):
                 "ENVWATCH_MQTT_TLS_CERT_FILE/KEY_FILE need ENVWATCH_MQTT_TLS_CA_FILE (TLS is on "
                 "only with a CA to verify the broker)"
             )
-        return MqttAuth(self.mqtt_username or None, self.mqtt_password_value(), tls)
+        password = None if self.mqtt_password is None else self.mqtt_password.get_secret_value()
+        return MqttAuth(self.mqtt_username or None, password, tls)

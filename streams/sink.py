@@ -328,8 +328,6 @@ class WriterSettings(Protocol):
     @property
     def influx_token(self) -> SecretStr | None: ...
     @property
-    def influx_token_file(self) -> Path | None: ...
-    @property
     def influx_org(self) -> str: ...
     @property
     def influx_bucket(self) -> str: ...
@@ -347,24 +345,6 @@ class WriterSettings(Protocol):
     def influx_timeout_ms(self) -> int: ...
 
 
-def read_token(settings: WriterSettings) -> str | None:
-    """``ENVWATCH_INFLUX_TOKEN``, else the content of ``ENVWATCH_INFLUX_TOKEN_FILE`` (one
-    trailing newline stripped), else None. A file that cannot be read is an error naming the
-    file, never its content."""
-    if settings.influx_token is not None:
-        return settings.influx_token.get_secret_value() or None
-    if settings.influx_token_file is None:
-        return None
-    path = settings.influx_token_file
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SinkError(
-            f"ENVWATCH_INFLUX_TOKEN_FILE {path}: cannot read it ({exc.strerror})"
-        ) from None
-    return text.removesuffix("\n").removesuffix("\r") or None
-
-
 def make_writer(settings: WriterSettings) -> Writer | None:
     """The sink's writer for ``settings`` (None: no ``influx_url``, the spool is the output).
 
@@ -374,7 +354,8 @@ def make_writer(settings: WriterSettings) -> Writer | None:
     """
     if not settings.influx_url:
         return None
-    token = read_token(settings)
+    token = None if settings.influx_token is None else settings.influx_token.get_secret_value()
+    token = token or None
     common: dict[str, Any] = {
         "token": token,
         "org": settings.influx_org,

@@ -201,15 +201,13 @@ def test_command_tls_options(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- settings
 
 
-def test_client_settings(tmp_path: Path) -> None:
+def test_client_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pki = make_pki(tmp_path)
     secret = tmp_path / "mqtt-password"
     secret.write_text("s3cret-from-file\n")
-    s = Settings(
-        mqtt_username="envwatch-bridge",
-        mqtt_password_file=secret,
-        mqtt_tls_ca_file=pki.ca_file,
-    )
+    monkeypatch.setenv("ENVWATCH_MQTT_PASSWORD_FILE", str(secret))
+    s = Settings(mqtt_username="envwatch-bridge", mqtt_tls_ca_file=pki.ca_file)
+    monkeypatch.delenv("ENVWATCH_MQTT_PASSWORD_FILE")
     auth = s.mqtt_auth()
     assert (auth.username, auth.password) == ("envwatch-bridge", "s3cret-from-file")
     assert auth.tls is not None
@@ -224,8 +222,10 @@ def test_client_settings(tmp_path: Path) -> None:
         Settings(mqtt_tls_cert_file=pki.dir / "server.crt").mqtt_auth()
     with pytest.raises(ValueError, match=str(tmp_path / "missing.pem")):
         Settings(mqtt_tls_ca_file=tmp_path / "missing.pem").mqtt_auth()
-    with pytest.raises(ValueError, match="PASSWORD_FILE"):
-        Settings(mqtt_password_file=tmp_path / "nope").mqtt_auth()
+    monkeypatch.setenv("ENVWATCH_MQTT_PASSWORD_FILE", str(tmp_path / "nope"))
+    with pytest.raises(ValueError, match=r"ENVWATCH_MQTT_PASSWORD_FILE=.*nope: cannot read"):
+        Settings()
+    monkeypatch.delenv("ENVWATCH_MQTT_PASSWORD_FILE")
     cert, _ = pki.client("x")
     _, wrong_key = pki.client("y")
     with pytest.raises(ValueError, match="client certificate"):

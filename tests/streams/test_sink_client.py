@@ -32,7 +32,6 @@ from streams.sink import (
     Refusal,
     Rejected,
     Sink,
-    SinkError,
     Spool,
     WriteFailed,
     make_writer,
@@ -254,21 +253,27 @@ def test_make_writer_defaults_to_the_client_for_v2_and_httpx_for_v3() -> None:
 
 
 def test_token_file_is_read_with_its_trailing_newline_stripped(
-    endpoint: tuple[Recorder, str], tmp_path: Path
+    endpoint: tuple[Recorder, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rec, url = endpoint
     path = tmp_path / "influx-token"
     path.write_text("t0k-from-file\n")
-    writer = make_writer(Settings(influx_url=url, influx_token_file=path))
+    monkeypatch.setenv("ENVWATCH_INFLUX_TOKEN_FILE", str(path))
+    writer = make_writer(Settings(influx_url=url))
     assert writer is not None
     writer.write(BATCH)
     assert rec.requests[0][1]["Authorization"] == "Token t0k-from-file"
 
 
-def test_an_unreadable_token_file_names_the_file(tmp_path: Path) -> None:
+def test_an_unreadable_token_file_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     missing = tmp_path / "nope"
-    with pytest.raises(SinkError, match=r"ENVWATCH_INFLUX_TOKEN_FILE .*nope: cannot read it"):
-        make_writer(_settings(influx_token_file=missing))
+    monkeypatch.setenv("ENVWATCH_INFLUX_TOKEN_FILE", str(missing))
+    with pytest.raises(
+        ValueError, match=r"ENVWATCH_INFLUX_TOKEN_FILE=.*nope: cannot read the file"
+    ):
+        Settings()
 
 
 def test_a_process_that_closed_its_writer_exits_without_noise(
